@@ -1,0 +1,41 @@
+"""Shared fixtures: tiny tokenizers and randomly initialised tiny models, built offline in seconds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sar_lib.models import build_tiny_model
+from sar_lib.tokenizer import train_tokenizer
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+CORPUS = [
+    "Tom has 3 apples and buys 5 more. How many apples does Tom have now?",
+    "Tom has 3 + 5 = 8 apples. The answer is 8.",
+    "Mia reads 12 pages a day for 4 days. 12 * 4 = 48 pages. The answer is \\boxed{48}.",
+    "Every wumpus is a yumpus. Max is a wumpus. Is the following statement true or false? True.",
+    "You are a reasoning expert assistant. Please explain your reasoning process before providing an answer.",
+] * 4
+
+
+def needs_shared_data(name: str) -> Path:
+    """Path of a benchmark file in ../shared/data, or skip the test (a user's clone has no shared/)."""
+    path = SHARED_DATA / name
+    if not path.exists():
+        pytest.skip(f"{path} is absent: benchmark files live only in the project's shared/ folder")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer():
+    """Byte-level BPE with ChatML template; pad id != eos id."""
+    return train_tokenizer(CORPUS, vocab_size=320)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_tokenizer):
+    """A random fp32 Qwen2 model (~60k parameters) matching ``tiny_tokenizer``."""
+    return build_tiny_model(len(tiny_tokenizer), pad_token_id=tiny_tokenizer.pad_token_id,
+                            eos_token_id=tiny_tokenizer.eos_token_id)
