@@ -17,12 +17,63 @@ def _print_json(obj) -> None:
 
 # ---------------------------------------------------------------- score
 def _cmd_score(args: argparse.Namespace) -> int:
-    raise NotImplementedError("sar score")
+    from sar_lib import sar
+    from sar_lib.models import load_model
+
+    # every input check runs before the model is loaded (load_model checks the model dir first too)
+    if args.jsonl is not None:
+        if args.question is not None or args.answer is not None:
+            raise ValueError("give either --jsonl FILE or --question and --answer, not both")
+        questions, answers = sar.read_pairs(args.jsonl)
+    elif args.question is None or args.answer is None:
+        raise ValueError("give --question and --answer (both), or --jsonl FILE")
+    else:
+        questions, answers = [args.question], [args.answer]
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    sar.check_variant(args.variant)
+    model, tokenizer = load_model(args.model, device=args.device)
+    rows = sar.score_answers(model, tokenizer, questions, answers, batch_size=args.batch_size,
+                             variant=args.variant, add_instruction=not args.no_instruction,
+                             progress=len(questions) > args.batch_size and sys.stderr.isatty())
+    for row in rows:
+        _print_json(row)
+    return 0
 
 
 # ---------------------------------------------------------------- eval
+EVAL_MAX_NEW_TOKENS = 1024  # default answer budget for real models (the paper evaluates with 4096)
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
-    raise NotImplementedError("sar eval")
+    import torch
+
+    from sar_lib.data import load_problems
+    from sar_lib.evaluate import evaluate, format_summary, write_report
+    from sar_lib.models import get_profile, load_model, resolve_model
+
+    for flag, value in (("--limit", args.limit), ("--batch-size", args.batch_size),
+                        ("--max-new-tokens", args.max_new_tokens)):
+        if value is not None and value < 1:
+            raise ValueError(f"{flag} must be >= 1, got {value}")
+    # input checks first: unknown dataset names and missing files, then the model dir (no weights read)
+    problems = load_problems(args.dataset, limit=args.limit, seed=args.seed)
+    resolve_model(args.model)
+    tiny = get_profile("tiny-cpu")
+    max_new_tokens = args.max_new_tokens or (tiny.max_new_tokens if args.model == "tiny" else EVAL_MAX_NEW_TOKENS)
+    batch_size = args.batch_size or (tiny.eval_batch_size if args.model == "tiny" else 16)
+
+    torch.manual_seed(args.seed)  # greedy decoding is deterministic; this pins anything else
+    model, tokenizer = load_model(args.model, device=args.device)
+    report = evaluate(model, tokenizer, problems, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                      progress=True)
+    print(format_summary(report, title=f"{args.model} on {args.dataset} (greedy, <= {max_new_tokens} new tokens)"),
+          flush=True)
+    if args.json:
+        write_report(report, args.json, model=args.model, dataset=args.dataset, limit=args.limit, seed=args.seed,
+                     max_new_tokens=max_new_tokens, batch_size=batch_size)
+        print(f"wrote {args.json}", flush=True)
+    return 0
 
 
 # ---------------------------------------------------------------- pretrain-tiny
@@ -32,7 +83,22 @@ def _cmd_pretrain_tiny(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- train
 def _cmd_train(args: argparse.Namespace) -> int:
-    raise NotImplementedError("sar train")
+    import dataclasses
+
+    from sar_lib.grpo import GRPOConfig, load_config, train
+
+    # flags left out are absent from args (argparse.SUPPRESS): the config's or the saved run's value holds
+    fields = {f.name for f in dataclasses.fields(GRPOConfig)}
+    overrides = {k: v for k, v in vars(args).items() if k in fields}
+    if args.resume:
+        if "out" not in overrides:
+            raise ValueError("--resume needs --out DIR, the run folder to continue")
+        config = dataclasses.replace(load_config(overrides["out"]), **overrides)
+    else:
+        config = GRPOConfig(**overrides)
+    run_dir = train(config, resume=args.resume)
+    _print_json({"run_dir": str(run_dir), **json.loads((run_dir / "eval.json").read_text())})
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,11 +106,40 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     # -- score
-    p = sub.add_parser("score", help="SAR of (question, answer) pairs under a model")
+    p = sub.add_parser("score", help="SAR of (question, answer) pairs under a model",
+                       description="Print one JSON object per (question, answer) pair, in input order, with "
+                                   "ppl_qa, ppl_a, nll_qa, nll_a, sar and n_tokens (answer tokens incl. eos).")
+    p.add_argument("--model", required=True, help='"tiny", a local model dir, or a cached hub name')
+    p.add_argument("--question", help="the question (with --answer)")
+    p.add_argument("--answer", help="the answer text to score (with --question)")
+    p.add_argument("--jsonl", help="a JSONL file, one object per line with 'question' and 'answer'")
+    p.add_argument("--batch-size", type=int, default=8, help="pairs per forward pass (default 8)")
+    p.add_argument("--variant", default="ppl",
+                   help="ppl (official, default) | log | no_denominator | em; see sar_lib.sar.sar_from_nll")
+    p.add_argument("--no-instruction", action="store_true",
+                   help="do not append the paper's instruction to the question")
+    p.add_argument("--device", help="cpu, cuda, ... (default: cuda when available, else cpu)")
     p.set_defaults(func=_cmd_score)
 
     # -- eval
-    p = sub.add_parser("eval", help="greedy evaluation: accuracy and answer length")
+    p = sub.add_parser("eval", help="greedy evaluation: accuracy and answer length",
+                       description="Greedy answers with the paper's prompt; prints accuracy, mean / median "
+                                   "answer length in tokens (eos excluded), mean length of correct answers and "
+                                   "truncation rate, and writes them with the per-item records to --json.")
+    p.add_argument("--model", required=True, help='"tiny" (embedded), a local model dir, or a hub name')
+    p.add_argument("--dataset", required=True,
+                   help="a synthetic set (arith-test, logic-test, ...), a benchmark (gsm8k, math500, ...) "
+                        "or a .json/.jsonl file")
+    p.add_argument("--limit", type=int, help="evaluate this many items (a seeded subset; default: all, "
+                                             "200 for synthetic sets)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the synthetic set / the subset (default 0)")
+    p.add_argument("--json", help="write the summary and the per-item records to this JSON file")
+    p.add_argument("--max-new-tokens", type=int,
+                   help=f"answer budget in tokens (default: the tiny-cpu profile's for tiny, "
+                        f"{EVAL_MAX_NEW_TOKENS} otherwise)")
+    p.add_argument("--batch-size", type=int,
+                   help="prompts per generation batch (default: the tiny-cpu profile's for tiny, 16 otherwise)")
+    p.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available, else cpu")
     p.set_defaults(func=_cmd_eval)
 
     # -- pretrain-tiny
@@ -52,7 +147,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_pretrain_tiny)
 
     # -- train
-    p = sub.add_parser("train", help="GRPO / SA-GRPO training")
+    p = sub.add_parser("train", help="GRPO / SA-GRPO training", argument_default=argparse.SUPPRESS,
+                       description="GRPO with reward R = R_VR + alpha * r (r: SAR or a baseline), LoRA on the "
+                                   "profile's model. Writes DIR/config.json, metrics.jsonl (one line per step), "
+                                   "checkpoint/ and eval.json (final greedy evaluation); prints eval.json. "
+                                   "Unset options take the profile's value (sar_lib.models.PROFILES), then "
+                                   "sar_lib.grpo.GRPOConfig's default; with --resume, the saved run's value.")
+    p.add_argument("--profile", help="tiny-cpu (default) | laptop-8gb | gpu-12gb")
+    p.add_argument("--model", help='"tiny", a local model dir or a hub name (default: the profile\'s)')
+    p.add_argument("--reward", help="sar (default) | o1 | er | em | certainty | length | none (plain GRPO)")
+    p.add_argument("--alpha", type=float, help="weight of the shaping reward (default: per reward, sar 0.2)")
+    p.add_argument("--sar-variant", help="ppl (official, default) | log | no_denominator | em")
+    p.add_argument("--steps", type=int, help="GRPO steps (default 20)")
+    p.add_argument("--seed", type=int, help="seed of sampling, data order and LoRA init (default 0)")
+    p.add_argument("--out", help="run folder (default runs/<reward>-a<alpha>-s<seed>)")
+    p.add_argument("--resume", action="store_true", default=False,
+                   help="continue the run in --out from its checkpoint (training settings must match)")
+    p.add_argument("--group-size", type=int, help="answers per question G (profile)")
+    p.add_argument("--questions-per-step", type=int, help="questions per step Q (profile)")
+    p.add_argument("--updates-per-step", type=int, help="optimiser updates per step (default 2)")
+    p.add_argument("--max-new-tokens", type=int, help="answer budget in tokens (profile)")
+    p.add_argument("--max-prompt-tokens", type=int, help="longest prompt allowed (profile)")
+    p.add_argument("--learning-rate", "--lr", type=float, help="AdamW learning rate (profile)")
+    p.add_argument("--kl-coef", type=float, help="k3 KL to the LoRA-disabled model (default 0.001; 0: off)")
+    p.add_argument("--advantage", help="dr_grpo (R - group mean, default) | std (also / group std)")
+    p.add_argument("--micro-batch-size", type=int, help="answers per forward/backward (profile)")
+    p.add_argument("--load-in-4bit", action=argparse.BooleanOptionalAction, help="4-bit NF4 base weights (profile)")
+    p.add_argument("--lora-r", type=int, help="LoRA rank (profile)")
+    p.add_argument("--train-dataset", help="synthetic set, benchmark or .jsonl file (default arith-train)")
+    p.add_argument("--train-size", type=int, help="training problems to load (default: the loader's)")
+    p.add_argument("--eval-dataset", help="held-out set for greedy evaluation (default arith-test)")
+    p.add_argument("--eval-size", type=int, help="evaluation problems (default 100)")
+    p.add_argument("--eval-every", type=int, help="also evaluate every N steps (default 0: only at the end)")
+    p.add_argument("--save-every", type=int, help="checkpoint every N steps (default 0: only at the end)")
+    p.add_argument("--no-log-sar", dest="log_sar", action="store_false",
+                   help="do not compute SAR for logging when the reward does not need it (saves a forward pass)")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     p.set_defaults(func=_cmd_train)
 
     return parser

@@ -1,0 +1,194 @@
+"""Log-probabilities of answer tokens given a context, batched, in fp32, chunk by chunk.
+
+Everything SAR needs from a model is ``log pi(a_t | ctx, a_<t)`` for each answer token ``a_t``
+(SAR.md §1). This module computes those numbers the way generation saw them:
+
+* contexts are **left**-padded and answers **right**-padded into one ``[B, P+T]`` batch, and the
+  position ids come from the attention mask, so every answer continues at the position right after
+  its own context (as at generation time), whatever the padding;
+* the answer mask is built from the answer *lengths*, never from token ids, so the real end-of-turn
+  token is kept even when the tokenizer's pad id equals its eos id (SAR.md §6);
+* the decoder runs once; the output embedding is applied only to the hidden states that predict
+  answer tokens, a chunk of rows at a time, with the log-softmax in fp32. The full
+  ``[B, L, V]`` fp32 tensor never exists, and with gradients enabled each chunk is recomputed in the
+  backward pass instead of being stored.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+from torch import Tensor
+from torch.utils.checkpoint import checkpoint
+
+
+@dataclass
+class PackedBatch:
+    """Contexts and answers packed into one batch.
+
+    ``input_ids``/``attention_mask``/``position_ids`` are ``[B, P+T]``: columns ``[0, P)`` hold the
+    left-padded contexts, columns ``[P, P+T)`` the right-padded answers. ``answer_mask`` is
+    ``[B, T]``, True on real answer tokens (the real eos included, even when pad id == eos id).
+    """
+
+    input_ids: Tensor       # [B, P+T] long
+    attention_mask: Tensor  # [B, P+T] long
+    position_ids: Tensor    # [B, P+T] long, cumsum(attention_mask) - 1 on real tokens
+    answer_mask: Tensor     # [B, T] bool
+    context_length: int     # P: answer tokens start at column P
+
+    @property
+    def answer_ids(self) -> Tensor:
+        """``[B, T]`` the answer token ids (pad id where ``answer_mask`` is False)."""
+        return self.input_ids[:, self.context_length:]
+
+
+@dataclass
+class TokenScores:
+    """Per-answer-token scores, ``[B, T]`` fp32, 0 where ``answer_mask`` is False."""
+
+    logprobs: Tensor                # log pi(a_t | ctx, a_<t)
+    certainty: Tensor | None = None  # KL(Uniform || pi(. | ctx, a_<t)) when asked for
+
+
+def pack_sequences(contexts: Sequence[Sequence[int]], answers: Sequence[Sequence[int]],
+                   pad_token_id: int) -> PackedBatch:
+    """Pack ``B`` (context, answer) id lists: contexts left-padded to ``P``, answers right-padded to ``T``.
+
+    position_ids[b, j] = (sum_{i<=j} attention_mask[b, i]) - 1 on real tokens (1 on padding), so the
+    first answer token of row b sits at position len(contexts[b]), exactly as at generation time.
+    answer_mask[b, t] = t < len(answers[b]).
+    """
+    if len(contexts) != len(answers):
+        raise ValueError(f"got {len(contexts)} contexts but {len(answers)} answers; pass one context per answer")
+    if not answers:
+        raise ValueError("nothing to pack: contexts and answers are empty")
+    for i, (ctx, ans) in enumerate(zip(contexts, answers)):
+        if len(ctx) == 0:
+            raise ValueError(f"context {i} is empty: the first answer token needs at least one context "
+                             "token to be predicted from (use the chat prompt, e.g. sar.empty_prompt_text)")
+        if len(ans) == 0:
+            raise ValueError(f"answer {i} has no tokens: an answer must hold at least its eos token "
+                             "(use sar.answer_ids, which appends it)")
+    batch = len(answers)
+    P = max(len(c) for c in contexts)
+    T = max(len(a) for a in answers)
+    input_ids = torch.full((batch, P + T), int(pad_token_id), dtype=torch.long)
+    attention_mask = torch.zeros((batch, P + T), dtype=torch.long)
+    answer_mask = torch.zeros((batch, T), dtype=torch.bool)
+    for b, (ctx, ans) in enumerate(zip(contexts, answers)):
+        input_ids[b, P - len(ctx):P] = torch.as_tensor(list(ctx), dtype=torch.long)
+        input_ids[b, P:P + len(ans)] = torch.as_tensor(list(ans), dtype=torch.long)
+        attention_mask[b, P - len(ctx):P + len(ans)] = 1
+        answer_mask[b, :len(ans)] = True
+    position_ids = (attention_mask.cumsum(-1) - 1).masked_fill(attention_mask == 0, 1)
+    return PackedBatch(input_ids, attention_mask, position_ids, answer_mask, P)
+
+
+def _text_config(model):
+    config = model.config
+    return config.get_text_config() if hasattr(config, "get_text_config") else config
+
+
+def _check_batch_fits(model, batch: PackedBatch) -> None:
+    """Raise ValueError before any forward pass if a sequence exceeds the model's context or vocab."""
+    config = _text_config(model)
+    limit = getattr(config, "max_position_embeddings", None)
+    lengths = batch.attention_mask.sum(-1)
+    if limit is not None and int(lengths.max()) > limit:
+        b = int(lengths.argmax())
+        n_answer = int(batch.answer_mask[b].sum())
+        raise ValueError(f"sequence {b} is {int(lengths[b])} tokens (context {int(lengths[b]) - n_answer} + "
+                         f"answer {n_answer}) but the model's max_position_embeddings is {limit}; "
+                         "truncate the answer or use a model with a longer context")
+    vocab = model.get_input_embeddings().num_embeddings
+    top = int(batch.input_ids.max())
+    if top >= vocab:
+        raise ValueError(f"token id {top} is outside the model's vocabulary of {vocab}: "
+                         "the tokenizer does not match the model")
+
+
+def answer_logprobs(model, batch: PackedBatch, *, chunk_size: int = 256,
+                    with_certainty: bool = False) -> TokenScores:
+    """Per-token log-probabilities of the answers, computed chunk by chunk in fp32.
+
+    With h = decoder(input_ids, attention_mask, position_ids) ``[B, P+T, H]`` and W the output
+    embedding, for each real answer token b, t:
+
+        z = W h[b, P-1+t]                                   (logits ``[V]``, temperature 1)
+        logprobs[b, t]  = z[a_t] - logsumexp(z)             (fp32)
+        certainty[b, t] = KL(U || softmax(z)) = -log V - (1/V) sum_v log softmax(z)_v
+
+    Only the ``N = answer_mask.sum()`` rows that predict answer tokens go through the output
+    embedding, ``chunk_size`` rows at a time, so peak extra memory is ``chunk_size * V`` fp32 values.
+    Under ``torch.is_grad_enabled()`` each chunk is wrapped in ``torch.utils.checkpoint`` (its fp32
+    logits are recomputed in backward, not kept). Works on plain HF causal LMs and on peft-wrapped
+    ones (LoRA layers live inside the decoder, so they are active). Gemma-style final logit
+    soft-capping is applied when the config sets it.
+
+    Returns :class:`TokenScores` with ``[B, T]`` fp32 tensors on the model's device.
+    Raises ValueError when a sequence is longer than ``max_position_embeddings``, a token id is
+    outside the vocabulary, or a log-prob on an answer token is not finite (NaN/inf logits).
+    """
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    _check_batch_fits(model, batch)
+    device = model.get_input_embeddings().weight.device
+    input_ids = batch.input_ids.to(device)
+    answer_mask = batch.answer_mask.to(device)
+    P = batch.context_length
+    hidden = model.get_decoder()(input_ids=input_ids, attention_mask=batch.attention_mask.to(device),
+                                 position_ids=batch.position_ids.to(device), use_cache=False).last_hidden_state
+    # The hidden state at column j predicts the token at column j+1.
+    rows = hidden[:, P - 1:-1][answer_mask]          # [N, H]
+    targets = input_ids[:, P:][answer_mask]          # [N]
+    head = model.get_output_embeddings()
+    softcap = getattr(_text_config(model), "final_logit_softcapping", None)
+
+    def score_chunk(h: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        logits = head(h).float()
+        if softcap is not None:
+            logits = torch.tanh(logits / softcap) * softcap
+        logp = torch.log_softmax(logits, dim=-1)
+        token_logp = logp.gather(-1, y.unsqueeze(-1)).squeeze(-1)
+        certainty = (-math.log(logp.shape[-1]) - logp.mean(-1)) if with_certainty else token_logp.new_zeros(())
+        return token_logp, certainty
+
+    parts = []
+    for start in range(0, rows.shape[0], chunk_size):
+        h, y = rows[start:start + chunk_size], targets[start:start + chunk_size]
+        if torch.is_grad_enabled():
+            parts.append(checkpoint(score_chunk, h, y, use_reentrant=False))
+        else:
+            parts.append(score_chunk(h, y))
+    flat_logp = torch.cat([p[0] for p in parts])
+    zeros = torch.zeros(answer_mask.shape, dtype=torch.float32, device=device)
+    logprobs = zeros.masked_scatter(answer_mask, flat_logp)
+    certainty = zeros.masked_scatter(answer_mask, torch.cat([p[1] for p in parts])) if with_certainty else None
+    finite = torch.isfinite(logprobs)
+    if certainty is not None:
+        finite &= torch.isfinite(certainty)
+    if not bool(finite.all()):
+        bad = sorted({int(b) for b in (~finite).nonzero()[:, 0]})
+        raise ValueError(f"non-finite log-probabilities on the answer tokens of sequence(s) {bad}: the model "
+                         "produced NaN/inf logits (broken weights, or an fp16 overflow: try bf16/fp32)")
+    return TokenScores(logprobs, certainty)
+
+
+def mean_nll(logprobs: Tensor, mask: Tensor) -> Tensor:
+    """Mean negative log-likelihood per answer: ``-(1/T_b) sum_t mask[b,t] logprobs[b,t]``.
+
+    ``logprobs``, ``mask``: ``[B, T]``; returns ``[B]`` in the dtype of ``logprobs``.
+    """
+    counts = mask.sum(-1)
+    if bool((counts == 0).any()):
+        raise ValueError("an answer has no unmasked tokens: its mean NLL (and perplexity) is undefined")
+    return -(logprobs * mask).sum(-1) / counts.to(logprobs.dtype)
+
+
+def perplexity(logprobs: Tensor, mask: Tensor) -> Tensor:
+    """Perplexity per answer: ``ppl = exp(mean_nll)``; ``[B, T]`` inputs, ``[B]`` output."""
+    return torch.exp(mean_nll(logprobs, mask))

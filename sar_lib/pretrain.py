@@ -1,0 +1,251 @@
+"""Pretrain the embedded tiny reasoner from scratch: a BPE tokenizer and a Qwen2 model of a few
+million parameters, supervised on the synthetic corpus, in minutes on a CPU (``sar pretrain-tiny``).
+
+Each training pair is (ctx(q), a): ctx(q) = ``sar.prompt_text(q)`` (the paper's prompt, SAR.md §1)
+and a = solution text + eos. The loss is the mean next-token NLL over the answer tokens only:
+
+    L(theta) = - (1 / sum_i T_i) * sum_i sum_{t=1..T_i} log pi_theta(a_{i,t} | ctx(q_i), a_{i,<t})
+
+The corpus mixes concise, verbose and flawed solutions (``synthetic.training_corpus``), so the
+model samples a spread of lengths and correctness at temperature 1: room for RL to act on.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import random
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from sar_lib import synthetic
+from sar_lib.evaluate import evaluate
+from sar_lib.generation import answer_texts, generate
+from sar_lib.grading import is_correct
+from sar_lib.models import build_tiny_model
+from sar_lib.sar import INSTRUCTION, SYSTEM_PROMPT, answer_ids, encode_text, prompt_text
+from sar_lib.tokenizer import train_tokenizer
+
+SHIPPED_DIR = Path(__file__).resolve().parent / "assets" / "tiny"
+EVAL_SETS = ("arith-test", "symbolic-test", "logic-test")   # held-out in-domain, then the OOD sets
+MAX_POSITIONS = 1024  # RoPE range (no parameters): prompts + generations up to this length
+VERBOSE_RATIO = 2.0   # an answer "looks verbose" when longer than this times the concise solution
+
+
+@dataclass
+class PretrainConfig:
+    """Everything that determines the tiny reasoner; the same config and seed give the same weights
+    (on the same number of CPU threads: float sums are ordered by the thread split)."""
+
+    seed: int = 0
+    # tokenizer and model
+    vocab_size: int = 1024
+    hidden_size: int = 256
+    num_layers: int = 4
+    num_heads: int = 8
+    num_kv_heads: int = 4
+    intermediate_size: int = 768
+    max_length: int = 320          # longest training sequence (prompt + answer); longer pairs dropped
+    # data and optimisation
+    corpus_size: int = 24000
+    steps: int = 750
+    batch_size: int = 32
+    learning_rate: float = 2e-3
+    warmup_steps: int = 40
+    min_lr_ratio: float = 0.05     # cosine decay from learning_rate to min_lr_ratio * learning_rate
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    max_minutes: float | None = 13.0   # wall-clock cap on the training loop (the schedule is by steps)
+    # measurement written into the model card
+    eval_items: int = 200
+    eval_max_new_tokens: int = 192
+    sample_items: int = 50
+    samples_per_item: int = 4
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the bad field, before anything is trained."""
+        positive = ("vocab_size", "hidden_size", "num_layers", "num_heads", "num_kv_heads", "intermediate_size",
+                    "max_length", "corpus_size", "steps", "batch_size", "eval_max_new_tokens", "samples_per_item")
+        for name in positive:
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"PretrainConfig.{name} must be a positive int, got {value!r}")
+        for name in ("eval_items", "sample_items", "warmup_steps", "seed"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 0:
+                raise ValueError(f"PretrainConfig.{name} must be a non-negative int, got {value!r}")
+        if self.hidden_size % self.num_heads or self.num_heads % self.num_kv_heads:
+            raise ValueError(f"hidden_size ({self.hidden_size}) must be divisible by num_heads ({self.num_heads}) "
+                             f"and num_heads by num_kv_heads ({self.num_kv_heads})")
+        if not self.learning_rate > 0 or not 0 <= self.min_lr_ratio <= 1:
+            raise ValueError(f"need learning_rate > 0 and 0 <= min_lr_ratio <= 1, got "
+                             f"{self.learning_rate}, {self.min_lr_ratio}")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise ValueError(f"max_minutes must be > 0 (or None for no cap), got {self.max_minutes}")
+
+
+def lr_factor(step: int, config: PretrainConfig) -> float:
+    """Multiplier of ``learning_rate`` at ``step``: linear warm-up over ``warmup_steps``, then
+    f = r + (1 - r) * (1 + cos(pi * p)) / 2 with p the fraction of the remaining steps done and
+    r = ``min_lr_ratio``."""
+    if step < config.warmup_steps:
+        return (step + 1) / config.warmup_steps
+    done = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
+    return config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(done, 1.0)))
+
+
+def _tokenizer_texts(pairs) -> list[str]:
+    """Text the BPE merges are learned from: whole conversations as the chat template lays them
+    out, so the system prompt and the role names are as frequent as the question words."""
+    return [f"system\n{SYSTEM_PROMPT}\nuser\n{p.question} {INSTRUCTION}\nassistant\n{answer}\n"
+            for p, answer in pairs]
+
+
+def _encode_pairs(tokenizer, pairs, max_length: int) -> list[tuple[list[int], list[int]]]:
+    """(prompt ids, answer ids + eos) per pair; pairs longer than ``max_length`` are dropped."""
+    encoded = []
+    for problem, answer in pairs:
+        prompt = encode_text(tokenizer, prompt_text(tokenizer, problem.question))
+        target = answer_ids(tokenizer, answer)
+        if len(prompt) + len(target) <= max_length:
+            encoded.append((prompt, target))
+    return encoded
+
+
+def _batch_order(lengths: list[int], batch_size: int, generator: torch.Generator):
+    """Endless batches of indices, every example once per epoch, in a seeded order. Within windows
+    of 32 batches examples are sorted by length so that a batch wastes little padding."""
+    window = 32 * batch_size
+    while True:
+        perm = torch.randperm(len(lengths), generator=generator).tolist()
+        batches = []
+        for start in range(0, len(perm), window):
+            chunk = sorted(perm[start:start + window], key=lambda i: lengths[i])
+            batches += [chunk[k:k + batch_size] for k in range(0, len(chunk), batch_size)]
+        for b in torch.randperm(len(batches), generator=generator).tolist():
+            yield batches[b]
+
+
+def _collate(examples, pad_token_id: int) -> dict[str, torch.Tensor]:
+    """Right-padded input_ids [B, L], attention_mask [B, L], labels [B, L] (-100 off the answers)."""
+    width = max(len(p) + len(a) for p, a in examples)
+    input_ids = torch.full((len(examples), width), pad_token_id, dtype=torch.long)
+    labels = torch.full_like(input_ids, -100)
+    attention_mask = torch.zeros_like(input_ids)
+    for i, (prompt, answer) in enumerate(examples):
+        n = len(prompt) + len(answer)
+        input_ids[i, :n] = torch.tensor(prompt + answer)
+        labels[i, len(prompt):n] = torch.tensor(answer)
+        attention_mask[i, :n] = 1
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+
+
+def _answer_loss(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Mean NLL over all answer tokens of the batch (the equation of the module docstring)."""
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
+    labels = batch["labels"][:, 1:]
+    return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1),
+                                             ignore_index=-100)
+
+
+def train_tiny(config: PretrainConfig, *, progress: bool = True):
+    """Train tokenizer and model from scratch. Returns (model, tokenizer, info) where info holds
+    ``loss_history`` (per step), ``steps_done``, ``stopped_by_time``, ``train_seconds``,
+    ``n_examples`` and ``n_parameters``."""
+    config.validate()
+    torch.set_num_threads(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
+    pairs = synthetic.training_corpus(config.corpus_size, config.seed)
+    tokenizer = train_tokenizer(_tokenizer_texts(pairs), vocab_size=config.vocab_size)
+    examples = _encode_pairs(tokenizer, pairs, config.max_length)
+    if not examples:
+        raise ValueError(f"every training pair is longer than max_length={config.max_length}; raise it")
+    model = build_tiny_model(len(tokenizer), hidden_size=config.hidden_size, num_layers=config.num_layers,
+                             num_heads=config.num_heads, num_kv_heads=config.num_kv_heads,
+                             intermediate_size=config.intermediate_size, max_positions=MAX_POSITIONS,
+                             seed=config.seed, pad_token_id=tokenizer.pad_token_id,
+                             eos_token_id=tokenizer.eos_token_id)
+    model.train()
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]   # norms: no weight decay
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}],
+                                  lr=config.learning_rate, betas=(0.9, 0.95))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, config))
+    generator = torch.Generator().manual_seed(config.seed)
+    order = _batch_order([len(p) + len(a) for p, a in examples], config.batch_size, generator)
+
+    history, stopped_by_time, start = [], False, time.perf_counter()
+    bar = tqdm(range(config.steps), desc="pretrain-tiny", disable=not progress, unit="step")
+    for step in bar:
+        if config.max_minutes is not None and time.perf_counter() - start > 60 * config.max_minutes:
+            stopped_by_time = True
+            break
+        loss = _answer_loss(model, _collate([examples[i] for i in next(order)], tokenizer.pad_token_id))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        history.append(loss.item())
+        bar.set_postfix(loss=f"{statistics.fmean(history[-20:]):.3f}", lr=f"{scheduler.get_last_lr()[0]:.1e}")
+    bar.close()
+    model.eval()
+    info = {"loss_history": history, "steps_done": len(history), "stopped_by_time": stopped_by_time,
+            "train_seconds": time.perf_counter() - start, "n_examples": len(examples),
+            "n_parameters": sum(p.numel() for p in model.parameters())}
+    return model, tokenizer, info
+
+
+def save_checkpoint(model, tokenizer, out_dir: str | Path) -> None:
+    """model.safetensors (fp32) + config.json + generation_config.json + tokenizer files."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.do_sample = False
+    model.save_pretrained(out_dir, safe_serialization=True)
+    tokenizer.save_pretrained(out_dir)
+
+
+def sample_stats(model, tokenizer, problems, *, samples_per_item: int, max_new_tokens: int, seed: int) -> dict:
+    """Answers sampled at temperature 1 (top_p 1): accuracy, mean and std of the length in tokens,
+    and the share that looks verbose (longer than ``VERBOSE_RATIO`` x the concise solution)."""
+    torch.manual_seed(seed)
+    prompts = [prompt_text(tokenizer, p.question) for p in problems]
+    rollouts = generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens, do_sample=True,
+                        temperature=1.0, num_return_sequences=samples_per_item)
+    texts = answer_texts(tokenizer, rollouts)
+    rng = random.Random(seed)
+    concise = [len(answer_ids(tokenizer, synthetic.solution(p, "concise", rng))) for p in problems]
+    owners = [problems[k // samples_per_item] for k in range(len(texts))]
+    lengths = rollouts.lengths
+    verbose = [n > VERBOSE_RATIO * concise[k // samples_per_item] for k, n in enumerate(lengths)]
+    return {"n": len(texts),
+            "accuracy": statistics.fmean(is_correct(t, p.gold, p.kind) for t, p in zip(texts, owners)),
+            "mean_length": statistics.fmean(lengths), "std_length": statistics.pstdev(lengths),
+            "min_length": min(lengths), "max_length": max(lengths),
+            "verbose_share": statistics.fmean(verbose),
+            "examples": [{"question": owners[k].question, "gold": owners[k].gold, "answer": texts[k]}
+                         for k in range(min(len(texts), 2 * samples_per_item))]}
+
+
+def measure(model, tokenizer, config: PretrainConfig, *, progress: bool = True) -> dict:
+    """Greedy accuracy and answer length on each of ``EVAL_SETS`` (``evaluate``), plus the
+    temperature-1 spread on held-out arithmetic (``sample_stats``)."""
+    results = {}
+    for name in EVAL_SETS:
+        problems = synthetic.SYNTHETIC_SETS[name](config.eval_items, config.seed)
+        report = evaluate(model, tokenizer, problems, max_new_tokens=config.eval_max_new_tokens, progress=progress)
+        results[name] = {k: report[k] for k in ("accuracy", "mean_length", "median_length", "mean_length_correct",
+                                                 "truncation_rate", "n")}
+    held_out = synthetic.SYNTHETIC_SETS["arith-test"](config.sample_items, config.seed)
+    results["samples_t1"] = sample_stats(model, tokenizer, held_out, samples_per_item=config.samples_per_item,
+                                         max_new_tokens=config.eval_max_new_tokens, seed=config.seed)
+    return results
