@@ -11,10 +11,11 @@ Three kinds of gold answer (``Problem.kind``):
 Two extraction modes (``strict=False`` is the default and the paper's protocol, SAR.md §3-§4):
 
 **lenient** (paper)
-  * math: the content of the last ``\boxed{...}`` (braces balanced) when there is one; otherwise
-    the last number or fraction in the response: ``\frac{a}{b}`` / ``\dfrac`` / ``\tfrac`` with
-    numeric a, b, ``a/b``, or a number (thousands commas, decimals, a leading minus that is a
-    sign: ``"3-5"`` gives 5, ``"= -5"`` gives -5). ``$``, ``%`` and spaces around it are ignored.
+  * math: the content of the last non-empty ``\boxed{...}`` (braces balanced) when there is one;
+    otherwise the last number or fraction in the response: ``\frac{a}{b}`` / ``\dfrac`` /
+    ``\tfrac`` with numeric a, b, ``a/b``, or a number with thousands commas, decimals and a minus
+    sign when the "-" touches it and follows no word or closing bracket (``"3-5"`` and
+    ``"10 - 5"`` give 5, ``"= -5"`` gives -5). ``$`` and ``%`` around it are ignored.
   * choice: the last stand-alone upper-case word A, B, C or D (``"(B)"``, ``"B)"``,
     ``"answer is B."`` all count; words are ``\b\w+\b`` tokens, as in the official evaluation).
   * bool: the last word ``true`` or ``false`` in any case.
@@ -31,8 +32,8 @@ Two extraction modes (``strict=False`` is the default and the paper's protocol, 
 
 Comparison (math): when both answers are plain numbers (after removing ``$``, ``\$``, ``%``,
 thousands separators ``1,000`` / ``10,\!080`` / ``10{,}080``, ``\text{}`` wrappers and trailing
-unit words) they are compared by value: exactly for integers and fractions, with relative
-tolerance 1e-9 otherwise, so ``5.00 == 5`` and ``\frac{1}{2} == 0.5 == 1/2``. Otherwise a
+unit words) they are compared by value: exactly when both are integers, else with relative
+tolerance 1e-9, so ``5.00 == 5`` and ``\frac{1}{2} == 0.5 == 1/2``. Otherwise a
 normalised string comparison (spaces, ``\left``/``\right``, ``\dfrac``, ``\text{}`` ignored) and
 then math-verify (``parse``/``verify``) decide: roots, tuples, sets, intervals, ``x = 5`` vs ``5``.
 
@@ -74,8 +75,9 @@ logger = logging.getLogger(__name__)
 _NUM = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+"
 _FRAC = rf"\\frac\s*\{{\s*-?\s*(?:{_NUM})\s*\}}\s*\{{\s*-?\s*(?:{_NUM})\s*\}}"
 _SLASH = rf"(?<![\d.])(?:{_NUM})/(?:{_NUM})"
-# A "-" is a sign only when it does not follow a word character or a closing bracket ("3-5" is 5).
-_NUMBER_CANDIDATE = re.compile(rf"(?P<sign>(?<![\w)\]}}])-\s?)?(?P<val>{_FRAC}|{_SLASH}|{_NUM})")
+# A "-" is a sign only when it touches the number and does not follow a word character or a
+# closing bracket: "3-5" and "10 - 5" end in 5, "= -5" in -5.
+_NUMBER_CANDIDATE = re.compile(rf"(?P<sign>(?<![\w)\]}}])-)?(?P<val>{_FRAC}|{_SLASH}|{_NUM})")
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _MARKER = re.compile(r"\banswer\b[\s*]*(?:is\b|:|=)|####", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"\.(?=\s|$)|\n")
@@ -239,7 +241,7 @@ def _prepare_math_text(text: str) -> str:
 
 def _math_candidate(text: str, strict: bool) -> str | None:
     boxed = _last_boxed(text)
-    if boxed is not None:
+    if boxed is not None and boxed.strip():
         return boxed
     if not strict:
         return _last_number(text)
@@ -386,24 +388,33 @@ class _VerifyWorker:
 
     def equal(self, gold: str, prediction: str, timeout: float) -> bool:
         with self._lock:
-            if self._broken:
-                return self._fallback(gold, prediction)
-            try:
-                if self._proc is None or self._proc.poll() is not None or self._owner_pid != os.getpid():
-                    self._start()
-                self._proc.stdin.write(json.dumps([gold, prediction]) + "\n")
-                self._proc.stdin.flush()
-                return self._replies.get(timeout=timeout) == "1"
-            except queue.Empty:
-                logger.warning("math-verify took more than %.0f s on %r vs %r: counted as wrong",
-                               timeout, prediction[:80], gold[:80])
-                self.close()
-                return False
-            except (OSError, ValueError, RuntimeError) as err:
-                logger.warning("math-verify worker unavailable (%s): comparing in-process", err)
-                self.close()
-                self._broken = True
-                return self._fallback(gold, prediction)
+            for _ in range(2):   # a worker that died since the last call gets one replacement
+                if self._broken:
+                    return self._fallback(gold, prediction)
+                try:
+                    if self._proc is None or self._proc.poll() is not None or self._owner_pid != os.getpid():
+                        self._start()
+                except (OSError, RuntimeError) as err:
+                    logger.warning("math-verify worker unavailable (%s): comparing in-process", err)
+                    self.close()
+                    self._broken = True
+                    continue
+                try:
+                    self._proc.stdin.write(json.dumps([gold, prediction]) + "\n")
+                    self._proc.stdin.flush()
+                except OSError:
+                    self.close()
+                    continue
+                try:
+                    reply = self._replies.get(timeout=timeout)
+                except queue.Empty:
+                    logger.warning("math-verify took more than %.0f s on %r vs %r: counted as wrong",
+                                   timeout, prediction[:80], gold[:80])
+                    reply = "timeout"
+                if reply not in ("0", "1"):   # timed out or crashed (e.g. out of memory)
+                    self.close()
+                return reply == "1"
+            return False
 
     def _start(self) -> None:
         package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -442,6 +453,7 @@ class _VerifyWorker:
 def _pump(stream, replies: queue.Queue) -> None:
     for line in stream:
         replies.put(line.strip())
+    replies.put("exited")   # a crashed worker answers "not equal" at once instead of timing out
 
 
 _WORKER = _VerifyWorker()

@@ -88,6 +88,8 @@ MATH_CASES = [
     ("The temperature drops to \u22125", "-5", True, False),
     ("10 - 15 = -5", "-5", True, False),
     ("I need 3-5 more", "-5", False, False),                       # a hyphen, not a sign
+    ("so we have 10 - 5", "5", True, False),                       # a minus, not a sign
+    ("so x = (-5)", "-5", True, False),
     ("The answer is 5.00", "5", True, True),
     ("The answer is 0.50", "\\frac{1}{2}", True, True),
     ("The answer is 2.5", "5/2", True, True),
@@ -155,6 +157,7 @@ def test_extract_answer_returns_clean_candidates():
     assert extract_answer("so -3.50") == "-3.50"
     assert extract_answer("about 1,234.5 km") == "1234.5"
     assert extract_answer("no digits", "math") is None
+    assert extract_answer("\\boxed{} so 7") == "7"                  # an empty box is no box
     assert extract_answer("The answer is 18. Then 3.", strict=True) == "18"
     assert extract_answer("We get 18.", strict=True) is None
     assert extract_answer("The answer is (B)", "choice") == "B"
@@ -230,7 +233,17 @@ def test_grading_works_outside_the_main_thread():
 
 def test_a_runaway_math_verify_call_is_killed_and_the_worker_recovers():
     # Bypass the cheap pre-screen to reach sympy with an exponent tower it would evaluate forever.
+    assert is_correct("\\boxed{\\sqrt{8}}", "2\\sqrt{2}")   # the worker is running
     start = time.perf_counter()
     assert grading._WORKER.equal("5", "9^{9^{9^{9}}}", 1.0) is False
     assert time.perf_counter() - start < 10
+    assert grading._WORKER._proc is None                  # it was killed, not answered
     assert is_correct("\\boxed{\\sqrt{8}}", "2\\sqrt{2}")   # a fresh worker answers again
+
+
+def test_a_dead_worker_is_replaced():
+    assert is_correct("\\boxed{\\sqrt{8}}", "2\\sqrt{2}")
+    grading._WORKER._proc.kill()
+    grading._WORKER._proc.wait()
+    assert is_correct("\\boxed{\\sqrt{12}}", "2\\sqrt{3}")
+    assert grading._WORKER._proc.poll() is None and not grading._WORKER._broken

@@ -20,6 +20,7 @@ from typing import Any, Sequence
 
 import torch
 from torch import Tensor
+from transformers import PreTrainedTokenizerBase
 
 try:
     from trl.data_utils import is_conversational
@@ -113,6 +114,7 @@ class _TrainerReward:
 
     @property
     def trainer(self):
+        """The attached ``GRPOTrainer``; ValueError if :meth:`attach` was not called."""
         if self._trainer is None:
             raise ValueError(f"reward {self.__name__!r} is not attached to a trainer: call "
                              "sar_lib.integrations.trl.attach(trainer) after GRPOTrainer(...) and before train()")
@@ -124,8 +126,6 @@ class _TrainerReward:
 
 def _check_policy_trainer(trainer, name: str) -> None:
     """Raise ValueError for trainer set-ups whose prompts or model a policy-scored reward cannot reproduce."""
-    from transformers import PreTrainedTokenizerBase
-
     if not isinstance(trainer.processing_class, PreTrainedTokenizerBase):
         raise ValueError(f"reward {name!r} supports text-only models: the trainer's processing_class is a "
                          f"{type(trainer.processing_class).__name__}, not a tokenizer")
@@ -222,7 +222,7 @@ class SARReward(_PolicyReward):
     ppl(a|q) under ctx(q), ppl(a) under ctx(0) (see :class:`_PolicyReward`), computed with the
     trainer's model as it is when the rewards are computed — the weights that sampled the answers,
     LoRA adapters enabled — in eval mode, under ``no_grad``, fp32 log-softmax, ``batch_size``
-    sequences per forward pass (two passes per completion). Returns raw SAR in [-1, 1); weight it
+    sequences per forward pass (two passes per completion). Returns raw SAR (in [-1, 1) for "ppl"); weight it
     with ``GRPOConfig.reward_weights`` (the paper: 0.2 next to correctness at 1.0). Also logs the
     batch means ``<name>/ppl_qa`` and ``<name>/ppl_a`` through TRL's ``log_metric``.
     """
