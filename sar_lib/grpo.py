@@ -25,10 +25,28 @@ One training step (SAR.md §3), for Q questions and G answers per question:
    ``loss_constant`` defaults to ``max_new_tokens``: a constant, not the answer's own length, so long
    answers are not down-weighted per token (Dr. GRPO). Micro-batches accumulate gradients.
 
-A run folder holds ``config.json`` / ``config.yaml``, ``metrics.jsonl`` (one JSON object per step,
-keys in :data:`METRIC_KEYS`), ``checkpoint/`` (trainable weights, optimizer, RNG states, step; plus the
-LoRA ``adapter/`` in peft format) and ``eval.json`` (the final greedy evaluation; its per-answer
-records in ``eval_records.jsonl``).
+A run folder holds ``config.json`` / ``config.yaml`` (the resolved config), ``metrics.jsonl``,
+``checkpoint/`` (trainable weights, optimizer, RNG states, step; plus the LoRA ``adapter/`` in peft
+format) and ``eval.json`` (the final greedy evaluation, its per-answer records in ``eval_records.jsonl``).
+
+``metrics.jsonl`` has one JSON object per step with these keys (a key is absent when its quantity
+is not computed in that run):
+
+- ``step``; ``reward/total`` (mean R), ``reward/correctness`` (mean R_VR), ``reward/<reward>`` (mean
+  shaping term r before alpha; not for ``none``);
+- ``sar/mean``: mean official SAR (``"ppl"`` variant) of the sampled answers, when the reward is
+  ``sar`` or ``log_sar`` is on (then GRPO runs show it too, at the cost of the ctx(0) pass);
+- ``accuracy/batch`` (= mean R_VR), ``length/mean``, ``length/median``, ``length/correct_mean``
+  (answer tokens, eos included; null when no answer is correct), ``truncation_rate``,
+  ``groups/no_signal`` (share of groups whose rewards are all equal: zero advantage, no gradient);
+- ``kl`` (mean k3 per token, when ``kl_coef > 0``), ``clip_fraction`` (share of answer tokens whose
+  gradient a clip cut), ``loss`` and ``grad_norm`` (before clipping; both averaged over the step's
+  updates), ``lr``;
+- ``time/generate``, ``time/score`` (old and reference log-probs, rewards, and the ctx(0) pass when
+  the reward needs it), ``time/update``, ``time/step`` (their sum: the cost of training), ``time/sar``
+  (the ctx(0) pass alone; not part of ``time/step`` when SAR is only logged), in seconds;
+- on evaluation steps (every ``eval_every`` and the last): ``eval/accuracy``, ``eval/mean_length``
+  (greedy, eos excluded, as ``sar_lib.evaluate``), ``time/eval``.
 
 Exact resume: everything random in step ``k`` is seeded from ``(seed, k)`` and the questions of step
 ``k`` come from a permutation seeded by ``(seed, epoch)``, so a run resumed from its step-k checkpoint
