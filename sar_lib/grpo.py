@@ -109,7 +109,7 @@ class GRPOConfig:
     clip_eps_low: float = 0.2
     clip_eps_high: float = 0.2
     dual_clip: float | None = 3.0     # None: no dual clip
-    kl_coef: float = 0.001            # k3 KL to the LoRA-disabled model; 0 skips that forward pass
+    kl_coef: float = 0.0              # k3 KL to the LoRA-disabled model (paper: 0.001); 0 skips that pass
     loss_constant: int | None = None  # None: max_new_tokens
     # sampling
     temperature: float = 1.0
@@ -117,6 +117,7 @@ class GRPOConfig:
     max_new_tokens: int | None = None
     max_prompt_tokens: int | None = None
     generation_batch_size: int | None = None  # prompts per generate call; None: questions_per_step
+    suppress_eos: bool = False                # forbid eos: every answer is max_new_tokens long (benchmarks)
     # optimiser
     learning_rate: float | None = None
     weight_decay: float = 0.01
@@ -354,7 +355,8 @@ def grpo_step(model, tokenizer, optimizer, problems: list[Problem], config: GRPO
     # 1. Sample G answers per question with the current policy.
     rollouts = generate(model, tokenizer, [prompt_text(tokenizer, p.question) for p in problems],
                         max_new_tokens=cfg.max_new_tokens, do_sample=True, temperature=cfg.temperature,
-                        top_p=cfg.top_p, num_return_sequences=G, batch_size=cfg.generation_batch_size)
+                        top_p=cfg.top_p, num_return_sequences=G, batch_size=cfg.generation_batch_size,
+                        suppress_eos=cfg.suppress_eos)
     texts = answer_texts(tokenizer, rollouts)
     lengths = torch.tensor(rollouts.lengths, dtype=torch.float32)
     t_generate = time.perf_counter() - t_step

@@ -16,6 +16,7 @@ Everything SAR needs from a model is ``log pi(a_t | ctx, a_<t)`` for each answer
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 from typing import Sequence
@@ -23,6 +24,7 @@ from typing import Sequence
 import torch
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
+from tqdm.auto import tqdm
 
 
 @dataclass
@@ -192,3 +194,55 @@ def mean_nll(logprobs: Tensor, mask: Tensor) -> Tensor:
 def perplexity(logprobs: Tensor, mask: Tensor) -> Tensor:
     """Perplexity per answer: ``ppl = exp(mean_nll)``; ``[B, T]`` inputs, ``[B]`` output."""
     return torch.exp(mean_nll(logprobs, mask))
+
+
+@contextlib.contextmanager
+def scoring_mode(model):
+    """no_grad and eval mode (dropout off: a reward must be deterministic), training flag restored."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        model.train(was_training)
+
+
+@dataclass
+class BatchScores:
+    """Scores of ``N`` answers in input order, padded to ``T = max_i T_i`` (CPU, fp32)."""
+
+    logprobs: Tensor                 # [N, T] log pi(a_t | ctx, a_<t), 0 past each answer's end
+    mask: Tensor                     # [N, T] bool, True on real answer tokens
+    nll: Tensor                      # [N] mean NLL per answer (log ppl)
+    certainty: Tensor | None = None  # [N, T] KL(U || pi) per token, when asked for
+
+
+def score_answer_ids(model, contexts: Sequence[Sequence[int]], answers: Sequence[Sequence[int]], *,
+                     pad_token_id: int, batch_size: int = 8, chunk_size: int = 256,
+                     with_certainty: bool = False, progress: bool = False, desc: str = "score") -> BatchScores:
+    """:func:`answer_logprobs` over ``N`` (context, answer) id lists, ``batch_size`` at a time.
+
+    Runs in :func:`scoring_mode` (no_grad, eval mode). Sequences are batched longest first, so a
+    too-long input fails before any other work; results come back in input order.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if len(contexts) != len(answers):
+        raise ValueError(f"got {len(contexts)} contexts but {len(answers)} answers; pass one context per answer")
+    n, width = len(answers), max((len(a) for a in answers), default=0)
+    logprobs = torch.zeros(n, width)
+    mask = torch.zeros(n, width, dtype=torch.bool)
+    certainty = torch.zeros(n, width) if with_certainty else None
+    order = sorted(range(n), key=lambda i: -(len(contexts[i]) + len(answers[i])))
+    with scoring_mode(model):
+        for start in tqdm(range(0, n, batch_size), desc=desc, disable=not progress):
+            idx = order[start:start + batch_size]
+            batch = pack_sequences([contexts[i] for i in idx], [answers[i] for i in idx], pad_token_id)
+            scores = answer_logprobs(model, batch, chunk_size=chunk_size, with_certainty=with_certainty)
+            t = batch.answer_mask.shape[1]
+            logprobs[idx, :t] = scores.logprobs.cpu()
+            mask[idx, :t] = batch.answer_mask
+            if certainty is not None:
+                certainty[idx, :t] = scores.certainty.cpu()
+    return BatchScores(logprobs, mask, mean_nll(logprobs, mask), certainty)

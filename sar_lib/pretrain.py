@@ -26,10 +26,10 @@ import torch
 from tqdm.auto import tqdm
 
 from sar_lib import synthetic
-from sar_lib.evaluate import evaluate
+from sar_lib.evaluate import evaluate, summary
 from sar_lib.generation import answer_texts, generate
 from sar_lib.grading import is_correct
-from sar_lib.models import build_tiny_model
+from sar_lib.models import build_tiny_model, load_model
 from sar_lib.sar import INSTRUCTION, SYSTEM_PROMPT, answer_ids, encode_text, prompt_text
 from sar_lib.tokenizer import train_tokenizer
 
@@ -149,10 +149,12 @@ def _collate(examples, pad_token_id: int) -> dict[str, torch.Tensor]:
 
 def _answer_loss(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """Mean NLL over all answer tokens of the batch (the equation of the module docstring)."""
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
+    hidden = model.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
     labels = batch["labels"][:, 1:]
-    return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1),
-                                             ignore_index=-100)
+    keep = labels != -100
+    # the output layer runs on the answer positions only: the prompt's logits are never used
+    logits = model.lm_head(hidden[:, :-1][keep]).float()
+    return torch.nn.functional.cross_entropy(logits, labels[keep])
 
 
 def train_tiny(config: PretrainConfig, *, progress: bool = True):
@@ -223,9 +225,10 @@ def sample_stats(model, tokenizer, problems, *, samples_per_item: int, max_new_t
                         temperature=1.0, num_return_sequences=samples_per_item)
     texts = answer_texts(tokenizer, rollouts)
     rng = random.Random(seed)
-    concise = [len(answer_ids(tokenizer, synthetic.solution(p, "concise", rng))) for p in problems]
+    concise = [len(encode_text(tokenizer, synthetic.solution(p, "concise", rng))) for p in problems]
     owners = [problems[k // samples_per_item] for k in range(len(texts))]
-    lengths = rollouts.lengths
+    # counted like ``evaluate``: the eos that ends a finished answer is not a token of its length
+    lengths = [n - (0 if cut else 1) for n, cut in zip(rollouts.lengths, rollouts.truncated)]
     verbose = [n > VERBOSE_RATIO * concise[k // samples_per_item] for k, n in enumerate(lengths)]
     return {"n": len(texts),
             "accuracy": statistics.fmean(is_correct(t, p.gold, p.kind) for t, p in zip(texts, owners)),
@@ -243,9 +246,113 @@ def measure(model, tokenizer, config: PretrainConfig, *, progress: bool = True) 
     for name in EVAL_SETS:
         problems = synthetic.SYNTHETIC_SETS[name](config.eval_items, config.seed)
         report = evaluate(model, tokenizer, problems, max_new_tokens=config.eval_max_new_tokens, progress=progress)
-        results[name] = {k: report[k] for k in ("accuracy", "mean_length", "median_length", "mean_length_correct",
-                                                 "truncation_rate", "n")}
+        results[name] = summary(report)
     held_out = synthetic.SYNTHETIC_SETS["arith-test"](config.sample_items, config.seed)
     results["samples_t1"] = sample_stats(model, tokenizer, held_out, samples_per_item=config.samples_per_item,
                                          max_new_tokens=config.eval_max_new_tokens, seed=config.seed)
     return results
+
+
+def _machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                 if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    return f"{cpu}, {torch.get_num_threads()} torch threads, {platform.system()} {platform.release()}, " \
+           f"Python {platform.python_version()}, torch {torch.__version__}"
+
+
+def command_line(config: PretrainConfig, out_dir: str | Path) -> str:
+    """The command that reproduces ``config``: the CLI when only its flags differ from the
+    defaults, else the Python call."""
+    default = PretrainConfig()
+    flags = {"seed": "--seed", "steps": "--steps", "max_minutes": "--max-minutes"}
+    changed = {k for k, v in asdict(config).items() if v != getattr(default, k)}
+    if changed <= set(flags):
+        return " ".join(["sar pretrain-tiny", "--out", str(out_dir)] +
+                        [f"{flags[k]} {getattr(config, k)}" for k in flags if k in changed])
+    return f"sar_lib.pretrain.pretrain_tiny(PretrainConfig(**card['config']), {str(out_dir)!r})"
+
+
+def _model_card(card: dict) -> str:
+    rows = "\n".join(
+        f"| {name} | {card['eval'][name]['n']} | {100 * card['eval'][name]['accuracy']:.1f} | "
+        f"{card['eval'][name]['mean_length']:.1f} | {card['eval'][name]['median_length']:.0f} | "
+        f"{100 * card['eval'][name]['truncation_rate']:.1f} |" for name in EVAL_SETS)
+    s = card["eval"]["samples_t1"]
+    examples = "\n".join(f"- Q: {e['question']} (gold {e['gold']})\n  A: {e['answer']}" for e in s["examples"])
+    return f"""# tiny-reasoner: the embedded model of sar_lib
+
+A {card['n_parameters'] / 1e6:.2f}M-parameter Qwen2-architecture causal LM with a {card['vocab_size']}-token
+byte-level BPE tokenizer (digits split, ChatML chat template with a system role), trained from scratch
+on the synthetic corpus of `sar_lib.synthetic` (arithmetic word problems with concise, verbose and
+flawed solutions, plus 1-2 hop logic chains), prompted exactly like the paper (`sar_lib.sar.prompt_text`:
+system prompt + question + instruction). The loss covers the answer tokens (and the eos) only.
+It exists so that notebooks, the demo and the tests run offline on a CPU; it is not a general model.
+
+## How it was made
+
+- command: `{card['command']}`
+- seed: {card['config']['seed']}; steps: {card['steps_done']} of {card['config']['steps']} (batch {card['config']['batch_size']}, {card['n_examples']} training pairs, peak lr {card['config']['learning_rate']}, cosine)
+- stopped by the time cap: {card['stopped_by_time']}
+- wall time: {card['train_seconds'] / 60:.1f} min training, {card['total_seconds'] / 60:.1f} min in all (measurement included)
+- machine: {card['machine']} (time on a shared machine is noisy)
+- final training loss (mean of the last 20 steps): {card['final_loss']:.3f}
+- checkpoint: {card['checkpoint_bytes'] / 1e6:.1f} MB (fp32 safetensors)
+
+The full configuration is in `card.json` (`config`).
+
+## Measured (greedy, up to {card['config']['eval_max_new_tokens']} new tokens, seed {card['config']['seed']} items)
+
+| set | n | accuracy % | mean length (tokens) | median length | truncated % |
+|---|---|---|---|---|---|
+{rows}
+
+arith-test is held-out in-domain (question texts never in training); symbolic-test (renamed entities,
+changed numbers, one irrelevant clause) and logic-test (ProntoQA-style True/False, made-up concept
+names not in training; chance = 50%) are out of domain. Reproduce with
+`sar eval --model tiny --dataset arith-test --limit {card['config']['eval_items']} --seed {card['config']['seed']}`.
+
+## Sampled at temperature 1 (held-out arithmetic, {s['n']} answers)
+
+accuracy {100 * s['accuracy']:.1f}%, length {s['mean_length']:.1f} +- {s['std_length']:.1f} tokens
+(min {s['min_length']}, max {s['max_length']}), verbose-looking (longer than {VERBOSE_RATIO:g}x the concise
+solution) {100 * s['verbose_share']:.1f}%.
+
+{examples}
+"""
+
+
+def pretrain_tiny(config: PretrainConfig, out_dir: str | Path, progress: bool = True, *,
+                  command: str | None = None) -> dict:
+    """Train the tiny reasoner (``train_tiny``), save it into ``out_dir``, reload it from disk,
+    measure it (``measure``) and write ``card.json`` and ``MODEL_CARD.md`` beside it.
+
+    Returns the card (a dict): config, command, steps, times, machine, parameter count,
+    checkpoint size, the per-set greedy results and the temperature-1 statistics.
+    """
+    config.validate()
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"out dir {out_dir} is a file; choose a directory with --out")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / "card.json").exists():
+        raise ValueError(f"out dir {out_dir} is not empty and holds no earlier pretrain-tiny output; "
+                         "choose a new directory with --out (it is created) or empty this one")
+    start = time.perf_counter()
+    model, tokenizer, info = train_tiny(config, progress=progress)
+    save_checkpoint(model, tokenizer, out_dir)
+    model, tokenizer = load_model(str(out_dir))   # measure exactly what was saved
+    results = measure(model, tokenizer, config, progress=progress)
+    card = {"command": command or command_line(config, out_dir), "config": asdict(config),
+            "steps_done": info["steps_done"], "stopped_by_time": info["stopped_by_time"],
+            "train_seconds": round(info["train_seconds"], 1), "total_seconds": round(time.perf_counter() - start, 1),
+            "machine": _machine(), "n_parameters": info["n_parameters"], "vocab_size": len(tokenizer),
+            "n_examples": info["n_examples"], "final_loss": statistics.fmean(info["loss_history"][-20:]),
+            "checkpoint_bytes": (out_dir / "model.safetensors").stat().st_size,
+            "eval": results, "loss_history": [round(x, 4) for x in info["loss_history"]]}
+    (out_dir / "card.json").write_text(json.dumps(card, indent=1) + "\n")
+    (out_dir / "MODEL_CARD.md").write_text(_model_card(card))
+    return card

@@ -14,16 +14,14 @@ S into the user turn (``S + "\\n" + user``); tokenizers without a chat template 
 
 from __future__ import annotations
 
-import contextlib
 import json
 from pathlib import Path
 from typing import Sequence
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
-from sar_lib.perplexity import answer_logprobs, mean_nll, pack_sequences
+from sar_lib.perplexity import score_answer_ids
 
 SYSTEM_PROMPT = ("You are a reasoning expert assistant. Given a question, you will use your reasoning skills "
                  "to solve the problem.")
@@ -131,39 +129,6 @@ def information_gain(logp_q: Tensor, logp_0: Tensor, mask: Tensor) -> Tensor:
 
 
 # ---------------------------------------------------------------- scoring with a model
-@contextlib.contextmanager
-def _scoring_mode(model):
-    """no_grad and eval mode (dropout off: a reward must be deterministic), training flag restored."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            yield
-    finally:
-        model.train(was_training)
-
-
-def _answer_logprobs_batched(model, contexts: Sequence[Sequence[int]], answers: Sequence[Sequence[int]], *,
-                             pad_token_id: int, batch_size: int, chunk_size: int, progress: bool,
-                             desc: str) -> tuple[list[Tensor], Tensor]:
-    """Per-answer token log-probs (list of ``[T_i]`` fp32, CPU) and mean NLLs ``[N]``, in input order.
-
-    Sequences are batched longest first, so a too-long input fails before any other work.
-    """
-    order = sorted(range(len(answers)), key=lambda i: -(len(contexts[i]) + len(answers[i])))
-    token_logprobs: list[Tensor] = [torch.empty(0)] * len(answers)
-    nll = torch.empty(len(answers), dtype=torch.float32)
-    with _scoring_mode(model):
-        for start in tqdm(range(0, len(order), batch_size), desc=desc, disable=not progress):
-            idx = order[start:start + batch_size]
-            batch = pack_sequences([contexts[i] for i in idx], [answers[i] for i in idx], pad_token_id)
-            logprobs = answer_logprobs(model, batch, chunk_size=chunk_size).logprobs.cpu()
-            nll[idx] = mean_nll(logprobs, batch.answer_mask)
-            for row, i in enumerate(idx):
-                token_logprobs[i] = logprobs[row, :len(answers[i])]
-    return token_logprobs, nll
-
-
 def sar_from_token_ids(model, ctx_0: Sequence[int], answers: Sequence[Sequence[int]], *, pad_token_id: int,
                        ctx_q: Sequence[Sequence[int]] | None = None, nll_qa: Tensor | None = None,
                        variant: str = "ppl", batch_size: int = 8, chunk_size: int = 256,
@@ -182,8 +147,6 @@ def sar_from_token_ids(model, ctx_0: Sequence[int], answers: Sequence[Sequence[i
     check_variant(variant)
     if (ctx_q is None) == (nll_qa is None):
         raise ValueError("pass exactly one of ctx_q (token ids of ctx(q) per answer) or nll_qa (mean NLL per answer)")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     n = len(answers)
     if ctx_q is not None and len(ctx_q) != n:
         raise ValueError(f"got {len(ctx_q)} ctx_q id lists for {n} answers; pass one per answer")
@@ -192,9 +155,13 @@ def sar_from_token_ids(model, ctx_0: Sequence[int], answers: Sequence[Sequence[i
     common = dict(pad_token_id=pad_token_id, batch_size=batch_size, chunk_size=chunk_size, progress=progress)
     logprobs_q = None
     if ctx_q is not None:
-        logprobs_q, nll_qa = _answer_logprobs_batched(model, ctx_q, answers, desc="ppl(a|q)", **common)
+        scores_q = score_answer_ids(model, ctx_q, answers, desc="ppl(a|q)", **common)
+        nll_qa = scores_q.nll
+        logprobs_q = [row[:len(a)] for row, a in zip(scores_q.logprobs, answers)]
     nll_qa = nll_qa.detach().float().cpu()
-    logprobs_a, nll_a = _answer_logprobs_batched(model, [ctx_0] * n, answers, desc="ppl(a)", **common)
+    scores_a = score_answer_ids(model, [ctx_0] * n, answers, desc="ppl(a)", **common)
+    nll_a = scores_a.nll
+    logprobs_a = [row[:len(a)] for row, a in zip(scores_a.logprobs, answers)]
     return {
         "nll_qa": nll_qa, "nll_a": nll_a, "ppl_qa": torch.exp(nll_qa), "ppl_a": torch.exp(nll_a),
         "sar": sar_from_nll(nll_qa, nll_a, variant),

@@ -29,8 +29,8 @@ except ImportError as err:  # trl is an optional dependency
 
 from sar_lib import rewards
 from sar_lib.grading import KINDS, is_correct
-from sar_lib.perplexity import answer_logprobs, mean_nll, pack_sequences
-from sar_lib.sar import INSTRUCTION, SYSTEM_PROMPT, VARIANTS, _scoring_mode, empty_prompt_text, sar_from_token_ids
+from sar_lib.perplexity import score_answer_ids
+from sar_lib.sar import INSTRUCTION, SYSTEM_PROMPT, VARIANTS, empty_prompt_text, sar_from_token_ids
 
 __all__ = ["paper_messages", "attach", "correctness_reward", "SARReward", "EntropyMinimisationReward",
            "SelfCertaintyReward", "O1PrunerReward", "EfficientReasonerReward"]
@@ -194,24 +194,11 @@ class _PolicyReward(_TrainerReward):
         return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
     def _token_scores(self, contexts: Sequence[Sequence[int]], answers: Sequence[Sequence[int]], *,
-                      with_certainty: bool) -> tuple[Tensor, Tensor]:
-        """``[N]`` mean NLL of each answer given its context, and ``[N]`` self-certainty
-        ``mean_t KL(U || pi(. | ctx, a_<t))`` (``rewards.self_certainty``; left uninitialised unless
-        ``with_certainty``). No-grad, eval mode (restored), ``batch_size`` sequences per forward.
-        """
-        model = self.trainer.model
-        nll = torch.empty(len(answers), dtype=torch.float32)
-        certainty = torch.empty(len(answers), dtype=torch.float32)
-        with _scoring_mode(model):
-            for start in range(0, len(answers), self.batch_size):
-                stop = min(start + self.batch_size, len(answers))
-                batch = pack_sequences(contexts[start:stop], answers[start:stop], self._pad_token_id)
-                scores = answer_logprobs(model, batch, chunk_size=self.chunk_size, with_certainty=with_certainty)
-                mask = batch.answer_mask.to(scores.logprobs.device)
-                nll[start:stop] = mean_nll(scores.logprobs, mask).cpu()
-                if with_certainty:
-                    certainty[start:stop] = rewards.self_certainty(scores.certainty, mask).cpu()
-        return nll, certainty
+                      with_certainty: bool):
+        """:func:`sar_lib.perplexity.score_answer_ids` with the trainer's current policy."""
+        return score_answer_ids(self.trainer.model, contexts, answers, pad_token_id=self._pad_token_id,
+                                batch_size=self.batch_size, chunk_size=self.chunk_size,
+                                with_certainty=with_certainty)
 
 
 class SARReward(_PolicyReward):
@@ -266,8 +253,8 @@ class EntropyMinimisationReward(_PolicyReward):
 
     def __call__(self, prompts: list, completions: list, completion_ids: list[list[int]], **kwargs) -> list[float]:
         ctx_q, _ = self.contexts(prompts)
-        nll_qa, _ = self._token_scores(ctx_q, completion_ids, with_certainty=False)
-        return rewards.entropy_minimisation(nll_qa).tolist()
+        scores = self._token_scores(ctx_q, completion_ids, with_certainty=False)
+        return rewards.entropy_minimisation(scores.nll).tolist()
 
 
 class SelfCertaintyReward(_PolicyReward):
@@ -281,8 +268,8 @@ class SelfCertaintyReward(_PolicyReward):
 
     def __call__(self, prompts: list, completions: list, completion_ids: list[list[int]], **kwargs) -> list[float]:
         ctx_q, _ = self.contexts(prompts)
-        _, certainty = self._token_scores(ctx_q, completion_ids, with_certainty=True)
-        return certainty.tolist()
+        scores = self._token_scores(ctx_q, completion_ids, with_certainty=True)
+        return rewards.self_certainty(scores.certainty, scores.mask).tolist()
 
 
 # ---------------------------------------------------------------- group rewards
