@@ -278,7 +278,7 @@ def step_summary(steps: list[dict], n_answers: int) -> dict:
         return _median([s[key] for s in steps if s.get(key) is not None])
 
     return {
-        "steps": len(steps),
+        "steps_timed": len(steps),
         "time_step": med("time/wall"),
         "time_generate": med("time/generate"),
         "time_score": med("time/score"),
@@ -295,9 +295,10 @@ def measure_sar_overhead(model: str, sizes: BenchSizes, *, device: str = "cpu", 
 
     Two policies load identically (same seed, same LoRA init); step k of each has the same questions
     and sampling seed. Their steps alternate, in swapped order every other pair, after
-    ``sizes.warmup_steps`` untimed pairs. Returns the ratio of the median wall times, the
-    estimate ``median_k t_step / (t_step - t_sar)`` from the SA-GRPO steps' own timers, the step
-    times of both and the summaries (:func:`step_summary`).
+    ``sizes.warmup_steps`` untimed pairs. ``sar_overhead_ratio = median_k t_sar,k / t_grpo,k`` over
+    the pairs (neighbours in time, so a load that comes and goes cancels out); also returned: the
+    ratio of the medians, the estimate ``median_k t_step / (t_step - t_sar)`` from the SA-GRPO
+    steps' own timers, the step times of both and their summaries (:func:`step_summary`).
     """
     n_total = sizes.warmup_steps + sizes.steps
     runs = {"sar": Stepper(step_config(model, sizes, reward="sar"), device, n_total),
@@ -316,7 +317,8 @@ def measure_sar_overhead(model: str, sizes: BenchSizes, *, device: str = "cpu", 
     with_sar = [m["time/wall"] for m in timed["sar"]]
     without = [m["time/wall"] for m in timed["none"]]
     return {
-        "sar_overhead_ratio": _median(with_sar) / _median(without),
+        "sar_overhead_ratio": _median([a / b for a, b in zip(with_sar, without)]),
+        "sar_overhead_ratio_of_medians": _median(with_sar) / _median(without),
         "sar_overhead_ratio_from_step_timer": _median([m["time/step"] / (m["time/step"] - m["time/sar"])
                                                        for m in timed["sar"]]),
         "step_s_sar": with_sar,
@@ -353,7 +355,7 @@ def measure_trl_cycles(model: str, sizes: BenchSizes, *, device: str = "cpu", wo
     import trl
     from datasets import Dataset
     from peft import LoraConfig
-    from transformers import TrainerCallback
+    from transformers import PrinterCallback, TrainerCallback
 
     from sar_lib.grpo import _policy_profile
     from sar_lib.integrations import trl as sar_trl
@@ -401,6 +403,7 @@ def measure_trl_cycles(model: str, sizes: BenchSizes, *, device: str = "cpu", wo
     trainer = trl.GRPOTrainer(model=base, processing_class=tokenizer, args=args, peft_config=lora,
                               train_dataset=Dataset.from_list(rows), callbacks=[timer],
                               reward_funcs=[sar_trl.correctness_reward(kind=kinds[0]), sar_trl.SARReward(batch_size=M)])
+    trainer.remove_callback(PrinterCallback)  # logs are read from state.log_history, not printed
     sar_trl.attach(trainer)
     trainer.train()
     lengths = [log["completions/mean_length"] for log in trainer.state.log_history if "completions/mean_length" in log]
@@ -454,7 +457,7 @@ def _maxrss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
 
 
-def _memory_probe(variant: str, sizes: dict, device: str) -> dict:
+def _memory_probe(variant: str, sizes: dict, device: str, threads: int | None = None) -> dict:
     """Peak memory of one scoring variant ("chunked" | "naive"), in bytes above the level before it.
 
     CUDA: ``max_memory_allocated`` above ``memory_allocated``. CPU (run in a fresh process):
@@ -463,6 +466,8 @@ def _memory_probe(variant: str, sizes: dict, device: str) -> dict:
     """
     import psutil
 
+    if threads is not None:
+        torch.set_num_threads(threads)
     sizes = BenchSizes(**sizes)
     model, batch, small = _probe_inputs(sizes, device)
     score: Callable = naive_answer_logprobs if variant == "naive" else \
@@ -494,7 +499,8 @@ def measure_logprob_memory(sizes: BenchSizes, *, device: str = "cpu") -> dict:
     """``logprob_memory_ratio``: peak memory of ``answer_logprobs`` over the naive full-vocabulary
     log-softmax (:func:`naive_answer_logprobs`) on the same model and batch (module docstring).
 
-    CPU: each variant in a fresh (spawned) process, so the two peaks cannot mask each other.
+    CPU: each variant in a fresh (spawned) process with this process's torch thread count, so the
+    two peaks cannot mask each other.
     ``logprobs_agree``: both variants' sums of answer log-probs match (rel. 1e-4 fp32, 1e-2 bf16).
     """
     _check_device(device)
@@ -507,7 +513,7 @@ def measure_logprob_memory(sizes: BenchSizes, *, device: str = "cpu") -> dict:
             torch.cuda.empty_cache()
         else:
             with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
-                probes[variant] = pool.submit(_memory_probe, variant, args, device).result()
+                probes[variant] = pool.submit(_memory_probe, variant, args, device, torch.get_num_threads()).result()
     chunked, naive = probes["chunked"], probes["naive"]
     tolerance = 1e-2 if torch.device(device).type == "cuda" else 1e-4
     return {
@@ -530,15 +536,23 @@ def measure_logprob_memory(sizes: BenchSizes, *, device: str = "cpu") -> dict:
 TARGETS = {"sar_overhead_ratio": 1.10, "trl_step_ratio": 1.0, "logprob_memory_ratio": 0.3}  # upper bounds
 
 
-def run_bench(*, device: str = "cpu", sizes: BenchSizes = FULL, with_trl: bool = True, command: str | None = None,
-              progress: bool = True) -> dict:
+def run_bench(*, device: str = "cpu", sizes: BenchSizes = FULL, threads: int | None = 1, with_trl: bool = True,
+              command: str | None = None, progress: bool = True) -> dict:
     """All ``sar bench`` figures (module docstring) in one run; returns the JSON-ready result.
 
     Order: log-prob memory, SA-GRPO vs GRPO steps, TRL cycles, then ``sizes.trl_cycles`` more
     SA-GRPO steps, so that our steps bracket TRL's in time (``trl_step_ratio`` uses all of ours).
     Without TRL installed (or ``with_trl=False``) ``trl_step_ratio`` is None and ``trl.error`` says why.
+    ``threads``: torch CPU threads (None: torch's default). One by default: the tiny model's
+    matrices are too small to gain from more, and with other processes on the cores, several
+    threads per process wait on each other and make step times erratic (measured: 2-25 s for a
+    step that takes 1.9 s with one thread on a 2-core machine under load).
     """
     _check_device(device)
+    if threads is not None:
+        if threads < 1:
+            raise ValueError(f"threads must be >= 1, got {threads}")
+        torch.set_num_threads(threads)
     start = time.perf_counter()
     result: dict = {"kind": "sar bench", "machine": machine_info(device, command), "sizes": dataclasses.asdict(sizes),
                     "targets": TARGETS}
@@ -645,6 +659,15 @@ def random_model_dir(name: str, tokenizer, workdir: Path, device: str, *, shrink
     return out
 
 
+def _count_linear4bit(model) -> int:
+    """How many of the model's linear layers hold NF4 weights (``bnb.nn.Linear4bit``; 0 without bitsandbytes)."""
+    try:
+        import bitsandbytes as bnb
+    except Exception:  # absent, or a native library that fails to load
+        return 0
+    return sum(isinstance(m, bnb.nn.Linear4bit) for m in model.modules())
+
+
 def _gb(n_bytes: int) -> float:
     return round(n_bytes / 1e9, 3)
 
@@ -658,7 +681,7 @@ def _check_model(name: str, profile: str, target_gb: float, *, tokenizer, device
 
     cuda = torch.device(device).type == "cuda"
     result: dict = {"status": "building", "profile": profile, "target_peak_gb": target_gb, "load_in_4bit": four_bit,
-                    "steps": []}
+                    "per_step": []}
     record(result)
     t0 = time.perf_counter()
     path = random_model_dir(name, tokenizer, workdir, device, shrink=not cuda)
@@ -675,11 +698,11 @@ def _check_model(name: str, profile: str, target_gb: float, *, tokenizer, device
     try:
         result.update(load_s=time.perf_counter() - t0, status="stepping",
                       parameters=parameter_counts(stepper.model),
-                      linear4bit_layers=sum(type(m).__name__ == "Linear4bit" for m in stepper.model.modules()),
+                      linear4bit_layers=_count_linear4bit(stepper.model),
                       load_peak_gb=_gb(torch.cuda.max_memory_allocated()) if cuda else None)
         record(result)
         for k in range(sizes.steps):
-            last = result["steps"][-1]["time/wall"] if result["steps"] else 0.0
+            last = result["per_step"][-1]["time/wall"] if result["per_step"] else 0.0
             if time.perf_counter() + last > deadline:
                 result["stopped_early"] = f"time budget: {k} of {sizes.steps} steps done"
                 break
@@ -690,20 +713,19 @@ def _check_model(name: str, profile: str, target_gb: float, *, tokenizer, device
             if cuda:
                 row.update(peak_allocated_gb=_gb(torch.cuda.max_memory_allocated()),
                            peak_reserved_gb=_gb(torch.cuda.max_memory_reserved()))
-            result["steps"].append(row)
+            result["per_step"].append(row)
             record(result)
     finally:
         stepper.close()
         shutil.rmtree(path, ignore_errors=True)
-    steps = result["steps"]
+    steps = result["per_step"]
     timed = steps[1:] or steps  # the first step pays one-off costs (kernels, allocator)
     n_answers = config.questions_per_step * config.group_size
     result.update(step_summary(timed, n_answers))
-    result["steps_timed"] = len(timed)
     peaks = [s["peak_allocated_gb"] for s in steps if "peak_allocated_gb" in s]
     result["peak_allocated_gb"] = max(peaks) if peaks else None
     result["meets_target"] = None if not peaks else result["peak_allocated_gb"] <= target_gb
-    result["status"] = "ok"
+    result["status"] = "ok" if steps else "incomplete"
     return result
 
 
@@ -726,7 +748,7 @@ def gpu_check(json_path: str | Path, *, dry_run: bool = False, steps: int | None
     64 (vocabulary kept), NF4 when bitsandbytes runs on this CPU, fewer and shorter steps
     (2 steps, 16 tokens, 2 questions unless given); peaks are not measured (None).
     """
-    from sar_lib.models import bnb_4bit_problem
+    from sar_lib.models import bnb_4bit_problem, get_profile
 
     device = "cpu" if dry_run else "cuda"
     if not dry_run and not torch.cuda.is_available():
@@ -739,11 +761,12 @@ def gpu_check(json_path: str | Path, *, dry_run: bool = False, steps: int | None
     json_path.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     deadline = start + time_budget_s
-    four_bit = bnb_4bit_problem(device) is None
+    bnb_problem = bnb_4bit_problem(device)
+    four_bit = bnb_problem is None  # without bitsandbytes the check still runs (bf16), and says so
     report: dict = {"kind": "gpu check", "dry_run": dry_run, "machine": machine_info(device, command),
                     "settings": {"steps": steps, "group_size": 6, "answer_tokens": answer_tokens,
                                  "questions_per_step": questions_per_step or "profile", "eos_suppressed": True,
-                                 "load_in_4bit": four_bit, "bnb_problem": bnb_4bit_problem(device),
+                                 "load_in_4bit": four_bit, "bnb_problem": bnb_problem,
                                  "time_budget_s": time_budget_s},
                     "logprob_memory": None, "models": {}, "ok": False, "total_s": None}
 
@@ -761,8 +784,6 @@ def gpu_check(json_path: str | Path, *, dry_run: bool = False, steps: int | None
     tokenizer, _ = bench_tokenizer()
     with tempfile.TemporaryDirectory(prefix="sar-gpu-check-") as tmp:
         for name, (profile_name, target_gb) in tqdm(GPU_CHECK_MODELS.items(), desc="gpu check", disable=not progress):
-            from sar_lib.models import get_profile
-
             q = questions_per_step or get_profile(profile_name).questions_per_step
             sizes = BenchSizes(questions_per_step=q, group_size=6, answer_tokens=answer_tokens, warmup_steps=0,
                                steps=steps)
@@ -783,8 +804,8 @@ def gpu_check(json_path: str | Path, *, dry_run: bool = False, steps: int | None
             gc.collect()
             if not dry_run:
                 torch.cuda.empty_cache()
-    report["ok"] = all(r.get("status") == "ok" and r.get("meets_target") is not False
-                       for r in report["models"].values())
+    report["ok"] = (four_bit or dry_run) and all(r.get("status") == "ok" and r.get("meets_target") is not False
+                                                 for r in report["models"].values())
     write()
     return report
 

@@ -118,6 +118,38 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- bench
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from sar_lib import bench
+
+    if args.dry_run and not args.gpu_check:
+        raise ValueError("--dry-run belongs to --gpu-check (it runs the GPU check's code on CPU)")
+    if args.gpu_check and (args.device or args.quick or args.no_trl):
+        raise ValueError("--gpu-check takes no --device/--quick/--no-trl: it runs on CUDA (CPU with --dry-run) "
+                         "with its own sizes")
+    if not args.gpu_check and args.time_budget is not None:
+        raise ValueError("--time-budget belongs to --gpu-check")
+    command = "sar bench" + "".join(
+        f" --{key.replace('_', '-')}" + ("" if value is True else f" {value}")
+        for key, value in vars(args).items() if key not in ("func", "command") and value not in (None, False))
+    if args.gpu_check:
+        report = bench.gpu_check(args.json or "gpu_check.json", dry_run=args.dry_run, command=command,
+                                 **({} if args.time_budget is None else {"time_budget_s": args.time_budget}))
+        print(bench.format_gpu_table(report), flush=True)
+        print(f"wrote {args.json or 'gpu_check.json'}", flush=True)
+        return 0 if report["ok"] else 1
+    result = bench.run_bench(device=args.device or "cpu", sizes=bench.QUICK if args.quick else bench.FULL,
+                             threads=args.threads or None, with_trl=not args.no_trl, command=command)
+    print(bench.format_table(result), flush=True)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {args.json}", flush=True)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sar", description="Self-Aligned Reward: score, train, evaluate.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -214,6 +246,26 @@ def build_parser() -> argparse.ArgumentParser:
                    help="do not compute SAR for logging when the reward does not need it (saves a forward pass)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     p.set_defaults(func=_cmd_train)
+
+    # -- bench
+    p = sub.add_parser("bench", help="benchmarks: SAR's cost per GRPO step, vs TRL, log-prob memory; GPU check",
+                       description="Times SA-GRPO against plain GRPO steps and against TRL's GRPOTrainer at forced "
+                                   "answer lengths, measures the peak memory of the chunked answer log-probs against "
+                                   "a naive full-vocabulary log-softmax, prints a table and writes --json. "
+                                   "--gpu-check: 4-bit + LoRA SA-GRPO steps on random Qwen2.5-0.5B/1.5B-shaped "
+                                   "models (see docs/benchmarks.md).")
+    p.add_argument("--device", choices=("cpu", "cuda"), help="where to run (default cpu)")
+    p.add_argument("--json", help="write every figure, the machine and the command to this JSON file")
+    p.add_argument("--quick", action="store_true", help="small sizes: a smoke test in a few minutes, not figures")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (default 1: stable timings on a shared machine; 0: torch's default)")
+    p.add_argument("--no-trl", action="store_true", help="skip the TRL comparison")
+    p.add_argument("--gpu-check", action="store_true",
+                   help="the prepared GPU check (scripts/gpu_check.sh): writes --json (default gpu_check.json); "
+                        "exit code 1 when a model failed or missed its memory target")
+    p.add_argument("--dry-run", action="store_true", help="with --gpu-check: the same code on CPU, models shrunk")
+    p.add_argument("--time-budget", type=float, help="with --gpu-check: seconds for the whole check (default 420)")
+    p.set_defaults(func=_cmd_bench)
 
     return parser
 

@@ -56,6 +56,7 @@ repeats the uninterrupted run's steps k+1.. exactly (on the same hardware).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import random
 import shutil
@@ -75,7 +76,7 @@ from sar_lib.data import Problem, load_problems
 from sar_lib.evaluate import evaluate
 from sar_lib.generation import answer_texts, generate
 from sar_lib.models import get_profile, load_policy
-from sar_lib.perplexity import answer_logprobs, mean_nll, pack_sequences
+from sar_lib.perplexity import answer_logprobs, pack_sequences, score_answer_ids
 from sar_lib.sar import VARIANTS, empty_prompt_text, encode_text, prompt_text, sar_from_nll, sar_from_token_ids
 
 ADVANTAGES = ("dr_grpo", "std")
@@ -361,40 +362,25 @@ def grpo_step(model, tokenizer, optimizer, problems: list[Problem], config: GRPO
     lengths = torch.tensor(rollouts.lengths, dtype=torch.float32)
     t_generate = time.perf_counter() - t_step
 
-    # 2. Score. The micro-batches are packed once and reused by the update, so at the first update
-    #    pi == pi_old gives ratios of exactly 1.
+    # 2. Score, without gradients and in eval mode (no dropout: the numbers of the policy that sampled).
+    #    The old log-probs give ppl(a|q) (and the self-certainty) for free.
     t0 = time.perf_counter()
-    plan = _update_plan(len(problems), G, cfg.updates_per_step, cfg.micro_batch_size)
-    micro = [idx for update in plan for idx in update]
-    batches = [pack_sequences([rollouts.prompt_ids[i] for i in idx], [rollouts.answer_ids[i] for i in idx],
-                              tokenizer.pad_token_id) for idx in micro]
     n = len(texts)
-    nll_qa = torch.empty(n)
-    with_certainty = cfg.reward == "certainty"
-    certainty = certainty_mask = None
-    if with_certainty:  # per-token KL(U || pi), [N, T_max], from the same pass as the old log-probs
-        certainty = torch.zeros(n, int(lengths.max()))
-        certainty_mask = torch.arange(certainty.shape[1]) < lengths[:, None]
-    old, ref = [], []
-    model.eval()  # no dropout: the old log-probs are those of the policy that sampled
-    with torch.no_grad():
-        for idx, batch in zip(micro, batches):
-            scores = answer_logprobs(model, batch, with_certainty=with_certainty)
-            old.append(scores.logprobs)
-            nll_qa[idx] = mean_nll(scores.logprobs, batch.answer_mask.to(device)).cpu()
-            if with_certainty:
-                certainty[idx, :scores.certainty.shape[1]] = scores.certainty.cpu()
-            if cfg.kl_coef > 0:
-                with model.disable_adapter():  # the reference: the base model without LoRA
-                    ref.append(answer_logprobs(model, batch).logprobs)
+    score = functools.partial(score_answer_ids, model, rollouts.prompt_ids, rollouts.answer_ids,
+                              pad_token_id=tokenizer.pad_token_id, batch_size=cfg.micro_batch_size)
+    old = score(with_certainty=cfg.reward == "certainty")  # [N, T_max] log pi_old(a_t | ctx(q), a_<t)
+    ref = None
+    if cfg.kl_coef > 0:
+        with model.disable_adapter():  # the reference: the base model without LoRA
+            ref = score()
     t_score = time.perf_counter() - t0
 
     sar, nll_a, t_sar = None, None, 0.0
     if cfg.reward == "sar" or cfg.log_sar:  # the one extra forward pass, over ctx(0) + a
         t0 = time.perf_counter()
         nll_a = sar_from_token_ids(model, ctx0_ids, rollouts.answer_ids, pad_token_id=tokenizer.pad_token_id,
-                                   nll_qa=nll_qa, batch_size=cfg.micro_batch_size)["nll_a"]
-        sar = sar_from_nll(nll_qa, nll_a, "ppl")
+                                   nll_qa=old.nll, batch_size=cfg.micro_batch_size)["nll_a"]
+        sar = sar_from_nll(old.nll, nll_a, "ppl")
         t_sar = time.perf_counter() - t0
         if cfg.reward == "sar":
             t_score += t_sar
@@ -402,8 +388,8 @@ def grpo_step(model, tokenizer, optimizer, problems: list[Problem], config: GRPO
     t0 = time.perf_counter()
     correct = torch.cat([R.correctness(texts[q * G:(q + 1) * G], p.gold, p.kind) for q, p in enumerate(problems)])
     shaping = shaping_reward(cfg.reward, group_size=G, lengths=lengths, correct=correct,
-                             max_new_tokens=cfg.max_new_tokens, nll_qa=nll_qa,
-                             nll_a=nll_a, certainty=certainty, mask=certainty_mask,
+                             max_new_tokens=cfg.max_new_tokens, nll_qa=old.nll,
+                             nll_a=nll_a, certainty=old.certainty, mask=old.mask,
                              sar_variant=cfg.sar_variant)
     total = R.combine(correct, shaping, cfg.alpha)
     advantages = group_advantages(total.view(-1, G), cfg.advantage).flatten().to(device)
@@ -415,19 +401,21 @@ def grpo_step(model, tokenizer, optimizer, problems: list[Problem], config: GRPO
     trainable = [p for p in model.parameters() if p.requires_grad]
     losses, grad_norms = [], []
     n_tokens = n_clipped = kl_sum = 0.0
-    k = 0
-    for update in plan:
+    for update in _update_plan(len(problems), G, cfg.updates_per_step, cfg.micro_batch_size):
         n_answers = sum(len(idx) for idx in update)
         optimizer.zero_grad(set_to_none=True)
         loss_sum = 0.0
         for idx in update:
-            batch, old_logprobs = batches[k], old[k]
+            batch = pack_sequences([rollouts.prompt_ids[i] for i in idx], [rollouts.answer_ids[i] for i in idx],
+                                   tokenizer.pad_token_id)
+            T = batch.answer_mask.shape[1]
             mask = batch.answer_mask.to(device)
             logprobs = answer_logprobs(model, batch).logprobs
-            token_loss, clipped = ppo_clip_loss(logprobs, old_logprobs, advantages[idx], eps_low=cfg.clip_eps_low,
-                                                eps_high=cfg.clip_eps_high, dual_clip=cfg.dual_clip)
+            token_loss, clipped = ppo_clip_loss(logprobs, old.logprobs[idx, :T].to(device), advantages[idx],
+                                                eps_low=cfg.clip_eps_low, eps_high=cfg.clip_eps_high,
+                                                dual_clip=cfg.dual_clip)
             if cfg.kl_coef > 0:
-                kl = k3_kl(logprobs, ref[k])
+                kl = k3_kl(logprobs, ref.logprobs[idx, :T].to(device))
                 token_loss = token_loss + cfg.kl_coef * kl
                 kl_sum += float((kl.detach() * mask).sum())
             loss = answer_losses(token_loss, mask, cfg.loss_constant).sum() / n_answers
@@ -435,7 +423,6 @@ def grpo_step(model, tokenizer, optimizer, problems: list[Problem], config: GRPO
             loss_sum += float(loss.detach())
             n_tokens += float(mask.sum())
             n_clipped += float((clipped & mask).sum())
-            k += 1
         grad_norms.append(float(torch.nn.utils.clip_grad_norm_(trainable, cfg.max_grad_norm)))
         optimizer.step()
         losses.append(loss_sum)
@@ -505,16 +492,20 @@ def _load_trainable(model, checkpoint: Path) -> None:
             params[name].copy_(value)
 
 
+def _checkpoint_state(run_dir: Path) -> dict:
+    """``{"step", "data_position", "rng"}`` of the run's checkpoint (FileNotFoundError if none)."""
+    path = run_dir / "checkpoint" / "state.pt"
+    if not path.exists():
+        raise FileNotFoundError(f"{run_dir} holds no checkpoint to resume from; start the run again without --resume")
+    # Our own file; python/numpy RNG states are not plain tensors, hence weights_only=False.
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
 def _load_checkpoint(run_dir: Path, model, optimizer) -> int:
     """Restore weights, optimizer and RNG states from ``run_dir/checkpoint``; returns its step."""
-    checkpoint = run_dir / "checkpoint"
-    if not (checkpoint / "state.pt").exists():
-        raise FileNotFoundError(f"{checkpoint} holds no checkpoint to resume from; "
-                                "start the run again without --resume")
-    _load_trainable(model, checkpoint)
-    optimizer.load_state_dict(torch.load(checkpoint / "optimizer.pt", map_location="cpu"))
-    # Our own file; python/numpy RNG states are not plain tensors, hence weights_only=False.
-    state = torch.load(checkpoint / "state.pt", map_location="cpu", weights_only=False)
+    state = _checkpoint_state(run_dir)
+    _load_trainable(model, run_dir / "checkpoint")
+    optimizer.load_state_dict(torch.load(run_dir / "checkpoint" / "optimizer.pt", map_location="cpu"))
     _set_rng_states(state["rng"])
     return int(state["step"])
 
@@ -537,7 +528,10 @@ def _prepare_run_dir(config: GRPOConfig, resume: bool) -> Path:
         if diff:
             raise ValueError(f"cannot resume {run_dir}: these training settings differ from the saved run: "
                              f"{'; '.join(diff)}. Use the saved values or start a new run with another --out")
-    elif (run_dir / "config.json").exists():
+        done = int(_checkpoint_state(run_dir)["step"])
+        if done > config.steps:
+            raise ValueError(f"{run_dir} is already trained for {done} steps; pass --steps {done} or more")
+    elif (run_dir / "checkpoint").exists():
         raise ValueError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
     run_dir.mkdir(parents=True, exist_ok=True)
     config.save(run_dir)
@@ -566,6 +560,15 @@ def _policy_profile(config: GRPOConfig):
 def _evaluate(model, tokenizer, problems: list[Problem], config: GRPOConfig) -> dict:
     return evaluate(model, tokenizer, problems, max_new_tokens=config.max_new_tokens,
                     batch_size=config.eval_batch_size, progress=False)
+
+
+def write_eval(run_dir: Path, result: dict, *, step: int, dataset: str) -> None:
+    """``eval.json`` (the summary) and ``eval_records.jsonl`` (one line per answer) of an evaluation."""
+    summary = {"step": step, "dataset": dataset, **{k: v for k, v in result.items() if k != "records"}}
+    (run_dir / "eval.json").write_text(json.dumps(summary, indent=2) + "\n")
+    with (run_dir / "eval_records.jsonl").open("w") as f:
+        for record in result.get("records", []):
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
 def train(config: GRPOConfig, *, resume: bool = False) -> Path:
@@ -625,15 +628,6 @@ def train(config: GRPOConfig, *, resume: bool = False) -> Path:
         final_eval = _evaluate(model, tokenizer, eval_problems, config)
     write_eval(run_dir, final_eval, step=config.steps, dataset=config.eval_dataset)
     return run_dir
-
-
-def write_eval(run_dir: Path, result: dict, *, step: int, dataset: str) -> None:
-    """``eval.json`` (the summary) and ``eval_records.jsonl`` (one line per answer) of an evaluation."""
-    summary = {"step": step, "dataset": dataset, **{k: v for k, v in result.items() if k != "records"}}
-    (run_dir / "eval.json").write_text(json.dumps(summary, indent=2) + "\n")
-    with (run_dir / "eval_records.jsonl").open("w") as f:
-        for record in result.get("records", []):
-            f.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
 def load_run(run_dir: str | Path):

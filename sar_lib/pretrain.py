@@ -147,9 +147,30 @@ def _collate(examples, pad_token_id: int) -> dict[str, torch.Tensor]:
     return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
 
 
-def _answer_loss(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Mean NLL over all answer tokens of the batch (the equation of the module docstring)."""
-    hidden = model.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+def _common_prefix(prompts: list[list[int]]) -> list[int]:
+    """The longest token prefix shared by every prompt (the system turn), one token short of the
+    shortest prompt so that each keeps a token to predict its first answer token from."""
+    prefix = prompts[0][: min(len(p) for p in prompts) - 1]
+    for prompt in prompts:
+        while prompt[: len(prefix)] != prefix:
+            prefix = prefix[:-1]
+    return prefix
+
+
+def _answer_loss(model, prefix: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Mean NLL over all answer tokens of the batch (the equation of the module docstring).
+
+    prefix [P]: the shared start of every prompt; batch rows [B, L] hold the rest. The prefix is
+    run once and its keys/values are shared by the batch (the same function, about a fifth less
+    compute); the rows' positions continue after it.
+    """
+    shared = model.model(input_ids=prefix[None], use_cache=True).past_key_values
+    batch_size, width = batch["input_ids"].shape
+    shared.batch_repeat_interleave(batch_size)
+    attention_mask = torch.cat([torch.ones(batch_size, len(prefix), dtype=torch.long), batch["attention_mask"]], 1)
+    position_ids = (len(prefix) + torch.arange(width)).expand(batch_size, width)
+    hidden = model.model(input_ids=batch["input_ids"], attention_mask=attention_mask, position_ids=position_ids,
+                         past_key_values=shared).last_hidden_state
     labels = batch["labels"][:, 1:]
     keep = labels != -100
     # the output layer runs on the answer positions only: the prompt's logits are never used
@@ -173,6 +194,9 @@ def train_tiny(config: PretrainConfig, *, progress: bool = True):
                              intermediate_size=config.intermediate_size, max_positions=MAX_POSITIONS,
                              seed=config.seed, pad_token_id=tokenizer.pad_token_id,
                              eos_token_id=tokenizer.eos_token_id)
+    prefix = _common_prefix([prompt for prompt, _ in examples])
+    examples = [(prompt[len(prefix):], answer) for prompt, answer in examples]
+    prefix = torch.tensor(prefix)
     model.train()
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]   # norms: no weight decay
@@ -189,7 +213,7 @@ def train_tiny(config: PretrainConfig, *, progress: bool = True):
         if config.max_minutes is not None and time.perf_counter() - start > 60 * config.max_minutes:
             stopped_by_time = True
             break
-        loss = _answer_loss(model, _collate([examples[i] for i in next(order)], tokenizer.pad_token_id))
+        loss = _answer_loss(model, prefix, _collate([examples[i] for i in next(order)], tokenizer.pad_token_id))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)

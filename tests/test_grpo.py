@@ -1,4 +1,3 @@
-import dataclasses
 import json
 import math
 
@@ -244,7 +243,7 @@ def test_three_step_lora_run_writes_metrics_eval_and_checkpoint(tiny_dir, tmp_pa
 
 def test_single_update_steps_have_ratio_one_and_certainty_reward(tiny_dir, tmp_path):
     # one update per step: the policy that is updated is exactly the one that sampled and scored the
-    # answers, so no token can be clipped (dropout 0, same packing for both passes)
+    # answers (dropout 0), so ratios differ from 1 by float rounding only and nothing is clipped
     run = train(small(tiny_dir, tmp_path / "run", steps=2, updates_per_step=1, reward="certainty",
                       kl_coef=0.0, log_sar=False))
     metrics = read_metrics(run)
@@ -270,6 +269,8 @@ def test_resume_repeats_the_uninterrupted_run_exactly(tiny_dir, tmp_path):
 
     with pytest.raises(ValueError, match="reward: 'sar' -> 'o1'"):
         train(small(tiny_dir, tmp_path / "stopped", steps=5, reward="o1", alpha=0.2), resume=True)
+    with pytest.raises(ValueError, match="already trained for 4 steps"):
+        train(small(tiny_dir, tmp_path / "stopped", steps=3), resume=True)
     with pytest.raises(ValueError, match="already holds a run"):
         train(small(tiny_dir, tmp_path / "stopped", steps=4))
     with pytest.raises(FileNotFoundError, match="not a run folder"):

@@ -9,7 +9,7 @@ from transformers import Qwen2Config, Qwen2ForCausalLM
 
 import sar_lib.models as models
 from sar_lib.generation import generate
-from sar_lib.models import (PROFILES, Profile, bnb_4bit_problem, get_profile, load_model, load_policy, load_tiny,
+from sar_lib.models import (PROFILES, bnb_4bit_problem, get_profile, load_model, load_policy, load_tiny,
                             parameter_counts)
 
 CONFIGS = Path(models.__file__).parent / "configs"
