@@ -3,15 +3,17 @@
 Every figure is measured at **forced answer lengths** (eos suppressed, ``generation.generate(...,
 suppress_eos=True)``), so two variants of a step do the same amount of work whatever they sample:
 
-* ``sar_overhead_ratio = median_k t_step(SA-GRPO) / median_k t_step(GRPO)``: one training step
+* ``sar_overhead_ratio = median_k t_step,k(SA-GRPO) / t_step,k(GRPO)``: one training step
   (``grpo.grpo_step``) with reward ``"sar"`` against the same step with reward ``"none"`` and no SAR
-  logging; same model, seed, questions and lengths; the two policies' steps are interleaved so that
-  a busy machine slows both alike. SAR's only extra work is one no-grad forward over ctx(0)+a
-  (SAR.md §1), so the step's own timer also gives ``t_step / (t_step - t_sar)`` as a cross-check.
-* ``trl_step_ratio = median t_step(ours) / median t_cycle(TRL)``: TRL's ``GRPOTrainer`` with the same
+  logging; same model, seed, questions and lengths; the two policies' steps alternate, so that
+  the k-th pair are neighbours in time and a load that comes and goes slows both alike. SAR's only
+  extra work is one no-grad forward over ctx(0)+a (SAR.md §1), so the step's own timer also gives
+  ``t_step / (t_step - t_sar)`` as a cross-check.
+* ``trl_step_ratio = median_k t_step,k(ours) / t_cycle,k(TRL)``: TRL's ``GRPOTrainer`` with the same
   model, LoRA, questions, group size, lengths, KL coefficient, micro-batch, two optimiser updates
-  per generation batch, and the same reward R_VR + 0.2 R_SA (``sar_lib.integrations.trl``). A TRL
-  "cycle" is one generation batch and its two optimiser steps, the work of one of our steps.
+  per generation batch, and the same reward R_VR + 0.2 R_SA (``sar_lib.integrations.trl``), our
+  steps and TRL's alternating in one run. A TRL "cycle" is one generation batch and its two
+  optimiser steps, the work of one of our steps.
 * ``logprob_memory_ratio = peak(answer_logprobs) / peak(naive)`` for B answers of T tokens with a
   V = 151,936 vocabulary (Qwen2.5's). Naive: the answer positions' logits ``[B, T, V]`` at once,
   then an fp32 log-softmax over the full vocabulary. Ours: the same decoder, then
@@ -165,7 +167,7 @@ def _check_device(device: str) -> None:
 # ---------------------------------------------------------------- the benchmark model
 def bench_tokenizer():
     """The shipped tiny reasoner's tokenizer, or (not shipped yet) one trained in seconds on the
-    synthetic corpus with the same vocabulary size. Returns ``(tokenizer, shipped: bool)``."""
+    synthetic corpus with the same vocabulary size."""
     from sar_lib import models
     from sar_lib.pretrain import PretrainConfig
     from sar_lib.sar import INSTRUCTION, SYSTEM_PROMPT
@@ -173,9 +175,9 @@ def bench_tokenizer():
     from sar_lib.tokenizer import load_tokenizer, train_tokenizer
 
     if (models.TINY_DIR / "tokenizer.json").is_file():
-        return load_tokenizer(models.TINY_DIR), True
+        return load_tokenizer(models.TINY_DIR)
     texts = [f"{SYSTEM_PROMPT}\n{p.question} {INSTRUCTION}\n{answer}" for p, answer in training_corpus(2000, 0)]
-    return train_tokenizer(texts, vocab_size=PretrainConfig().vocab_size), False
+    return train_tokenizer(texts, vocab_size=PretrainConfig().vocab_size)
 
 
 def bench_model(workdir: Path) -> tuple[str, str]:
@@ -192,7 +194,7 @@ def bench_model(workdir: Path) -> tuple[str, str]:
         return "tiny", "the shipped tiny reasoner (sar_lib/assets/tiny)"
     except FileNotFoundError:
         pass
-    tokenizer, _ = bench_tokenizer()
+    tokenizer = bench_tokenizer()
     shape = PretrainConfig()
     model = models.build_tiny_model(len(tokenizer), hidden_size=shape.hidden_size, num_layers=shape.num_layers,
                                     num_heads=shape.num_heads, num_kv_heads=shape.num_kv_heads,
@@ -328,29 +330,24 @@ def measure_sar_overhead(model: str, sizes: BenchSizes, *, device: str = "cpu", 
     }
 
 
-def measure_our_steps(model: str, sizes: BenchSizes, n_steps: int, *, device: str = "cpu") -> list[float]:
-    """Wall times of ``n_steps`` SA-GRPO steps after ``sizes.warmup_steps`` untimed ones."""
-    stepper = Stepper(step_config(model, sizes, reward="sar"), device, sizes.warmup_steps + n_steps)
-    try:
-        walls = [stepper.step()["time/wall"] for _ in range(sizes.warmup_steps + n_steps)]
-    finally:
-        stepper.close()
-    return walls[sizes.warmup_steps:]
-
-
 # ---------------------------------------------------------------- TRL
-def measure_trl_cycles(model: str, sizes: BenchSizes, *, device: str = "cpu", workdir: Path) -> dict:
-    """Wall times of TRL ``GRPOTrainer`` cycles set up like :func:`step_config`'s SA-GRPO step.
+def measure_trl_ratio(model: str, sizes: BenchSizes, *, device: str = "cpu", workdir: Path) -> dict:
+    """``trl_step_ratio = median_k t_ours,k / t_trl,k``: our SA-GRPO steps against TRL
+    ``GRPOTrainer`` cycles set up alike, alternating in one run. Raises ImportError without TRL.
 
-    A cycle is one generation batch and its two optimiser steps (``steps_per_generation=2``), the
-    work of one of our steps; it is timed from one ``on_step_begin`` to the one two steps later.
-    The same: base model and LoRA (the profile's), questions (our steps', in order:
+    A TRL cycle is one generation batch and its two optimiser steps (``steps_per_generation=2``), the
+    work of one of our steps. At the start of every cycle (``on_step_begin`` of an odd step) a
+    callback first runs one of our steps (``torch`` RNG forked, so TRL's sampling stream is
+    untouched), then starts the cycle's clock; the next cycle's callback stops it. Step k and
+    cycle k are neighbours in time, so a load that comes and goes slows both; the first
+    ``sizes.warmup_steps`` pairs are not counted.
+    The same in both: base model and LoRA (the profile's), questions (our steps', in order:
     ``shuffle_dataset=False``), G, answer length (``min_new_tokens`` = ``max_completion_length`` and
     eos in ``suppress_tokens``: the logits processors of ``generate(..., suppress_eos=True)``),
     temperature 1, top_p 1, no top-k, KL coefficient (``beta``, reference = adapters disabled), PPO
     clip, learning rate, weight decay, grad clip, micro-batch of Q*G/2 answers, loss ``dr_grpo``
     without std scaling, and the reward R_VR + 0.2 R_SA (``integrations.trl``; TRL gives reward
-    functions no log-probs, so ppl(a|q) costs its own pass there). Raises ImportError without TRL.
+    functions no log-probs, so ppl(a|q) costs its own pass there).
     """
     import trl
     from datasets import Dataset
@@ -363,7 +360,8 @@ def measure_trl_cycles(model: str, sizes: BenchSizes, *, device: str = "cpu", wo
 
     config = step_config(model, sizes, reward="sar")
     n_cycles = sizes.warmup_steps + sizes.trl_cycles
-    problems = [p for step in step_problems(config, n_cycles) for p in step]
+    ours = Stepper(config, device, n_cycles)
+    problems = [p for step in ours.problems for p in step]
     kinds = sorted({p.kind for p in problems})
     if len(kinds) != 1:
         raise ValueError(f"the training set mixes answer kinds {kinds}; the TRL comparison grades one kind")
@@ -372,17 +370,28 @@ def measure_trl_cycles(model: str, sizes: BenchSizes, *, device: str = "cpu", wo
     configured = base.generation_config.eos_token_id
     eos_ids = {tokenizer.eos_token_id, *(configured if isinstance(configured, list) else [configured])}
 
-    class CycleTimer(TrainerCallback):
+    class Alternate(TrainerCallback):
         def __init__(self):
-            self.marks: list[float] = []
+            self.ours: list[float] = []
+            self.trl: list[float] = []
+            self.cycle_start: float | None = None
+
+        def _close_cycle(self) -> None:
+            _sync(device)
+            if self.cycle_start is not None:
+                self.trl.append(time.perf_counter() - self.cycle_start)
 
         def on_step_begin(self, args, state, control, **kwargs):
-            _sync(device)
-            self.marks.append(time.perf_counter())
+            if state.global_step % 2:  # the second optimiser step of a cycle
+                return
+            self._close_cycle()
+            with torch.random.fork_rng(devices=[torch.cuda.current_device()] if torch.device(device).type == "cuda"
+                                       else []):
+                self.ours.append(ours.step()["time/wall"])
+            self.cycle_start = time.perf_counter()
 
         def on_train_end(self, args, state, control, **kwargs):
-            _sync(device)
-            self.marks.append(time.perf_counter())
+            self._close_cycle()
 
     M = config.micro_batch_size
     args = trl.GRPOConfig(
@@ -399,18 +408,23 @@ def measure_trl_cycles(model: str, sizes: BenchSizes, *, device: str = "cpu", wo
     profile = _policy_profile(config)
     lora = LoraConfig(r=profile.lora_r, lora_alpha=profile.lora_alpha, lora_dropout=profile.lora_dropout,
                       target_modules=list(profile.target_modules), bias="none", task_type="CAUSAL_LM")
-    timer = CycleTimer()
-    trainer = trl.GRPOTrainer(model=base, processing_class=tokenizer, args=args, peft_config=lora,
-                              train_dataset=Dataset.from_list(rows), callbacks=[timer],
-                              reward_funcs=[sar_trl.correctness_reward(kind=kinds[0]), sar_trl.SARReward(batch_size=M)])
-    trainer.remove_callback(PrinterCallback)  # logs are read from state.log_history, not printed
-    sar_trl.attach(trainer)
-    trainer.train()
-    lengths = [log["completions/mean_length"] for log in trainer.state.log_history if "completions/mean_length" in log]
-    cycles = [end - begin for begin, end in zip(timer.marks[0::2], timer.marks[2::2])]
-    del trainer, base
-    gc.collect()
-    return {"cycle_s": cycles[sizes.warmup_steps:], "completion_length_mean": _median(lengths),
+    timer = Alternate()
+    try:
+        trainer = trl.GRPOTrainer(model=base, processing_class=tokenizer, args=args, peft_config=lora,
+                                  train_dataset=Dataset.from_list(rows), callbacks=[timer],
+                                  reward_funcs=[sar_trl.correctness_reward(kind=kinds[0]),
+                                                sar_trl.SARReward(batch_size=M)])
+        trainer.remove_callback(PrinterCallback)  # logs are read from state.log_history, not printed
+        sar_trl.attach(trainer)
+        trainer.train()
+        lengths = [log["completions/mean_length"] for log in trainer.state.log_history
+                   if "completions/mean_length" in log]
+    finally:
+        ours.close()
+    skip = sizes.warmup_steps
+    pairs = list(zip(timer.ours[skip:], timer.trl[skip:]))
+    return {"trl_step_ratio": _median([a / b for a, b in pairs]), "ours_step_s": [a for a, _ in pairs],
+            "trl_cycle_s": [b for _, b in pairs], "trl_completion_length_mean": _median(lengths),
             "trl_version": trl.__version__}
 
 
@@ -540,19 +554,25 @@ def run_bench(*, device: str = "cpu", sizes: BenchSizes = FULL, threads: int | N
               command: str | None = None, progress: bool = True) -> dict:
     """All ``sar bench`` figures (module docstring) in one run; returns the JSON-ready result.
 
-    Order: log-prob memory, SA-GRPO vs GRPO steps, TRL cycles, then ``sizes.trl_cycles`` more
-    SA-GRPO steps, so that our steps bracket TRL's in time (``trl_step_ratio`` uses all of ours).
-    Without TRL installed (or ``with_trl=False``) ``trl_step_ratio`` is None and ``trl.error`` says why.
+    Order: log-prob memory, SA-GRPO vs GRPO steps, SA-GRPO steps vs TRL cycles. Without TRL installed (or ``with_trl=False``) ``trl_step_ratio`` is None and ``trl.error`` says why.
     ``threads``: torch CPU threads (None: torch's default). One by default: the tiny model's
     matrices are too small to gain from more, and with other processes on the cores, several
     threads per process wait on each other and make step times erratic (measured: 2-25 s for a
     step that takes 1.9 s with one thread on a 2-core machine under load).
     """
     _check_device(device)
+    if threads is not None and threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    previous_threads = torch.get_num_threads()
     if threads is not None:
-        if threads < 1:
-            raise ValueError(f"threads must be >= 1, got {threads}")
         torch.set_num_threads(threads)
+    try:
+        return _run_bench(device, sizes, with_trl, command, progress)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _run_bench(device: str, sizes: BenchSizes, with_trl: bool, command: str | None, progress: bool) -> dict:
     start = time.perf_counter()
     result: dict = {"kind": "sar bench", "machine": machine_info(device, command), "sizes": dataclasses.asdict(sizes),
                     "targets": TARGETS}
@@ -564,20 +584,17 @@ def run_bench(*, device: str = "cpu", sizes: BenchSizes = FULL, threads: int | N
         overhead = measure_sar_overhead(model, sizes, device=device)
         bar.update()
         trl_result: dict = {"error": "skipped (with_trl=False)"}
-        ours = overhead["step_s_sar"]
         if with_trl:
             try:
-                trl_result = measure_trl_cycles(model, sizes, device=device, workdir=Path(tmp))
-                ours = ours + measure_our_steps(model, sizes, sizes.trl_cycles, device=device)
+                trl_result = measure_trl_ratio(model, sizes, device=device, workdir=Path(tmp))
             except ImportError as err:
                 trl_result = {"error": f"TRL is not installed ({err}): pip install 'sar-lib[trl]'"}
         bar.update()
     bar.close()
-    trl_cycles = trl_result.get("cycle_s")
     sar_steps = overhead["sar_steps"]
     result.update({
         "sar_overhead_ratio": overhead["sar_overhead_ratio"],
-        "trl_step_ratio": _median(ours) / _median(trl_cycles) if trl_cycles else None,
+        "trl_step_ratio": trl_result.get("trl_step_ratio"),
         "logprob_memory_ratio": memory["logprob_memory_ratio"],
         "generation_tokens_per_s": sar_steps["generation_tokens_per_s"],
         "time_generate": sar_steps["time_generate"],
@@ -585,7 +602,7 @@ def run_bench(*, device: str = "cpu", sizes: BenchSizes = FULL, threads: int | N
         "time_update": sar_steps["time_update"],
         "time_sar": sar_steps["time_sar"],
         "time_step": sar_steps["time_step"],
-        "details": {"overhead": overhead, "trl": {**trl_result, "ours_step_s": ours}, "memory": memory},
+        "details": {"overhead": overhead, "trl": trl_result, "memory": memory},
     })
     result["meets_targets"] = {key: None if result[key] is None else result[key] <= bound
                                for key, bound in TARGETS.items()}
@@ -621,6 +638,7 @@ def format_table(result: dict) -> str:
 
 
 # ---------------------------------------------------------------- the prepared GPU check
+MIN_MODEL_S = 90  # a model is not started with less time left: building, loading and one step take longer
 STEP_KEYS = ("time/wall", "time/generate", "time/score", "time/sar", "time/update", "length/mean", "truncation_rate",
              "sar/mean", "loss")
 
@@ -742,7 +760,8 @@ def gpu_check(json_path: str | Path, *, dry_run: bool = False, steps: int | None
     split, tokens/s (medians over the steps after the first), the 4-bit layer count. Also
     ``logprob_memory`` (:func:`measure_logprob_memory`) on the device. A model that fails gets
     ``status: "error"`` and its traceback; the others still run. ``time_budget_s`` bounds the whole
-    check: a step that would end past it is not started.
+    check: a step that would end past it (judged by the model's previous step) is not started, nor
+    a model with under :data:`MIN_MODEL_S` seconds left.
 
     ``dry_run``: the same code on CPU, for testing without a GPU: models shrunk to 2 layers of width
     64 (vocabulary kept), NF4 when bitsandbytes runs on this CPU, fewer and shorter steps
@@ -781,7 +800,7 @@ def gpu_check(json_path: str | Path, *, dry_run: bool = False, steps: int | None
     except Exception as err:  # record and go on: the model checks matter more
         report["logprob_memory"] = {"error": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc()}
     write()
-    tokenizer, _ = bench_tokenizer()
+    tokenizer = bench_tokenizer()
     with tempfile.TemporaryDirectory(prefix="sar-gpu-check-") as tmp:
         for name, (profile_name, target_gb) in tqdm(GPU_CHECK_MODELS.items(), desc="gpu check", disable=not progress):
             q = questions_per_step or get_profile(profile_name).questions_per_step
@@ -792,6 +811,9 @@ def gpu_check(json_path: str | Path, *, dry_run: bool = False, steps: int | None
                 report["models"][name] = partial
                 write()
 
+            if not dry_run and deadline - time.perf_counter() < MIN_MODEL_S:
+                record({"status": "skipped", "error": f"time budget: under {MIN_MODEL_S} s left"})
+                continue
             try:
                 record(_check_model(name, profile_name, target_gb, tokenizer=tokenizer, device=device,
                                     four_bit=four_bit, sizes=sizes, workdir=Path(tmp), deadline=deadline,

@@ -135,6 +135,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         f" --{key.replace('_', '-')}" + ("" if value is True else f" {value}")
         for key, value in vars(args).items() if key not in ("func", "command") and value not in (None, False))
     if args.gpu_check:
+        if args.dry_run and args.threads:
+            import torch
+
+            torch.set_num_threads(args.threads)
         report = bench.gpu_check(args.json or "gpu_check.json", dry_run=args.dry_run, command=command,
                                  **({} if args.time_budget is None else {"time_budget_s": args.time_budget}))
         print(bench.format_gpu_table(report), flush=True)
@@ -242,6 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-size", type=int, help="evaluation problems (default 100)")
     p.add_argument("--eval-every", type=int, help="also evaluate every N steps (default 0: only at the end)")
     p.add_argument("--save-every", type=int, help="checkpoint every N steps (default 0: only at the end)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: the profile's, else torch's)")
     p.add_argument("--no-log-sar", dest="log_sar", action="store_false",
                    help="do not compute SAR for logging when the reward does not need it (saves a forward pass)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
@@ -258,7 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="write every figure, the machine and the command to this JSON file")
     p.add_argument("--quick", action="store_true", help="small sizes: a smoke test in a few minutes, not figures")
     p.add_argument("--threads", type=int, default=1,
-                   help="torch CPU threads (default 1: stable timings on a shared machine; 0: torch's default)")
+                   help="torch CPU threads on CPU (default 1: stable timings on a shared machine; 0: torch's "
+                        "default)")
     p.add_argument("--no-trl", action="store_true", help="skip the TRL comparison")
     p.add_argument("--gpu-check", action="store_true",
                    help="the prepared GPU check (scripts/gpu_check.sh): writes --json (default gpu_check.json); "

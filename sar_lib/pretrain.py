@@ -61,6 +61,12 @@ class PretrainConfig:
     warmup_steps: int = 40
     min_lr_ratio: float = 0.05     # cosine decay from learning_rate to min_lr_ratio * learning_rate
     weight_decay: float = 0.01
+    # arithmetic drill: rows of bare equations "a op b = r." (loss on " r." only) added to every step,
+    # the cheap way for a tiny model to see enough sums and products to learn them
+    drill_batch_size: int = 32     # rows per step (0: no drill)
+    drill_equations: int = 8       # equations per row
+    drill_problems: int = 40000    # training problems whose steps make the drill equations
+    drill_weight: float = 1.0
     grad_clip: float = 1.0
     max_minutes: float | None = 13.0   # wall-clock cap on the training loop (the schedule is by steps)
     # measurement written into the model card
@@ -77,7 +83,7 @@ class PretrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"PretrainConfig.{name} must be a positive int, got {value!r}")
-        for name in ("eval_items", "sample_items", "warmup_steps", "seed"):
+        for name in ("eval_items", "sample_items", "warmup_steps", "seed", "drill_batch_size", "drill_problems"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
                 raise ValueError(f"PretrainConfig.{name} must be a non-negative int, got {value!r}")
@@ -87,6 +93,9 @@ class PretrainConfig:
         if not self.learning_rate > 0 or not 0 <= self.min_lr_ratio <= 1:
             raise ValueError(f"need learning_rate > 0 and 0 <= min_lr_ratio <= 1, got "
                              f"{self.learning_rate}, {self.min_lr_ratio}")
+        if self.drill_batch_size and (self.drill_problems < 1 or self.drill_equations < 1 or self.drill_weight < 0):
+            raise ValueError("with drill_batch_size > 0, drill_problems and drill_equations must be >= 1 and "
+                             f"drill_weight >= 0 (got {self.drill_problems}, {self.drill_equations}, {self.drill_weight})")
         if self.max_minutes is not None and not self.max_minutes > 0:
             raise ValueError(f"max_minutes must be > 0 (or None for no cap), got {self.max_minutes}")
 
@@ -119,6 +128,26 @@ def _encode_pairs(tokenizer, pairs, max_length: int) -> list[tuple[list[int], li
     return encoded
 
 
+def _drill_rows(tokenizer, config: PretrainConfig) -> list[tuple[list[int], list[int]]]:
+    """(context ids, target ids) rows of ``drill_equations`` bare equations "a op b = r." each, from
+    the steps of ``drill_problems`` training problems (seed + 1, so not the corpus's problems).
+    The context is the row up to the last "=", the target its " r."; earlier results sit in the
+    context but are masked out of the loss by ``_collate_drill``. Returns (ids, loss mask) rows."""
+    problems = synthetic.arithmetic_problems(config.drill_problems, config.seed + 1, split="train")
+    equations = [step for p in problems for step in p.meta["steps"]]
+    random.Random(config.seed).shuffle(equations)
+    rows = []
+    for start in range(0, len(equations) - config.drill_equations + 1, config.drill_equations):
+        ids, mask = [], []
+        for k, (a, op, b, r) in enumerate(equations[start:start + config.drill_equations]):
+            lhs = encode_text(tokenizer, f"{' ' if k else ''}{a} {op} {b} =")
+            rhs = encode_text(tokenizer, f" {r}.")
+            ids += lhs + rhs
+            mask += [False] * len(lhs) + [True] * len(rhs)
+        rows.append((ids, mask))
+    return rows
+
+
 def _batch_order(lengths: list[int], batch_size: int, generator: torch.Generator):
     """Endless batches of indices, every example once per epoch, in a seeded order. Within windows
     of 32 batches examples are sorted by length so that a batch wastes little padding."""
@@ -147,6 +176,19 @@ def _collate(examples, pad_token_id: int) -> dict[str, torch.Tensor]:
     return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
 
 
+def _collate_drill(rows, pad_token_id: int) -> dict[str, torch.Tensor]:
+    """Right-padded drill rows: input_ids, attention_mask, labels [B, L] (-100 off the results)."""
+    width = max(len(ids) for ids, _ in rows)
+    input_ids = torch.full((len(rows), width), pad_token_id, dtype=torch.long)
+    labels = torch.full_like(input_ids, -100)
+    attention_mask = torch.zeros_like(input_ids)
+    for i, (ids, mask) in enumerate(rows):
+        input_ids[i, :len(ids)] = torch.tensor(ids)
+        labels[i, :len(ids)] = torch.where(torch.tensor(mask), torch.tensor(ids), -100)
+        attention_mask[i, :len(ids)] = 1
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+
+
 def _common_prefix(prompts: list[list[int]]) -> list[int]:
     """The longest token prefix shared by every prompt (the system turn), one token short of the
     shortest prompt so that each keeps a token to predict its first answer token from."""
@@ -157,20 +199,24 @@ def _common_prefix(prompts: list[list[int]]) -> list[int]:
     return prefix
 
 
-def _answer_loss(model, prefix: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Mean NLL over all answer tokens of the batch (the equation of the module docstring).
+def _answer_loss(model, batch: dict[str, torch.Tensor], prefix: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean NLL over the labelled tokens of the batch (the equation of the module docstring).
 
-    prefix [P]: the shared start of every prompt; batch rows [B, L] hold the rest. The prefix is
-    run once and its keys/values are shared by the batch (the same function, about a fifth less
-    compute); the rows' positions continue after it.
+    prefix [P]: the shared start of every prompt, when batch rows [B, L] hold only the rest. The
+    prefix is run once and its keys/values are shared by the batch (the same function, about a
+    fifth less compute); the rows' positions continue after it.
     """
-    shared = model.model(input_ids=prefix[None], use_cache=True).past_key_values
     batch_size, width = batch["input_ids"].shape
-    shared.batch_repeat_interleave(batch_size)
-    attention_mask = torch.cat([torch.ones(batch_size, len(prefix), dtype=torch.long), batch["attention_mask"]], 1)
-    position_ids = (len(prefix) + torch.arange(width)).expand(batch_size, width)
-    hidden = model.model(input_ids=batch["input_ids"], attention_mask=attention_mask, position_ids=position_ids,
-                         past_key_values=shared).last_hidden_state
+    if prefix is None:
+        hidden = model.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+    else:
+        shared = model.model(input_ids=prefix[None], use_cache=True).past_key_values
+        shared.batch_repeat_interleave(batch_size)
+        attention_mask = torch.cat([torch.ones(batch_size, len(prefix), dtype=torch.long),
+                                    batch["attention_mask"]], 1)
+        position_ids = (len(prefix) + torch.arange(width)).expand(batch_size, width)
+        hidden = model.model(input_ids=batch["input_ids"], attention_mask=attention_mask, position_ids=position_ids,
+                             past_key_values=shared).last_hidden_state
     labels = batch["labels"][:, 1:]
     keep = labels != -100
     # the output layer runs on the answer positions only: the prompt's logits are never used
@@ -206,6 +252,8 @@ def train_tiny(config: PretrainConfig, *, progress: bool = True):
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, config))
     generator = torch.Generator().manual_seed(config.seed)
     order = _batch_order([len(p) + len(a) for p, a in examples], config.batch_size, generator)
+    drill = _drill_rows(tokenizer, config) if config.drill_batch_size else []
+    drill_order = _batch_order([len(ids) for ids, _ in drill], config.drill_batch_size, generator) if drill else None
 
     history, stopped_by_time, start = [], False, time.perf_counter()
     bar = tqdm(range(config.steps), desc="pretrain-tiny", disable=not progress, unit="step")
@@ -213,7 +261,10 @@ def train_tiny(config: PretrainConfig, *, progress: bool = True):
         if config.max_minutes is not None and time.perf_counter() - start > 60 * config.max_minutes:
             stopped_by_time = True
             break
-        loss = _answer_loss(model, prefix, _collate([examples[i] for i in next(order)], tokenizer.pad_token_id))
+        loss = _answer_loss(model, _collate([examples[i] for i in next(order)], tokenizer.pad_token_id), prefix)
+        if drill_order is not None:
+            rows = [drill[i] for i in next(drill_order)]
+            loss = loss + config.drill_weight * _answer_loss(model, _collate_drill(rows, tokenizer.pad_token_id))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)

@@ -8,7 +8,7 @@ from sar_lib import grpo
 from sar_lib import rewards as R
 from sar_lib.cli import main
 from sar_lib.grpo import (GRPOConfig, _update_plan, answer_losses, group_advantages, k3_kl, load_config,
-                          ppo_clip_loss, shaping_reward, step_questions, train)
+                          load_run, ppo_clip_loss, shaping_reward, step_questions, train)
 from sar_lib.models import bnb_4bit_problem
 
 TIME = "time/"
@@ -176,6 +176,7 @@ def test_sar_variant_reaches_the_reward():
     (dict(temperature=0.0), "temperature"),
     (dict(kl_coef=-1.0), "kl_coef"),
     (dict(learning_rate=0.0), "learning_rate"),
+    (dict(threads=0), "threads must be >= 1"),
     (dict(profile="laptop-2gb"), "unknown profile"),
 ])
 def test_bad_config_fails_before_anything_loads(monkeypatch, tmp_path, overrides, message):
@@ -239,6 +240,8 @@ def test_three_step_lora_run_writes_metrics_eval_and_checkpoint(tiny_dir, tmp_pa
     # LoRA B starts at zero: after three steps of gradients it is not
     assert any(float(v.abs().sum()) > 0 for name, v in trained.items() if "lora_B" in name)
     assert (run / "checkpoint" / "adapter" / "adapter_config.json").exists()
+    reloaded = dict(load_run(run)[0].named_parameters())
+    assert all(torch.equal(reloaded[name].detach().cpu(), value) for name, value in trained.items())
 
 
 def test_single_update_steps_have_ratio_one_and_certainty_reward(tiny_dir, tmp_path):

@@ -1,0 +1,247 @@
+"""``sar demo``: run the numbered notebooks headless (papermill), in order, and print their results.
+
+Each notebook ``notebooks/0N_*.ipynb`` has one cell tagged ``parameters``; the demo runs it as it
+is (the full parameter set) or, with ``fast``, with :data:`FAST` overrides (what CI runs). Executed
+copies replace the repo's notebooks (default: the committed notebooks show the latest demo run) or go
+to ``OUT/notebooks/`` with the figures in ``OUT/figures/`` (the notebooks run in their own folder
+and write figures to ``FIGURES_DIR = "../figures"``, so both layouts work unchanged).
+
+Every notebook writes ``<FIGURES_DIR>/<NN>_summary.json`` with :func:`write_summary`; the demo
+prints those at the end. A failing notebook stops the demo: its executed copy is kept, and the
+failing cell (index, first line) and the error are reported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Sequence, TextIO
+
+REPO_DIR = Path(__file__).resolve().parent.parent
+NOTEBOOKS_DIR = REPO_DIR / "notebooks"
+NUMBERS = ("01", "02", "03", "04")
+# Small parameter sets: each notebook in well under a minute on 2 CPU cores (CI, tests).
+FAST: dict[str, dict] = {
+    "01_perplexity_math": {"N_EXAMPLES": 8},
+    "02_sar_quality_ranking": {"N_PROBLEMS": 24},
+}
+KERNEL_NAME = "python3"
+
+
+@dataclass
+class NotebookRun:
+    """The outcome of one notebook: where its executed copy is, how long it took, what failed."""
+
+    name: str                 # file stem, e.g. "02_sar_quality_ranking"
+    output: Path              # the executed copy (the failed copy when ok is False)
+    seconds: float
+    ok: bool
+    failed_cell: int | None = None   # index in the source notebook (0-based, markdown cells counted)
+    failed_source: str = ""          # first line of the failing cell
+    error: str = ""                  # "ExceptionName: message"
+    summary: dict = field(default_factory=dict)
+
+
+def find_notebooks(directory: str | Path = NOTEBOOKS_DIR) -> tuple[list[Path], list[str]]:
+    """The numbered notebooks ``0[1-4]_*.ipynb`` of ``directory`` in order, and the missing numbers."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"notebook folder {directory} does not exist; run `sar demo` from a clone of the "
+                                "repository (the notebooks are not part of the installed package)")
+    found, missing = [], []
+    for number in NUMBERS:
+        matches = sorted(p for p in directory.glob(f"{number}_*.ipynb") if not p.name.endswith(".failed.ipynb"))
+        if len(matches) > 1:
+            raise ValueError(f"more than one notebook numbered {number} in {directory}: "
+                             f"{', '.join(p.name for p in matches)}; keep one")
+        (found.extend(matches) if matches else missing.append(number))
+    return found, missing
+
+
+@contextlib.contextmanager
+def _this_python_kernel():
+    """Make kernel "python3" this interpreter, whatever kernel specs the user has installed.
+
+    A user-level ``python3`` spec (e.g. ~/.local/share/jupyter/kernels) would otherwise win over
+    the virtual environment's and run the notebooks in a Python without ``sar_lib``. JUPYTER_PATH
+    comes first in Jupyter's search path, so a spec written there for ``sys.executable`` is used.
+    """
+    with tempfile.TemporaryDirectory(prefix="sar-kernel-") as tmp:
+        spec_dir = Path(tmp) / "kernels" / KERNEL_NAME
+        spec_dir.mkdir(parents=True)
+        from ipykernel.kernelspec import get_kernel_dict   # argv[0] = sys.executable
+
+        (spec_dir / "kernel.json").write_text(json.dumps(get_kernel_dict()))
+        old = os.environ.get("JUPYTER_PATH")
+        os.environ["JUPYTER_PATH"] = os.pathsep.join([tmp] + ([old] if old else []))
+        try:
+            yield
+        finally:
+            if old is None:
+                os.environ.pop("JUPYTER_PATH", None)
+            else:
+                os.environ["JUPYTER_PATH"] = old
+
+
+def _failed_cell_index(source_notebook: Path, failing_source: str) -> int | None:
+    """Index of the failing cell in the source notebook (papermill's index counts the injected
+    parameters cell, so the cell is found by its source)."""
+    cells = json.loads(source_notebook.read_text(encoding="utf-8"))["cells"]
+    for index, cell in enumerate(cells):
+        text = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+        if text == failing_source:
+            return index
+    return None
+
+
+def run_notebook(source: Path, output: Path, *, parameters: Mapping | None = None,
+                 progress: bool = True) -> NotebookRun:
+    """Execute ``source`` into ``output`` with papermill in ``output``'s folder; never raises for
+    an error inside the notebook (it is reported in the returned :class:`NotebookRun`)."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    run = NotebookRun(name=source.stem, output=output, seconds=0.0, ok=True)
+    with _this_python_kernel():
+        try:
+            papermill.execute_notebook(str(source), str(output), parameters=dict(parameters or {}),
+                                       kernel_name=KERNEL_NAME, cwd=str(output.parent), progress_bar=progress,
+                                       log_output=False)
+        except PapermillExecutionError as err:
+            run.ok = False
+            run.failed_cell = _failed_cell_index(source, err.source)
+            run.failed_source = next((line for line in err.source.splitlines() if line.strip()), "")
+            run.error = f"{err.ename}: {err.evalue}"
+    run.seconds = time.perf_counter() - start
+    return run
+
+
+def write_summary(figures_dir: str | Path, notebook: str, *, title: str, numbers: Mapping | None = None,
+                  tables: Sequence[Mapping] = ()) -> Path:
+    """Write ``<figures_dir>/<NN>_summary.json`` (NN = the notebook's number) for the demo's table.
+
+    ``numbers``: {label: value} of single results. ``tables``: dicts with ``title``, ``columns``
+    (header strings) and ``rows`` (lists, first entry the row label). Values must be JSON-able.
+    """
+    number = notebook[:2]
+    if number not in NUMBERS:
+        raise ValueError(f"notebook name {notebook!r} must start with its number 01-04")
+    for table in tables:
+        if set(table) != {"title", "columns", "rows"}:
+            raise ValueError(f"a summary table needs exactly the keys title, columns, rows; got {sorted(table)}")
+        bad = [row for row in table["rows"] if len(row) != len(table["columns"])]
+        if bad:
+            raise ValueError(f"table {table['title']!r}: row {bad[0]!r} does not have {len(table['columns'])} entries")
+    path = Path(figures_dir) / f"{number}_summary.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    summary = {"notebook": notebook, "title": title, "numbers": dict(numbers or {}), "tables": list(tables)}
+    path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.1e}" if value != 0 and abs(value) < 1e-3 else f"{value:.3f}"
+    return str(value)
+
+
+def format_table(columns: Sequence[str], rows: Sequence[Sequence]) -> str:
+    """A plain-text table: header, rule, one line per row; floats with 3 decimals (tiny ones in e-notation)."""
+    cells = [list(map(str, columns))] + [[_cell(v) for v in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+             for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def format_summary(summary: Mapping) -> str:
+    """A notebook's summary (see :func:`write_summary`) as text."""
+    parts = [f"== {summary['notebook']}: {summary['title']}"]
+    parts += [f"  {label}: {_cell(value)}" for label, value in summary.get("numbers", {}).items()]
+    for table in summary.get("tables", []):
+        parts.append(f"\n{table['title']}\n{format_table(table['columns'], table['rows'])}")
+    return "\n".join(parts)
+
+
+def run_demo(*, out: str | Path | None = None, fast: bool = False, model: str | None = None,
+             notebooks_dir: str | Path = NOTEBOOKS_DIR, progress: bool = True,
+             stream: TextIO = sys.stdout) -> list[NotebookRun]:
+    """Run the numbered notebooks of ``notebooks_dir`` in order; stop at the first failure.
+
+    ``out`` None: each executed notebook replaces its source (only once it ran without error), the
+    figures land in ``<notebooks_dir>/../figures``. ``out`` DIR: copies in ``DIR/notebooks``,
+    figures in ``DIR/figures``. ``fast``: :data:`FAST` parameters. Prints one line per notebook
+    (and the missing numbers) to ``stream``; returns one :class:`NotebookRun` per notebook run.
+    """
+    found, missing = find_notebooks(notebooks_dir)
+    if not found:
+        raise FileNotFoundError(f"no numbered notebooks (0[1-4]_*.ipynb) in {notebooks_dir}")
+    if out is not None and Path(out).resolve() == Path(notebooks_dir).resolve().parent:
+        out = None   # --out is the repository itself: that is the in-place run
+    if missing:
+        print(f"sar demo: notebooks {', '.join(missing)} not found in {notebooks_dir}; running the others", file=stream)
+    runs = []
+    for k, source in enumerate(found, start=1):
+        print(f"[{k}/{len(found)}] {source.name} ...", file=stream, flush=True)
+        parameters = dict(FAST.get(source.stem, {})) if fast else {}
+        if model is not None:
+            parameters["MODEL"] = model
+        if out is None:
+            # executed next to its source, so that "../figures" is the repository's figures folder;
+            # the source is replaced only by a copy that ran to the end
+            scratch = source.parent / f".{source.stem}.running.ipynb"
+            try:
+                run = run_notebook(source, scratch, parameters=parameters, progress=progress)
+                run.output = source if run.ok else Path(tempfile.gettempdir()) / f"{source.stem}.failed.ipynb"
+                shutil.move(scratch, run.output)
+            finally:
+                scratch.unlink(missing_ok=True)
+            figures_dir = source.parent.parent / "figures"
+        else:
+            target = Path(out) / "notebooks" / source.name
+            run = run_notebook(source, target, parameters=parameters, progress=progress)
+            if not run.ok:
+                run.output = target.with_name(f"{source.stem}.failed.ipynb")
+                shutil.move(target, run.output)
+            figures_dir = Path(out) / "figures"
+        summary_file = figures_dir / f"{source.stem[:2]}_summary.json"
+        if run.ok and summary_file.is_file():
+            run.summary = json.loads(summary_file.read_text(encoding="utf-8"))
+        print(f"[{k}/{len(found)}] {source.name}: {'ok' if run.ok else 'FAILED'} in {run.seconds:.1f} s "
+              f"-> {run.output}", file=stream, flush=True)
+        runs.append(run)
+        if not run.ok:
+            cell = "?" if run.failed_cell is None else run.failed_cell
+            print(f"sar demo: {source.name} failed in cell {cell} ({run.failed_source!r}): {run.error}\n"
+                  f"sar demo: the executed copy with the traceback: {run.output}", file=stream, flush=True)
+            skipped = [p.name for p in found[k:]]
+            if skipped:
+                print(f"sar demo: not run: {', '.join(skipped)}", file=stream, flush=True)
+            break
+    return runs
+
+
+def report(runs: Sequence[NotebookRun]) -> str:
+    """The end-of-demo text: time per notebook, then every notebook's summary."""
+    rows = [[r.name, "ok" if r.ok else "FAILED", f"{r.seconds:.1f}"] for r in runs]
+    rows.append(["total", "", f"{sum(r.seconds for r in runs):.1f}"])
+    parts = [format_table(["notebook", "status", "seconds"], rows)]
+    parts += [format_summary(r.summary) for r in runs if r.summary]
+    return "\n\n".join(parts)
+
+
+def check_out_dir(out: str | Path | None) -> None:
+    """ValueError when ``out`` exists and is not a directory."""
+    if out is not None and Path(out).exists() and not Path(out).is_dir():
+        raise ValueError(f"--out {out} exists and is not a directory; pass a folder (it is created if missing)")
+

@@ -1,0 +1,186 @@
+"""Figures for the notebooks: small functions that take numbers and return a matplotlib Figure.
+
+One function per kind of figure; none of them computes anything a notebook should see (the numbers
+come from the other ``sar_lib`` modules). :func:`save_figure` writes ``<directory>/<name>.png`` at
+:data:`DPI`, so every notebook's figures have the same size and the README can link stable names
+(``figures/01_vt_heatmap.png``, ...). Nothing here picks a backend: notebooks show the figures
+inline, scripts and tests use whatever matplotlib chose (Agg without a display).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+from matplotlib.colors import TwoSlopeNorm
+from matplotlib.figure import Figure
+
+DPI = 120
+FIGURES_DIR = "figures"
+# One colour per answer type (and per probe variant), the same in every figure.
+TYPE_COLORS = {
+    "concise_correct": "#2b8cbe", "redundant_correct": "#7bccc4", "answer_only": "#bdbdbd",
+    "partially_correct": "#fdae6b", "incorrect": "#e6550d", "irrelevant": "#756bb1",
+    "concise_restated": "#41ab5d", "concise_filler": "#a1d99b",
+}
+SERIES_COLORS = ("#2b8cbe", "#e6550d", "#41ab5d", "#756bb1", "#fdae6b", "#bdbdbd")
+
+
+def save_figure(fig: Figure, name: str, directory: str | Path = FIGURES_DIR) -> Path:
+    """Write ``fig`` to ``<directory>/<name>.png`` at :data:`DPI` (directory created); return the path.
+
+    ``name`` is a stable file stem such as ``"02_pairwise_ranking"``: no directory, no extension.
+    """
+    if not name or "/" in name or "\\" in name or name.endswith(".png"):
+        raise ValueError(f"figure name {name!r} must be a bare file stem like '01_vt_heatmap' "
+                         "(no directory, no .png); pass the folder as `directory`")
+    path = Path(directory) / f"{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    return path
+
+
+def _new(width: float, height: float) -> tuple[Figure, plt.Axes]:
+    fig, ax = plt.subplots(figsize=(width, height), layout="constrained")
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_axisbelow(True)
+    return fig, ax
+
+
+def _check_lengths(**series: Sequence) -> None:
+    lengths = {name: len(values) for name, values in series.items()}
+    if len(set(lengths.values())) > 1:
+        raise ValueError(f"series must have equal lengths, got {lengths}")
+
+
+def token_heatmap(tokens: Sequence[str], values: Sequence[float], *, title: str = "",
+                  label: str = "v_t (nats)", width: float = 10.0, max_chars_per_line: int = 60) -> Figure:
+    """The answer's tokens as text, each on a cell coloured by its value (diverging map, 0 = white).
+
+    Tokens wrap into lines of about ``max_chars_per_line`` characters; newlines are shown as ``⏎``.
+    Red: positive values (for v_t: the question made the token more likely), blue: negative.
+    """
+    _check_lengths(tokens=tokens, values=values)
+    if not tokens:
+        raise ValueError("token_heatmap needs at least one token")
+    shown = [t.replace("\n", "⏎") or "∅" for t in tokens]
+    lines, line, used = [], [], 0
+    for text, value in zip(shown, values):
+        if line and used + len(text) > max_chars_per_line:
+            lines.append(line)
+            line, used = [], 0
+        line.append((text, float(value)))
+        used += len(text)
+    lines.append(line)
+    bound = max(max(abs(float(v)) for v in values), 1e-6)
+    norm = TwoSlopeNorm(vmin=-bound, vcenter=0.0, vmax=bound)
+    cmap = plt.get_cmap("RdBu_r")
+    fig, ax = plt.subplots(figsize=(width, 0.45 * len(lines) + 1.1), layout="constrained")
+    char_w = 1.0 / max_chars_per_line
+    for row, items in enumerate(lines):
+        x = 0.0
+        for text, value in items:
+            w = max(len(text), 1) * char_w
+            ax.add_patch(plt.Rectangle((x, -row - 0.9), w, 0.8, color=cmap(norm(value)), lw=0))
+            ax.text(x + w / 2, -row - 0.5, text, ha="center", va="center", family="monospace", fontsize=9)
+            x += w
+    ax.set_xlim(0, 1.0)
+    ax.set_ylim(-len(lines) - 0.1, 0.0)
+    ax.axis("off")
+    if title:
+        ax.set_title(title, loc="left")
+    fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, orientation="horizontal",
+                 fraction=0.5 / (len(lines) + 2), aspect=40, label=label)
+    return fig
+
+
+def token_logprobs(tokens: Sequence[str], series: Mapping[str, Sequence[float]], *, title: str = "",
+                   ylabel: str = "log-probability") -> Figure:
+    """One line per series of per-token values (e.g. log pi(a_t|ctx(q)) and log pi(a_t|ctx(0))),
+    tokens on the x axis."""
+    if not series:
+        raise ValueError("token_logprobs needs at least one series")
+    _check_lengths(tokens=tokens, **series)
+    fig, ax = _new(max(6.0, 0.28 * len(tokens)), 3.6)
+    for (name, values), color in zip(series.items(), SERIES_COLORS):
+        ax.plot(range(len(tokens)), values, marker="o", ms=3, lw=1.2, label=name, color=color)
+    ax.set_xticks(range(len(tokens)), [t.replace("\n", "⏎") for t in tokens], rotation=90, family="monospace",
+                  fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.axhline(0, color="black", lw=0.6)
+    ax.legend(loc="lower left")
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def grouped_bars(groups: Sequence[str], series: Mapping[str, Sequence[float]], *, ylabel: str,
+                 title: str = "", errors: Mapping[str, Sequence[float]] | None = None, log: bool = False,
+                 reference: float | None = None, reference_label: str = "", ylim: tuple | None = None,
+                 value_labels: bool = False, fmt: str = "{:.2f}") -> Figure:
+    """Bars of ``series[name][g]`` for each group ``g``, one bar per series side by side.
+
+    ``errors``: same shape as ``series`` (error bar half-widths). ``reference``: a horizontal
+    dashed line (e.g. 0.5, chance level of a pairwise ranking). ``value_labels``: print each value
+    above its bar with ``fmt``.
+    """
+    if not series:
+        raise ValueError("grouped_bars needs at least one series")
+    _check_lengths(groups=groups, **series)
+    n = len(series)
+    width = 0.8 / n
+    fig, ax = _new(max(6.0, 1.2 * len(groups) * max(1.0, n / 2)), 4.0)
+    for k, ((name, values), color) in enumerate(zip(series.items(), SERIES_COLORS)):
+        xs = [g + (k - (n - 1) / 2) * width for g in range(len(groups))]
+        err = None if errors is None else errors.get(name)
+        bars = ax.bar(xs, values, width=width, yerr=err, capsize=3, label=name, color=color)
+        if value_labels:
+            ax.bar_label(bars, labels=[fmt.format(v) for v in values], fontsize=7, padding=2)
+    ax.set_xticks(range(len(groups)), groups)
+    ax.set_ylabel(ylabel)
+    if log:
+        ax.set_yscale("log")
+    if reference is not None:
+        ax.axhline(reference, color="black", ls="--", lw=1, label=reference_label or None)
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    if n > 1 or reference_label:
+        ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def means_with_errors(names: Sequence[str], means: Sequence[float], errors: Sequence[float], *, ylabel: str,
+                      title: str = "", colors: Mapping[str, str] | None = None) -> Figure:
+    """One bar per name (e.g. answer type) with its mean and an error bar (e.g. a 95% interval)."""
+    _check_lengths(names=names, means=means, errors=errors)
+    colors = TYPE_COLORS if colors is None else colors
+    fig, ax = _new(max(6.0, 1.1 * len(names)), 4.0)
+    ax.bar(range(len(names)), means, yerr=errors, capsize=4,
+           color=[colors.get(name, SERIES_COLORS[0]) for name in names])
+    ax.set_xticks(range(len(names)), [name.replace("_", "\n") for name in names])
+    ax.axhline(0, color="black", lw=0.6)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def difference_histograms(differences: Mapping[str, Sequence[float]], *, xlabel: str, title: str = "",
+                          bins: int = 30) -> Figure:
+    """Overlaid histograms of paired differences (e.g. SAR(variant) - SAR(concise) per problem),
+    with a line at 0: mass right of it means the variant scores higher."""
+    if not differences:
+        raise ValueError("difference_histograms needs at least one series")
+    fig, ax = _new(7.0, 3.8)
+    for (name, values), color in zip(differences.items(), SERIES_COLORS):
+        ax.hist(list(values), bins=bins, alpha=0.55, label=name, color=color)
+    ax.axvline(0, color="black", lw=1)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("problems")
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    return fig
