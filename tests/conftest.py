@@ -5,9 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from sar_lib.models import build_tiny_model
 from sar_lib.tokenizer import train_tokenizer
+
+# The test models have at most a few million parameters: one thread beats two (no sync cost).
+torch.set_num_threads(1)
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
