@@ -154,6 +154,48 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- demo
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from sar_lib import demo
+    from sar_lib.models import resolve_model
+
+    # checks before any kernel starts: the output folder, the notebooks, the model files
+    notebooks = args.notebooks or demo.NOTEBOOKS_DIR
+    demo.check_out_dir(args.out)
+    demo.find_notebooks(notebooks)
+    resolve_model(args.model or "tiny")
+    runs = demo.run_demo(out=args.out, fast=args.fast, model=args.model, notebooks_dir=notebooks,
+                         progress=not args.no_progress)
+    print("\n" + demo.report(runs), flush=True)
+    return 0 if all(run.ok for run in runs) else 1
+
+
+# ---------------------------------------------------------------- compare
+def _cmd_compare(args: argparse.Namespace) -> int:
+    import shlex
+
+    from sar_lib import compare
+
+    if args.workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {args.workers}")
+    for flag, value in (("--steps", args.steps), ("--eval-size", args.eval_size),
+                        ("--questions-per-step", args.questions_per_step)):
+        if value is not None and value < 1:
+            raise ValueError(f"{flag} must be >= 1, got {value}")
+    for name in args.methods or ():
+        compare.get_method(name)
+    settings = {k: v for k, v in (("questions_per_step", args.questions_per_step),) if v is not None}
+    eval_sets = None if args.eval_size is None else dict.fromkeys(compare.EVAL_SETS, args.eval_size)
+    summary = compare.compare(args.out, model=args.model, profile=args.profile, steps=args.steps, seeds=args.seeds,
+                              workers=args.workers, quick=args.quick, methods=args.methods or tuple(compare.METHODS),
+                              eval_sets=eval_sets, json_path=args.json, figures_dir=args.figures,
+                              command=shlex.join(["sar", *sys.argv[1:]]) if sys.argv[1:2] == ["compare"] else "",
+                              progress=not args.no_progress, **settings)
+    print(compare.format_summary(summary), flush=True)
+    print(f"wrote {summary['json']}, {', '.join(summary['figures'])}", flush=True)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sar", description="Self-Aligned Reward: score, train, evaluate.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -272,6 +314,48 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="with --gpu-check: the same code on CPU, models shrunk")
     p.add_argument("--time-budget", type=float, help="with --gpu-check: seconds for the whole check (default 420)")
     p.set_defaults(func=_cmd_bench)
+
+    # -- demo
+    p = sub.add_parser("demo", help="run the numbered notebooks headless and print their results",
+                       description="Executes notebooks/01..04 in order with papermill (the ones that exist), on the "
+                                   "embedded tiny model unless --model, writes the executed notebooks (in place, or "
+                                   "into --out DIR/notebooks) and their figures (figures/, or DIR/figures), then "
+                                   "prints a summary table. Exit code 1 when a notebook fails; the failing cell and "
+                                   "the error are printed.")
+    p.add_argument("--out", help="write the executed notebooks and figures under this folder instead of in place")
+    p.add_argument("--fast", action="store_true",
+                   help="small parameter sets (sar_lib.demo.FAST): a smoke run in a few minutes, as CI runs it")
+    p.add_argument("--model", help='the MODEL parameter of every notebook (default: their own, "tiny")')
+    p.add_argument("--notebooks",
+                   help="folder of numbered notebooks 0[1-4]_*.ipynb to run (default: the repository's notebooks/)")
+    p.add_argument("--no-progress", action="store_true", help="no per-cell progress bars")
+    p.set_defaults(func=_cmd_demo)
+
+    # -- compare
+    p = sub.add_parser("compare", help="the small-scale reproduction: GRPO vs SA-GRPO (+ R_SA alone, O1-pruner, ER)",
+                       description="Trains GRPO and SA-GRPO (alpha 0.2) with every seed, and R_SA alone, O1-pruner and "
+                                   "ER (one alpha each, first seed), all with the same settings; evaluates every run "
+                                   "and the base model greedily on arith-test (in-domain), symbolic-test and logic-test "
+                                   "(OOD); writes the numbers and the test of the paper's claim (SA-GRPO >= 20%% "
+                                   "shorter at <= 1 point lower accuracy) to --json, and two figures. Runs in worker "
+                                   "processes; finished runs and evaluations are reused, stopped runs resume. "
+                                   "About 25 minutes on 2 CPU cores (see sar_lib.compare).")
+    p.add_argument("--out", help="folder of the runs (default runs/compare; runs/compare-quick with --quick)")
+    p.add_argument("--steps", type=int, help="GRPO steps per run (default 25; 2 with --quick)")
+    p.add_argument("--seeds", type=int, nargs="+", help="seeds of GRPO and SA-GRPO (default 0 1 2; 0 1 with --quick)")
+    p.add_argument("--workers", type=int, default=2, help="runs in parallel, one torch thread each (default 2)")
+    p.add_argument("--quick", action="store_true",
+                   help="a miniature grid (2 steps, 2 questions x 3 answers, 8 evaluation problems): a smoke test; "
+                        "its JSON and figures go into the --out folder, never over figures/")
+    p.add_argument("--model", default="tiny", help='"tiny" (default), a local model dir or a hub name')
+    p.add_argument("--profile", default="tiny-cpu", help="tiny-cpu (default) | laptop-8gb | gpu-12gb")
+    p.add_argument("--methods", nargs="+", help="a subset of grpo sa-grpo sar-only o1 er (default: all)")
+    p.add_argument("--questions-per-step", type=int, help="questions per GRPO step (default 8; 2 with --quick)")
+    p.add_argument("--eval-size", type=int, help="problems per evaluation set (default 200; 8 with --quick)")
+    p.add_argument("--json", help="results file (default figures/grpo_vs_sar.json; OUT/grpo_vs_sar.json with --quick)")
+    p.add_argument("--figures", help="folder of the two figures (default figures/; OUT with --quick)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_compare)
 
     return parser
 

@@ -175,14 +175,16 @@ def format_summary(summary: Mapping) -> str:
 
 def run_demo(*, out: str | Path | None = None, fast: bool = False, model: str | None = None,
              notebooks_dir: str | Path = NOTEBOOKS_DIR, progress: bool = True,
-             stream: TextIO = sys.stdout) -> list[NotebookRun]:
+             stream: TextIO | None = None) -> list[NotebookRun]:
     """Run the numbered notebooks of ``notebooks_dir`` in order; stop at the first failure.
 
     ``out`` None: each executed notebook replaces its source (only once it ran without error), the
     figures land in ``<notebooks_dir>/../figures``. ``out`` DIR: copies in ``DIR/notebooks``,
     figures in ``DIR/figures``. ``fast``: :data:`FAST` parameters. Prints one line per notebook
-    (and the missing numbers) to ``stream``; returns one :class:`NotebookRun` per notebook run.
+    (and the missing numbers) to ``stream`` (default stdout); returns one :class:`NotebookRun` per
+    notebook run.
     """
+    stream = sys.stdout if stream is None else stream
     found, missing = find_notebooks(notebooks_dir)
     if not found:
         raise FileNotFoundError(f"no numbered notebooks (0[1-4]_*.ipynb) in {notebooks_dir}")

@@ -10,7 +10,8 @@ One training step (SAR.md §3), for Q questions and G answers per question:
      ``R_SA = max(1 - ppl(a|q) / ppl(a), -1)``;
    - KL only (``kl_coef > 0``): the reference log-probs, i.e. the same model with its LoRA adapters
      disabled;
-   - the reward ``R = R_VR + alpha * r`` (R_VR: 1 if correct else 0; r: the shaping term of ``reward``).
+   - the reward ``R = w * R_VR + alpha * r`` (R_VR: 1 if correct else 0; r: the shaping term of ``reward``;
+     w = ``correctness_weight``, 1 except in the "shaping reward alone" ablation, e.g. R_SA alone).
 3. **Advantage** per answer, over its group: ``A = R - mean_group(R)`` (Dr. GRPO, no std division),
    or ``(R - mean) / (std + 1e-6)`` with ``advantage="std"``.
 4. **Update**: the questions are split into ``updates_per_step`` mini-batches, one AdamW step each
@@ -96,9 +97,10 @@ class GRPOConfig:
     model: str | None = None
     load_in_4bit: bool | None = None
     lora_r: int | None = None
-    # reward R = R_VR + alpha * r
+    # reward R = correctness_weight * R_VR + alpha * r
     reward: str = "sar"
     alpha: float | None = None        # None: the reward's default (rewards.DEFAULT_ALPHAS)
+    correctness_weight: float = 1.0   # 0: train on the shaping term alone (the paper's "R_SA alone" ablation)
     sar_variant: str = "ppl"          # sar.VARIANTS; the SAR logged as sar/mean is always "ppl"
     log_sar: bool = True              # log sar/mean even when the reward does not need it (one extra pass)
     # GRPO
@@ -174,6 +176,10 @@ class GRPOConfig:
         need(self.alpha >= 0, f"alpha must be >= 0 (the shaping term's weight), got {self.alpha}")
         need(self.reward != "none" or self.alpha == 0,
              f"reward 'none' has no shaping term, so alpha must be 0 (got {self.alpha}); drop --alpha")
+        need(self.correctness_weight >= 0, f"correctness_weight must be >= 0, got {self.correctness_weight}")
+        need(self.correctness_weight > 0 or (self.reward != "none" and self.alpha > 0),
+             "correctness_weight 0 with no shaping term (reward 'none' or alpha 0) leaves no reward at all; "
+             "use correctness_weight 1 or a reward such as 'sar' with alpha > 0")
         need(self.sar_variant in VARIANTS,
              f"unknown sar_variant {self.sar_variant!r}; choose one of {', '.join(VARIANTS)}")
         need(self.advantage in ADVANTAGES,
@@ -393,7 +399,7 @@ def grpo_step(model, tokenizer, optimizer, problems: list[Problem], config: GRPO
                              max_new_tokens=cfg.max_new_tokens, nll_qa=old.nll,
                              nll_a=nll_a, certainty=old.certainty, mask=old.mask,
                              sar_variant=cfg.sar_variant)
-    total = R.combine(correct, shaping, cfg.alpha)
+    total = R.combine(cfg.correctness_weight * correct, shaping, cfg.alpha)
     advantages = group_advantages(total.view(-1, G), cfg.advantage).flatten().to(device)
     t_score += time.perf_counter() - t0
 

@@ -54,17 +54,24 @@ def _check_lengths(**series: Sequence) -> None:
         raise ValueError(f"series must have equal lengths, got {lengths}")
 
 
+def _visible(token: str) -> str:
+    """A token as printable text: newlines as ⏎, a whitespace-only token as ␣, an empty one as ∅."""
+    text = token.replace("\n", "⏎")
+    return text if text.strip() else ("␣" * len(text) or "∅")
+
+
 def token_heatmap(tokens: Sequence[str], values: Sequence[float], *, title: str = "",
                   label: str = "v_t (nats)", width: float = 10.0, max_chars_per_line: int = 60) -> Figure:
     """The answer's tokens as text, each on a cell coloured by its value (diverging map, 0 = white).
 
-    Tokens wrap into lines of about ``max_chars_per_line`` characters; newlines are shown as ``⏎``.
+    Tokens wrap into lines of about ``max_chars_per_line`` characters; newlines show as ``⏎`` and
+    whitespace-only tokens as ``␣``.
     Red: positive values (for v_t: the question made the token more likely), blue: negative.
     """
     _check_lengths(tokens=tokens, values=values)
     if not tokens:
         raise ValueError("token_heatmap needs at least one token")
-    shown = [t.replace("\n", "⏎") or "∅" for t in tokens]
+    shown = [_visible(t) for t in tokens]
     lines, line, used = [], [], 0
     for text, value in zip(shown, values):
         if line and used + len(text) > max_chars_per_line:
@@ -105,8 +112,7 @@ def token_logprobs(tokens: Sequence[str], series: Mapping[str, Sequence[float]],
     fig, ax = _new(max(6.0, 0.28 * len(tokens)), 3.6)
     for (name, values), color in zip(series.items(), SERIES_COLORS):
         ax.plot(range(len(tokens)), values, marker="o", ms=3, lw=1.2, label=name, color=color)
-    ax.set_xticks(range(len(tokens)), [t.replace("\n", "⏎") for t in tokens], rotation=90, family="monospace",
-                  fontsize=8)
+    ax.set_xticks(range(len(tokens)), [_visible(t) for t in tokens], rotation=90, family="monospace", fontsize=8)
     ax.set_ylabel(ylabel)
     ax.axhline(0, color="black", lw=0.6)
     ax.legend(loc="lower left")
@@ -130,7 +136,7 @@ def grouped_bars(groups: Sequence[str], series: Mapping[str, Sequence[float]], *
     _check_lengths(groups=groups, **series)
     n = len(series)
     width = 0.8 / n
-    fig, ax = _new(max(6.0, 1.2 * len(groups) * max(1.0, n / 2)), 4.0)
+    fig, ax = _new(min(12.0, max(6.0, 0.35 * len(groups) * n + 1.5)), 4.0)
     for k, ((name, values), color) in enumerate(zip(series.items(), SERIES_COLORS)):
         xs = [g + (k - (n - 1) / 2) * width for g in range(len(groups))]
         err = None if errors is None else errors.get(name)
@@ -146,7 +152,7 @@ def grouped_bars(groups: Sequence[str], series: Mapping[str, Sequence[float]], *
     if ylim is not None:
         ax.set_ylim(*ylim)
     if n > 1 or reference_label:
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="best")
     if title:
         ax.set_title(title)
     return fig
@@ -183,4 +189,77 @@ def difference_histograms(differences: Mapping[str, Sequence[float]], *, xlabel:
     ax.legend(fontsize=8)
     if title:
         ax.set_title(title)
+    return fig
+
+
+def accuracy_vs_length(panels: Mapping[str, Mapping[str, Sequence[tuple[float, float]]]], *,
+                       reference: Mapping[str, tuple[float, float]] | None = None,
+                       reference_label: str = "base model", colors: Mapping[str, str] | None = None,
+                       title: str = "") -> Figure:
+    """Accuracy against answer length, one panel per evaluation set (e.g. a Pareto plot of methods).
+
+    ``panels[set][series]``: ``(mean length, accuracy in [0, 1])`` points, e.g. one per seed; each is
+    drawn small and their mean as a big marker of the same colour. ``reference[set]``: one extra
+    point drawn as a black star (e.g. the model before training). Up and left is better.
+    """
+    if not panels or not all(panels.values()):
+        raise ValueError("accuracy_vs_length needs at least one panel with at least one series")
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.0), layout="constrained", squeeze=False)
+    for ax, (name, series) in zip(axes[0], panels.items()):
+        ax.grid(alpha=0.3)
+        ax.set_axisbelow(True)
+        for k, (label, points) in enumerate(series.items()):
+            if not points:
+                raise ValueError(f"series {label!r} of panel {name!r} has no points")
+            color = (colors or {}).get(label, SERIES_COLORS[k % len(SERIES_COLORS)])
+            xs, ys = [p[0] for p in points], [100 * p[1] for p in points]
+            ax.scatter(xs, ys, s=22, alpha=0.55, color=color, lw=0)
+            ax.scatter([sum(xs) / len(xs)], [sum(ys) / len(ys)], s=140, color=color, edgecolor="black", lw=0.8,
+                       label=label, zorder=3)
+        if reference and name in reference:
+            ax.scatter([reference[name][0]], [100 * reference[name][1]], marker="*", s=220, color="black",
+                       label=reference_label, zorder=4)
+        ax.set_title(name)
+        ax.set_xlabel("mean answer length (tokens)")
+        ax.set_ylabel("accuracy (%)")
+    axes[0][0].legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def training_curves(curves: Mapping[str, Mapping[str, Mapping[str, Sequence[float]]]], keys: Sequence[str], *,
+                    ylabels: Mapping[str, str] | None = None, colors: Mapping[str, str] | None = None,
+                    title: str = "") -> Figure:
+    """One panel per metric of ``keys`` against the training step, one line per series.
+
+    ``curves[series][key]`` = ``{"step": [...], "mean": [...], "std": [...]}`` (e.g. the mean over
+    seeds of a method): the mean as a line, ± std as a band. A series without a key is left out of
+    that panel.
+    """
+    if not curves or not keys:
+        raise ValueError("training_curves needs at least one series and one key")
+    columns = min(len(keys), 2)
+    rows = -(-len(keys) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(5.2 * columns, 3.2 * rows), layout="constrained",
+                             squeeze=False)
+    for ax, key in zip(axes.flat, keys):
+        ax.grid(alpha=0.3)
+        for k, (label, series) in enumerate(curves.items()):
+            curve = series.get(key)
+            if not curve or not curve["step"]:
+                continue
+            _check_lengths(step=curve["step"], mean=curve["mean"], std=curve["std"])
+            color = (colors or {}).get(label, SERIES_COLORS[k % len(SERIES_COLORS)])
+            ax.plot(curve["step"], curve["mean"], lw=1.6, color=color, label=label)
+            low = [m - s for m, s in zip(curve["mean"], curve["std"])]
+            high = [m + s for m, s in zip(curve["mean"], curve["std"])]
+            ax.fill_between(curve["step"], low, high, color=color, alpha=0.15, lw=0)
+        ax.set_xlabel("step")
+        ax.set_ylabel((ylabels or {}).get(key, key))
+    for ax in list(axes.flat)[len(keys):]:
+        ax.axis("off")
+    axes[0][0].legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
     return fig

@@ -137,6 +137,15 @@ def score_answer_sets(model, tokenizer, problems: Sequence[Problem], sets: Seque
     return {t: {metric: values.reshape(n, k)[:, j] for metric, values in flat.items()} for j, t in enumerate(types)}
 
 
+def select(scores: Mapping[str, Mapping[str, Tensor]], keep: Sequence[bool] | Tensor) -> dict[str, dict[str, Tensor]]:
+    """The scores of the problems where ``keep`` (``[N]`` bool) is True, e.g. the 1-step problems."""
+    keep = torch.as_tensor(keep, dtype=torch.bool)
+    n = len(next(iter(next(iter(scores.values())).values())))
+    if keep.shape != (n,):
+        raise ValueError(f"keep has shape {tuple(keep.shape)} but the scores cover {n} problems")
+    return {t: {metric: values[keep] for metric, values in metrics.items()} for t, metrics in scores.items()}
+
+
 def criteria(metrics: Mapping[str, Tensor]) -> dict[str, Tensor]:
     """The :data:`CRITERIA` of one answer type, each ``[N]`` and "higher is better"."""
     return {"SAR": metrics["sar"], "-ppl(a|q)": -metrics["ppl_qa"], "-length": -metrics["n_tokens"].float(),

@@ -307,3 +307,24 @@ def test_4bit_lora_smoke(tiny_dir, tmp_path):
     assert load_config(run).load_in_4bit is True
     trained = torch.load(run / "checkpoint" / "trainable.pt")
     assert any(float(v.abs().sum()) > 0 for name, v in trained.items() if "lora_B" in name)
+
+
+# ---------------------------------------------------------------- correctness_weight (helper I, for `sar compare`)
+def test_correctness_weight_zero_trains_on_the_shaping_term_alone(tiny_dir, tmp_path):
+    # R = w * R_VR + alpha * r: with w = 0 and alpha = 1 the total reward is R_SA itself, whatever R_VR is
+    alone = read_metrics(train(small(tiny_dir, tmp_path / "alone", steps=1, reward="sar", alpha=1.0,
+                                     correctness_weight=0.0)))[0]
+    assert alone["reward/total"] == pytest.approx(alone["reward/sar"], abs=1e-6)
+    both = read_metrics(train(small(tiny_dir, tmp_path / "both", steps=1, reward="sar", alpha=1.0)))[0]
+    assert both["reward/total"] == pytest.approx(both["reward/correctness"] + both["reward/sar"], abs=1e-6)
+    assert load_config(tmp_path / "alone").correctness_weight == 0.0
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (dict(correctness_weight=-1.0), "correctness_weight must be >= 0"),
+    (dict(correctness_weight=0.0, reward="none", alpha=0.0), "leaves no reward at all"),
+    (dict(correctness_weight=0.0, reward="sar", alpha=0.0), "leaves no reward at all"),
+])
+def test_bad_correctness_weight_is_refused(tmp_path, overrides, message):
+    with pytest.raises(ValueError, match=message):
+        GRPOConfig(out=str(tmp_path / "run"), **overrides).resolved()

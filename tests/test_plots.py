@@ -1,0 +1,99 @@
+"""Every plotting function returns a Figure with the data drawn; save_figure writes a stable PNG."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from sar_lib import plots  # noqa: E402
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def test_save_figure_writes_png_under_stable_name(tmp_path):
+    fig = plots.means_with_errors(["concise_correct", "incorrect"], [0.8, 0.2], [0.05, 0.1], ylabel="SAR")
+    path = plots.save_figure(fig, "99_test", tmp_path / "figs")
+    assert path == tmp_path / "figs" / "99_test.png"
+    data = path.read_bytes()
+    assert data.startswith(PNG_SIGNATURE)
+    width = int.from_bytes(data[16:20], "big")
+    assert width > fig.get_figwidth() * plots.DPI * 0.5, "saved at DPI, not at the screen resolution"
+
+
+@pytest.mark.parametrize("name", ["", "sub/name", "name.png"])
+def test_save_figure_rejects_paths_and_extensions(tmp_path, name):
+    fig = plots.means_with_errors(["a"], [1.0], [0.0], ylabel="y")
+    with pytest.raises(ValueError, match="bare file stem"):
+        plots.save_figure(fig, name, tmp_path)
+
+
+def test_token_heatmap_draws_every_token_and_wraps():
+    tokens = ["We", " are", " told", ":", " ", "8", "\n", "<|im_end|>"] * 6
+    values = [0.5, -1.0, 2.0, 0.0, 0.1, 3.0, -0.2, 0.0] * 6
+    fig = plots.token_heatmap(tokens, values, title="v_t", max_chars_per_line=20)
+    assert isinstance(fig, Figure)
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert len(texts) == len(tokens)
+    assert "␣" in texts and "⏎" in texts and "<|im_end|>" in texts
+    assert len(fig.axes[0].patches) == len(tokens)
+    assert fig.axes[0].get_ylim()[0] < -2, "48 tokens at 20 characters a line must wrap onto several lines"
+
+
+def test_token_heatmap_rejects_mismatched_lengths():
+    with pytest.raises(ValueError, match="equal lengths"):
+        plots.token_heatmap(["a", "b"], [1.0])
+    with pytest.raises(ValueError, match="at least one token"):
+        plots.token_heatmap([], [])
+
+
+def test_token_logprobs_one_line_per_series():
+    fig = plots.token_logprobs(["a", "b", "c"], {"with q": [-0.1, -0.2, -0.3], "without": [-1.0, -2.0, -0.5]})
+    lines = [line for line in fig.axes[0].get_lines() if len(line.get_xdata()) == 3]
+    assert len(lines) == 2
+    assert list(lines[1].get_ydata()) == [-1.0, -2.0, -0.5]
+    with pytest.raises(ValueError, match="equal lengths"):
+        plots.token_logprobs(["a"], {"x": [1.0, 2.0]})
+
+
+def test_grouped_bars_heights_reference_and_labels():
+    fig = plots.grouped_bars(["p1", "p2"], {"SAR": [1.0, 0.47], "-length": [0.0, 0.5]}, ylabel="accuracy",
+                             reference=0.5, reference_label="chance", value_labels=True)
+    ax = fig.axes[0]
+    heights = sorted(round(p.get_height(), 2) for p in ax.patches)
+    assert heights == [0.0, 0.47, 0.5, 1.0]
+    assert any(list(line.get_ydata()) == [0.5, 0.5] for line in ax.get_lines()), "chance line missing"
+    assert {t.get_text() for t in ax.texts} >= {"1.00", "0.47"}
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["chance", "SAR", "-length"]
+
+
+def test_grouped_bars_log_scale_and_errors():
+    fig = plots.grouped_bars(["a", "b"], {"ppl": [2.0, 300.0]}, ylabel="ppl", log=True, errors={"ppl": [0.1, 5.0]})
+    assert fig.axes[0].get_yscale() == "log"
+    with pytest.raises(ValueError, match="at least one series"):
+        plots.grouped_bars(["a"], {}, ylabel="y")
+
+
+def test_means_with_errors_uses_type_colours():
+    fig = plots.means_with_errors(["concise_correct", "irrelevant"], [0.8, -0.1], [0.01, 0.2], ylabel="SAR")
+    bars = fig.axes[0].patches
+    assert [round(b.get_height(), 2) for b in bars] == [0.8, -0.1]
+    assert matplotlib.colors.to_hex(bars[0].get_facecolor()) == plots.TYPE_COLORS["concise_correct"]
+
+
+def test_difference_histograms_counts_all_values():
+    fig = plots.difference_histograms({"restated": [0.1, -0.2, 0.05], "filler": [-0.3, -0.4, -0.1]}, xlabel="diff",
+                                      bins=5)
+    assert sum(p.get_height() for p in fig.axes[0].patches) == 6
+    with pytest.raises(ValueError, match="at least one series"):
+        plots.difference_histograms({}, xlabel="x")
