@@ -163,8 +163,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     notebooks = args.notebooks or demo.NOTEBOOKS_DIR
     demo.check_out_dir(args.out)
     demo.find_notebooks(notebooks)
-    resolve_model(args.model or "tiny")
-    runs = demo.run_demo(out=args.out, fast=args.fast, model=args.model, notebooks_dir=notebooks,
+    resolve_model(args.model or "tiny")   # run_demo checks --only before it starts a kernel
+    runs = demo.run_demo(out=args.out, fast=args.fast, model=args.model, only=args.only, notebooks_dir=notebooks,
                          progress=not args.no_progress)
     print("\n" + demo.report(runs), flush=True)
     return 0 if all(run.ok for run in runs) else 1
@@ -184,7 +184,10 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             raise ValueError(f"{flag} must be >= 1, got {value}")
     for name in args.methods or ():
         compare.get_method(name)
-    settings = {k: v for k, v in (("questions_per_step", args.questions_per_step),) if v is not None}
+    if args.learning_rate is not None and not args.learning_rate > 0:
+        raise ValueError(f"--learning-rate must be > 0, got {args.learning_rate}")
+    settings = {k: v for k, v in (("questions_per_step", args.questions_per_step),
+                                  ("learning_rate", args.learning_rate)) if v is not None}
     eval_sets = None if args.eval_size is None else dict.fromkeys(compare.EVAL_SETS, args.eval_size)
     summary = compare.compare(args.out, model=args.model, profile=args.profile, steps=args.steps, seeds=args.seeds,
                               workers=args.workers, quick=args.quick, methods=args.methods or tuple(compare.METHODS),
@@ -328,6 +331,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help='the MODEL parameter of every notebook (default: their own, "tiny")')
     p.add_argument("--notebooks",
                    help="folder of numbered notebooks 0[1-4]_*.ipynb to run (default: the repository's notebooks/)")
+    p.add_argument("--only", nargs="+", metavar="NN",
+                   help="run only these notebooks, by number (e.g. --only 01 02); default: all")
     p.add_argument("--no-progress", action="store_true", help="no per-cell progress bars")
     p.set_defaults(func=_cmd_demo)
 
@@ -351,6 +356,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", default="tiny-cpu", help="tiny-cpu (default) | laptop-8gb | gpu-12gb")
     p.add_argument("--methods", nargs="+", help="a subset of grpo sa-grpo sar-only o1 er (default: all)")
     p.add_argument("--questions-per-step", type=int, help="questions per GRPO step (default 8; 2 with --quick)")
+    p.add_argument("--learning-rate", "--lr", type=float,
+                   help="AdamW learning rate (default: 1e-3 on tiny-cpu, see sar_lib.compare; else the profile's)")
     p.add_argument("--eval-size", type=int, help="problems per evaluation set (default 200; 8 with --quick)")
     p.add_argument("--json", help="results file (default figures/grpo_vs_sar.json; OUT/grpo_vs_sar.json with --quick)")
     p.add_argument("--figures", help="folder of the two figures (default figures/; OUT with --quick)")

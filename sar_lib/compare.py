@@ -35,7 +35,6 @@ import multiprocessing
 import os
 import platform
 import re
-import resource
 import shutil
 import statistics
 import sys
@@ -71,8 +70,9 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("o1", f"O1-pruner (α={R.DEFAULT_ALPHAS['o1']:g})", "o1", R.DEFAULT_ALPHAS["o1"]),
     Method("er", f"ER (α={R.DEFAULT_ALPHAS['er']:g})", "er", R.DEFAULT_ALPHAS["er"]),
 )}
-# one colour per method in every figure (GRPO orange, SA-GRPO blue, as notebook 02's concise / incorrect)
-METHOD_COLORS = {"grpo": "#e6550d", "sa-grpo": "#2b8cbe", "sar-only": "#756bb1", "o1": "#41ab5d", "er": "#fdae6b"}
+# One colour per method in every figure: plots.SERIES_COLORS in the order grpo, sa-grpo, o1, er, sar-only,
+# so that bar charts of the methods in that order (plots.grouped_bars colours series by position) agree.
+METHOD_COLORS = {"grpo": "#2b8cbe", "sa-grpo": "#e6550d", "o1": "#41ab5d", "er": "#756bb1", "sar-only": "#fdae6b"}
 MULTI_SEED_METHODS = ("grpo", "sa-grpo")     # the claim's two methods: every seed; the others: the first
 IN_DOMAIN = "arith-test"
 EVAL_SETS = (IN_DOMAIN, "symbolic-test", "logic-test")
@@ -83,6 +83,11 @@ EVAL_SETS = (IN_DOMAIN, "symbolic-test", "logic-test")
 # so the grid trains for ~5 runs x 25 steps x 8 s ~ 17 min per worker; the 200-problem greedy
 # evaluations (3 sets x 10 models) and the model loads add ~3 min. 192 new tokens is the tiny-cpu
 # profile's budget: lower would cut verbose answers and shorten them by truncation, not by reward.
+# Learning rate of these short runs, per profile (others: the profile's). On the tiny model, 1e-4 (the
+# tiny-cpu profile's, fit for long runs) left the greedy answers unchanged after 10 steps (GRPO and
+# SA-GRPO both 7.5% / 28.2 tokens on 100 arith-test problems); 3e-3 cut accuracy from 7% to 1-3%
+# within 15 steps for both rewards; 1e-3 kept it (8% / 6% after 20 steps) while the runs drifted apart.
+SHORT_RUN_LEARNING_RATES = {"tiny-cpu": 1e-3}
 DEFAULT_STEPS = 25
 DEFAULT_SEEDS = (0, 1, 2)
 DEFAULT_SETTINGS: dict = dict(questions_per_step=8, eval_size=200, save_every=5, threads=1, progress=False)
@@ -93,6 +98,48 @@ QUICK_SETTINGS: dict = dict(questions_per_step=2, group_size=3, eval_size=8, sav
                             progress=False)
 
 MARKER = "compare_run.json"   # in a run folder: the method, the model's fingerprint, time and memory
+
+
+# Real benchmarks for the OOD notebook, when the project's shared/data folder (next to the repository)
+# holds them: {name: file}. A user's clone has no such folder; the notebook then skips them.
+SHARED_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
+BENCHMARK_FILES = {"gsm8k": "gsm8k_test.jsonl", "gsm-symbolic-p2": "gsm_symbolic_p2.jsonl",
+                   "prontoqa": "prontoqa_dev.jsonl"}
+
+
+def available_benchmarks(data_dir: str | Path | None = None) -> tuple[dict[str, str], list[str]]:
+    """``({name: path} of the :data:`BENCHMARK_FILES` present in data_dir, [missing paths])``;
+    data_dir None: :data:`SHARED_DATA_DIR`."""
+    directory = Path(data_dir) if data_dir is not None else SHARED_DATA_DIR
+    found, missing = {}, []
+    for name, file in BENCHMARK_FILES.items():
+        path = directory / file
+        if path.is_file():
+            found[name] = str(path)
+        else:
+            missing.append(str(path))
+    return found, missing
+
+
+def _short_run_learning_rate(profile: str) -> dict:
+    return {"learning_rate": SHORT_RUN_LEARNING_RATES[profile]} if profile in SHORT_RUN_LEARNING_RATES else {}
+
+
+def short_run_settings(*, model: str = "tiny", profile: str = "tiny-cpu", steps: int, questions_per_step: int,
+                       eval_size: int, max_new_tokens: int | None = None, max_prompt_tokens: int | None = None,
+                       device: str | None = None) -> dict:
+    """The GRPOConfig settings of the notebooks' short runs (notebooks 03 and 04 share their runs, so
+    both must build them here): the in-domain evaluation at the end, a checkpoint every 5 steps,
+    one torch thread on CPU, :data:`SHORT_RUN_LEARNING_RATES`; ``None`` sizes take the profile's value."""
+    from sar_lib.models import default_device
+
+    settings = dict(model=model, profile=profile, steps=steps, questions_per_step=questions_per_step,
+                    eval_dataset=IN_DOMAIN, eval_size=eval_size, save_every=5, progress=False,
+                    threads=1 if (device or default_device()) == "cpu" else None,
+                    **_short_run_learning_rate(profile))
+    settings.update({k: v for k, v in (("max_new_tokens", max_new_tokens), ("max_prompt_tokens", max_prompt_tokens))
+                     if v is not None})
+    return settings
 
 
 @dataclass(frozen=True)
@@ -272,10 +319,18 @@ def stale_reason(run_dir: str | Path, config: GRPOConfig, fingerprint: str) -> s
 
 # ---------------------------------------------------------------- running one run
 def _peak_memory_mb() -> dict:
-    """Peak resident memory of this process (MB), and CUDA's peak allocation when on a GPU."""
+    """Peak resident memory of this process (MB; not on Windows), and CUDA's peak allocation on a GPU."""
     import torch
 
-    peak = {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}  # Linux: KiB
+    peak = {}
+    try:
+        import resource   # Unix only
+    except ImportError:
+        pass
+    else:
+        # ru_maxrss is in KiB on Linux, in bytes on macOS
+        unit = 2**20 if sys.platform == "darwin" else 1024
+        peak["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / unit
     if torch.cuda.is_available():
         peak["cuda_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
     return peak
@@ -581,6 +636,37 @@ def machine() -> dict:
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
 
 
+def step_times(run_dir: str | Path) -> dict[str, float]:
+    """Mean seconds per step of a run's ``time/*`` metrics (generate, score, update, step, sar, eval),
+    without the ``time/`` prefix; ``time/eval`` is averaged over the steps that evaluated."""
+    metrics = read_metrics(run_dir)
+    keys = dict.fromkeys(k for m in metrics for k in m if k.startswith("time/"))
+    return {k[len("time/"):]: statistics.fmean(m[k] for m in metrics if m.get(k) is not None) for k in keys}
+
+
+def example_answers(directories: Mapping[str, str | Path], dataset: str, n: int, *,
+                    differing: bool = True) -> list[dict]:
+    """``n`` problems of ``dataset`` with every model's cached answer (:func:`read_eval`), for
+    before/after tables: ``[{"id", "question", "gold", "answers": {label: record}}]``.
+
+    ``directories``: {label: folder with ``eval_<dataset>.json``} (a run, or ``<out>/base``). With
+    ``differing``, problems whose answers are not all the same come first (in data set order).
+    """
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    records = {label: read_eval(directory, dataset)[1] for label, directory in directories.items()}
+    lengths = {len(r) for r in records.values()}
+    if len(lengths) != 1:
+        raise ValueError(f"the cached evaluations of {dataset} differ in size ({lengths}); evaluate them alike")
+    rows = []
+    for items in zip(*records.values()):
+        rows.append({"id": items[0]["id"], "question": items[0]["question"], "gold": items[0]["gold"],
+                     "answers": dict(zip(records, items))})
+    if differing:
+        rows.sort(key=lambda row: len({a["response"] for a in row["answers"].values()}) == 1)  # stable
+    return rows[:n]
+
+
 # ---------------------------------------------------------------- figures
 CURVE_KEYS = ("reward/total", "accuracy/batch", "length/mean", "sar/mean")
 CURVE_LABELS = {"reward/total": "reward R (batch mean)", "accuracy/batch": "accuracy (sampled answers)",
@@ -626,7 +712,8 @@ def compare(out_dir: str | Path | None = None, *, model: str = "tiny", profile: 
     """``sar compare``: run the grid, write the results JSON and the two figures; returns the JSON.
 
     Defaults: out ``runs/compare``, :data:`DEFAULT_STEPS` steps, seeds :data:`DEFAULT_SEEDS`,
-    :data:`DEFAULT_SETTINGS`, JSON ``figures/grpo_vs_sar.json``, figures in ``figures/``.
+    :data:`DEFAULT_SETTINGS` and :data:`SHORT_RUN_LEARNING_RATES`, JSON ``figures/grpo_vs_sar.json``,
+    figures in ``figures/``.
     ``quick``: the miniature grid (:data:`QUICK_SETTINGS`) in ``runs/compare-quick``, whose JSON and
     figures stay in that folder (so a smoke test never overwrites the real results).
     ``settings``: other GRPOConfig fields, over the defaults.
@@ -634,7 +721,7 @@ def compare(out_dir: str | Path | None = None, *, model: str = "tiny", profile: 
     if steps is not None and steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
     out_dir = Path(out_dir or ("runs/compare-quick" if quick else "runs/compare"))
-    grid = {**(QUICK_SETTINGS if quick else DEFAULT_SETTINGS), **settings}
+    grid = {**(QUICK_SETTINGS if quick else DEFAULT_SETTINGS), **_short_run_learning_rate(profile), **settings}
     size = grid.pop("eval_size")
     eval_sets = dict(eval_sets) if eval_sets is not None else dict.fromkeys(EVAL_SETS, size)
     check_eval_sets(eval_sets)
@@ -686,14 +773,15 @@ def format_summary(summary: Mapping) -> str:
         cells = []
         for d in datasets:
             acc, length = m["eval"][d]["accuracy"], m["eval"][d]["mean_length"]
-            cells.append(f"{100 * acc['mean']:13.1f} ± {100 * acc['std']:4.1f}{length['mean']:13.1f} ± {length['std']:4.1f}")
+            cells.append(f"{100 * acc['mean']:13.1f} ± {100 * acc['std']:4.1f}"
+                         f"{length['mean']:13.1f} ± {length['std']:4.1f}")
         lines.append(f"{m['label'] + ' x' + str(len(m['seeds'])):24}" + "".join(cells))
     for dataset, c in summary.get("claim", {}).get("per_set", {}).items():
-        reduction = "undefined" if c["length_reduction"] is None else f"{100 * c['length_reduction']:+.1f}%"
+        change = "undefined" if c["length_reduction"] is None else f"{-100 * c['length_reduction']:+.1f}%"
         verdict = {True: "HOLDS", False: "does not hold", None: "undefined"}[c["holds"]]
-        lines.append(f"claim on {dataset}: SA-GRPO {reduction} shorter than GRPO (need >= "
-                     f"{100 * c['min_length_reduction']:.0f}%), accuracy {c['accuracy_drop_points']:+.1f} points lower "
-                     f"(need <= {c['max_accuracy_drop_points']:g}): {verdict}")
+        lines.append(f"claim on {dataset}: SA-GRPO vs GRPO length {change} (need <= "
+                     f"-{100 * c['min_length_reduction']:.0f}%), accuracy {0.0 - c['accuracy_drop_points']:+.1f} points "
+                     f"(need >= -{c['max_accuracy_drop_points']:g}): {verdict}")
     lines.append(f"wall time {summary['wall_seconds'] / 60:.1f} min ({summary['runs_trained']} runs trained, "
                  f"{summary['runs_cached']} cached)")
     return "\n".join(lines)

@@ -30,7 +30,14 @@ NUMBERS = ("01", "02", "03", "04")
 # Small parameter sets: each notebook in well under a minute on 2 CPU cores (CI, tests).
 FAST: dict[str, dict] = {
     "01_perplexity_math": {"N_EXAMPLES": 8},
-    "02_sar_quality_ranking": {"N_PROBLEMS": 24},
+    "02_sar_quality_ranking": {"N_PROBLEMS": 24, "N_TOKEN_PROBE": 8},
+    # 03 and 04 share their runs: the training settings must be equal in both (short answers, long prompts
+    # allowed, so that a random test model runs too); their own folder keeps the full demo's runs intact
+    "03_grpo_lora_4bit_training": {"STEPS": 2, "QUESTIONS_PER_STEP": 2, "EVAL_SIZE": 8, "MAX_NEW_TOKENS": 24,
+                                   "MAX_PROMPT_TOKENS": 512, "EXTRA_STEPS": 1, "N_EXAMPLES": 2,
+                                   "RUNS_DIR": "../runs/notebooks-fast"},
+    "04_ood_evaluation": {"STEPS": 2, "QUESTIONS_PER_STEP": 2, "EVAL_SIZE": 8, "MAX_NEW_TOKENS": 24,
+                          "MAX_PROMPT_TOKENS": 512, "BENCHMARK_LIMIT": 3, "RUNS_DIR": "../runs/notebooks-fast"},
 }
 KERNEL_NAME = "python3"
 
@@ -174,20 +181,28 @@ def format_summary(summary: Mapping) -> str:
 
 
 def run_demo(*, out: str | Path | None = None, fast: bool = False, model: str | None = None,
-             notebooks_dir: str | Path = NOTEBOOKS_DIR, progress: bool = True,
+             only: Sequence[str] | None = None, notebooks_dir: str | Path = NOTEBOOKS_DIR, progress: bool = True,
              stream: TextIO | None = None) -> list[NotebookRun]:
     """Run the numbered notebooks of ``notebooks_dir`` in order; stop at the first failure.
 
     ``out`` None: each executed notebook replaces its source (only once it ran without error), the
     figures land in ``<notebooks_dir>/../figures``. ``out`` DIR: copies in ``DIR/notebooks``,
-    figures in ``DIR/figures``. ``fast``: :data:`FAST` parameters. Prints one line per notebook
-    (and the missing numbers) to ``stream`` (default stdout); returns one :class:`NotebookRun` per
-    notebook run.
+    figures in ``DIR/figures``. ``fast``: :data:`FAST` parameters. ``model``: the ``MODEL``
+    parameter of every notebook (default: each notebook's own, the embedded ``"tiny"``). ``only``:
+    the numbers of the notebooks to run (e.g. ``["01", "02"]``; default all). Prints one line per
+    notebook (and the missing numbers) to ``stream`` (default stdout); returns one
+    :class:`NotebookRun` per notebook run.
     """
     stream = sys.stdout if stream is None else stream
     found, missing = find_notebooks(notebooks_dir)
     if not found:
         raise FileNotFoundError(f"no numbered notebooks (0[1-4]_*.ipynb) in {notebooks_dir}")
+    if only is not None:
+        unknown = sorted(set(only) - {p.name[:2] for p in found})
+        if unknown:
+            raise ValueError(f"no notebook numbered {', '.join(unknown)} in {notebooks_dir}; "
+                             f"there are {', '.join(p.name[:2] for p in found)}")
+        found, missing = [p for p in found if p.name[:2] in only], []
     if out is not None and Path(out).resolve() == Path(notebooks_dir).resolve().parent:
         out = None   # --out is the repository itself: that is the in-place run
     if missing:
@@ -198,6 +213,9 @@ def run_demo(*, out: str | Path | None = None, fast: bool = False, model: str | 
         parameters = dict(FAST.get(source.stem, {})) if fast else {}
         if model is not None:
             parameters["MODEL"] = model
+        figures_dir = source.parent.parent / "figures" if out is None else Path(out) / "figures"
+        summary_file = figures_dir / f"{source.stem[:2]}_summary.json"
+        summary_file.unlink(missing_ok=True)   # a summary left by an earlier run must not pass for this one's
         if out is None:
             # executed next to its source, so that "../figures" is the repository's figures folder;
             # the source is replaced only by a copy that ran to the end
@@ -208,15 +226,12 @@ def run_demo(*, out: str | Path | None = None, fast: bool = False, model: str | 
                 shutil.move(scratch, run.output)
             finally:
                 scratch.unlink(missing_ok=True)
-            figures_dir = source.parent.parent / "figures"
         else:
             target = Path(out) / "notebooks" / source.name
             run = run_notebook(source, target, parameters=parameters, progress=progress)
             if not run.ok:
                 run.output = target.with_name(f"{source.stem}.failed.ipynb")
                 shutil.move(target, run.output)
-            figures_dir = Path(out) / "figures"
-        summary_file = figures_dir / f"{source.stem[:2]}_summary.json"
         if run.ok and summary_file.is_file():
             run.summary = json.loads(summary_file.read_text(encoding="utf-8"))
         print(f"[{k}/{len(found)}] {source.name}: {'ok' if run.ok else 'FAILED'} in {run.seconds:.1f} s "

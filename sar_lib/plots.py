@@ -9,12 +9,15 @@ inline, scripts and tests use whatever matplotlib chose (Agg without a display).
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import matplotlib.pyplot as plt
+import numpy as np
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 DPI = 120
 FIGURES_DIR = "figures"
@@ -143,7 +146,7 @@ def grouped_bars(groups: Sequence[str], series: Mapping[str, Sequence[float]], *
         bars = ax.bar(xs, values, width=width, yerr=err, capsize=3, label=name, color=color)
         if value_labels:
             ax.bar_label(bars, labels=[fmt.format(v) for v in values], fontsize=7, padding=2)
-    ax.set_xticks(range(len(groups)), groups)
+    ax.set_xticks(range(len(groups)), [textwrap.fill(g, 16, break_long_words=False) for g in groups])
     ax.set_ylabel(ylabel)
     if log:
         ax.set_yscale("log")
@@ -151,8 +154,8 @@ def grouped_bars(groups: Sequence[str], series: Mapping[str, Sequence[float]], *
         ax.axhline(reference, color="black", ls="--", lw=1, label=reference_label or None)
     if ylim is not None:
         ax.set_ylim(*ylim)
-    if n > 1 or reference_label:
-        ax.legend(fontsize=8, loc="best")
+    if n > 1 or reference_label:   # outside the axes: bars never hide behind it
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     if title:
         ax.set_title(title)
     return fig
@@ -180,9 +183,13 @@ def difference_histograms(differences: Mapping[str, Sequence[float]], *, xlabel:
     with a line at 0: mass right of it means the variant scores higher."""
     if not differences:
         raise ValueError("difference_histograms needs at least one series")
+    everything = [float(v) for values in differences.values() for v in values]
+    if not everything:
+        raise ValueError("difference_histograms needs at least one value")
+    edges = np.histogram_bin_edges(everything, bins=bins)
     fig, ax = _new(7.0, 3.8)
-    for (name, values), color in zip(differences.items(), SERIES_COLORS):
-        ax.hist(list(values), bins=bins, alpha=0.55, label=name, color=color)
+    for (name, values), color in zip(differences.items(), SERIES_COLORS):   # shared bin edges: comparable bars
+        ax.hist(list(values), bins=edges, alpha=0.55, label=name, color=color)
     ax.axvline(0, color="black", lw=1)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("problems")
@@ -255,6 +262,7 @@ def training_curves(curves: Mapping[str, Mapping[str, Mapping[str, Sequence[floa
             low = [m - s for m, s in zip(curve["mean"], curve["std"])]
             high = [m + s for m, s in zip(curve["mean"], curve["std"])]
             ax.fill_between(curve["step"], low, high, color=color, alpha=0.15, lw=0)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("step")
         ax.set_ylabel((ylabels or {}).get(key, key))
     for ax in list(axes.flat)[len(keys):]:

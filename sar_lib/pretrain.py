@@ -226,7 +226,7 @@ def _answer_loss(model, batch: dict[str, torch.Tensor], prefix: torch.Tensor | N
 
 def train_tiny(config: PretrainConfig, *, progress: bool = True):
     """Train tokenizer and model from scratch. Returns (model, tokenizer, info) where info holds
-    ``loss_history`` (per step), ``steps_done``, ``stopped_by_time``, ``train_seconds``,
+    ``loss_history`` (per step), ``steps_done``, ``stopped_by_time``, ``train_seconds``, ``train_cpu_seconds``,
     ``n_examples`` and ``n_parameters``."""
     config.validate()
     torch.set_num_threads(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
@@ -255,7 +255,7 @@ def train_tiny(config: PretrainConfig, *, progress: bool = True):
     drill = _drill_rows(tokenizer, config) if config.drill_batch_size else []
     drill_order = _batch_order([len(ids) for ids, _ in drill], config.drill_batch_size, generator) if drill else None
 
-    history, stopped_by_time, start = [], False, time.perf_counter()
+    history, stopped_by_time, start, cpu_start = [], False, time.perf_counter(), time.process_time()
     bar = tqdm(range(config.steps), desc="pretrain-tiny", disable=not progress, unit="step")
     for step in bar:
         if config.max_minutes is not None and time.perf_counter() - start > 60 * config.max_minutes:
@@ -275,7 +275,8 @@ def train_tiny(config: PretrainConfig, *, progress: bool = True):
     bar.close()
     model.eval()
     info = {"loss_history": history, "steps_done": len(history), "stopped_by_time": stopped_by_time,
-            "train_seconds": time.perf_counter() - start, "n_examples": len(examples),
+            "train_seconds": time.perf_counter() - start, "train_cpu_seconds": time.process_time() - cpu_start,
+            "n_examples": len(examples),
             "n_parameters": sum(p.numel() for p in model.parameters())}
     return model, tokenizer, info
 
@@ -373,7 +374,8 @@ It exists so that notebooks, the demo and the tests run offline on a CPU; it is 
 - command: `{card['command']}`
 - seed: {card['config']['seed']}; steps: {card['steps_done']} of {card['config']['steps']} (batch {card['config']['batch_size']}, {card['n_examples']} training pairs, peak lr {card['config']['learning_rate']}, cosine)
 - stopped by the time cap: {card['stopped_by_time']}
-- wall time: {card['train_seconds'] / 60:.1f} min training, {card['total_seconds'] / 60:.1f} min in all (measurement included)
+- wall time: {card['train_seconds'] / 60:.1f} min training, {card['total_seconds'] / 60:.1f} min in all (measurement included);
+  CPU time of the training loop {card['train_cpu_seconds'] / 60:.1f} min summed over threads
 - machine: {card['machine']} (time on a shared machine is noisy)
 - final training loss (mean of the last 20 steps): {card['final_loss']:.3f}
 - checkpoint: {card['checkpoint_bytes'] / 1e6:.1f} MB (fp32 safetensors)
@@ -423,7 +425,8 @@ def pretrain_tiny(config: PretrainConfig, out_dir: str | Path, progress: bool = 
     results = measure(model, tokenizer, config, progress=progress)
     card = {"command": command or command_line(config, out_dir), "config": asdict(config),
             "steps_done": info["steps_done"], "stopped_by_time": info["stopped_by_time"],
-            "train_seconds": round(info["train_seconds"], 1), "total_seconds": round(time.perf_counter() - start, 1),
+            "train_seconds": round(info["train_seconds"], 1), "train_cpu_seconds": round(info["train_cpu_seconds"], 1),
+            "total_seconds": round(time.perf_counter() - start, 1),
             "machine": _machine(), "n_parameters": info["n_parameters"], "vocab_size": len(tokenizer),
             "n_examples": info["n_examples"], "final_loss": statistics.fmean(info["loss_history"][-20:]),
             "checkpoint_bytes": (out_dir / "model.safetensors").stat().st_size,

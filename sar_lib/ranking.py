@@ -152,6 +152,26 @@ def criteria(metrics: Mapping[str, Tensor]) -> dict[str, Tensor]:
             "self-certainty": metrics["self_certainty"]}
 
 
+def gain_split(padded: Mapping, alone: Mapping) -> dict[str, float]:
+    """Where the information gain of a padded answer sits, for ``sar.score_answers(per_token=True)``
+    rows of ``prefix + " " + answer`` (``padded``) and of ``answer`` (``alone``).
+
+    Returns sums of v_t (nats) and token counts: ``prefix`` (the padding's tokens), ``suffix`` (the
+    answer's tokens inside the padded answer) and ``alone`` (the same tokens scored without the
+    padding), plus ``mean_padded`` / ``mean_alone`` = mean_t v_t, the quantity SAR is monotone in.
+    The answer's first token is left out of ``suffix`` and ``alone`` (after a space it is a
+    different token); ValueError when the remaining tokens differ.
+    """
+    k = alone["n_tokens"] - 1
+    if k < 1 or padded["n_tokens"] <= k or padded["tokens"][-k:] != alone["tokens"][1:]:
+        raise ValueError("the padded answer does not end with the tokens of the answer alone "
+                         "(pass rows of prefix + ' ' + answer and of answer, scored with per_token=True)")
+    v_padded, v_alone = padded["information_gain"], alone["information_gain"]
+    return {"prefix": float(sum(v_padded[:-k])), "prefix_tokens": padded["n_tokens"] - k,
+            "suffix": float(sum(v_padded[-k:])), "alone": float(sum(v_alone[1:])), "answer_tokens": k,
+            "mean_padded": float(sum(v_padded)) / padded["n_tokens"], "mean_alone": float(sum(v_alone)) / alone["n_tokens"]}
+
+
 # ---------------------------------------------------------------- statistics
 def pairwise_accuracy(first: Sequence[float] | Tensor, second: Sequence[float] | Tensor) -> float:
     """Share of paired items where ``first`` scores higher: mean([f > s] + 0.5 [f = s]); 0.5 = chance."""

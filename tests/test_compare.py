@@ -43,6 +43,7 @@ def mtimes(directory):
 
 
 # ---------------------------------------------------------------- the grid end to end
+@pytest.mark.slow   # ~15 s on an idle 2-core machine, 30 s on a busy one
 def test_quick_grid_writes_the_schema_then_reuses_and_resumes(tiny_dir, tmp_path):
     out = tmp_path / "grid"
     summary = small_compare(tiny_dir, out, command="sar compare --quick")
@@ -201,7 +202,8 @@ def test_mean_curves_average_runs_step_by_step(tmp_path):
             json.dumps({"step": s, "reward/total": r, "length/correct_mean": c}) + "\n" for s, r, c in rows))
     curves = mean_curves([tmp_path / "a", tmp_path / "b"], ["reward/total", "length/correct_mean"])
     assert curves["reward/total"] == {"step": [1, 2], "mean": [2.0, 4.0], "std": [pytest.approx(2 ** 0.5)] * 2}
-    assert curves["length/correct_mean"] == {"step": [1, 2], "mean": [15.0, 40.0], "std": [pytest.approx(50 ** 0.5), 0.0]}
+    assert curves["length/correct_mean"] == {"step": [1, 2], "mean": [15.0, 40.0],
+                                             "std": [pytest.approx(50 ** 0.5), 0.0]}
 
 
 def test_method_config_fills_the_reward_fields(tmp_path):

@@ -161,6 +161,18 @@ def test_in_place_run_replaces_only_notebooks_that_ran(tmp_path):
     assert sorted(p.name for p in notebooks.iterdir()) == ["01_ok.ipynb", "02_fails.ipynb"], "no scratch files left"
 
 
+def test_only_runs_the_named_notebooks(tmp_path):
+    notebooks = tmp_path / "notebooks"
+    _write_notebook(notebooks / "01_a.ipynb", "X = 1", "raise RuntimeError('01 must not run')")
+    _write_notebook(notebooks / "02_b.ipynb", "X = 1", "print(X)")
+    stream = io.StringIO()
+    runs = demo.run_demo(out=tmp_path / "out", only=["02"], notebooks_dir=notebooks, progress=False, stream=stream)
+    assert [(r.name, r.ok) for r in runs] == [("02_b", True)]
+    assert "not found" not in stream.getvalue()
+    with pytest.raises(ValueError, match="no notebook numbered 03"):
+        demo.run_demo(out=tmp_path / "out", only=["03"], notebooks_dir=notebooks, progress=False, stream=stream)
+
+
 def test_find_notebooks_reports_missing_numbers_and_rejects_duplicates(tmp_path):
     _write_notebook(tmp_path / "02_b.ipynb", "X = 1")
     _write_notebook(tmp_path / "04_d.ipynb", "X = 1")

@@ -97,3 +97,33 @@ def test_difference_histograms_counts_all_values():
     assert sum(p.get_height() for p in fig.axes[0].patches) == 6
     with pytest.raises(ValueError, match="at least one series"):
         plots.difference_histograms({}, xlabel="x")
+
+
+# ---------------------------------------------------------------- accuracy_vs_length, training_curves (helper I)
+def test_accuracy_vs_length_draws_seeds_means_and_reference():
+    panels = {"arith-test": {"GRPO": [(30.0, 0.10), (34.0, 0.20)], "SA-GRPO": [(20.0, 0.15)]},
+              "logic-test": {"GRPO": [(40.0, 0.5)], "SA-GRPO": [(35.0, 0.55)]}}
+    fig = plots.accuracy_vs_length(panels, reference={"arith-test": (32.0, 0.05)}, colors={"GRPO": "#e6550d"})
+    assert isinstance(fig, Figure) and len(fig.axes) == 2
+    ax = fig.axes[0]
+    offsets = [c.get_offsets().tolist() for c in ax.collections]
+    # GRPO: two seed points, then their mean (32, 15%); SA-GRPO: its point and its mean; the reference star
+    assert offsets[0] == [[30.0, 10.0], [34.0, 20.0]] and offsets[1] == [[32.0, pytest.approx(15.0)]]
+    assert offsets[-1] == [[32.0, 5.0]] and len(fig.axes[1].collections) == 4
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["GRPO", "SA-GRPO", "base model"]
+    with pytest.raises(ValueError, match="has no points"):
+        plots.accuracy_vs_length({"a": {"GRPO": []}})
+
+
+def test_training_curves_one_panel_per_key_and_a_band_per_series():
+    curve = {"step": [1, 2, 3], "mean": [0.1, 0.2, 0.3], "std": [0.0, 0.1, 0.0]}
+    curves = {"GRPO": {"reward/total": curve}, "SA-GRPO": {"reward/total": curve, "sar/mean": curve}}
+    fig = plots.training_curves(curves, ["reward/total", "sar/mean", "length/mean"],
+                                ylabels={"sar/mean": "SAR"})
+    axes = fig.axes
+    assert len(axes) == 4 and not axes[3].axison          # 3 keys on a 2 x 2 grid: the spare panel is hidden
+    assert len(axes[0].lines) == 2 and len(axes[1].lines) == 1 and len(axes[2].lines) == 0
+    assert axes[1].get_ylabel() == "SAR" and axes[2].get_ylabel() == "length/mean"
+    assert list(axes[0].lines[0].get_ydata()) == [0.1, 0.2, 0.3]
+    with pytest.raises(ValueError, match="equal lengths"):
+        plots.training_curves({"x": {"k": {"step": [1], "mean": [1.0, 2.0], "std": [0.0]}}}, ["k"])

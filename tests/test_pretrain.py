@@ -19,7 +19,7 @@ from sar_lib.tokenizer import IM_END, IM_START
 # a few seconds: 6 steps of a ~40k-parameter model, 4 items per eval set
 QUICK = dict(vocab_size=300, hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1, intermediate_size=64,
              corpus_size=48, steps=6, batch_size=8, warmup_steps=2, eval_items=4, eval_max_new_tokens=8,
-             sample_items=2, samples_per_item=2)
+             sample_items=2, samples_per_item=2, drill_batch_size=4, drill_problems=40)
 
 
 @pytest.fixture(scope="module")

@@ -130,3 +130,16 @@ def test_select_keeps_the_chosen_problems():
     assert ranking.ranking_table(subset, [("concise_correct", "redundant_correct")])["-length"]["concise > redundant"] == 1.0
     with pytest.raises(ValueError, match="cover 3 problems"):
         ranking.select(_hand_scores(), [True, False])
+
+
+def test_gain_split_sums_prefix_and_suffix():
+    alone = {"n_tokens": 4, "tokens": ["8", " +", " 1", "<e>"], "information_gain": [3.0, 1.0, 2.0, 0.0]}
+    padded = {"n_tokens": 6, "tokens": ["We", " told", " 8", " -", " 1", "<e>"],
+              "information_gain": [0.5, 1.5, 0.2, 0.3, 1.0, 0.0]}
+    with pytest.raises(ValueError, match="does not end with the tokens"):
+        ranking.gain_split(padded, alone)
+    padded["tokens"] = ["We", " told", " 8", " +", " 1", "<e>"]
+    split = ranking.gain_split(padded, alone)
+    assert split["prefix"] == pytest.approx(2.2) and split["prefix_tokens"] == 3    # We, told, " 8"
+    assert split["suffix"] == pytest.approx(1.3) and split["alone"] == pytest.approx(3.0)
+    assert split["mean_padded"] == pytest.approx(3.5 / 6) and split["mean_alone"] == pytest.approx(1.5)
