@@ -108,10 +108,10 @@ def _failed_cell_index(source_notebook: Path, failing_source: str) -> int | None
     return None
 
 
-def run_notebook(source: Path, output: Path, *, parameters: Mapping | None = None,
+def run_notebook(source: Path, output: Path, *, parameters: Mapping | None = None, cwd: Path | None = None,
                  progress: bool = True) -> NotebookRun:
-    """Execute ``source`` into ``output`` with papermill in ``output``'s folder; never raises for
-    an error inside the notebook (it is reported in the returned :class:`NotebookRun`)."""
+    """Execute ``source`` into ``output`` with papermill, in folder ``cwd`` (default: ``output``'s);
+    never raises for an error inside the notebook (it is reported in the returned :class:`NotebookRun`)."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -121,7 +121,7 @@ def run_notebook(source: Path, output: Path, *, parameters: Mapping | None = Non
     with _this_python_kernel():
         try:
             papermill.execute_notebook(str(source), str(output), parameters=dict(parameters or {}),
-                                       kernel_name=KERNEL_NAME, cwd=str(output.parent), progress_bar=progress,
+                                       kernel_name=KERNEL_NAME, cwd=str(cwd or output.parent), progress_bar=progress,
                                        log_output=False)
         except PapermillExecutionError as err:
             run.ok = False
@@ -217,15 +217,13 @@ def run_demo(*, out: str | Path | None = None, fast: bool = False, model: str | 
         summary_file = figures_dir / f"{source.stem[:2]}_summary.json"
         summary_file.unlink(missing_ok=True)   # a summary left by an earlier run must not pass for this one's
         if out is None:
-            # executed next to its source, so that "../figures" is the repository's figures folder;
-            # the source is replaced only by a copy that ran to the end
-            scratch = source.parent / f".{source.stem}.running.ipynb"
-            try:
-                run = run_notebook(source, scratch, parameters=parameters, progress=progress)
+            # run in the source's folder, so that "../figures" is the repository's figures folder, but
+            # written outside the repository: the source is replaced only by a copy that ran to the end
+            with tempfile.TemporaryDirectory(prefix="sar-demo-") as tmp:
+                scratch = Path(tmp) / source.name
+                run = run_notebook(source, scratch, parameters=parameters, cwd=source.parent, progress=progress)
                 run.output = source if run.ok else Path(tempfile.gettempdir()) / f"{source.stem}.failed.ipynb"
                 shutil.move(scratch, run.output)
-            finally:
-                scratch.unlink(missing_ok=True)
         else:
             target = Path(out) / "notebooks" / source.name
             run = run_notebook(source, target, parameters=parameters, progress=progress)

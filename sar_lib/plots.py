@@ -139,7 +139,7 @@ def grouped_bars(groups: Sequence[str], series: Mapping[str, Sequence[float]], *
     _check_lengths(groups=groups, **series)
     n = len(series)
     width = 0.8 / n
-    fig, ax = _new(min(12.0, max(6.0, 0.35 * len(groups) * n + 1.5)), 4.0)
+    fig, ax = _new(min(13.0, max(7.0, 1.1 * len(groups) + 0.25 * len(groups) * n + 2.5)), 4.0)
     for k, ((name, values), color) in enumerate(zip(series.items(), SERIES_COLORS)):
         xs = [g + (k - (n - 1) / 2) * width for g in range(len(groups))]
         err = None if errors is None else errors.get(name)
