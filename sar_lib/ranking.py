@@ -29,7 +29,7 @@ from sar_lib import sar
 from sar_lib.data import Problem
 from sar_lib.perplexity import score_answer_ids
 from sar_lib.rewards import self_certainty
-from sar_lib.synthetic import _FILLERS, _OPENERS, ANSWER_TYPES, answer_types
+from sar_lib.synthetic import FILLERS, OPENERS, ANSWER_TYPES, answer_types
 
 PROBE_TYPES = ("concise_restated", "concise_filler")
 PAIRS: tuple[tuple[str, str], ...] = (
@@ -69,7 +69,7 @@ def probe_answers(problem: Problem, concise: str, rng: random.Random) -> dict[st
     sentences = re.split(r"(?<=[.?!]) ", problem.question.strip())
     body = " ".join(sentences[:-1]) if len(sentences) > 1 else sentences[0]
     restated = f"We are told: {body}"
-    pool = list(_OPENERS + _FILLERS)
+    pool = list(OPENERS + FILLERS)
     rng.shuffle(pool)
     filler, words = [], 0
     target = len(restated.split())

@@ -307,9 +307,9 @@ _DESCRIBE = {
     "-": ("we subtract {b} from {a}", "we take away {b}", "{b} are removed from {a}"),
     "*": ("we multiply {a} by {b}", "there are {a} groups of {b}", "we need {b} times {a}"),
 }
-_OPENERS = ("Let's think step by step.", "Okay, let me read the problem carefully.", "Let's solve this problem.",
+OPENERS = ("Let's think step by step.", "Okay, let me read the problem carefully.", "Let's solve this problem.",
             "Alright, let me work through this slowly.", "Let me think about this.")
-_FILLERS = ("This makes sense.", "Hmm, let me think about this carefully.", "Okay, that step is done.",
+FILLERS = ("This makes sense.", "Hmm, let me think about this carefully.", "Okay, that step is done.",
             "Good, so far so good.", "That is an important number to remember.", "Let me keep going.")
 
 
@@ -353,7 +353,7 @@ def _verbose(question: str, claimed: Sequence, unit: str, rng: random.Random, *,
     body, ask = " ".join(sentences[:-1]), sentences[-1]
     parts = []
     if full or rng.random() < 0.7:
-        parts.append(rng.choice(_OPENERS))
+        parts.append(rng.choice(OPENERS))
     if full or rng.random() < 0.8:
         parts.append(rng.choice(("We are told: ", "The problem says: ", "Let me restate the problem. ")) + body)
         parts.append(rng.choice(("The question asks: ", "We need to find out: ")) + ask)
@@ -369,7 +369,7 @@ def _verbose(question: str, claimed: Sequence, unit: str, rng: random.Random, *,
             parts.append(_check(step, rng))
             checked = True
         if full or rng.random() < 0.3:
-            parts.append(rng.choice(_FILLERS))
+            parts.append(rng.choice(FILLERS))
     if full:
         parts.append(_check(claimed[-1], rng))
     answer = claimed[-1][3]
@@ -426,7 +426,7 @@ def _logic_solution(problem: Problem, style: str, rng: random.Random) -> str:
         return " ".join(chain + [_final(gold)])
     stmt = problem.meta["statement"]
     if style == "verbose":
-        parts = [rng.choice(_OPENERS), f"We need to decide whether this is true: {stmt}"]
+        parts = [rng.choice(OPENERS), f"We need to decide whether this is true: {stmt}"]
         for k, sentence in enumerate(chain):
             parts.append("So " + sentence if k % 2 == 0 and k else sentence)   # even k > 0: a conclusion
             if k == len(chain) - 2 or rng.random() < 0.3:
