@@ -238,14 +238,14 @@ class Stepper:
     steps, to run timed ``grpo.grpo_step`` calls one by one."""
 
     def __init__(self, config, device: str, n_steps: int):
-        from sar_lib.grpo import _policy_profile, seed_everything
+        from sar_lib.grpo import policy_profile, seed_everything
         from sar_lib.models import load_policy
         from sar_lib.sar import empty_prompt_text, encode_text
 
         self.config, self.device = config, device
         self.problems = step_problems(config, n_steps)
         seed_everything(config.seed)  # the LoRA initialisation
-        self.model, self.tokenizer = load_policy(config.model, _policy_profile(config), device=device)
+        self.model, self.tokenizer = load_policy(config.model, policy_profile(config), device=device)
         trainable = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
         self.ctx0_ids = encode_text(self.tokenizer, empty_prompt_text(self.tokenizer))
@@ -354,7 +354,7 @@ def measure_trl_ratio(model: str, sizes: BenchSizes, *, device: str = "cpu", wor
     from peft import LoraConfig
     from transformers import PrinterCallback, TrainerCallback
 
-    from sar_lib.grpo import _policy_profile
+    from sar_lib.grpo import policy_profile
     from sar_lib.integrations import trl as sar_trl
     from sar_lib.models import load_model
 
@@ -405,7 +405,7 @@ def measure_trl_ratio(model: str, sizes: BenchSizes, *, device: str = "cpu", wor
         shuffle_dataset=False, reward_weights=[1.0, config.alpha], seed=config.seed,
         bf16=False, fp16=False, gradient_checkpointing=False, use_cpu=torch.device(device).type == "cpu",
         report_to="none", save_strategy="no", logging_steps=1, disable_tqdm=True)
-    profile = _policy_profile(config)
+    profile = policy_profile(config)
     lora = LoraConfig(r=profile.lora_r, lora_alpha=profile.lora_alpha, lora_dropout=profile.lora_dropout,
                       target_modules=list(profile.target_modules), bias="none", task_type="CAUSAL_LM")
     timer = Alternate()

@@ -558,7 +558,7 @@ def _check_lengths(config: GRPOConfig, model, tokenizer, problems: list[Problem]
                          f"{config.max_new_tokens} exceeds the model's context of {limit} tokens; lower them")
 
 
-def _policy_profile(config: GRPOConfig):
+def policy_profile(config: GRPOConfig):
     """The profile with the config's overrides of its fields (model, LoRA, 4-bit...)."""
     profile = get_profile(config.profile)
     names = {f.name for f in dataclasses.fields(profile)} & {f.name for f in dataclasses.fields(config)}
@@ -595,7 +595,7 @@ def train(config: GRPOConfig, *, resume: bool = False) -> Path:
         torch.set_num_threads(config.threads)
 
     seed_everything(config.seed)  # the LoRA initialisation
-    model, tokenizer = load_policy(config.model, _policy_profile(config))
+    model, tokenizer = load_policy(config.model, policy_profile(config))
     if config.kl_coef > 0 and not hasattr(model, "disable_adapter"):
         raise ValueError("kl_coef > 0 needs a LoRA policy (the reference is the model with its adapters "
                          "disabled); use a profile with LoRA or set kl_coef=0")
@@ -647,7 +647,7 @@ def load_run(run_dir: str | Path):
     """``(model, tokenizer)`` of a run's last checkpoint: its policy with the trained weights."""
     run_dir = Path(run_dir)
     config = load_config(run_dir).resolved()
-    model, tokenizer = load_policy(config.model, _policy_profile(config))
+    model, tokenizer = load_policy(config.model, policy_profile(config))
     _load_trainable(model, run_dir / "checkpoint")
     model.eval()
     return model, tokenizer
