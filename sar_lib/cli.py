@@ -337,14 +337,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_demo)
 
     # -- compare
-    p = sub.add_parser("compare", help="the small-scale reproduction: GRPO vs SA-GRPO (+ R_SA alone, O1-pruner, ER)",
+    p = sub.add_parser("compare", help="the small-scale reproduction: GRPO vs SA-GRPO (+ R_SA alone, O1, ER)",
                        description="Trains GRPO and SA-GRPO (alpha 0.2) with every seed, and R_SA alone, O1-pruner and "
                                    "ER (one alpha each, first seed), all with the same settings; evaluates every run "
-                                   "and the base model greedily on arith-test (in-domain), symbolic-test and logic-test "
-                                   "(OOD); writes the numbers and the test of the paper's claim (SA-GRPO >= 20%% "
-                                   "shorter at <= 1 point lower accuracy) to --json, and two figures. Runs in worker "
-                                   "processes; finished runs and evaluations are reused, stopped runs resume. "
-                                   "About 25 minutes on 2 CPU cores (see sar_lib.compare).")
+                                   "and the base model greedily on arith-test (in-domain), symbolic-test and "
+                                   "logic-test (OOD); writes the numbers and the test of the paper's claim (SA-GRPO "
+                                   ">= 20%% shorter at <= 1 point lower accuracy) to --json, and two figures. Runs in "
+                                   "worker processes; finished runs and evaluations are reused, stopped runs resume. "
+                                   "About 20 minutes on 2 free CPU cores, 34 on a busy machine (see sar_lib.compare).")
     p.add_argument("--out", help="folder of the runs (default runs/compare; runs/compare-quick with --quick)")
     p.add_argument("--steps", type=int, help="GRPO steps per run (default 25; 2 with --quick)")
     p.add_argument("--seeds", type=int, nargs="+", help="seeds of GRPO and SA-GRPO (default 0 1 2; 0 1 with --quick)")

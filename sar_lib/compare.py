@@ -79,10 +79,11 @@ EVAL_SETS = (IN_DOMAIN, "symbolic-test", "logic-test")
 
 # The default grid (`sar compare`), sized for 30 minutes on 2 CPU cores with the tiny model:
 # 3 + 3 + 1 + 1 + 1 = 9 runs x 25 steps x 8 questions x 6 answers, two runs at a time. A step takes
-# ~8 s with one torch thread on an idle core (sampling 48 answers of ~30-50 tokens is half of it),
-# so the grid trains for ~5 runs x 25 steps x 8 s ~ 17 min per worker; the 200-problem greedy
-# evaluations (3 sets x 10 models) and the model loads add ~3 min. 192 new tokens is the tiny-cpu
-# profile's budget: lower would cut verbose answers and shorten them by truncation, not by reward.
+# ~6-8 s with one torch thread on a free core (sampling 48 answers of ~30-50 tokens is half of it),
+# so the grid trains for ~5 runs x 25 steps x 7 s ~ 15 min per worker; the 200-problem greedy
+# evaluations (3 sets x 10 models) and the model loads add ~3 min. Measured: 34 min on a 2-core
+# machine shared with other jobs (load average ~5.5, median step 14 s). 192 new tokens is the
+# tiny-cpu profile's budget: lower would cut verbose answers and shorten them by truncation, not by reward.
 # Learning rate of these short runs, per profile (others: the profile's). On the tiny model, 1e-4 (the
 # tiny-cpu profile's, fit for long runs) left the greedy answers unchanged after 10 steps (GRPO and
 # SA-GRPO both 7.5% / 28.2 tokens on 100 arith-test problems); 3e-3 cut accuracy from 7% to 1-3%
@@ -308,7 +309,8 @@ def stale_reason(run_dir: str | Path, config: GRPOConfig, fingerprint: str) -> s
     saved_fingerprint = json.loads(marker.read_text()).get("model_fingerprint")
     if saved_fingerprint != fingerprint:
         return f"trained from other weights of {config.model!r} ({saved_fingerprint} -> {fingerprint})"
-    saved = load_config(run_dir).resolved()
+    # the weights are identified by their fingerprint: "tiny" and a folder with the same files are one model
+    saved = dataclasses.replace(load_config(run_dir).resolved(), model=config.model)
     differences = training_differences(saved, config)
     if differences:
         return "other training settings: " + "; ".join(differences)
@@ -366,7 +368,10 @@ def ensure_run(spec: RunSpec, eval_sets: Mapping[str, int | None], *, progress: 
                                      indent=2) + "\n")
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
-        train(config, resume=done > 0)
+        if done > 0:   # resume under the saved model name (same weights, see stale_reason)
+            train(dataclasses.replace(config, model=load_config(run_dir).model), resume=True)
+        else:
+            train(config)
     if config.threads is not None:
         torch.set_num_threads(config.threads)   # the evaluations below, also when training was skipped
     key = {"step": config.steps, "model_fingerprint": fingerprint}
@@ -584,10 +589,15 @@ def mean_curves(run_dirs: Sequence[str | Path], keys: Sequence[str]) -> dict[str
     return curves
 
 
+def _window_mean(values: Sequence[float]) -> float | None:
+    return statistics.fmean(values) if values else None
+
+
 def summarise(runs: Sequence[RunSpec], results: Sequence[dict], base: Mapping[str, dict] | None = None) -> dict:
     """The comparison as JSON-able numbers: per method, per-seed / mean / std of every evaluation
-    metric, behaviour counts, time and memory; the base model's evaluations; :func:`paper_claim` per
-    evaluation set (when both GRPO and SA-GRPO ran)."""
+    metric, behaviour counts, the drift of the sampled answers over training (:data:`DRIFT_KEYS`,
+    mean over seeds of the first and last :data:`DRIFT_WINDOW` steps), time and memory; the base
+    model's evaluations; :func:`paper_claim` per evaluation set (when both GRPO and SA-GRPO ran)."""
     methods = {}
     for name in dict.fromkeys(spec.method for spec in runs):
         rows = sorted((r for r in results if r["method"] == name), key=lambda r: r["seed"])
@@ -602,8 +612,14 @@ def summarise(runs: Sequence[RunSpec], results: Sequence[dict], base: Mapping[st
             entry["eval"][dataset]["n"] = evals[0]["n"]
             texts = [rec["response"] for r in rows for rec in read_eval(r["run_dir"], dataset)[1]]
             entry["behaviours"][dataset] = count_behaviours(texts)
+        curves = mean_curves(entry["run_dirs"], DRIFT_KEYS)
+        entry["training_drift"] = {key: {f"first_{DRIFT_WINDOW}_steps": _window_mean(c["mean"][:DRIFT_WINDOW]),
+                                         f"last_{DRIFT_WINDOW}_steps": _window_mean(c["mean"][-DRIFT_WINDOW:])}
+                                   for key, c in curves.items()}
         entry["train_seconds"] = stats([r["train_seconds"] for r in rows])
         entry["seconds_per_step"] = stats([r["train_seconds"] / r["steps"] for r in rows])
+        if all("wall_seconds" in r for r in rows):
+            entry["wall_seconds"] = stats([r["wall_seconds"] for r in rows])
         if all("peak_rss_mb" in r for r in rows):
             entry["peak_rss_mb"] = max(r["peak_rss_mb"] for r in rows)
         methods[name] = entry
@@ -670,7 +686,10 @@ def example_answers(directories: Mapping[str, str | Path], dataset: str, n: int,
 # ---------------------------------------------------------------- figures
 CURVE_KEYS = ("reward/total", "accuracy/batch", "length/mean", "sar/mean")
 CURVE_LABELS = {"reward/total": "reward R (batch mean)", "accuracy/batch": "accuracy (sampled answers)",
-                "length/mean": "answer length (tokens)", "sar/mean": "SAR of sampled answers"}
+                "length/mean": "length of sampled answers (tokens)", "sar/mean": "SAR of sampled answers"}
+# metrics whose drift over training the summary reports (what the sampled answers did, next to the greedy evaluation)
+DRIFT_KEYS = ("length/mean", "sar/mean", "accuracy/batch", "groups/no_signal")
+DRIFT_WINDOW = 5
 
 
 def label_colors(methods: Mapping[str, Mapping]) -> dict[str, str]:
@@ -748,6 +767,8 @@ def compare(out_dir: str | Path | None = None, *, model: str = "tiny", profile: 
         "wall_seconds": wall,
         "runs_trained": sum(r["trained"] for r in results),
         "runs_cached": sum(not r["trained"] for r in results),
+        # training + evaluation of every run, measured when it was trained (also for cached runs)
+        "runs_wall_seconds_total": sum(r.get("wall_seconds", 0.0) for r in results),
         **summarise(runs, results, base),
     }
     json_path.parent.mkdir(parents=True, exist_ok=True)
@@ -780,8 +801,9 @@ def format_summary(summary: Mapping) -> str:
         change = "undefined" if c["length_reduction"] is None else f"{-100 * c['length_reduction']:+.1f}%"
         verdict = {True: "HOLDS", False: "does not hold", None: "undefined"}[c["holds"]]
         lines.append(f"claim on {dataset}: SA-GRPO vs GRPO length {change} (need <= "
-                     f"-{100 * c['min_length_reduction']:.0f}%), accuracy {0.0 - c['accuracy_drop_points']:+.1f} points "
-                     f"(need >= -{c['max_accuracy_drop_points']:g}): {verdict}")
+                     f"-{100 * c['min_length_reduction']:.0f}%), accuracy {0.0 - c['accuracy_drop_points']:+.1f} "
+                     f"points (need >= -{c['max_accuracy_drop_points']:g}): {verdict}")
     lines.append(f"wall time {summary['wall_seconds'] / 60:.1f} min ({summary['runs_trained']} runs trained, "
-                 f"{summary['runs_cached']} cached)")
+                 f"{summary['runs_cached']} cached); the runs took {summary['runs_wall_seconds_total'] / 60:.1f} "
+                 f"worker-minutes when they were trained")
     return "\n".join(lines)

@@ -210,3 +210,16 @@ def test_method_config_fills_the_reward_fields(tmp_path):
     config = compare.method_config("sar-only", 5, tmp_path / "x", steps=3)
     assert isinstance(config, GRPOConfig) and config.reward == "sar" and config.correctness_weight == 0.0
     assert config.seed == 5 and config.out == str(tmp_path / "x") and config.steps == 3
+
+
+def test_a_model_folder_and_its_copy_are_the_same_model(tiny_dir, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy-of-the-model"
+    shutil.copytree(tiny_dir, copy)
+    out = tmp_path / "grid"
+    small_compare(tiny_dir, out, methods=("o1",))
+    assert compare.model_fingerprint(str(copy)) == compare.model_fingerprint(tiny_dir)
+    assert small_compare(str(copy), out, methods=("o1",))["runs_cached"] == 1      # same weights: reused
+    more = small_compare(str(copy), out, methods=("o1",), steps=compare.QUICK_STEPS + 1)
+    assert more["runs_trained"] == 1 and len(compare.read_metrics(out / "o1-s0")) == compare.QUICK_STEPS + 1

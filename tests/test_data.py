@@ -14,8 +14,7 @@ import pytest
 
 from conftest import needs_shared_data
 from sar_lib import data
-from sar_lib.data import (BENCHMARKS, Problem, detect_format, load_benchmark, load_problems, read_records,
-                          records_to_problems)
+from sar_lib.data import BENCHMARKS, Problem, detect_format, load_benchmark, load_problems, read_records
 from sar_lib.grading import is_correct, parse_number
 
 # file, benchmark name, records, kind, detected format
