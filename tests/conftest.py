@@ -43,3 +43,22 @@ def tiny_model(tiny_tokenizer):
     """A random fp32 Qwen2 model (~60k parameters) matching ``tiny_tokenizer``."""
     return build_tiny_model(len(tiny_tokenizer), pad_token_id=tiny_tokenizer.pad_token_id,
                             eos_token_id=tiny_tokenizer.eos_token_id)
+
+
+def sharpen(model, seed: int = 0, std: float = 0.15):
+    """Re-draw the weights larger than HF's init, so log-probs and SAR differ clearly across tokens and answers."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" not in name:
+                p.copy_(torch.randn(p.shape, generator=g) * std)
+    return model
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory, tiny_model, tiny_tokenizer):
+    """The random tiny model and tokenizer saved as a model dir that load_model / load_policy read."""
+    path = tmp_path_factory.mktemp("tiny-random")
+    tiny_model.save_pretrained(path)
+    tiny_tokenizer.save_pretrained(path)
+    return str(path)

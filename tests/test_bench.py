@@ -18,25 +18,6 @@ TINY = bench.BenchSizes(questions_per_step=2, group_size=2, answer_tokens=8, war
                         vocab_size=32000, memory_batch=2, memory_answer_tokens=512, memory_context_tokens=8)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread, as `sar bench` uses: on a busy 2-core machine two threads per process can make
-    these steps 5x slower (see docs/benchmarks.md)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory, tiny_model, tiny_tokenizer):
-    """The conftest random tiny model and tokenizer, saved as a model dir that load_policy reads."""
-    path = tmp_path_factory.mktemp("bench-tiny")
-    tiny_model.save_pretrained(path)
-    tiny_tokenizer.save_pretrained(path)
-    return str(path)
-
-
 def positive(x) -> bool:
     return isinstance(x, float) and math.isfinite(x) and x > 0
 

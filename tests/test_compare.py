@@ -2,29 +2,11 @@ import json
 import os
 
 import pytest
-import torch
 
 from sar_lib import compare
 from sar_lib.cli import main
 from sar_lib.compare import (GRPOConfig, count_behaviours, grid_runs, mean_curves, paper_claim, read_eval,
                              run_grid, stats)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Ops of a 60k-parameter model are too small to split across threads (see tests/test_grpo.py)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory, tiny_model, tiny_tokenizer):
-    path = tmp_path_factory.mktemp("tiny-random")
-    tiny_model.save_pretrained(path)
-    tiny_tokenizer.save_pretrained(path)
-    return str(path)
 
 
 # What the random conftest model needs on top of the --quick grid: short answers, long prompts allowed.

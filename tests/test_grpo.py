@@ -14,25 +14,6 @@ from sar_lib.models import bnb_4bit_problem
 TIME = "time/"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Ops of a 60k-parameter model are too small to split across threads; on a busy 2-core machine
-    two torch threads made these runs 3-25x slower than one (measured)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory, tiny_model, tiny_tokenizer):
-    """The conftest random tiny model and tokenizer saved as a model dir that load_policy reads."""
-    path = tmp_path_factory.mktemp("tiny-random")
-    tiny_model.save_pretrained(path)
-    tiny_tokenizer.save_pretrained(path)
-    return str(path)
-
-
 def small(tiny_dir, out, **overrides) -> GRPOConfig:
     """A config that trains the random tiny model in about a second per step on 2 cores."""
     values = dict(model=tiny_dir, group_size=3, questions_per_step=2, max_new_tokens=16, max_prompt_tokens=400,

@@ -7,19 +7,10 @@ import math
 
 import pytest
 import torch
+from conftest import sharpen
 
 from sar_lib.models import build_tiny_model
 from sar_lib.perplexity import PackedBatch, answer_logprobs, mean_nll, pack_sequences, perplexity
-
-
-def sharpen(model, seed: int = 0, std: float = 0.15):
-    """Re-draw the weights larger than HF's init so log-probs vary a lot across tokens and positions."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "norm" not in name:
-                p.copy_(torch.randn(p.shape, generator=g) * std)
-    return model
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import sharpen
 
 from sar_lib import sar
 from sar_lib.models import build_tiny_model
@@ -61,16 +62,6 @@ def with_template(tokenizer, template):
 def tokenizers(tiny_tokenizer):
     return {"system": tiny_tokenizer, "raising": with_template(tiny_tokenizer, RAISING_TEMPLATE),
             "dropping": with_template(tiny_tokenizer, DROPPING_TEMPLATE), "none": with_template(tiny_tokenizer, None)}
-
-
-def sharpen(model, seed: int = 0, std: float = 0.15):
-    """Re-draw the weights larger than HF's init so SAR is far from 0 and differs between answers."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "norm" not in name:
-                p.copy_(torch.randn(p.shape, generator=g) * std)
-    return model
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from conftest import sharpen
 
 pytest.importorskip("trl")
 from datasets import Dataset  # noqa: E402
@@ -25,16 +26,6 @@ QA = [
 ]
 ANSWERS = ["Tom has 3 + 5 = 8 apples. The answer is 8.", "12 * 4 = 48 pages. The answer is 48.",
            "The answer is 7.", "", "3 + 5 = 8. 3 + 5 = 8. 3 + 5 = 8.", "True."]
-
-
-def sharpen(model, seed: int = 0, std: float = 0.15):
-    """Larger random weights than HF's init, so SAR differs clearly between answers."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "norm" not in name:
-                p.copy_(torch.randn(p.shape, generator=g) * std)
-    return model
 
 
 @pytest.fixture()
