@@ -268,6 +268,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reward", help="sar (default) | o1 | er | em | certainty | length | none (plain GRPO)")
     p.add_argument("--alpha", type=float, help="weight of the shaping reward (default: per reward, sar 0.2)")
     p.add_argument("--sar-variant", help="ppl (official, default) | log | no_denominator | em")
+    p.add_argument("--correctness-weight", type=float,
+                   help="weight w of the 0/1 correctness reward in R = w * R_VR + alpha * r (default 1; "
+                        "0 trains on the shaping reward alone, the paper's 'SAR only' ablation)")
     p.add_argument("--steps", type=int, help="GRPO steps (default 20)")
     p.add_argument("--seed", type=int, help="seed of sampling, data order and LoRA init (default 0)")
     p.add_argument("--out", help="run folder (default runs/<reward>-a<alpha>-s<seed>)")

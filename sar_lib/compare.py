@@ -338,6 +338,13 @@ def _peak_memory_mb() -> dict:
     return peak
 
 
+def _clear_if_stale(run_dir: Path, config: GRPOConfig, fingerprint: str) -> None:
+    reason = stale_reason(run_dir, config, fingerprint)
+    if reason is not None:
+        tqdm.write(f"{run_dir}: stale ({reason}); training it again")
+        shutil.rmtree(run_dir)
+
+
 def ensure_run(spec: RunSpec, eval_sets: Mapping[str, int | None], *, progress: bool = False) -> dict:
     """Train ``spec`` unless done (resuming a stopped run), then evaluate it on ``eval_sets``.
 
@@ -353,10 +360,7 @@ def ensure_run(spec: RunSpec, eval_sets: Mapping[str, int | None], *, progress: 
     config = dataclasses.replace(spec.config, progress=progress).resolved()
     run_dir = spec.run_dir
     fingerprint = model_fingerprint(config.model)
-    reason = stale_reason(run_dir, config, fingerprint)
-    if reason is not None:
-        tqdm.write(f"{run_dir}: stale ({reason}); training it again")
-        shutil.rmtree(run_dir)
+    _clear_if_stale(run_dir, config, fingerprint)
     start = time.perf_counter()
     done = _done_step(run_dir)
     finished = done == config.steps and (run_dir / "eval.json").is_file() \
@@ -465,6 +469,10 @@ def run_grid(runs: Sequence[RunSpec], eval_sets: Mapping[str, int | None] | None
                                            mp_context=multiprocessing.get_context("spawn"))
     else:
         pool = futures.ThreadPoolExecutor(max_workers=1)
+    # stale folders go before the bar starts, so that it never counts their old steps
+    for spec in runs:
+        config = spec.config.resolved()
+        _clear_if_stale(spec.run_dir, config, model_fingerprint(config.model))
     total = sum(spec.config.resolved().steps for spec in runs)
     bar = tqdm(total=total, desc="grid", unit="step", disable=not progress, file=sys.stderr)
     with pool:

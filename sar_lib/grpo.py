@@ -56,9 +56,11 @@ repeats the uninterrupted run's steps k+1.. exactly (on the same hardware).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
+import os
 import random
 import shutil
 import statistics
@@ -589,6 +591,49 @@ def train(config: GRPOConfig, *, resume: bool = False) -> Path:
     30x (busy one) faster than two.
     """
     config = config.resolved()
+    with _only_trainer(Path(config.out)):
+        return _train(config, resume)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:   # alive, owned by another user
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def _only_trainer(run_dir: Path):
+    """Hold ``run_dir/train.lock`` (this process's pid) while training: a second process on the same
+    folder would interleave metrics.jsonl and overwrite the checkpoints, so it is refused. A lock
+    left by a process that no longer exists is taken over."""
+    created = not run_dir.exists()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lock = run_dir / "train.lock"
+    while True:
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            break
+        except FileExistsError:
+            text = lock.read_text().strip()
+            if not text.isdigit() or _pid_alive(int(text)):
+                raise ValueError(f"{run_dir} is being trained by another process (pid {text or '?'}, see {lock}); "
+                                 "wait for it to finish or stop it, or choose another --out") from None
+            lock.unlink(missing_ok=True)
+    os.write(fd, str(os.getpid()).encode())
+    os.close(fd)
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+        if created and not any(run_dir.iterdir()):
+            run_dir.rmdir()
+
+
+def _train(config: GRPOConfig, resume: bool) -> Path:
     run_dir = _prepare_run_dir(config, resume)
     metrics_path = run_dir / "metrics.jsonl"
     if config.threads is not None:

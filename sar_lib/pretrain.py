@@ -6,6 +6,16 @@ and a = solution text + eos. The loss is the mean next-token NLL over the answer
 
     L(theta) = - (1 / sum_i T_i) * sum_i sum_{t=1..T_i} log pi_theta(a_{i,t} | ctx(q_i), a_{i,<t})
 
+Every step adds an arithmetic drill: rows of bare equations "a op b = r." taken from the steps of
+other training problems, scored on the results " r." only (mean NLL L_drill), so that
+
+    loss = L(theta) + drill_weight * L_drill(theta)
+
+A word problem costs ~100 tokens of compute for its one to three sums; a drill row holds eight
+sums in ~80 tokens, so the model sees many more sums per second of CPU. Learning is abrupt:
+with the defaults, held-out accuracy was ~10% after 530 steps and 55-85% after ~1,000-1,100
+steps (three runs while the defaults were chosen; the shipped model's card has its own numbers).
+
 The corpus mixes concise, verbose and flawed solutions (``synthetic.training_corpus``), so the
 model samples a spread of lengths and correctness at temperature 1: room for RL to act on.
 """
@@ -47,23 +57,24 @@ class PretrainConfig:
     seed: int = 0
     # tokenizer and model
     vocab_size: int = 1024
-    hidden_size: int = 256
+    hidden_size: int = 192
     num_layers: int = 4
-    num_heads: int = 8
-    num_kv_heads: int = 4
-    intermediate_size: int = 768
+    num_heads: int = 6
+    num_kv_heads: int = 2
+    intermediate_size: int = 512
     max_length: int = 320          # longest training sequence (prompt + answer); longer pairs dropped
     # data and optimisation
     corpus_size: int = 24000
-    steps: int = 750
+    logic_share: float = 0.15      # share of 1-2 hop logic chains in the corpus (the rest: arithmetic)
+    steps: int = 1100
     batch_size: int = 32
-    learning_rate: float = 2e-3
+    learning_rate: float = 3e-3
     warmup_steps: int = 40
     min_lr_ratio: float = 0.05     # cosine decay from learning_rate to min_lr_ratio * learning_rate
     weight_decay: float = 0.01
     # arithmetic drill: rows of bare equations "a op b = r." (loss on " r." only) added to every step,
     # the cheap way for a tiny model to see enough sums and products to learn them
-    drill_batch_size: int = 32     # rows per step (0: no drill)
+    drill_batch_size: int = 24     # rows per step (0: no drill)
     drill_equations: int = 8       # equations per row
     drill_problems: int = 40000    # training problems whose steps make the drill equations
     drill_weight: float = 1.0
@@ -230,7 +241,7 @@ def train_tiny(config: PretrainConfig, *, progress: bool = True):
     ``n_examples`` and ``n_parameters``."""
     config.validate()
     torch.set_num_threads(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
-    pairs = synthetic.training_corpus(config.corpus_size, config.seed)
+    pairs = synthetic.training_corpus(config.corpus_size, config.seed, logic_share=config.logic_share)
     tokenizer = train_tokenizer(_tokenizer_texts(pairs), vocab_size=config.vocab_size)
     examples = _encode_pairs(tokenizer, pairs, config.max_length)
     if not examples:
@@ -365,8 +376,10 @@ def _model_card(card: dict) -> str:
 A {card['n_parameters'] / 1e6:.2f}M-parameter Qwen2-architecture causal LM with a {card['vocab_size']}-token
 byte-level BPE tokenizer (digits split, ChatML chat template with a system role), trained from scratch
 on the synthetic corpus of `sar_lib.synthetic` (arithmetic word problems with concise, verbose and
-flawed solutions, plus 1-2 hop logic chains), prompted exactly like the paper (`sar_lib.sar.prompt_text`:
-system prompt + question + instruction). The loss covers the answer tokens (and the eos) only.
+flawed solutions, plus 1-2 hop logic chains; {100 * card['config']['logic_share']:.0f}% logic), prompted exactly like the paper
+(`sar_lib.sar.prompt_text`: system prompt + question + instruction). The loss covers the answer tokens
+(and the eos) only, plus an arithmetic drill ({card['config']['drill_batch_size']} rows of {card['config']['drill_equations']} bare equations
+"a op b = r." per step, loss on the results; see `sar_lib/pretrain.py`).
 It exists so that notebooks, the demo and the tests run offline on a CPU; it is not a general model.
 
 ## How it was made

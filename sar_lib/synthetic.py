@@ -17,10 +17,10 @@ from typing import Callable, Sequence
 from sar_lib.data import Problem
 
 STYLES = ("concise", "verbose", "flawed")
-DEFAULT_STYLE_MIX = {"concise": 0.55, "verbose": 0.30, "flawed": 0.15}
+DEFAULT_STYLE_MIX = {"concise": 0.45, "verbose": 0.40, "flawed": 0.15}
 ANSWER_TYPES = ("concise_correct", "redundant_correct", "answer_only", "partially_correct",
                 "incorrect", "irrelevant")
-MAX_RESULT = 199          # every intermediate and final result stays below 200
+MAX_RESULT = 99           # every intermediate and final result stays below 100
 TEST_SHARE = 5            # one question text in TEST_SHARE hashes into the test split
 
 # --------------------------------------------------------------------------------------------
@@ -196,27 +196,29 @@ def _sentences(spec: dict) -> list[str]:
 
 
 def _sample_numbers(ops: Sequence[str], family: dict, conts: Sequence[int], rng: random.Random) -> list[int] | None:
-    """Operands for ``ops``: 2..25 for + and -, 2..9 x 2..12 for a first-step product, factors 2..5
-    later; results in [1, MAX_RESULT]. No operand is 1, which keeps the plural nouns grammatical.
+    """Operands for ``ops``: 2..12 added or taken away (a first minuend 5..20), 2..5 x 2..10 for a
+    first-step product, factors 2..3 later; results in [1, MAX_RESULT]. No operand is 1, which keeps
+    the plural nouns grammatical. Small numbers keep the facts a few-million-parameter model must
+    learn in a 15-minute CPU pretraining to a few thousand.
     None when the chain is infeasible (the caller draws again)."""
     op = ops[0]
     if op == "+":
-        nums = [rng.randint(2, 20), rng.randint(2, 20)]
+        nums = [rng.randint(2, 12), rng.randint(2, 12)]
     elif op == "-":
-        a = rng.randint(5, 25)
+        a = rng.randint(5, 20)
         nums = [a, rng.randint(2, a - 2)]
     else:
-        nums = [rng.randint(2, 9), rng.randint(2, 12)]
+        nums = [rng.randint(2, 5), rng.randint(2, 10)]
     value = _apply(nums[0], op, nums[1])
     for op, idx in zip(ops[1:], conts):
         if op == "+":
-            b = rng.randint(2, 20)
+            b = rng.randint(2, 12)
         elif op == "-":
             if value < 3:
                 return None
-            b = rng.randint(2, min(20, value - 1))
+            b = rng.randint(2, min(12, value - 1))
         else:
-            allowed = family["cont"]["*"][idx][1] or (2, 3, 4, 5)
+            allowed = family["cont"]["*"][idx][1] or (2, 3)
             factors = [f for f in allowed if value * f <= MAX_RESULT]
             if value < 1 or not factors:
                 return None
@@ -464,11 +466,27 @@ def solution(problem: Problem, style: str, rng: random.Random) -> str:
 
 # --------------------------------------------------------------------------------------------
 # ProntoQA-style logic. Evaluation uses the "-pus" names of the real ProntoQA; the training
-# corpus uses a different made-up vocabulary, so the logic eval stays out of domain.
+# corpus uses other made-up words, so the logic eval stays out of domain.
 _EVAL_CONCEPTS = ("wumpus", "yumpus", "zumpus", "dumpus", "rompus", "numpus", "tumpus", "vumpus",
                   "impus", "jompus", "gorpus", "lempus", "sterpus", "brimpus")
-_TRAIN_CONCEPTS = ("blicket", "dax", "wug", "fep", "glorp", "zorb", "snark", "tove", "florp", "gazzer",
-                   "kiki", "bouba", "lorn", "quib")
+
+
+@functools.lru_cache(maxsize=1)
+def _train_concepts() -> tuple[str, ...]:
+    """2,000 made-up words (consonant-vowel syllables, e.g. "dafen"), none containing "pus".
+    A pool this large pushes a model to copy concept names from the question instead of memorising
+    a short list: with 14 fixed words the tiny model wrote those words into its proofs of "-pus"
+    questions; with this pool it copies the first pieces of the unseen names (its logic-test
+    accuracy is still near chance, see the model card)."""
+    rng = random.Random("logic-train-concepts")
+    consonants, vowels = "bdfgklmnprstvz", "aeiou"
+    words: set[str] = set()
+    while len(words) < 2000:
+        word = "".join(rng.choice(consonants) + rng.choice(vowels) for _ in range(rng.randint(1, 2)))
+        word += rng.choice(("", "n", "t", "k", "b", "p", "g"))
+        if len(word) >= 3 and "pus" not in word:
+            words.add(word)
+    return tuple(sorted(words))
 _ADJECTIVES = ("shy", "aggressive", "wooden", "red", "opaque", "sour", "earthy", "small", "angry", "bright",
                "luminous", "transparent", "bitter", "happy", "large", "floral", "brown", "metallic",
                "amenable", "cold", "spicy", "orange", "hot", "kind", "blue", "sweet", "dull", "fruity",
@@ -569,10 +587,10 @@ def training_corpus(n: int, seed: int, *, style_mix: dict[str, float] | None = N
                     logic_share: float = 0.10, min_steps: int = 1, max_steps: int = 3) -> list[tuple[Problem, str]]:
     """``n`` (problem, solution text) pairs for pretraining, shuffled.
 
-    round(n * logic_share) are 1-2 hop logic chains in the training vocabulary (concise proofs
+    round(n * logic_share) are 1-2 hop logic chains over made-up training words (concise proofs
     ending "The answer is True." / "The answer is False."); the rest are train-split arithmetic
-    problems whose styles follow ``style_mix`` exactly up to rounding (default 55% concise,
-    30% verbose, 15% flawed). Each problem's meta["style"] records the style of its text.
+    problems whose styles follow ``style_mix`` exactly up to rounding (default 45% concise,
+    40% verbose, 15% flawed). Each problem's meta["style"] records the style of its text.
     """
     _check_n(n)
     mix = DEFAULT_STYLE_MIX if style_mix is None else style_mix
@@ -585,7 +603,7 @@ def training_corpus(n: int, seed: int, *, style_mix: dict[str, float] | None = N
     problems = arithmetic_problems(n - n_logic, seed, split="train", min_steps=min_steps, max_steps=max_steps)
     styles = _quota(len(problems), mix)
     rng.shuffle(styles)
-    logic = _logic_set(n_logic, seed, 1, 2, _TRAIN_CONCEPTS, "logic-train", "synthetic-logic-train")
+    logic = _logic_set(n_logic, seed, 1, 2, _train_concepts(), "logic-train", "synthetic-logic-train")
     styles += ["concise"] * len(logic)
     pairs = []
     for problem, style in zip(problems + logic, styles):

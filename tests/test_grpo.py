@@ -1,5 +1,6 @@
 import json
 import math
+import os
 
 import pytest
 import torch
@@ -261,6 +262,25 @@ def test_resume_repeats_the_uninterrupted_run_exactly(tiny_dir, tmp_path):
         train(small(tiny_dir, tmp_path / "nothing-here"), resume=True)
 
 
+def test_a_folder_being_trained_is_refused_and_a_dead_lock_taken_over(tiny_dir, tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "locked"
+    out.mkdir()
+    (out / "train.lock").write_text(str(os.getpid()))   # a live process "trains" it
+    with pytest.raises(ValueError, match="being trained by another process"):
+        train(small(tiny_dir, out, steps=1))
+    assert not (out / "config.json").exists()
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (out / "train.lock").write_text(finished.stdout.strip())   # that process is gone
+    assert len(read_metrics(train(small(tiny_dir, out, steps=1)))) == 1
+    assert not (out / "train.lock").exists()
+    with pytest.raises(FileNotFoundError):
+        train(small(tiny_dir, tmp_path / "never-made", steps=1), resume=True)
+    assert not (tmp_path / "never-made").exists()   # a failed start leaves no empty folder
+
+
 def test_cli_train_then_resume_for_more_steps(tiny_dir, tmp_path, capsys):
     out = tmp_path / "cli-run"
     common = ["--model", tiny_dir, "--group-size", "2", "--questions-per-step", "2", "--max-new-tokens", "8",
@@ -277,6 +297,8 @@ def test_cli_train_then_resume_for_more_steps(tiny_dir, tmp_path, capsys):
     assert "seed: 3 -> 4" in capsys.readouterr().err
     assert main(["train", "--group-size", "1", "--out", str(tmp_path / "bad")]) == 2
     assert "group_size must be >= 2" in capsys.readouterr().err
+    assert main(["train", "--correctness-weight", "-1", "--out", str(tmp_path / "bad")]) == 2
+    assert "correctness_weight must be >= 0" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(bnb_4bit_problem("cpu") is not None,

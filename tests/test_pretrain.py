@@ -75,7 +75,7 @@ def test_lr_schedule_warms_up_then_decays_to_the_floor():
     assert lr_factor(55, config) == pytest.approx(0.55)
 
 
-@pytest.mark.parametrize("field, value", [("steps", 0), ("hidden_size", 30), ("learning_rate", 0.0),
+@pytest.mark.parametrize("field, value", [("steps", 0), ("hidden_size", 31), ("learning_rate", 0.0),
                                           ("max_minutes", -1.0), ("batch_size", 2.5), ("min_lr_ratio", 2.0)])
 def test_bad_config_raises(field, value):
     with pytest.raises(ValueError, match=field.split("_")[0]):
@@ -120,16 +120,23 @@ def test_shipped_checkpoint_is_small_and_documented(shipped):
     assert set(card["eval"]) >= {"arith-test", "symbolic-test", "logic-test", "samples_t1"}
 
 
-@pytest.mark.xfail(strict=True, reason="the shipped tiny model is provisional: 6.5% held-out accuracy, "
-                   "chance on logic (MODEL_CARD.md); the embedded-default issue stays open until "
-                   "`sar pretrain-tiny` ships one that meets these targets (then this XPASSes and fails)")
-def test_shipped_checkpoint_meets_the_targets_of_the_embedded_default(shipped):
+def test_shipped_checkpoint_was_made_by_the_command_and_leaves_room_for_rl(shipped):
     _, _, card = shipped
-    assert card["command"].startswith("sar pretrain-tiny")
-    assert 0.4 <= card["eval"]["arith-test"]["accuracy"] <= 0.8
-    assert card["eval"]["logic-test"]["accuracy"] > 0.5
+    assert card["command"].startswith("sar pretrain-tiny") and card["total_seconds"] <= 15 * 60
+    assert card["eval"]["arith-test"]["accuracy"] >= 0.4
+    # GRPO samples at temperature 1: that is where correctness must still have room to grow
+    assert card["eval"]["samples_t1"]["accuracy"] <= 0.8
     assert card["eval"]["symbolic-test"]["accuracy"] > 0.0
     assert card["eval"]["samples_t1"]["std_length"] > 5 and card["eval"]["samples_t1"]["verbose_share"] > 0.05
+
+
+@pytest.mark.xfail(strict=True, reason="the shipped model's greedy held-out accuracy is 84.5% (above the 40-80% "
+                   "band) and its logic-test accuracy 48% (chance): see MODEL_CARD.md; the embedded-default issue "
+                   "stays open until `sar pretrain-tiny` ships one that meets both (then this XPASSes and fails)")
+def test_shipped_checkpoint_meets_the_remaining_targets(shipped):
+    _, _, card = shipped
+    assert card["eval"]["arith-test"]["accuracy"] <= 0.8
+    assert card["eval"]["logic-test"]["accuracy"] > 0.5
 
 
 def test_shipped_tokenizer_round_trips_and_has_the_chat_template(shipped):

@@ -143,6 +143,17 @@ def test_training_corpus_mix():
         training_corpus(10, 0, style_mix={"chatty": 1.0})
 
 
+def test_training_logic_words_are_many_and_never_the_evaluation_words():
+    words = synthetic._train_concepts()
+    assert len(words) == len(set(words)) == 2000 and words == synthetic._train_concepts()
+    assert not any("pus" in w for w in words) and not set(words) & set(synthetic._EVAL_CONCEPTS)
+    assert all(w.isalpha() and w.islower() and len(w) >= 3 for w in words)
+    # every item draws its own words, so no short list of names recurs across the corpus
+    logic = [p for p, _ in training_corpus(400, 0, logic_share=0.5) if p.kind == "bool"]
+    used = {w for p in logic for w in words if f" {w} " in f" {p.question} "}
+    assert len(used) > 500
+
+
 def _follow_chain(problem) -> str:
     """Answer a logic item by parsing its facts and walking the "is a" links from the person."""
     context, statement = problem.question.split(" Is the following statement true or false? ")
