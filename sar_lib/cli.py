@@ -347,7 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "logic-test (OOD); writes the numbers and the test of the paper's claim (SA-GRPO "
                                    ">= 20%% shorter at <= 1 point lower accuracy) to --json, and two figures. Runs in "
                                    "worker processes; finished runs and evaluations are reused, stopped runs resume. "
-                                   "About 20 minutes on 2 free CPU cores, 34 on a busy machine (see sar_lib.compare).")
+                                   "About 12 minutes on 2 idle CPU cores, 30 or more on a busy machine (see sar_lib.compare).")
     p.add_argument("--out", help="folder of the runs (default runs/compare; runs/compare-quick with --quick)")
     p.add_argument("--steps", type=int, help="GRPO steps per run (default 25; 2 with --quick)")
     p.add_argument("--seeds", type=int, nargs="+", help="seeds of GRPO and SA-GRPO (default 0 1 2; 0 1 with --quick)")
