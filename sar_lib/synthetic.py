@@ -477,7 +477,7 @@ def _train_concepts() -> tuple[str, ...]:
     A pool this large pushes a model to copy concept names from the question instead of memorising
     a short list: with 14 fixed words the tiny model wrote those words into its proofs of "-pus"
     questions; with this pool it copies the first pieces of the unseen names (its logic-test
-    accuracy is still near chance, see the model card)."""
+    accuracy is still within chance, see the model card)."""
     rng = random.Random("logic-train-concepts")
     consonants, vowels = "bdfgklmnprstvz", "aeiou"
     words: set[str] = set()

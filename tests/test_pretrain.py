@@ -123,20 +123,21 @@ def test_shipped_checkpoint_is_small_and_documented(shipped):
 def test_shipped_checkpoint_was_made_by_the_command_and_leaves_room_for_rl(shipped):
     _, _, card = shipped
     assert card["command"].startswith("sar pretrain-tiny") and card["total_seconds"] <= 15 * 60
-    assert card["eval"]["arith-test"]["accuracy"] >= 0.4
-    # GRPO samples at temperature 1: that is where correctness must still have room to grow
-    assert card["eval"]["samples_t1"]["accuracy"] <= 0.8
+    assert 0.4 <= card["eval"]["arith-test"]["accuracy"] <= 0.8
+    assert card["eval"]["samples_t1"]["accuracy"] <= 0.8   # GRPO samples at temperature 1
     assert card["eval"]["symbolic-test"]["accuracy"] > 0.0
     assert card["eval"]["samples_t1"]["std_length"] > 5 and card["eval"]["samples_t1"]["verbose_share"] > 0.05
 
 
-@pytest.mark.xfail(strict=True, reason="the shipped model's greedy held-out accuracy is 84.5% (above the 40-80% "
-                   "band) and its logic-test accuracy 48% (chance): see MODEL_CARD.md; the embedded-default issue "
-                   "stays open until `sar pretrain-tiny` ships one that meets both (then this XPASSes and fails)")
-def test_shipped_checkpoint_meets_the_remaining_targets(shipped):
+@pytest.mark.xfail(strict=True, reason="the shipped model's logic-test accuracy is 53.5% on 200 items: above 50% "
+                   "but within chance (a coin reaches it with p ~ 0.18); see MODEL_CARD.md. The embedded-default "
+                   "issue stays open until `sar pretrain-tiny` ships one that is clearly above chance (then this "
+                   "XPASSes and fails)")
+def test_shipped_checkpoint_is_clearly_above_chance_on_logic(shipped):
     _, _, card = shipped
-    assert card["eval"]["arith-test"]["accuracy"] <= 0.8
-    assert card["eval"]["logic-test"]["accuracy"] > 0.5
+    n = card["eval"]["logic-test"]["n"]
+    # one-sided 95% bound of a fair coin's accuracy on n True/False items
+    assert card["eval"]["logic-test"]["accuracy"] > 0.5 + 1.645 * (0.25 / n) ** 0.5
 
 
 def test_shipped_tokenizer_round_trips_and_has_the_chat_template(shipped):
