@@ -618,7 +618,10 @@ def _only_trainer(run_dir: Path):
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
             break
         except FileExistsError:
-            text = lock.read_text().strip()
+            try:
+                text = lock.read_text().strip()
+            except FileNotFoundError:   # its holder just finished: try again
+                continue
             if not text.isdigit() or _pid_alive(int(text)):
                 raise ValueError(f"{run_dir} is being trained by another process (pid {text or '?'}, see {lock}); "
                                  "wait for it to finish or stop it, or choose another --out") from None

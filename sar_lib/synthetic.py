@@ -487,6 +487,8 @@ def _train_concepts() -> tuple[str, ...]:
         if len(word) >= 3 and "pus" not in word:
             words.add(word)
     return tuple(sorted(words))
+
+
 _ADJECTIVES = ("shy", "aggressive", "wooden", "red", "opaque", "sour", "earthy", "small", "angry", "bright",
                "luminous", "transparent", "bitter", "happy", "large", "floral", "brown", "metallic",
                "amenable", "cold", "spicy", "orange", "hot", "kind", "blue", "sweet", "dull", "fruity",
