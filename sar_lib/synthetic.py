@@ -476,8 +476,9 @@ def _train_concepts() -> tuple[str, ...]:
     """2,000 made-up words (consonant-vowel syllables, e.g. "dafen"), none containing "pus".
     A pool this large pushes a model to copy concept names from the question instead of memorising
     a short list: with 14 fixed words the tiny model wrote those words into its proofs of "-pus"
-    questions; with this pool it copies the first pieces of the unseen names (its logic-test
-    accuracy is still within chance, see the model card)."""
+    questions. With this pool it copies the person's fact but does not learn to look up which rule
+    applies to a concept (logic-test within chance, see the model card), not even when trained on
+    logic alone for the same 1,100 steps."""
     rng = random.Random("logic-train-concepts")
     consonants, vowels = "bdfgklmnprstvz", "aeiou"
     words: set[str] = set()
