@@ -131,7 +131,7 @@ def test_shipped_checkpoint_was_made_by_the_command_and_leaves_room_for_rl(shipp
 
 @pytest.mark.xfail(strict=True, reason="the shipped model's logic-test accuracy is 53.5% on 200 items: above 50% "
                    "but within chance (a coin reaches it with p ~ 0.18); see MODEL_CARD.md. The embedded-default "
-                   "issue stays open until `sar pretrain-tiny` ships one that is clearly above chance (then this "
+                   "issue stays unresolved until `sar pretrain-tiny` ships one that is clearly above chance (then this "
                    "XPASSes and fails)")
 def test_shipped_checkpoint_is_clearly_above_chance_on_logic(shipped):
     _, _, card = shipped
