@@ -1,7 +1,9 @@
-"""One record type for every task, and loaders for the real benchmarks (hub or local file)."""
+"""Every data set by name: the synthetic sets and the real benchmarks (hub or local file), one
+registry (:data:`DATASETS`) and one entry point (:func:`load_problems`); records become ``Problem``s."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import random
@@ -9,26 +11,12 @@ import re
 import socket
 import threading
 import urllib.parse
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
-
-@dataclass
-class Problem:
-    """One evaluation or training item.
-
-    kind: how ``gold`` is graded: "math" (a number or LaTeX), "choice" (a letter A-D) or
-    "bool" ("True"/"False"). ``meta`` holds source-specific extras (e.g. the solution steps of
-    a synthetic problem); it is never shown to the model.
-    """
-
-    id: str
-    question: str
-    gold: str
-    kind: str
-    source: str
-    meta: dict = field(default_factory=dict)
-
+from sar_lib import synthetic
+from sar_lib.grading import gold_math_answer
+from sar_lib.problem import Problem
 
 # ============================================================================ real benchmarks
 # Hub ids, configs and splits (the paper's own choices where its code names one):
@@ -62,6 +50,46 @@ _OFFLINE_VALUES = ("1", "true", "yes", "on")
 _CHOICES_HEADER = " Choose from the following answers:"
 
 
+BENCHMARK_NAMES = BENCHMARKS + tuple(f"gsm-symbolic-{config}" for config in GSM_SYMBOLIC_CONFIGS)
+
+
+# ============================================================================ synthetic sets
+def _symbolic_test(n: int, seed: int) -> list[Problem]:
+    return synthetic.symbolic_variants(synthetic.arithmetic_problems(n, seed, split="test"), seed,
+                                       id_prefix="symbolic-test")
+
+
+# Generated from (n, seed) by sar_lib.synthetic; with BENCHMARK_NAMES, every name load_problems knows.
+SYNTHETIC_SETS: dict[str, Callable[[int, int], list[Problem]]] = {
+    "arith-train": functools.partial(synthetic.arithmetic_problems, split="train"),
+    "arith-test": functools.partial(synthetic.arithmetic_problems, split="test"),
+    "symbolic-test": _symbolic_test,
+    "logic-test": synthetic.logic_problems,
+}
+HELD_OUT_SETS = ("arith-test", "symbolic-test", "logic-test")   # held-out in-domain, then the OOD sets
+
+# Real benchmark files for the OOD notebook, when the project's shared/data folder (next to the repository)
+# holds them: {name: file}. A user's clone has no such folder; the notebook then skips them.
+SHARED_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
+BENCHMARK_FILES = {"gsm8k": "gsm8k_test.jsonl", "gsm-symbolic-p2": "gsm_symbolic_p2.jsonl",
+                   "prontoqa": "prontoqa_dev.jsonl"}
+
+
+def available_benchmarks(data_dir: str | Path | None = None) -> tuple[dict[str, str], list[str]]:
+    """``({name: path} of the :data:`BENCHMARK_FILES` present in data_dir, [missing paths])``;
+    data_dir None: :data:`SHARED_DATA_DIR`."""
+    directory = Path(data_dir) if data_dir is not None else SHARED_DATA_DIR
+    found, missing = {}, []
+    for name, file in BENCHMARK_FILES.items():
+        path = directory / file
+        if path.is_file():
+            found[name] = str(path)
+        else:
+            missing.append(str(path))
+    return found, missing
+
+
+# ============================================================================ loading
 def load_benchmark(name: str, *, path: str | os.PathLike | None = None, limit: int | None = None,
                    config: str | None = None, seed: int | None = None) -> list[Problem]:
     """Problems of a real benchmark, from a local JSON/JSONL file (``path``) or the HF hub.
@@ -98,18 +126,16 @@ def load_benchmark(name: str, *, path: str | os.PathLike | None = None, limit: i
 def load_problems(name_or_file: str, *, limit: int | None = None, seed: int = 0) -> list[Problem]:
     """One entry point for ``sar eval --dataset``: a synthetic set, a benchmark, or a file.
 
-    Synthetic sets (``synthetic.SYNTHETIC_SETS``) are generated with ``seed``, ``limit`` items
-    (``DEFAULT_SYNTHETIC_SIZE`` when None). Benchmarks (``BENCHMARKS``, ``gsm-symbolic-p2``...)
-    load as ``load_benchmark``; a path to a .json/.jsonl file is read with its format inferred
+    Synthetic sets (:data:`SYNTHETIC_SETS`) are generated with ``seed``, ``limit`` items
+    (``DEFAULT_SYNTHETIC_SIZE`` when None). Benchmarks (:data:`BENCHMARK_NAMES`) load as
+    ``load_benchmark``; a path to a .json/.jsonl file is read with its format inferred
     from its keys (``detect_format``). With ``limit``, benchmarks and files keep a seeded random
     subset of ``limit`` problems, in file order.
     """
-    from sar_lib.synthetic import SYNTHETIC_SETS   # lazy: synthetic imports this module
-
     _check_limit(limit)
     if name_or_file in SYNTHETIC_SETS:
         return SYNTHETIC_SETS[name_or_file](DEFAULT_SYNTHETIC_SIZE if limit is None else limit, seed)
-    if _is_benchmark_name(name_or_file):
+    if name_or_file in BENCHMARK_NAMES:
         return load_benchmark(name_or_file, limit=limit, seed=seed)
     path = Path(name_or_file).expanduser()
     if not path.is_file():
@@ -211,7 +237,7 @@ def _from_math_record(record: dict, index: int, source: str) -> Problem:
     question = next(record[k] for k in ("question", "problem", "Question", "Problem") if k in record)
     answer = record["answer"] if "answer" in record else record["Answer"]
     if isinstance(answer, str) and "####" in answer:
-        gold = answer.rsplit("####", 1)[1].strip().replace(",", "")
+        gold = gold_math_answer(answer).replace(",", "")
     else:
         gold = _integer_text(answer)
     ident = next((record[k] for k in ("unique_id", "id", "ID") if k in record), index)
@@ -270,14 +296,6 @@ def _converter(fmt: str):
     """The record converter of a format or benchmark name: every math one shares one."""
     return {"problems": _from_problem_record, "logicbench": _from_logicbench,
             "prontoqa": _from_prontoqa}.get(fmt, _from_math_record)
-
-
-def _is_benchmark_name(name: str) -> bool:
-    try:
-        _split_benchmark_name(name, None)
-    except ValueError:
-        return False
-    return True
 
 
 def _split_benchmark_name(name: str, config: str | None) -> tuple[str, str | None]:

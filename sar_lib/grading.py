@@ -41,35 +41,25 @@ Never hangs, never raises on a response: ``None``/non-strings are read as text, 
 ``MAX_RESPONSE_CHARS`` characters are searched, every regex is linear, and only the short extracted
 candidate (at most ``MAX_VERIFY_CHARS``) reaches math-verify. Math-verify's own timeout uses
 ``signal.alarm``, which fails outside the main thread and cannot stop a long C-level sympy
-computation, so it is called with its timeouts disabled inside a child Python process that is
-killed (and restarted on the next call) after ``MATH_VERIFY_TIMEOUT_S`` seconds; the comparison
-then counts as wrong. Candidates that would make sympy build astronomically large numbers
-(exponent towers ``9^{9^{9}}``, exponents of 4+ digits, factorials of 3+ digit numbers) are not
-sent at all.
+computation, so it is called with its timeouts disabled inside a child Python process
+(``sar_lib.verify_worker``) that is killed (and restarted on the next call) after
+``verify_worker.MATH_VERIFY_TIMEOUT_S`` seconds; the comparison then counts as wrong. Candidates
+that would make sympy build astronomically large numbers (exponent towers ``9^{9^{9}}``, exponents
+of 4+ digits, factorials of 3+ digit numbers) are not sent at all.
 """
 
 from __future__ import annotations
 
-import atexit
-import json
-import logging
 import math
-import os
-import queue
 import re
-import subprocess
-import sys
-import threading
 from fractions import Fraction
+
+from sar_lib.verify_worker import equivalent
 
 KINDS = ("math", "choice", "bool")
 CHOICE_LETTERS = ("A", "B", "C", "D")
 MAX_RESPONSE_CHARS = 50_000
 MAX_VERIFY_CHARS = 300
-MATH_VERIFY_TIMEOUT_S = 5.0
-_WORKER_STARTUP_TIMEOUT_S = 120.0
-
-logger = logging.getLogger(__name__)
 
 # ----------------------------------------------------------------------------- regexes
 _NUM = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+"
@@ -143,7 +133,7 @@ def math_equal(prediction: str, gold: str) -> bool:
     a, b = parse_number(prediction), parse_number(gold)
     if a is not None and b is not None:
         return _numbers_equal(a, b)
-    norm_pred, norm_gold = _normalise_latex(prediction), _normalise_latex(gold)
+    norm_pred, norm_gold = _comparable(prediction), _comparable(gold)
     if norm_pred and norm_pred == norm_gold:
         return True
     if norm_pred and "\\" not in norm_pred + norm_gold and norm_pred.lower() == norm_gold.lower():
@@ -157,11 +147,8 @@ def parse_number(text: str) -> Fraction | None:
     Accepts ``-1,000.50``, ``\$18``, ``25\%``, ``10,\!080``, ``\frac{1}{2}``, ``\dfrac12``, ``3/4``,
     ``5.4 \text{ cents}``, ``18 apples`` (trailing unit words after a space).
     """
-    s = _TEXT_WRAPPER.sub(r" \1 ", text)
-    s = _LATEX_SPACING.sub("", s)
-    s = _DEGREES.sub("", s)
-    s = s.replace("\\$", "").replace("$", "").replace("\\%", "").replace("%", "").replace("{,}", ",")
-    s = s.replace("\u2212", "-").replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
+    s = _normalise_latex(text, wrapper=r" \1 ", drop=("\\$", "$", "\\%", "%"))
+    s = s.replace("{,}", ",").replace("\u2212", "-")
     s = s.strip().rstrip(".").strip()
     s = _TRAILING_UNITS.sub("", s).replace(" ", "")
     if _THOUSANDS.fullmatch(s):
@@ -235,8 +222,7 @@ def _last_number(text: str) -> str | None:
 
 
 def _prepare_math_text(text: str) -> str:
-    return (text.replace(",\\!", ",").replace("{,}", ",").replace("\u2212", "-")
-            .replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac"))
+    return _plain_fractions(text.replace(",\\!", ",").replace("{,}", ",").replace("\u2212", "-"))
 
 
 def _math_candidate(text: str, strict: bool) -> str | None:
@@ -317,12 +303,27 @@ def _numbers_equal(a: Fraction, b: Fraction) -> bool:
         return False
 
 
-def _normalise_latex(text: str) -> str:
-    s = _TEXT_WRAPPER.sub(r"\1", text)
+def _normalise_latex(text: str, *, wrapper: str = r"\1", drop: tuple[str, ...] = ("\\$", "$")) -> str:
+    r"""``text`` without the LaTeX that does not change a math answer: ``\text{x}``-style wrappers
+    replaced by ``wrapper`` (their content), spacing (``\,`` ``\!`` ``~``), ``\left``/``\right``,
+    ``\displaystyle`` and degree signs removed, the strings of ``drop`` removed, ``\dfrac`` and
+    ``\tfrac`` written ``\frac``."""
+    s = _TEXT_WRAPPER.sub(wrapper, text)
     s = _LATEX_SPACING.sub("", s)
     s = _DEGREES.sub("", s)
-    s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac").replace("\\$", "").replace("$", "")
-    s = re.sub(r"\s+", "", s).rstrip(".")
+    for piece in drop:
+        s = s.replace(piece, "")
+    return _plain_fractions(s)
+
+
+def _plain_fractions(text: str) -> str:
+    return text.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
+
+
+def _comparable(text: str) -> str:
+    """A math answer for string comparison: :func:`_normalise_latex`, no white space, no final period,
+    ``(B)`` read as ``B``."""
+    s = re.sub(r"\s+", "", _normalise_latex(text)).rstrip(".")
     m = re.fullmatch(r"\(([A-Za-z])\)", s)
     return m.group(1) if m else s
 
@@ -342,119 +343,4 @@ def _verify(gold: str, prediction: str) -> bool:
     for side in (gold, prediction):
         if not side or len(side) > MAX_VERIFY_CHARS or not _braces_balanced(side) or _COSTLY.search(side):
             return False
-    return _WORKER.equal(gold, prediction, MATH_VERIFY_TIMEOUT_S)
-
-
-def _verify_in_process(gold: str, prediction: str, *, timeout: int | None = None) -> bool:
-    from math_verify import parse, verify
-
-    gold_parsed = parse(f"\\boxed{{{gold}}}", parsing_timeout=timeout)
-    pred_parsed = parse(f"\\boxed{{{prediction}}}", parsing_timeout=timeout)
-    if not gold_parsed or not pred_parsed:
-        return False
-    return bool(verify(gold_parsed, pred_parsed, timeout_seconds=timeout))
-
-
-def _worker_main() -> None:
-    """Child-process loop: one JSON ``[gold, prediction]`` per stdin line -> ``1``/``0`` per line."""
-    logging.disable(logging.WARNING)   # math-verify warns that its (signal) timeout is disabled
-    replies, sys.stdout = sys.stdout, sys.stderr   # stray prints must not corrupt the protocol
-    replies.write("ready\n")
-    replies.flush()
-    for line in sys.stdin:
-        try:
-            gold, prediction = json.loads(line)
-            ok = _verify_in_process(gold, prediction)
-        except Exception:   # any parse/verify failure means "not shown equal"
-            ok = False
-        replies.write("1\n" if ok else "0\n")
-        replies.flush()
-
-
-class _VerifyWorker:
-    """One long-lived child Python running ``_worker_main``; killed and restarted on a timeout.
-
-    A child process (not a thread) because a runaway sympy computation holds the GIL in C code
-    and ignores signals; started with ``subprocess`` (not ``multiprocessing``) so that it never
-    re-imports the user's ``__main__`` and is safe after fork and from any thread.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._proc: subprocess.Popen | None = None
-        self._replies: queue.Queue | None = None
-        self._owner_pid = -1
-        self._broken = False
-
-    def equal(self, gold: str, prediction: str, timeout: float) -> bool:
-        with self._lock:
-            for _ in range(2):   # a worker that died since the last call gets one replacement
-                if self._broken:
-                    return self._fallback(gold, prediction)
-                try:
-                    if self._proc is None or self._proc.poll() is not None or self._owner_pid != os.getpid():
-                        self._start()
-                except (OSError, RuntimeError) as err:
-                    logger.warning("math-verify worker unavailable (%s): comparing in-process", err)
-                    self.close()
-                    self._broken = True
-                    continue
-                try:
-                    self._proc.stdin.write(json.dumps([gold, prediction]) + "\n")
-                    self._proc.stdin.flush()
-                except OSError:
-                    self.close()
-                    continue
-                try:
-                    reply = self._replies.get(timeout=timeout)
-                except queue.Empty:
-                    logger.warning("math-verify took more than %.0f s on %r vs %r: counted as wrong",
-                                   timeout, prediction[:80], gold[:80])
-                    reply = "timeout"
-                if reply not in ("0", "1"):   # timed out or crashed (e.g. out of memory)
-                    self.close()
-                return reply == "1"
-            return False
-
-    def _start(self) -> None:
-        package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)
-        self._proc = subprocess.Popen(
-            [sys.executable, "-c", "from sar_lib.grading import _worker_main; _worker_main()"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            text=True, encoding="utf-8", bufsize=1, env=env)
-        self._owner_pid = os.getpid()
-        self._replies = queue.Queue()
-        threading.Thread(target=_pump, args=(self._proc.stdout, self._replies), daemon=True).start()
-        try:
-            ready = self._replies.get(timeout=_WORKER_STARTUP_TIMEOUT_S)
-        except queue.Empty:
-            ready = None
-        if ready != "ready":
-            raise RuntimeError("the math-verify child process did not start")
-
-    def close(self) -> None:
-        if self._proc is not None and self._owner_pid == os.getpid():
-            self._proc.kill()
-            self._proc.wait()
-        self._proc = None
-
-    @staticmethod
-    def _fallback(gold: str, prediction: str) -> bool:
-        # Without a child process the only bound left is math-verify's signal alarm (main thread).
-        in_main = threading.current_thread() is threading.main_thread()
-        try:
-            return _verify_in_process(gold, prediction, timeout=int(MATH_VERIFY_TIMEOUT_S) if in_main else None)
-        except Exception:
-            return False
-
-
-def _pump(stream, replies: queue.Queue) -> None:
-    for line in stream:
-        replies.put(line.strip())
-    replies.put("exited")   # a crashed worker answers "not equal" at once instead of timing out
-
-
-_WORKER = _VerifyWorker()
-atexit.register(_WORKER.close)
+    return equivalent(gold, prediction)

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from sar_lib import sar
-from sar_lib.data import Problem
+from sar_lib.problem import Problem
 from sar_lib.perplexity import score_answer_ids
 from sar_lib.rewards import self_certainty
 from sar_lib.synthetic import FILLERS, OPENERS, ANSWER_TYPES, answer_types

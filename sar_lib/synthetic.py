@@ -12,9 +12,9 @@ import functools
 import hashlib
 import random
 import re
-from typing import Callable, Sequence
+from typing import Sequence
 
-from sar_lib.data import Problem
+from sar_lib.problem import Problem
 
 STYLES = ("concise", "verbose", "flawed")
 DEFAULT_STYLE_MIX = {"concise": 0.45, "verbose": 0.40, "flawed": 0.15}
@@ -696,14 +696,3 @@ def answer_types(problem: Problem, other: Problem, rng: random.Random) -> dict[s
     types.update(answer_only=final, irrelevant=solution(other, "concise", rng))
     return {name: types[name] for name in ANSWER_TYPES}
 
-
-def _symbolic_test(n: int, seed: int) -> list[Problem]:
-    return symbolic_variants(arithmetic_problems(n, seed, split="test"), seed, id_prefix="symbolic-test")
-
-
-SYNTHETIC_SETS: dict[str, Callable[[int, int], list[Problem]]] = {
-    "arith-train": functools.partial(arithmetic_problems, split="train"),
-    "arith-test": functools.partial(arithmetic_problems, split="test"),
-    "symbolic-test": _symbolic_test,
-    "logic-test": logic_problems,
-}

@@ -14,8 +14,9 @@ import pytest
 
 from conftest import needs_shared_data
 from sar_lib import data
-from sar_lib.data import BENCHMARKS, Problem, detect_format, load_benchmark, load_problems, read_records
+from sar_lib.data import BENCHMARKS, SYNTHETIC_SETS, detect_format, load_benchmark, load_problems, read_records
 from sar_lib.grading import is_correct, parse_number
+from sar_lib.problem import Problem
 
 # file, benchmark name, records, kind, detected format
 SHARED_FILES = [
@@ -164,13 +165,11 @@ def test_a_file_of_another_benchmark_is_refused():
 
 
 def test_load_problems_knows_synthetic_sets_and_benchmarks():
-    from sar_lib.synthetic import SYNTHETIC_SETS
-
     name = next(iter(SYNTHETIC_SETS))
     problems = load_problems(name, limit=7, seed=3)
     assert len(problems) == 7 and all(isinstance(p, Problem) for p in problems)
     assert [p.id for p in problems] == [p.id for p in load_problems(name, limit=7, seed=3)]
-    assert "gsm8k" in BENCHMARKS and data._is_benchmark_name("gsm-symbolic-p2")
+    assert "gsm8k" in BENCHMARKS and "gsm-symbolic-p2" in data.BENCHMARK_NAMES
 
 
 # ----------------------------------------------------------------------------- hub

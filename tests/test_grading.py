@@ -9,7 +9,7 @@ import time
 import pytest
 
 from conftest import needs_shared_data
-from sar_lib import grading
+from sar_lib import verify_worker
 from sar_lib.grading import extract_answer, gold_math_answer, is_correct, math_equal, parse_number
 
 
@@ -235,15 +235,15 @@ def test_a_runaway_math_verify_call_is_killed_and_the_worker_recovers():
     # Bypass the cheap pre-screen to reach sympy with an exponent tower it would evaluate forever.
     assert is_correct("\\boxed{\\sqrt{8}}", "2\\sqrt{2}")   # the worker is running
     start = time.perf_counter()
-    assert grading._WORKER.equal("5", "9^{9^{9^{9}}}", 1.0) is False
+    assert verify_worker._WORKER.equal("5", "9^{9^{9^{9}}}", 1.0) is False
     assert time.perf_counter() - start < 10
-    assert grading._WORKER._proc is None                  # it was killed, not answered
+    assert verify_worker._WORKER._proc is None                  # it was killed, not answered
     assert is_correct("\\boxed{\\sqrt{8}}", "2\\sqrt{2}")   # a fresh worker answers again
 
 
 def test_a_dead_worker_is_replaced():
     assert is_correct("\\boxed{\\sqrt{8}}", "2\\sqrt{2}")
-    grading._WORKER._proc.kill()
-    grading._WORKER._proc.wait()
+    verify_worker._WORKER._proc.kill()
+    verify_worker._WORKER._proc.wait()
     assert is_correct("\\boxed{\\sqrt{12}}", "2\\sqrt{3}")
-    assert grading._WORKER._proc.poll() is None and not grading._WORKER._broken
+    assert verify_worker._WORKER._proc.poll() is None and not verify_worker._WORKER._broken

@@ -10,8 +10,9 @@ from collections import Counter
 import pytest
 
 from sar_lib import synthetic
+from sar_lib.data import SYNTHETIC_SETS
 from sar_lib.grading import is_correct
-from sar_lib.synthetic import (ANSWER_TYPES, STYLES, SYNTHETIC_SETS, answer_types, arithmetic_problems,
+from sar_lib.synthetic import (ANSWER_TYPES, STYLES, answer_types, arithmetic_problems,
                                logic_problems, solution, split_of, symbolic_variants, training_corpus)
 
 EQUATION = re.compile(r"(\d+) ([-+*/]) (\d+) = (\d+)")
