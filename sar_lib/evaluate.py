@@ -11,12 +11,31 @@ import statistics
 from pathlib import Path
 from typing import Sequence
 
-from sar_lib.data import Problem
 from sar_lib.generation import answer_texts, generate
 from sar_lib.grading import is_correct
+from sar_lib.models import get_profile
+from sar_lib.problem import Problem
 from sar_lib.sar import prompt_text
 
 SUMMARY_KEYS = ("n", "accuracy", "mean_length", "median_length", "mean_length_correct", "truncation_rate")
+# Sizes of an evaluation of any model but the tiny one (which takes the tiny-cpu profile's).
+DEFAULT_MAX_NEW_TOKENS = 1024  # answer budget (the paper evaluates with 4096)
+DEFAULT_BATCH_SIZE = 16        # prompts per greedy generation batch
+
+
+def eval_settings(model: str, *, max_new_tokens: int | None = None, batch_size: int | None = None) -> tuple[int, int]:
+    """``(max_new_tokens, batch_size)`` of a greedy evaluation of ``model``: the given values, else the
+    tiny-cpu profile's for "tiny", else :data:`DEFAULT_MAX_NEW_TOKENS` / :data:`DEFAULT_BATCH_SIZE`.
+    ValueError for a value below 1."""
+    tiny = get_profile("tiny-cpu") if model == "tiny" else None
+    if max_new_tokens is None:
+        max_new_tokens = tiny.max_new_tokens if tiny else DEFAULT_MAX_NEW_TOKENS
+    if batch_size is None:
+        batch_size = tiny.eval_batch_size if tiny else DEFAULT_BATCH_SIZE
+    for name, value in (("max_new_tokens", max_new_tokens), ("batch_size", batch_size)):
+        if value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
+    return max_new_tokens, batch_size
 
 
 def evaluate(model, tokenizer, problems: Sequence[Problem], *, max_new_tokens: int, batch_size: int = 16,
@@ -67,7 +86,7 @@ def summary(report: dict) -> dict:
     return {k: report[k] for k in SUMMARY_KEYS}
 
 
-def format_summary(report: dict, title: str = "") -> str:
+def format_evaluation(report: dict, title: str = "") -> str:
     """A two-column text table of the metrics (accuracy in %, lengths in tokens)."""
     def cell(key: str) -> str:
         value = report[key]

@@ -26,9 +26,10 @@ One training step (SAR.md §3), for Q questions and G answers per question:
    ``loss_constant`` defaults to ``max_new_tokens``: a constant, not the answer's own length, so long
    answers are not down-weighted per token (Dr. GRPO). Micro-batches accumulate gradients.
 
-A run folder holds ``config.json`` / ``config.yaml`` (the resolved config), ``metrics.jsonl``,
-``checkpoint/`` (trainable weights, optimizer, RNG states, step; plus the LoRA ``adapter/`` in peft
-format) and ``eval.json`` (the final greedy evaluation, its per-answer records in ``eval_records.jsonl``).
+The configuration is :class:`~sar_lib.grpo_config.GRPOConfig`. A run folder (``sar_lib.runs``)
+holds the resolved config, ``metrics.jsonl``, ``checkpoint/`` (trainable weights, optimizer, RNG
+states, step; plus the LoRA ``adapter/`` in peft format) and the final greedy evaluation of
+``eval_dataset`` (``eval_<set>.json``, its per-answer records in ``eval_<set>_records.jsonl``).
 
 ``metrics.jsonl`` has one JSON object per step with these keys (a key is absent when its quantity
 is not computed in that run):
@@ -56,13 +57,8 @@ repeats the uninterrupted run's steps k+1.. exactly (on the same hardware).
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import functools
-import json
-import os
 import random
-import shutil
 import statistics
 import time
 from dataclasses import dataclass
@@ -70,168 +66,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 from torch import Tensor
 from tqdm.auto import tqdm
 
 from sar_lib import rewards as R
-from sar_lib.data import Problem, load_problems
+from sar_lib import runs
+from sar_lib.data import load_problems
 from sar_lib.evaluate import evaluate
 from sar_lib.generation import answer_texts, generate
-from sar_lib.models import get_profile, load_policy
+from sar_lib.grpo_config import ADVANTAGES, GRPOConfig, policy_profile, training_differences
+from sar_lib.models import load_policy
 from sar_lib.perplexity import answer_logprobs, pack_sequences, score_answer_ids
-from sar_lib.sar import VARIANTS, empty_prompt_text, encode_text, prompt_text, sar_from_nll, sar_from_token_ids
-
-ADVANTAGES = ("dr_grpo", "std")
-
-# Fields that change what is logged or when, not the trained weights: --resume may change them.
-NON_TRAINING_FIELDS = ("steps", "out", "save_every", "eval_every", "eval_size", "eval_dataset",
-                       "eval_batch_size", "log_sar", "progress")
-
-
-# ---------------------------------------------------------------- configuration
-@dataclass
-class GRPOConfig:
-    """Everything a run depends on. ``None`` means "the profile's value" (see :meth:`resolved`)."""
-
-    # policy: a model name ("tiny", a local dir, a hub name) loaded with LoRA (+ 4-bit) by the profile
-    profile: str = "tiny-cpu"
-    model: str | None = None
-    load_in_4bit: bool | None = None
-    lora_r: int | None = None
-    # reward R = correctness_weight * R_VR + alpha * r
-    reward: str = "sar"
-    alpha: float | None = None        # None: the reward's default (rewards.DEFAULT_ALPHAS)
-    correctness_weight: float = 1.0   # 0: train on the shaping term alone (the paper's "R_SA alone" ablation)
-    sar_variant: str = "ppl"          # sar.VARIANTS; the SAR logged as sar/mean is always "ppl"
-    log_sar: bool = True              # log sar/mean even when the reward does not need it (one extra pass)
-    # GRPO
-    group_size: int | None = None
-    questions_per_step: int | None = None
-    updates_per_step: int = 2
-    steps: int = 20
-    advantage: str = "dr_grpo"
-    clip_eps_low: float = 0.2
-    clip_eps_high: float = 0.2
-    dual_clip: float | None = 3.0     # None: no dual clip
-    kl_coef: float = 0.0              # k3 KL to the LoRA-disabled model (paper: 0.001); 0 skips that pass
-    loss_constant: int | None = None  # None: max_new_tokens
-    # sampling
-    temperature: float = 1.0
-    top_p: float = 1.0
-    max_new_tokens: int | None = None
-    max_prompt_tokens: int | None = None
-    generation_batch_size: int | None = None  # prompts per generate call; None: questions_per_step
-    suppress_eos: bool = False                # forbid eos: every answer is max_new_tokens long (benchmarks)
-    # optimiser
-    learning_rate: float | None = None
-    weight_decay: float = 0.01
-    max_grad_norm: float = 1.0
-    micro_batch_size: int | None = None       # answers per forward/backward
-    # data
-    train_dataset: str = "arith-train"
-    train_size: int | None = None             # None: the profile's value, else the loader's default
-    eval_dataset: str = "arith-test"
-    eval_size: int = 100
-    eval_every: int = 0                       # 0: only the final evaluation
-    eval_batch_size: int | None = None
-    # run
-    seed: int = 0
-    out: str | None = None                    # None: runs/<reward>-a<alpha>-s<seed>
-    save_every: int = 0                       # 0: checkpoint only at the end
-    threads: int | None = None                # torch CPU threads (None: torch's default); see train()
-    progress: bool = True
-
-    def resolved(self) -> "GRPOConfig":
-        """A copy with every ``None`` filled in, then :meth:`validate`-d.
-
-        A field left ``None`` takes the profile's field of the same name (so a profile sets the
-        model, LoRA, group size, lengths, batch sizes, learning rate...); explicit values win.
-        """
-        profile = get_profile(self.profile)
-        filled = {f.name: getattr(profile, f.name) for f in dataclasses.fields(self)
-                  if getattr(self, f.name) is None and hasattr(profile, f.name)}
-        cfg = dataclasses.replace(self, **filled)
-        if cfg.alpha is None:
-            cfg.alpha = R.DEFAULT_ALPHAS.get(cfg.reward, 0.0)
-        if cfg.loss_constant is None:
-            cfg.loss_constant = cfg.max_new_tokens
-        if cfg.generation_batch_size is None:
-            cfg.generation_batch_size = cfg.questions_per_step
-        if cfg.out is None:
-            cfg.out = f"runs/{cfg.reward}-a{cfg.alpha:g}-s{cfg.seed}"
-        cfg.validate()
-        return cfg
-
-    def validate(self) -> None:
-        """Raise ValueError naming the first bad field and how to fix it (nothing is loaded)."""
-        def need(ok: bool, message: str) -> None:
-            if not ok:
-                raise ValueError(message)
-
-        missing = [f.name for f in dataclasses.fields(self)
-                   if getattr(self, f.name) is None and f.name not in ("dual_clip", "train_size", "threads")]
-        need(not missing, f"config fields {missing} are unset and profile {self.profile!r} has no value for "
-                          "them; pass them explicitly")
-        need(self.reward in R.REWARD_NAMES,
-             f"unknown reward {self.reward!r}; choose one of {', '.join(R.REWARD_NAMES)}")
-        need(self.alpha >= 0, f"alpha must be >= 0 (the shaping term's weight), got {self.alpha}")
-        need(self.reward != "none" or self.alpha == 0,
-             f"reward 'none' has no shaping term, so alpha must be 0 (got {self.alpha}); drop --alpha")
-        need(self.correctness_weight >= 0, f"correctness_weight must be >= 0, got {self.correctness_weight}")
-        need(self.correctness_weight > 0 or (self.reward != "none" and self.alpha > 0),
-             "correctness_weight 0 with no shaping term (reward 'none' or alpha 0) leaves no reward at all; "
-             "use correctness_weight 1 or a reward such as 'sar' with alpha > 0")
-        need(self.sar_variant in VARIANTS,
-             f"unknown sar_variant {self.sar_variant!r}; choose one of {', '.join(VARIANTS)}")
-        need(self.advantage in ADVANTAGES,
-             f"unknown advantage {self.advantage!r}; choose one of {', '.join(ADVANTAGES)}")
-        need(self.group_size >= 2, f"group_size must be >= 2: a group-mean baseline needs at least two answers "
-                                   f"per question (got {self.group_size})")
-        for name in ("questions_per_step", "updates_per_step", "steps", "micro_batch_size",
-                     "generation_batch_size", "eval_batch_size", "eval_size", "max_new_tokens",
-                     "max_prompt_tokens", "loss_constant"):
-            need(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
-        need(self.questions_per_step % self.updates_per_step == 0,
-             f"questions_per_step={self.questions_per_step} must be a multiple of updates_per_step="
-             f"{self.updates_per_step}: each optimiser update takes whole groups")
-        need(self.train_size is None or self.train_size >= 1, f"train_size must be >= 1, got {self.train_size}")
-        need(self.threads is None or self.threads >= 1, f"threads must be >= 1 (or None), got {self.threads}")
-        need(self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate}")
-        need(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
-        need(self.max_grad_norm > 0, f"max_grad_norm must be > 0, got {self.max_grad_norm}")
-        need(0 <= self.clip_eps_low < 1, f"clip_eps_low must be in [0, 1), got {self.clip_eps_low}")
-        need(self.clip_eps_high >= 0, f"clip_eps_high must be >= 0, got {self.clip_eps_high}")
-        need(self.dual_clip is None or self.dual_clip > 1,
-             f"dual_clip must be > 1 (or None to disable it), got {self.dual_clip}")
-        need(self.kl_coef >= 0, f"kl_coef must be >= 0, got {self.kl_coef}")
-        need(self.temperature > 0, f"temperature must be > 0, got {self.temperature}")
-        need(0 < self.top_p <= 1, f"top_p must be in (0, 1], got {self.top_p}")
-        need(self.eval_every >= 0 and self.save_every >= 0,
-             f"eval_every and save_every must be >= 0 (0 = only at the end), got {self.eval_every}, {self.save_every}")
-
-    def save(self, run_dir: Path) -> None:
-        """Write ``config.json`` and ``config.yaml`` into ``run_dir``."""
-        values = dataclasses.asdict(self)
-        (run_dir / "config.json").write_text(json.dumps(values, indent=2) + "\n")
-        (run_dir / "config.yaml").write_text(yaml.safe_dump(values, sort_keys=False))
-
-
-def load_config(run_dir: str | Path) -> GRPOConfig:
-    """The config saved in a run folder."""
-    path = Path(run_dir) / "config.json"
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist: {run_dir} is not a run folder written by sar train")
-    values = json.loads(path.read_text())
-    known = {f.name for f in dataclasses.fields(GRPOConfig)}
-    return GRPOConfig(**{k: v for k, v in values.items() if k in known})
-
-
-def training_differences(saved: GRPOConfig, new: GRPOConfig) -> list[str]:
-    """Fields that change training (all but :data:`NON_TRAINING_FIELDS`) and differ, as "name: a -> b"."""
-    return [f"{f.name}: {getattr(saved, f.name)!r} -> {getattr(new, f.name)!r}"
-            for f in dataclasses.fields(GRPOConfig)
-            if f.name not in NON_TRAINING_FIELDS and getattr(saved, f.name) != getattr(new, f.name)]
+from sar_lib.problem import Problem
+from sar_lib.sar import empty_prompt_text, encode_text, prompt_text, sar_from_nll, sar_from_token_ids
 
 
 # ---------------------------------------------------------------- the GRPO maths (pure functions)
@@ -327,6 +174,11 @@ def step_questions(n_problems: int, questions_per_step: int, seed: int, step: in
         epoch, k = divmod(position, n_problems)
         picked.append(int(np.random.default_rng(_seed_from(seed, 0, epoch)).permutation(n_problems)[k]))
     return picked
+
+
+def questions_of_step(problems: list[Problem], config: GRPOConfig, step: int) -> list[Problem]:
+    """The ``config.questions_per_step`` problems of ``step`` out of the pool ``problems`` (:func:`step_questions`)."""
+    return [problems[i] for i in step_questions(len(problems), config.questions_per_step, config.seed, step)]
 
 
 def _rng_states() -> dict:
@@ -474,81 +326,52 @@ def grpo_step(model, tokenizer, optimizer, problems: list[Problem], config: GRPO
     return metrics
 
 
-# ---------------------------------------------------------------- checkpoints
-def _save_checkpoint(run_dir: Path, model, optimizer, step: int, data_position: int) -> None:
-    """Write ``checkpoint/`` (replacing the previous one): trainable weights, optimizer, RNG, step."""
-    tmp = run_dir / "checkpoint.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    torch.save({name: p.detach().cpu() for name, p in model.named_parameters() if p.requires_grad},
-               tmp / "trainable.pt")
-    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-    torch.save({"step": step, "data_position": data_position, "rng": _rng_states()}, tmp / "state.pt")
-    if hasattr(model, "peft_config"):
-        model.save_pretrained(tmp / "adapter")  # for loading with peft outside this trainer
-    final = run_dir / "checkpoint"
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)
-
-
-def _load_trainable(model, checkpoint: Path) -> None:
-    saved = torch.load(checkpoint / "trainable.pt", map_location="cpu")
-    params = {name: p for name, p in model.named_parameters() if p.requires_grad}
-    if set(saved) != set(params):
-        raise ValueError(f"{checkpoint} does not match the model: its trainable parameters differ "
-                         f"({len(saved)} saved, {len(params)} in the model); was the config changed?")
-    with torch.no_grad():
-        for name, value in saved.items():
-            params[name].copy_(value)
-
-
-def _checkpoint_state(run_dir: Path) -> dict:
-    """``{"step", "data_position", "rng"}`` of the run's checkpoint (FileNotFoundError if none)."""
-    path = run_dir / "checkpoint" / "state.pt"
-    if not path.exists():
-        raise FileNotFoundError(f"{run_dir} holds no checkpoint to resume from; start the run again without --resume")
-    # Our own file; python/numpy RNG states are not plain tensors, hence weights_only=False.
-    return torch.load(path, map_location="cpu", weights_only=False)
-
-
-def _load_checkpoint(run_dir: Path, model, optimizer) -> int:
-    """Restore weights, optimizer and RNG states from ``run_dir/checkpoint``; returns its step."""
-    state = _checkpoint_state(run_dir)
-    _load_trainable(model, run_dir / "checkpoint")
-    optimizer.load_state_dict(torch.load(run_dir / "checkpoint" / "optimizer.pt", map_location="cpu"))
-    _set_rng_states(state["rng"])
-    return int(state["step"])
-
-
-def _keep_metrics_until(path: Path, step: int) -> None:
-    """Drop metric lines logged after ``step`` (a run stopped between two checkpoints)."""
-    if path.exists():
-        lines = [line for line in path.read_text().splitlines() if line.strip()]
-        kept = [line for line in lines if json.loads(line)["step"] <= step]
-        path.write_text("".join(line + "\n" for line in kept))
-
-
 # ---------------------------------------------------------------- the run
+@dataclass
+class TrainingSetup:
+    """What a run trains with: the policy, its tokenizer, the AdamW optimizer of its trainable
+    (LoRA) weights, and ctx(0)'s token ids (the context of SAR's extra pass)."""
+
+    model: torch.nn.Module
+    tokenizer: object
+    optimizer: torch.optim.Optimizer
+    ctx0_ids: list[int]
+
+
+def setup_training(config: GRPOConfig, *, device: str | None = None) -> TrainingSetup:
+    """The policy of ``config`` (the profile's LoRA, + 4-bit, on ``config.model``; its initialisation
+    seeded by ``config.seed``) and its optimizer, as ``train`` starts them (``device``: the
+    default device when None). ``config`` must be resolved."""
+    seed_everything(config.seed)  # the LoRA initialisation
+    model, tokenizer = load_policy(config.model, policy_profile(config), device=device)
+    if config.kl_coef > 0 and not hasattr(model, "disable_adapter"):
+        raise ValueError("kl_coef > 0 needs a LoRA policy (the reference is the model with its adapters "
+                         "disabled); use a profile with LoRA or set kl_coef=0")
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
+    return TrainingSetup(model, tokenizer, optimizer, encode_text(tokenizer, empty_prompt_text(tokenizer)))
+
+
 def _prepare_run_dir(config: GRPOConfig, resume: bool) -> Path:
     """Create the run folder, or check that ``resume`` may continue it (before anything loads)."""
     run_dir = Path(config.out)
     if resume:
-        saved = load_config(run_dir).resolved()
+        saved = runs.read_config(run_dir).resolved()
         diff = training_differences(saved, config)
         if diff:
             raise ValueError(f"cannot resume {run_dir}: these training settings differ from the saved run: "
                              f"{'; '.join(diff)}. Use the saved values or start a new run with another --out")
-        done = int(_checkpoint_state(run_dir)["step"])
+        done = int(runs.checkpoint_state(run_dir)["step"])
         if done > config.steps:
             raise ValueError(f"{run_dir} is already trained for {done} steps; pass --steps {done} or more")
-    elif (run_dir / "checkpoint").exists():
+    elif runs.has_checkpoint(run_dir):
         raise ValueError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
     run_dir.mkdir(parents=True, exist_ok=True)
-    config.save(run_dir)
+    runs.write_config(run_dir, config)
     return run_dir
 
 
-def _check_lengths(config: GRPOConfig, model, tokenizer, problems: list[Problem]) -> None:
+def _check_prompt_lengths(config: GRPOConfig, model, tokenizer, problems: list[Problem]) -> None:
     longest = max(problems, key=lambda p: len(encode_text(tokenizer, prompt_text(tokenizer, p.question))))
     n_prompt = len(encode_text(tokenizer, prompt_text(tokenizer, longest.question)))
     if n_prompt > config.max_prompt_tokens:
@@ -560,29 +383,14 @@ def _check_lengths(config: GRPOConfig, model, tokenizer, problems: list[Problem]
                          f"{config.max_new_tokens} exceeds the model's context of {limit} tokens; lower them")
 
 
-def policy_profile(config: GRPOConfig):
-    """The profile with the config's overrides of its fields (model, LoRA, 4-bit...)."""
-    profile = get_profile(config.profile)
-    names = {f.name for f in dataclasses.fields(profile)} & {f.name for f in dataclasses.fields(config)}
-    return dataclasses.replace(profile, **{name: getattr(config, name) for name in names})
-
-
 def _evaluate(model, tokenizer, problems: list[Problem], config: GRPOConfig) -> dict:
     return evaluate(model, tokenizer, problems, max_new_tokens=config.max_new_tokens,
                     batch_size=config.eval_batch_size, progress=False)
 
 
-def write_eval(run_dir: Path, result: dict, *, step: int, dataset: str) -> None:
-    """``eval.json`` (the summary) and ``eval_records.jsonl`` (one line per answer) of an evaluation."""
-    summary = {"step": step, "dataset": dataset, **{k: v for k, v in result.items() if k != "records"}}
-    (run_dir / "eval.json").write_text(json.dumps(summary, indent=2) + "\n")
-    with (run_dir / "eval_records.jsonl").open("w") as f:
-        for record in result.get("records", []):
-            f.write(json.dumps(record, ensure_ascii=False) + "\n")
-
-
 def train(config: GRPOConfig, *, resume: bool = False) -> Path:
-    """Run GRPO as ``config`` says; returns the run folder (with metrics.jsonl, checkpoint/, eval.json).
+    """Run GRPO as ``config`` says; returns the run folder (``sar_lib.runs``: config, metrics.jsonl,
+    checkpoint/, the final evaluation of ``eval_dataset``).
 
     ``resume=True`` continues the run in ``config.out`` from its checkpoint; training settings must
     match the saved config (``steps``, evaluation and saving cadence may change).
@@ -591,84 +399,37 @@ def train(config: GRPOConfig, *, resume: bool = False) -> Path:
     30x (busy one) faster than two.
     """
     config = config.resolved()
-    with _only_trainer(Path(config.out)):
+    with runs.training_lock(config.out):
         return _train(config, resume)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:   # alive, owned by another user
-        return True
-    return True
-
-
-@contextlib.contextmanager
-def _only_trainer(run_dir: Path):
-    """Hold ``run_dir/train.lock`` (this process's pid) while training: a second process on the same
-    folder would interleave metrics.jsonl and overwrite the checkpoints, so it is refused. A lock
-    left by a process that no longer exists is taken over."""
-    created = not run_dir.exists()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    lock = run_dir / "train.lock"
-    while True:
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            break
-        except FileExistsError:
-            try:
-                text = lock.read_text().strip()
-            except FileNotFoundError:   # its holder just finished: try again
-                continue
-            if not text.isdigit() or _pid_alive(int(text)):
-                raise ValueError(f"{run_dir} is being trained by another process (pid {text or '?'}, see {lock}); "
-                                 "wait for it to finish or stop it, or choose another --out") from None
-            lock.unlink(missing_ok=True)
-    os.write(fd, str(os.getpid()).encode())
-    os.close(fd)
-    try:
-        yield
-    finally:
-        lock.unlink(missing_ok=True)
-        if created and not any(run_dir.iterdir()):
-            run_dir.rmdir()
 
 
 def _train(config: GRPOConfig, resume: bool) -> Path:
     run_dir = _prepare_run_dir(config, resume)
-    metrics_path = run_dir / "metrics.jsonl"
     if config.threads is not None:
         torch.set_num_threads(config.threads)
 
-    seed_everything(config.seed)  # the LoRA initialisation
-    model, tokenizer = load_policy(config.model, policy_profile(config))
-    if config.kl_coef > 0 and not hasattr(model, "disable_adapter"):
-        raise ValueError("kl_coef > 0 needs a LoRA policy (the reference is the model with its adapters "
-                         "disabled); use a profile with LoRA or set kl_coef=0")
+    setup = setup_training(config)
+    model, tokenizer, optimizer = setup.model, setup.tokenizer, setup.optimizer
     # The problem pools do not depend on the seed: every run of a comparison sees the same questions.
     train_problems = load_problems(config.train_dataset, limit=config.train_size, seed=0)
     eval_problems = load_problems(config.eval_dataset, limit=config.eval_size, seed=0)
-    _check_lengths(config, model, tokenizer, train_problems)
-    ctx0_ids = encode_text(tokenizer, empty_prompt_text(tokenizer))
+    _check_prompt_lengths(config, model, tokenizer, train_problems)
 
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
     start = 0
     if resume:
-        start = _load_checkpoint(run_dir, model, optimizer)
-        _keep_metrics_until(metrics_path, start)
-    elif metrics_path.exists():
-        metrics_path.unlink()
+        state = runs.load_checkpoint(run_dir, model, optimizer)
+        _set_rng_states(state["rng"])
+        start = int(state["step"])
+        runs.keep_metrics_until(run_dir, start)
+    else:
+        runs.remove_metrics(run_dir)
 
-    Q = config.questions_per_step
     bar = tqdm(range(start + 1, config.steps + 1), initial=start, total=config.steps, desc="grpo",
                disable=not config.progress)
     final_eval = None
     for step in bar:
-        problems = [train_problems[i] for i in step_questions(len(train_problems), Q, config.seed, step)]
-        metrics = grpo_step(model, tokenizer, optimizer, problems, config, step=step, ctx0_ids=ctx0_ids)
+        metrics = grpo_step(model, tokenizer, optimizer, questions_of_step(train_problems, config, step), config,
+                            step=step, ctx0_ids=setup.ctx0_ids)
         if step == config.steps or (config.eval_every and step % config.eval_every == 0):
             t0 = time.perf_counter()
             result = _evaluate(model, tokenizer, eval_problems, config)
@@ -676,26 +437,26 @@ def _train(config: GRPOConfig, resume: bool) -> Path:
                             "time/eval": time.perf_counter() - t0})
             if step == config.steps:
                 final_eval = result
-        with metrics_path.open("a") as f:
-            f.write(json.dumps(metrics) + "\n")
+        runs.append_metrics(run_dir, metrics)
         bar.set_postfix({"R": f"{metrics['reward/total']:.3f}", "acc": f"{metrics['accuracy/batch']:.2f}",
                          "len": f"{metrics['length/mean']:.0f}",
                          **({"sar": f"{metrics['sar/mean']:.3f}"} if "sar/mean" in metrics else {})})
         if step == config.steps or (config.save_every and step % config.save_every == 0):
-            _save_checkpoint(run_dir, model, optimizer, step, step * Q)
+            runs.save_checkpoint(run_dir, model, optimizer, step=step, data_position=step * config.questions_per_step,
+                                 rng=_rng_states())
     bar.close()
 
     if final_eval is None:  # resumed a finished run: evaluate its final weights again
         final_eval = _evaluate(model, tokenizer, eval_problems, config)
-    write_eval(run_dir, final_eval, step=config.steps, dataset=config.eval_dataset)
+    runs.write_eval(run_dir, final_eval, dataset=config.eval_dataset, size=config.eval_size,
+                    max_new_tokens=config.max_new_tokens, step=config.steps)
     return run_dir
 
 
 def load_run(run_dir: str | Path):
     """``(model, tokenizer)`` of a run's last checkpoint: its policy with the trained weights."""
-    run_dir = Path(run_dir)
-    config = load_config(run_dir).resolved()
+    config = runs.read_config(run_dir).resolved()
     model, tokenizer = load_policy(config.model, policy_profile(config))
-    _load_trainable(model, run_dir / "checkpoint")
+    runs.load_trainable(run_dir, model)
     model.eval()
     return model, tokenizer

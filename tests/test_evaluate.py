@@ -7,9 +7,9 @@ import pytest
 import sar_lib.evaluate as evaluate_module
 import sar_lib.models as models
 from sar_lib.cli import main
-from sar_lib.data import Problem
-from sar_lib.evaluate import evaluate, format_summary, summary, write_report
+from sar_lib.evaluate import evaluate, format_evaluation, summary, write_report
 from sar_lib.generation import Rollouts
+from sar_lib.problem import Problem
 
 PROBLEMS = [
     Problem(id="p0", question="Tom has 3 apples and buys 5 more. How many apples does Tom have now?", gold="8",
@@ -19,13 +19,6 @@ PROBLEMS = [
     Problem(id="p2", question="Every wumpus is a yumpus. Max is a wumpus. Max is a yumpus. True or false?",
             gold="True", kind="bool", source="test"),
 ]
-
-
-@pytest.fixture
-def model_dir(tmp_path, tiny_model, tiny_tokenizer):
-    tiny_model.save_pretrained(tmp_path / "model")
-    tiny_tokenizer.save_pretrained(tmp_path / "model")
-    return tmp_path / "model"
 
 
 @pytest.fixture
@@ -84,7 +77,7 @@ def test_no_correct_answer_and_empty_answers(monkeypatch, tiny_model, tiny_token
     report = evaluate(tiny_model, tiny_tokenizer, PROBLEMS, max_new_tokens=4, progress=False)
     assert report["accuracy"] == 0.0 and report["mean_length_correct"] is None
     assert report["mean_length"] == 0 and report["truncation_rate"] == 0.0  # a lone eos has length 0
-    assert "mean_length_correct" in format_summary(report)
+    assert "mean_length_correct" in format_evaluation(report)
 
 
 def test_evaluate_rejects_an_empty_problem_list(tiny_model, tiny_tokenizer):
@@ -94,7 +87,7 @@ def test_evaluate_rejects_an_empty_problem_list(tiny_model, tiny_tokenizer):
 
 def test_summary_table_and_report_file(tmp_path, tiny_model, tiny_tokenizer):
     report = evaluate(tiny_model, tiny_tokenizer, PROBLEMS[:2], max_new_tokens=4, progress=False)
-    table = format_summary(report, title="tiny on test")
+    table = format_evaluation(report, title="tiny on test")
     assert table.splitlines()[0] == "tiny on test"
     assert re.search(r"accuracy\s+\d+\.\d%", table) and re.search(r"n\s+2\b", table)
     write_report(report, tmp_path / "out" / "r.json", model="m", dataset="d")
@@ -122,11 +115,11 @@ def test_sar_eval_end_to_end_on_a_model_dir(tmp_path, model_dir, problems_file, 
 @pytest.mark.parametrize("argv, message", [
     (["--dataset", "no-such-set"], r"not a synthetic set \(arith-train, .*\).*gsm8k"),
     (["--dataset", "/nonexistent/file.jsonl"], "not an existing file"),
-    (["--dataset", "arith-test", "--limit", "0"], "--limit must be >= 1"),
-    (["--dataset", "arith-test", "--max-new-tokens", "0"], "--max-new-tokens must be >= 1"),
+    (["--dataset", "arith-test", "--limit", "0"], "limit must be a positive integer"),
+    (["--dataset", "arith-test", "--max-new-tokens", "0"], "max_new_tokens must be >= 1"),
+    (["--dataset", "arith-test", "--batch-size", "0"], "batch_size must be >= 1"),
 ])
-def test_sar_eval_rejects_bad_input_before_loading(argv, message, model_dir, capsys, monkeypatch):
-    monkeypatch.setattr(models, "load_model", lambda *a, **k: pytest.fail("model loaded before the input was checked"))
+def test_sar_eval_rejects_bad_input_before_loading(argv, message, model_dir, capsys, no_weight_loading):
     rc = main(["eval", "--model", str(model_dir), *argv])
     err = capsys.readouterr().err
     assert rc == 2 and err.startswith("sar eval: error: ") and re.search(message, err)

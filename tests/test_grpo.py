@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import math
 import os
@@ -8,9 +9,12 @@ import torch
 from sar_lib import grpo
 from sar_lib import rewards as R
 from sar_lib.cli import main
-from sar_lib.grpo import (GRPOConfig, _update_plan, answer_losses, group_advantages, k3_kl, load_config,
-                          load_run, ppo_clip_loss, shaping_reward, step_questions, train)
+from sar_lib.cli import build_parser
+from sar_lib.grpo import (_update_plan, answer_losses, group_advantages, k3_kl, load_run, ppo_clip_loss,
+                          shaping_reward, step_questions, train)
+from sar_lib.grpo_config import GRPOConfig
 from sar_lib.models import bnb_4bit_problem
+from sar_lib.runs import checkpoint_state, read_config, read_eval, read_metrics
 
 TIME = "time/"
 
@@ -22,10 +26,6 @@ def small(tiny_dir, out, **overrides) -> GRPOConfig:
                   progress=False)
     values.update(overrides)
     return GRPOConfig(**values)
-
-
-def read_metrics(run_dir) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
 # ---------------------------------------------------------------- advantages
@@ -210,12 +210,12 @@ def test_three_step_lora_run_writes_metrics_eval_and_checkpoint(tiny_dir, tmp_pa
         # alpha 0.2: R = R_VR + 0.2 * SAR, averaged over the batch
         assert m["reward/total"] == pytest.approx(m["reward/correctness"] + 0.2 * m["reward/sar"], abs=1e-6)
     assert "eval/accuracy" in metrics[-1] and "eval/accuracy" not in metrics[0]
-    evaluation = json.loads((run / "eval.json").read_text())
+    evaluation, records = read_eval(run, "arith-test")
     assert evaluation["n"] == 4 and evaluation["step"] == 3 and 0 <= evaluation["accuracy"] <= 1
-    assert len((run / "eval_records.jsonl").read_text().splitlines()) == 4
-    assert load_config(run) == small(tiny_dir, run, steps=3, kl_coef=0.001).resolved()
+    assert evaluation["size"] == 4 and evaluation["max_new_tokens"] == 16 and len(records) == 4
+    assert read_config(run) == small(tiny_dir, run, steps=3, kl_coef=0.001).resolved()
     assert (run / "config.yaml").exists()
-    state = torch.load(run / "checkpoint" / "state.pt", weights_only=False)
+    state = checkpoint_state(run)
     assert state["step"] == 3 and set(state["rng"]) >= {"python", "numpy", "torch"}
     trained = torch.load(run / "checkpoint" / "trainable.pt")
     assert trained and all("lora_" in name for name in trained)
@@ -250,7 +250,7 @@ def test_resume_repeats_the_uninterrupted_run_exactly(tiny_dir, tmp_path):
         for key in x:
             if not key.startswith(TIME):
                 assert y[key] == pytest.approx(x[key], abs=1e-6), (x["step"], key)
-    assert json.loads((straight / "eval.json").read_text()) == json.loads((resumed / "eval.json").read_text())
+    assert read_eval(straight, "arith-test") == read_eval(resumed, "arith-test")
 
     with pytest.raises(ValueError, match="reward: 'sar' -> 'o1'"):
         train(small(tiny_dir, tmp_path / "stopped", steps=5, reward="o1", alpha=0.2), resume=True)
@@ -281,6 +281,21 @@ def test_a_folder_being_trained_is_refused_and_a_dead_lock_taken_over(tiny_dir, 
     assert not (tmp_path / "never-made").exists()   # a failed start leaves no empty folder
 
 
+def test_sar_train_has_a_flag_for_every_config_field(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    for field in dataclasses.fields(GRPOConfig):
+        assert f"--{field.name.replace('_', '-')} " in help_text, field.name
+        assert " ".join(field.metadata["help"].split()) in help_text, field.name
+    assert f"GRPO steps (default: {GRPOConfig.steps})" in help_text   # defaults come from the dataclass
+    args = build_parser().parse_args(["train", "--steps", "3", "--lr", "1e-3", "--no-log-sar", "--dual-clip", "none",
+                                      "--load-in-4bit", "--profile", "gpu-12gb"])
+    assert (args.steps, args.learning_rate, args.log_sar, args.dual_clip, args.load_in_4bit, args.profile) == \
+        (3, 1e-3, False, None, True, "gpu-12gb")
+    assert not hasattr(args, "seed")   # a flag left out keeps the config's (or the saved run's) value
+
+
 def test_cli_train_then_resume_for_more_steps(tiny_dir, tmp_path, capsys):
     out = tmp_path / "cli-run"
     common = ["--model", tiny_dir, "--group-size", "2", "--questions-per-step", "2", "--max-new-tokens", "8",
@@ -292,7 +307,7 @@ def test_cli_train_then_resume_for_more_steps(tiny_dir, tmp_path, capsys):
     # resume with only --out and the new step count: every other setting comes from the saved run
     assert main(["train", "--resume", "--out", str(out), "--steps", "2", "--no-progress"]) == 0
     assert [m["step"] for m in read_metrics(out)] == [1, 2]
-    assert load_config(out).reward == "o1" and load_config(out).seed == 3 and load_config(out).alpha == 0.05
+    assert read_config(out).reward == "o1" and read_config(out).seed == 3 and read_config(out).alpha == 0.05
     assert main(["train", "--resume", "--out", str(out), "--seed", "4"]) == 2
     assert "seed: 3 -> 4" in capsys.readouterr().err
     assert main(["train", "--group-size", "1", "--out", str(tmp_path / "bad")]) == 2
@@ -307,7 +322,7 @@ def test_4bit_lora_smoke(tiny_dir, tmp_path):
     run = train(small(tiny_dir, tmp_path / "run", steps=2, load_in_4bit=True))
     metrics = read_metrics(run)
     assert len(metrics) == 2 and all(math.isfinite(m["loss"]) and math.isfinite(m["grad_norm"]) for m in metrics)
-    assert load_config(run).load_in_4bit is True
+    assert read_config(run).load_in_4bit is True
     trained = torch.load(run / "checkpoint" / "trainable.pt")
     assert any(float(v.abs().sum()) > 0 for name, v in trained.items() if "lora_B" in name)
 
@@ -320,7 +335,7 @@ def test_correctness_weight_zero_trains_on_the_shaping_term_alone(tiny_dir, tmp_
     assert alone["reward/total"] == pytest.approx(alone["reward/sar"], abs=1e-6)
     both = read_metrics(train(small(tiny_dir, tmp_path / "both", steps=1, reward="sar", alpha=1.0)))[0]
     assert both["reward/total"] == pytest.approx(both["reward/correctness"] + both["reward/sar"], abs=1e-6)
-    assert load_config(tmp_path / "alone").correctness_weight == 0.0
+    assert read_config(tmp_path / "alone").correctness_weight == 0.0
 
 
 @pytest.mark.parametrize("overrides, message", [
