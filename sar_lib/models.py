@@ -16,8 +16,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import torch
-from transformers import (AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig,
-                          PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM)
+from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig, Qwen2Config, Qwen2ForCausalLM
 
 from sar_lib.tokenizer import load_tokenizer
 
@@ -169,7 +168,8 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def _check_device(device: str) -> None:
+def check_device(device: str) -> None:
+    """ValueError when ``device`` is a CUDA device and torch sees no CUDA GPU."""
     if torch.device(device).type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} requested but torch sees no CUDA GPU "
                          f"(torch {torch.__version__}); use device 'cpu' (--device cpu)")
@@ -247,14 +247,6 @@ def _check_tiny() -> None:
     if not (TINY_DIR / "config.json").is_file() or not (TINY_DIR / "model.safetensors").is_file():
         raise FileNotFoundError(f"the embedded tiny model is missing from {TINY_DIR}; "
                                 "train it with `sar pretrain-tiny` (about 15 minutes on 2 CPU cores)")
-
-
-def load_tiny() -> tuple[Qwen2ForCausalLM, PreTrainedTokenizerFast]:
-    """The embedded tiny reasoner shipped in ``sar_lib/assets/tiny/`` (fp32, CPU, eval mode)."""
-    _check_tiny()
-    model = Qwen2ForCausalLM.from_pretrained(str(TINY_DIR), dtype=torch.float32)
-    model.eval()
-    return model, load_tokenizer(TINY_DIR)
 
 
 def _check_model_dir(path: Path) -> None:
@@ -338,7 +330,7 @@ def load_model(name_or_path: str, *, device: str | None = None, dtype: torch.dty
     dtype defaults to fp32 on CPU and bf16 (fp16 where unsupported) on CUDA.
     """
     device = device or default_device()
-    _check_device(device)
+    check_device(device)
     path = resolve_model(name_or_path)
     tokenizer = _load_tokenizer_from(path)
     model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype or _default_dtype(device)).to(device)
@@ -359,7 +351,7 @@ def load_policy(name_or_path: str, profile: Profile | str, *, device: str | None
 
     profile = get_profile(profile) if isinstance(profile, str) else profile
     device = device or default_device()
-    _check_device(device)
+    check_device(device)
     if profile.load_in_4bit:
         problem = bnb_4bit_problem(device)
         if problem is not None:

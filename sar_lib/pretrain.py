@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import platform
 import random
 import statistics
 import time
@@ -36,15 +35,15 @@ import torch
 from tqdm.auto import tqdm
 
 from sar_lib import synthetic
+from sar_lib.data import HELD_OUT_SETS, SYNTHETIC_SETS
 from sar_lib.evaluate import evaluate, summary
 from sar_lib.generation import answer_texts, generate
 from sar_lib.grading import is_correct
+from sar_lib.machine import machine_summary
 from sar_lib.models import build_tiny_model, load_model
 from sar_lib.sar import INSTRUCTION, SYSTEM_PROMPT, answer_ids, encode_text, prompt_text
 from sar_lib.tokenizer import train_tokenizer
 
-SHIPPED_DIR = Path(__file__).resolve().parent / "assets" / "tiny"
-EVAL_SETS = ("arith-test", "symbolic-test", "logic-test")   # held-out in-domain, then the OOD sets
 MAX_POSITIONS = 1024  # RoPE range (no parameters): prompts + generations up to this length
 VERBOSE_RATIO = 2.0   # an answer "looks verbose" when longer than this times the concise solution
 
@@ -327,29 +326,17 @@ def sample_stats(model, tokenizer, problems, *, samples_per_item: int, max_new_t
 
 
 def measure(model, tokenizer, config: PretrainConfig, *, progress: bool = True) -> dict:
-    """Greedy accuracy and answer length on each of ``EVAL_SETS`` (``evaluate``), plus the
+    """Greedy accuracy and answer length on each of ``HELD_OUT_SETS`` (``evaluate``), plus the
     temperature-1 spread on held-out arithmetic (``sample_stats``)."""
     results = {}
-    for name in EVAL_SETS:
-        problems = synthetic.SYNTHETIC_SETS[name](config.eval_items, config.seed)
+    for name in HELD_OUT_SETS:
+        problems = SYNTHETIC_SETS[name](config.eval_items, config.seed)
         report = evaluate(model, tokenizer, problems, max_new_tokens=config.eval_max_new_tokens, progress=progress)
         results[name] = summary(report)
-    held_out = synthetic.SYNTHETIC_SETS["arith-test"](config.sample_items, config.seed)
+    held_out = SYNTHETIC_SETS["arith-test"](config.sample_items, config.seed)
     results["samples_t1"] = sample_stats(model, tokenizer, held_out, samples_per_item=config.samples_per_item,
                                          max_new_tokens=config.eval_max_new_tokens, seed=config.seed)
     return results
-
-
-def _machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                 if line.startswith("model name")]
-        cpu = names[0] if names else cpu
-    except OSError:
-        pass
-    return f"{cpu}, {torch.get_num_threads()} torch threads, {platform.system()} {platform.release()}, " \
-           f"Python {platform.python_version()}, torch {torch.__version__}"
 
 
 def command_line(config: PretrainConfig, out_dir: str | Path) -> str:
@@ -368,7 +355,7 @@ def _model_card(card: dict) -> str:
     rows = "\n".join(
         f"| {name} | {card['eval'][name]['n']} | {100 * card['eval'][name]['accuracy']:.1f} | "
         f"{card['eval'][name]['mean_length']:.1f} | {card['eval'][name]['median_length']:.0f} | "
-        f"{100 * card['eval'][name]['truncation_rate']:.1f} |" for name in EVAL_SETS)
+        f"{100 * card['eval'][name]['truncation_rate']:.1f} |" for name in HELD_OUT_SETS)
     s = card["eval"]["samples_t1"]
     examples = "\n".join(f"- Q: {e['question']} (gold {e['gold']})\n  A: {e['answer']}" for e in s["examples"])
     return f"""# tiny-reasoner: the embedded model of sar_lib
@@ -440,7 +427,7 @@ def pretrain_tiny(config: PretrainConfig, out_dir: str | Path, progress: bool = 
             "steps_done": info["steps_done"], "stopped_by_time": info["stopped_by_time"],
             "train_seconds": round(info["train_seconds"], 1), "train_cpu_seconds": round(info["train_cpu_seconds"], 1),
             "total_seconds": round(time.perf_counter() - start, 1),
-            "machine": _machine(), "n_parameters": info["n_parameters"], "vocab_size": len(tokenizer),
+            "machine": machine_summary(), "n_parameters": info["n_parameters"], "vocab_size": len(tokenizer),
             "n_examples": info["n_examples"], "final_loss": statistics.fmean(info["loss_history"][-20:]),
             "checkpoint_bytes": (out_dir / "model.safetensors").stat().st_size,
             "eval": results, "loss_history": [round(x, 4) for x in info["loss_history"]]}

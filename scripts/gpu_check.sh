@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The prepared GPU check of issue 6, for one short call on a CUDA machine without network.
 #
-#   bash scripts/gpu_check.sh            (from anywhere; extra arguments go to `sar bench`,
+#   bash scripts/gpu_check.sh            (from anywhere; extra arguments go to `sar gpu-check`,
 #                                         e.g. --dry-run to try the same code on a CPU)
 #
 # 1. Installs the wheels of scripts/gpu_check_wheels.txt from .whl/ (made here by
@@ -9,13 +9,13 @@
 #    lacks that package or has another version, into /tmp/sar-site, first on PYTHONPATH.
 #    Nothing is downloaded.
 # 2. Prints the GPU and the versions in use.
-# 3. Runs `sar bench --gpu-check` (sar_lib from this checkout): random models with the exact shapes
+# 3. Runs `sar gpu-check` (sar_lib from this checkout): random models with the exact shapes
 #    of Qwen2.5-0.5B- and 1.5B-Instruct (sar_lib/configs), loaded 4-bit NF4 + LoRA r=16 by
 #    models.load_policy, 3 SA-GRPO steps each at G=6 with 512 answer tokens (eos suppressed).
 #
 # Writes $OUT/gpu_check.json (every figure, rewritten after each stage, so a cut-off run still
 # leaves its results) and $OUT/gpu_check.log; without $OUT, runs/gpu_check/. Exit code: that of
-# `sar bench --gpu-check` (0: both models ran 4-bit and met their peak-memory targets).
+# `sar gpu-check` (0: both models ran 4-bit and met their peak-memory targets).
 # Time: about a minute of setup, the check itself bounded by GPU_CHECK_BUDGET_S (default 400 s).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -60,7 +60,7 @@ for name in ("transformers", "peft", "bitsandbytes", "accelerate", "tokenizers",
         print(f"  {name}: cannot import ({type(err).__name__}: {err})")
 PY
     echo "setup: $(( $(date +%s) - start )) s"
-    "$PYTHON" -m sar_lib.cli bench --gpu-check --json "$OUT_DIR/gpu_check.json" \
+    "$PYTHON" -m sar_lib.cli gpu-check --json "$OUT_DIR/gpu_check.json" \
         --time-budget "${GPU_CHECK_BUDGET_S:-400}" "$@"
     local rc=$?
     echo "gpu check: exit code $rc, $(( $(date +%s) - start )) s in all"

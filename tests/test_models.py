@@ -9,26 +9,9 @@ from transformers import Qwen2Config, Qwen2ForCausalLM
 
 import sar_lib.models as models
 from sar_lib.generation import generate
-from sar_lib.models import (PROFILES, bnb_4bit_problem, get_profile, load_model, load_policy, load_tiny,
-                            parameter_counts)
+from sar_lib.models import PROFILES, bnb_4bit_problem, get_profile, load_model, load_policy, parameter_counts
 
 CONFIGS = Path(models.__file__).parent / "configs"
-
-
-@pytest.fixture
-def model_dir(tmp_path, tiny_model, tiny_tokenizer):
-    """A local model dir as ``save_pretrained`` writes it: weights, config and the project's tokenizer."""
-    tiny_model.save_pretrained(tmp_path)
-    tiny_tokenizer.save_pretrained(tmp_path)
-    return tmp_path
-
-
-@pytest.fixture
-def no_weight_loading(monkeypatch):
-    """Make any weight loading fail loudly: errors must come before it."""
-    def refuse(*args, **kwargs):
-        raise AssertionError("weights were loaded before the input was validated")
-    monkeypatch.setattr(models.AutoModelForCausalLM, "from_pretrained", refuse)
 
 
 # ---------------------------------------------------------------- profiles
@@ -133,16 +116,14 @@ def test_hub_name_fails_fast_offline(monkeypatch, tmp_path, no_weight_loading):
     assert time.monotonic() - start < 10
 
 
-def test_load_tiny_without_checkpoint_says_how_to_make_one(monkeypatch, tmp_path):
+def test_tiny_without_checkpoint_says_how_to_make_one(monkeypatch, tmp_path):
     monkeypatch.setattr(models, "TINY_DIR", tmp_path / "tiny")
-    with pytest.raises(FileNotFoundError, match="sar pretrain-tiny"):
-        load_tiny()
     with pytest.raises(FileNotFoundError, match="sar pretrain-tiny"):
         load_model("tiny")
 
 
-def test_load_tiny_loads_the_shipped_checkpoint():
-    model, tok = load_tiny()
+def test_load_model_loads_the_shipped_tiny_checkpoint():
+    model, tok = load_model("tiny", device="cpu")
     assert type(tok).__name__ != "Qwen2Tokenizer" and tok.padding_side == "left"
     assert model.config.vocab_size >= len(tok) and not model.training
     counts = parameter_counts(model)

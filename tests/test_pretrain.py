@@ -10,9 +10,10 @@ import torch
 
 from sar_lib import synthetic
 from sar_lib.cli import main
+from sar_lib.data import SYNTHETIC_SETS
 from sar_lib.evaluate import evaluate
-from sar_lib.models import load_model, load_tiny
-from sar_lib.pretrain import SHIPPED_DIR, PretrainConfig, lr_factor, pretrain_tiny, train_tiny
+from sar_lib.models import TINY_DIR, load_model
+from sar_lib.pretrain import PretrainConfig, lr_factor, pretrain_tiny, train_tiny
 from sar_lib.sar import prompt_text
 from sar_lib.tokenizer import IM_END, IM_START
 
@@ -45,7 +46,7 @@ def test_quick_run_writes_a_loadable_checkpoint_and_card(quick_run):
     assert card["command"] in text and "logic-test" in text
     model, tokenizer = load_model(str(out))
     assert model.config.eos_token_id == tokenizer.eos_token_id != tokenizer.pad_token_id
-    report = evaluate(model, tokenizer, synthetic.SYNTHETIC_SETS["arith-test"](4, 0), max_new_tokens=8,
+    report = evaluate(model, tokenizer, SYNTHETIC_SETS["arith-test"](4, 0), max_new_tokens=8,
                       progress=False)
     assert report["accuracy"] == card["eval"]["arith-test"]["accuracy"]   # greedy on the reloaded weights
 
@@ -88,7 +89,7 @@ def test_refuses_a_foreign_non_empty_out_dir(tmp_path):
         pretrain_tiny(PretrainConfig(**QUICK), tmp_path, progress=False)
 
 
-@pytest.mark.parametrize("argv, message", [(["--steps", "0"], "--steps"), (["--max-minutes", "-2"], "--max-minutes"),
+@pytest.mark.parametrize("argv, message", [(["--steps", "0"], "steps"), (["--max-minutes", "-2"], "max_minutes"),
                                            (["--seed", "-1"], "seed")])
 def test_cli_bad_args_exit_2(argv, message, tmp_path, capsys):
     assert main(["pretrain-tiny", "--out", str(tmp_path / "x"), *argv]) == 2
@@ -107,15 +108,15 @@ def test_cli_refuses_an_out_path_that_is_a_file(tmp_path, capsys):
 # ---------------------------------------------------------------- the shipped checkpoint
 @pytest.fixture(scope="module")
 def shipped():
-    model, tokenizer = load_tiny()
-    card = json.loads((SHIPPED_DIR / "card.json").read_text())
+    model, tokenizer = load_model("tiny", device="cpu")
+    card = json.loads((TINY_DIR / "card.json").read_text())
     return model, tokenizer, card
 
 
 def test_shipped_checkpoint_is_small_and_documented(shipped):
     _, _, card = shipped
-    assert (SHIPPED_DIR / "model.safetensors").stat().st_size <= 20 * 1024 * 1024
-    assert (SHIPPED_DIR / "MODEL_CARD.md").is_file()
+    assert (TINY_DIR / "model.safetensors").stat().st_size <= 20 * 1024 * 1024
+    assert (TINY_DIR / "MODEL_CARD.md").is_file()
     assert card["command"] and 1e6 <= card["n_parameters"] <= 10e6
     assert set(card["eval"]) >= {"arith-test", "symbolic-test", "logic-test", "samples_t1"}
 
@@ -159,7 +160,7 @@ def test_shipped_tokenizer_round_trips_and_has_the_chat_template(shipped):
 @pytest.mark.slow
 def test_shipped_model_scores_held_out_items_as_its_card_says(shipped):
     model, tokenizer, card = shipped
-    problems = synthetic.SYNTHETIC_SETS["arith-test"](40, card["config"]["seed"])
+    problems = SYNTHETIC_SETS["arith-test"](40, card["config"]["seed"])
     report = evaluate(model, tokenizer, problems, max_new_tokens=card["config"]["eval_max_new_tokens"],
                       batch_size=20, progress=False)
     assert abs(report["accuracy"] - card["eval"]["arith-test"]["accuracy"]) <= 0.2
