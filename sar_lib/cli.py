@@ -7,8 +7,10 @@ by the library and printed here as one line, with exit code 2.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
+import typing
 
 
 def _print_json(obj) -> None:
@@ -42,32 +44,24 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------- eval
-EVAL_MAX_NEW_TOKENS = 1024  # default answer budget for real models (the paper evaluates with 4096)
-
-
 def _cmd_eval(args: argparse.Namespace) -> int:
     import torch
 
     from sar_lib.data import load_problems
-    from sar_lib.evaluate import evaluate, format_summary, write_report
-    from sar_lib.models import get_profile, load_model, resolve_model
+    from sar_lib.evaluate import eval_settings, evaluate, format_evaluation, write_report
+    from sar_lib.models import load_model, resolve_model
 
-    for flag, value in (("--limit", args.limit), ("--batch-size", args.batch_size),
-                        ("--max-new-tokens", args.max_new_tokens)):
-        if value is not None and value < 1:
-            raise ValueError(f"{flag} must be >= 1, got {value}")
-    # input checks first: unknown dataset names and missing files, then the model dir (no weights read)
+    # input checks first: sizes, unknown dataset names and missing files, then the model dir (no weights read)
+    max_new_tokens, batch_size = eval_settings(args.model, max_new_tokens=args.max_new_tokens,
+                                               batch_size=args.batch_size)
     problems = load_problems(args.dataset, limit=args.limit, seed=args.seed)
     resolve_model(args.model)
-    tiny = get_profile("tiny-cpu")
-    max_new_tokens = args.max_new_tokens or (tiny.max_new_tokens if args.model == "tiny" else EVAL_MAX_NEW_TOKENS)
-    batch_size = args.batch_size or (tiny.eval_batch_size if args.model == "tiny" else 16)
 
     torch.manual_seed(args.seed)  # greedy decoding is deterministic; this pins anything else
     model, tokenizer = load_model(args.model, device=args.device)
     report = evaluate(model, tokenizer, problems, max_new_tokens=max_new_tokens, batch_size=batch_size,
                       progress=True)
-    print(format_summary(report, title=f"{args.model} on {args.dataset} (greedy, <= {max_new_tokens} new tokens)"),
+    print(format_evaluation(report, title=f"{args.model} on {args.dataset} (greedy, <= {max_new_tokens} new tokens)"),
           flush=True)
     if args.json:
         write_report(report, args.json, model=args.model, dataset=args.dataset, limit=args.limit, seed=args.seed,
@@ -78,21 +72,18 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- pretrain-tiny
 def _cmd_pretrain_tiny(args: argparse.Namespace) -> int:
-    from sar_lib.evaluate import format_summary
-    from sar_lib.pretrain import EVAL_SETS, PretrainConfig, pretrain_tiny
+    from sar_lib.data import HELD_OUT_SETS
+    from sar_lib.evaluate import format_evaluation
+    from sar_lib.pretrain import PretrainConfig, pretrain_tiny
 
-    if args.steps is not None and args.steps < 1:
-        raise ValueError(f"--steps must be >= 1, got {args.steps}")
-    if args.max_minutes is not None and not args.max_minutes > 0:
-        raise ValueError(f"--max-minutes must be > 0, got {args.max_minutes}")
     overrides = {k: v for k, v in (("seed", args.seed), ("steps", args.steps), ("max_minutes", args.max_minutes))
                  if v is not None}
     config = PretrainConfig(**overrides)
     command = " ".join(["sar pretrain-tiny", "--out", args.out] +
                        [f"--{k.replace('_', '-')} {v}" for k, v in overrides.items()])
     card = pretrain_tiny(config, args.out, progress=True, command=command)
-    for name in EVAL_SETS:
-        print(format_summary(card["eval"][name], title=name), flush=True)
+    for name in HELD_OUT_SETS:
+        print(format_evaluation(card["eval"][name], title=name), flush=True)
     print(f"wrote {args.out} ({card['n_parameters'] / 1e6:.2f}M parameters, {card['steps_done']} steps, "
           f"{card['total_seconds'] / 60:.1f} min); model card: {args.out}/MODEL_CARD.md", flush=True)
     return 0
@@ -100,9 +91,9 @@ def _cmd_pretrain_tiny(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- train
 def _cmd_train(args: argparse.Namespace) -> int:
-    import dataclasses
-
-    from sar_lib.grpo import GRPOConfig, load_config, train
+    from sar_lib import runs
+    from sar_lib.grpo import train
+    from sar_lib.grpo_config import GRPOConfig
 
     # flags left out are absent from args (argparse.SUPPRESS): the config's or the saved run's value holds
     fields = {f.name for f in dataclasses.fields(GRPOConfig)}
@@ -110,48 +101,80 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.resume:
         if "out" not in overrides:
             raise ValueError("--resume needs --out DIR, the run folder to continue")
-        config = dataclasses.replace(load_config(overrides["out"]), **overrides)
+        config = dataclasses.replace(runs.read_config(overrides["out"]), **overrides)
     else:
         config = GRPOConfig(**overrides)
     run_dir = train(config, resume=args.resume)
-    _print_json({"run_dir": str(run_dir), **json.loads((run_dir / "eval.json").read_text())})
+    final, _ = runs.read_eval(run_dir, runs.read_config(run_dir).eval_dataset)
+    _print_json({"run_dir": str(run_dir), **final})
     return 0
 
 
-# ---------------------------------------------------------------- bench
+def _flag_type(annotation) -> tuple[type, bool]:
+    """``(type, optional)`` of a field annotation such as ``int``, ``float | None``, ``bool``."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    return (args[0] if args else annotation), type(None) in typing.get_args(annotation)
+
+
+def _parse_value(kind: type, optional: bool):
+    def parse(text: str):
+        return None if optional and text.lower() == "none" else kind(text)
+    parse.__name__ = kind.__name__   # argparse names the type in its "invalid value" message
+    return parse
+
+
+def _add_config_flags(parser: argparse.ArgumentParser, config_class: type) -> None:
+    """One flag per field of the dataclass ``config_class``, as TRL's HfArgumentParser makes them:
+    ``--field-name`` (and ``metadata["aliases"]``), typed by the annotation, with the help of
+    ``metadata["help"]`` and the field's default; a bool gets ``--x`` / ``--no-x``; an optional
+    field also takes ``none``. Defaults are not set on the parser: a flag left out keeps the config's."""
+    hints = typing.get_type_hints(config_class)
+    for f in dataclasses.fields(config_class):
+        kind, optional = _flag_type(hints[f.name])
+        names = [f"--{f.name.replace('_', '-')}", *f.metadata.get("aliases", ())]
+        text = f.metadata["help"] + ("" if f.default in (None, dataclasses.MISSING) else f" (default: {f.default})")
+        if kind is bool:
+            parser.add_argument(*names, dest=f.name, action=argparse.BooleanOptionalAction, help=text)
+        else:
+            parser.add_argument(*names, dest=f.name, type=_parse_value(kind, optional), help=text)
+
+
+# ---------------------------------------------------------------- bench, gpu-check
+def _command_line(name: str, args: argparse.Namespace) -> str:
+    """The command as typed, rebuilt from ``args`` (recorded in the result files)."""
+    return f"sar {name}" + "".join(
+        f" --{key.replace('_', '-')}" + ("" if value is True else f" {value}")
+        for key, value in vars(args).items() if key not in ("func", "command") and value not in (None, False))
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from sar_lib import bench
 
-    if args.dry_run and not args.gpu_check:
-        raise ValueError("--dry-run belongs to --gpu-check (it runs the GPU check's code on CPU)")
-    if args.gpu_check and (args.device or args.quick or args.no_trl):
-        raise ValueError("--gpu-check takes no --device/--quick/--no-trl: it runs on CUDA (CPU with --dry-run) "
-                         "with its own sizes")
-    if not args.gpu_check and args.time_budget is not None:
-        raise ValueError("--time-budget belongs to --gpu-check")
-    command = "sar bench" + "".join(
-        f" --{key.replace('_', '-')}" + ("" if value is True else f" {value}")
-        for key, value in vars(args).items() if key not in ("func", "command") and value not in (None, False))
-    if args.gpu_check:
-        if args.dry_run and args.threads:
-            import torch
-
-            torch.set_num_threads(args.threads)
-        report = bench.gpu_check(args.json or "gpu_check.json", dry_run=args.dry_run, command=command,
-                                 **({} if args.time_budget is None else {"time_budget_s": args.time_budget}))
-        print(bench.format_gpu_table(report), flush=True)
-        print(f"wrote {args.json or 'gpu_check.json'}", flush=True)
-        return 0 if report["ok"] else 1
-    result = bench.run_bench(device=args.device or "cpu", sizes=bench.QUICK if args.quick else bench.FULL,
-                             threads=args.threads or None, with_trl=not args.no_trl, command=command)
-    print(bench.format_table(result), flush=True)
+    result = bench.run_bench(device=args.device, sizes=bench.QUICK if args.quick else bench.FULL,
+                             threads=args.threads or None, with_trl=not args.no_trl,
+                             command=_command_line("bench", args))
+    print(bench.format_bench(result), flush=True)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
         print(f"wrote {args.json}", flush=True)
     return 0
+
+
+def _cmd_gpu_check(args: argparse.Namespace) -> int:
+    import torch
+
+    from sar_lib.gpu_check import format_gpu_check, gpu_check
+
+    if args.dry_run and args.threads:
+        torch.set_num_threads(args.threads)
+    report = gpu_check(args.json, dry_run=args.dry_run, command=_command_line("gpu-check", args),
+                       **({} if args.time_budget is None else {"time_budget_s": args.time_budget}))
+    print(format_gpu_check(report), flush=True)
+    print(f"wrote {args.json}", flush=True)
+    return 0 if report["ok"] else 1
 
 
 # ---------------------------------------------------------------- demo
@@ -175,31 +198,25 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     import shlex
 
     from sar_lib import compare
+    from sar_lib.grid import METHODS
 
-    if args.workers < 1:
-        raise ValueError(f"--workers must be >= 1, got {args.workers}")
-    for flag, value in (("--steps", args.steps), ("--eval-size", args.eval_size),
-                        ("--questions-per-step", args.questions_per_step)):
-        if value is not None and value < 1:
-            raise ValueError(f"{flag} must be >= 1, got {value}")
-    for name in args.methods or ():
-        compare.get_method(name)
-    if args.learning_rate is not None and not args.learning_rate > 0:
-        raise ValueError(f"--learning-rate must be > 0, got {args.learning_rate}")
-    settings = {k: v for k, v in (("questions_per_step", args.questions_per_step),
+    # every value is checked where it is used: GRPOConfig.validate, grid.grid_runs, grid.run_grid
+    settings = {k: v for k, v in (("questions_per_step", args.questions_per_step), ("eval_size", args.eval_size),
                                   ("learning_rate", args.learning_rate)) if v is not None}
-    eval_sets = None if args.eval_size is None else dict.fromkeys(compare.EVAL_SETS, args.eval_size)
     summary = compare.compare(args.out, model=args.model, profile=args.profile, steps=args.steps, seeds=args.seeds,
-                              workers=args.workers, quick=args.quick, methods=args.methods or tuple(compare.METHODS),
-                              eval_sets=eval_sets, json_path=args.json, figures_dir=args.figures,
+                              workers=args.workers, quick=args.quick, methods=args.methods or tuple(METHODS),
+                              json_path=args.json, figures_dir=args.figures,
                               command=shlex.join(["sar", *sys.argv[1:]]) if sys.argv[1:2] == ["compare"] else "",
                               progress=not args.no_progress, **settings)
-    print(compare.format_summary(summary), flush=True)
+    print(compare.format_comparison(summary), flush=True)
     print(f"wrote {summary['json']}, {', '.join(summary['figures'])}", flush=True)
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from sar_lib.evaluate import DEFAULT_BATCH_SIZE, DEFAULT_MAX_NEW_TOKENS
+    from sar_lib.grpo_config import GRPOConfig
+
     parser = argparse.ArgumentParser(prog="sar", description="Self-Aligned Reward: score, train, evaluate.")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -234,9 +251,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="write the summary and the per-item records to this JSON file")
     p.add_argument("--max-new-tokens", type=int,
                    help=f"answer budget in tokens (default: the tiny-cpu profile's for tiny, "
-                        f"{EVAL_MAX_NEW_TOKENS} otherwise)")
+                        f"{DEFAULT_MAX_NEW_TOKENS} otherwise)")
     p.add_argument("--batch-size", type=int,
-                   help="prompts per generation batch (default: the tiny-cpu profile's for tiny, 16 otherwise)")
+                   help=f"prompts per generation batch (default: the tiny-cpu profile's for tiny, "
+                        f"{DEFAULT_BATCH_SIZE} otherwise)")
     p.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available, else cpu")
     p.set_defaults(func=_cmd_eval)
 
@@ -260,66 +278,42 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="GRPO / SA-GRPO training", argument_default=argparse.SUPPRESS,
                        description="GRPO with reward R = R_VR + alpha * r (r: SAR or a baseline), LoRA on the "
                                    "profile's model. Writes DIR/config.json, metrics.jsonl (one line per step), "
-                                   "checkpoint/ and eval.json (final greedy evaluation); prints eval.json. "
-                                   "Unset options take the profile's value (sar_lib.models.PROFILES), then "
-                                   "sar_lib.grpo.GRPOConfig's default; with --resume, the saved run's value.")
-    p.add_argument("--profile", help="tiny-cpu (default) | laptop-8gb | gpu-12gb")
-    p.add_argument("--model", help='"tiny", a local model dir or a hub name (default: the profile\'s)')
-    p.add_argument("--reward", help="sar (default) | o1 | er | em | certainty | length | none (plain GRPO)")
-    p.add_argument("--alpha", type=float, help="weight of the shaping reward (default: per reward, sar 0.2)")
-    p.add_argument("--sar-variant", help="ppl (official, default) | log | no_denominator | em")
-    p.add_argument("--correctness-weight", type=float,
-                   help="weight w of the 0/1 correctness reward in R = w * R_VR + alpha * r (default 1; "
-                        "0 trains on the shaping reward alone, the paper's 'SAR only' ablation)")
-    p.add_argument("--steps", type=int, help="GRPO steps (default 20)")
-    p.add_argument("--seed", type=int, help="seed of sampling, data order and LoRA init (default 0)")
-    p.add_argument("--out", help="run folder (default runs/<reward>-a<alpha>-s<seed>)")
+                                   "checkpoint/ and eval_<eval-dataset>.json (the final greedy evaluation; its "
+                                   "answers in eval_<eval-dataset>_records.jsonl; see sar_lib.runs) and prints it. "
+                                   "One flag per field of sar_lib.grpo_config.GRPOConfig: unset options take the "
+                                   "profile's value (sar_lib.models.PROFILES), then the field's default; with "
+                                   "--resume, the saved run's value.")
+    _add_config_flags(p, GRPOConfig)
     p.add_argument("--resume", action="store_true", default=False,
                    help="continue the run in --out from its checkpoint (training settings must match)")
-    p.add_argument("--group-size", type=int, help="answers per question G (profile)")
-    p.add_argument("--questions-per-step", type=int, help="questions per step Q (profile)")
-    p.add_argument("--updates-per-step", type=int, help="optimiser updates per step (default 2)")
-    p.add_argument("--max-new-tokens", type=int, help="answer budget in tokens (profile)")
-    p.add_argument("--max-prompt-tokens", type=int, help="longest prompt allowed (profile)")
-    p.add_argument("--learning-rate", "--lr", type=float, help="AdamW learning rate (profile)")
-    p.add_argument("--kl-coef", type=float,
-                   help="k3 KL to the LoRA-disabled model (default 0: no reference pass; the paper: 0.001)")
-    p.add_argument("--advantage", help="dr_grpo (R - group mean, default) | std (also / group std)")
-    p.add_argument("--micro-batch-size", type=int, help="answers per forward/backward (profile)")
-    p.add_argument("--load-in-4bit", action=argparse.BooleanOptionalAction, help="4-bit NF4 base weights (profile)")
-    p.add_argument("--lora-r", type=int, help="LoRA rank (profile)")
-    p.add_argument("--train-dataset", help="synthetic set, benchmark or .jsonl file (default arith-train)")
-    p.add_argument("--train-size", type=int, help="training problems to load (default: the loader's)")
-    p.add_argument("--eval-dataset", help="held-out set for greedy evaluation (default arith-test)")
-    p.add_argument("--eval-size", type=int, help="evaluation problems (default 100)")
-    p.add_argument("--eval-every", type=int, help="also evaluate every N steps (default 0: only at the end)")
-    p.add_argument("--save-every", type=int, help="checkpoint every N steps (default 0: only at the end)")
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: the profile's, else torch's)")
-    p.add_argument("--no-log-sar", dest="log_sar", action="store_false",
-                   help="do not compute SAR for logging when the reward does not need it (saves a forward pass)")
-    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     p.set_defaults(func=_cmd_train)
 
     # -- bench
-    p = sub.add_parser("bench", help="benchmarks: SAR's cost per GRPO step, vs TRL, log-prob memory; GPU check",
+    p = sub.add_parser("bench", help="benchmarks: SAR's cost per GRPO step, vs TRL, log-prob memory",
                        description="Times SA-GRPO against plain GRPO steps and against TRL's GRPOTrainer at forced "
                                    "answer lengths, measures the peak memory of the chunked answer log-probs against "
-                                   "a naive full-vocabulary log-softmax, prints a table and writes --json. "
-                                   "--gpu-check: 4-bit + LoRA SA-GRPO steps on random Qwen2.5-0.5B/1.5B-shaped "
-                                   "models (see docs/benchmarks.md).")
-    p.add_argument("--device", choices=("cpu", "cuda"), help="where to run (default cpu)")
+                                   "a naive full-vocabulary log-softmax, prints a table and writes --json "
+                                   "(see docs/benchmarks.md).")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to run (default cpu)")
     p.add_argument("--json", help="write every figure, the machine and the command to this JSON file")
     p.add_argument("--quick", action="store_true", help="small sizes: a smoke test in a few minutes, not figures")
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads on CPU (default 1: stable timings on a shared machine; 0: torch's "
                         "default)")
     p.add_argument("--no-trl", action="store_true", help="skip the TRL comparison")
-    p.add_argument("--gpu-check", action="store_true",
-                   help="the prepared GPU check (scripts/gpu_check.sh): writes --json (default gpu_check.json); "
-                        "exit code 1 when a model failed or missed its memory target")
-    p.add_argument("--dry-run", action="store_true", help="with --gpu-check: the same code on CPU, models shrunk")
-    p.add_argument("--time-budget", type=float, help="with --gpu-check: seconds for the whole check (default 420)")
     p.set_defaults(func=_cmd_bench)
+
+    # -- gpu-check
+    p = sub.add_parser("gpu-check", help="the prepared GPU check: 4-bit + LoRA SA-GRPO steps, Qwen2.5 shapes",
+                       description="4-bit + LoRA SA-GRPO steps on random Qwen2.5-0.5B/1.5B-shaped models and the "
+                                   "log-prob memory probe on a CUDA GPU (scripts/gpu_check.sh runs it); writes --json "
+                                   "after every stage. Exit code 1 when a model failed or missed its memory target "
+                                   "(see docs/benchmarks.md).")
+    p.add_argument("--json", default="gpu_check.json", help="the report (default gpu_check.json)")
+    p.add_argument("--dry-run", action="store_true", help="the same code on CPU, models shrunk")
+    p.add_argument("--time-budget", type=float, help="seconds for the whole check (default 420)")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads of a --dry-run (default 1)")
+    p.set_defaults(func=_cmd_gpu_check)
 
     # -- demo
     p = sub.add_parser("demo", help="run the numbered notebooks headless and print their results",

@@ -171,7 +171,7 @@ def format_table(columns: Sequence[str], rows: Sequence[Sequence]) -> str:
     return "\n".join(lines)
 
 
-def format_summary(summary: Mapping) -> str:
+def format_notebook_summary(summary: Mapping) -> str:
     """A notebook's summary (see :func:`write_summary`) as text."""
     parts = [f"== {summary['notebook']}: {summary['title']}"]
     parts += [f"  {label}: {_cell(value)}" for label, value in summary.get("numbers", {}).items()]
@@ -251,7 +251,7 @@ def report(runs: Sequence[NotebookRun]) -> str:
     rows = [[r.name, "ok" if r.ok else "FAILED", f"{r.seconds:.1f}"] for r in runs]
     rows.append(["total", "", f"{sum(r.seconds for r in runs):.1f}"])
     parts = [format_table(["notebook", "status", "seconds"], rows)]
-    parts += [format_summary(r.summary) for r in runs if r.summary]
+    parts += [format_notebook_summary(r.summary) for r in runs if r.summary]
     return "\n\n".join(parts)
 
 

@@ -51,7 +51,7 @@ def _new(width: float, height: float) -> tuple[Figure, plt.Axes]:
     return fig, ax
 
 
-def _check_lengths(**series: Sequence) -> None:
+def _check_equal_lengths(**series: Sequence) -> None:
     lengths = {name: len(values) for name, values in series.items()}
     if len(set(lengths.values())) > 1:
         raise ValueError(f"series must have equal lengths, got {lengths}")
@@ -71,7 +71,7 @@ def token_heatmap(tokens: Sequence[str], values: Sequence[float], *, title: str 
     whitespace-only tokens as ``␣``.
     Red: positive values (for v_t: the question made the token more likely), blue: negative.
     """
-    _check_lengths(tokens=tokens, values=values)
+    _check_equal_lengths(tokens=tokens, values=values)
     if not tokens:
         raise ValueError("token_heatmap needs at least one token")
     shown = [_visible(t) for t in tokens]
@@ -111,7 +111,7 @@ def token_logprobs(tokens: Sequence[str], series: Mapping[str, Sequence[float]],
     tokens on the x axis."""
     if not series:
         raise ValueError("token_logprobs needs at least one series")
-    _check_lengths(tokens=tokens, **series)
+    _check_equal_lengths(tokens=tokens, **series)
     fig, ax = _new(max(6.0, 0.28 * len(tokens)), 3.6)
     for (name, values), color in zip(series.items(), SERIES_COLORS):
         ax.plot(range(len(tokens)), values, marker="o", ms=3, lw=1.2, label=name, color=color)
@@ -136,7 +136,7 @@ def grouped_bars(groups: Sequence[str], series: Mapping[str, Sequence[float]], *
     """
     if not series:
         raise ValueError("grouped_bars needs at least one series")
-    _check_lengths(groups=groups, **series)
+    _check_equal_lengths(groups=groups, **series)
     n = len(series)
     width = 0.8 / n
     fig, ax = _new(min(13.0, max(7.0, 1.1 * len(groups) + 0.25 * len(groups) * n + 2.5)), 4.0)
@@ -164,7 +164,7 @@ def grouped_bars(groups: Sequence[str], series: Mapping[str, Sequence[float]], *
 def means_with_errors(names: Sequence[str], means: Sequence[float], errors: Sequence[float], *, ylabel: str,
                       title: str = "", colors: Mapping[str, str] | None = None) -> Figure:
     """One bar per name (e.g. answer type) with its mean and an error bar (e.g. a 95% interval)."""
-    _check_lengths(names=names, means=means, errors=errors)
+    _check_equal_lengths(names=names, means=means, errors=errors)
     colors = TYPE_COLORS if colors is None else colors
     fig, ax = _new(max(6.0, 1.1 * len(names)), 4.0)
     ax.bar(range(len(names)), means, yerr=errors, capsize=4,
@@ -256,7 +256,7 @@ def training_curves(curves: Mapping[str, Mapping[str, Mapping[str, Sequence[floa
             curve = series.get(key)
             if not curve or not curve["step"]:
                 continue
-            _check_lengths(step=curve["step"], mean=curve["mean"], std=curve["std"])
+            _check_equal_lengths(step=curve["step"], mean=curve["mean"], std=curve["std"])
             color = (colors or {}).get(label, SERIES_COLORS[k % len(SERIES_COLORS)])
             ax.plot(curve["step"], curve["mean"], lw=1.6, color=color, label=label)
             low = [m - s for m, s in zip(curve["mean"], curve["std"])]

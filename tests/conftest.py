@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
 import torch
 
+from sar_lib import models
 from sar_lib.models import build_tiny_model
 from sar_lib.tokenizer import train_tokenizer
 
@@ -14,6 +16,9 @@ from sar_lib.tokenizer import train_tokenizer
 torch.set_num_threads(1)
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# What the random test model needs on top of a miniature grid (`sar compare --quick`): short answers,
+# long prompts allowed (its byte-level tokenizer spends many tokens on them).
+SMALL_GRID = dict(max_new_tokens=8, max_prompt_tokens=400, micro_batch_size=6, eval_batch_size=4, train_size=20)
 
 CORPUS = [
     "Tom has 3 apples and buys 5 more. How many apples does Tom have now?",
@@ -22,6 +27,11 @@ CORPUS = [
     "Every wumpus is a yumpus. Max is a wumpus. Is the following statement true or false? True.",
     "You are a reasoning expert assistant. Please explain your reasoning process before providing an answer.",
 ] * 4
+
+
+def positive(x) -> bool:
+    """A measured time or ratio: a finite float above 0."""
+    return isinstance(x, float) and math.isfinite(x) and x > 0
 
 
 def needs_shared_data(name: str) -> Path:
@@ -62,3 +72,27 @@ def tiny_dir(tmp_path_factory, tiny_model, tiny_tokenizer):
     tiny_model.save_pretrained(path)
     tiny_tokenizer.save_pretrained(path)
     return str(path)
+
+
+@pytest.fixture
+def model_dir(tmp_path, tiny_model, tiny_tokenizer):
+    """A fresh copy of ``tiny_dir`` for one test (it may change the files): weights, config, the project's tokenizer."""
+    path = tmp_path / "model"
+    tiny_model.save_pretrained(path)
+    tiny_tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def sharp_model(tiny_tokenizer):
+    """The tiny architecture with :func:`sharpen`-ed weights (log-probs that differ across tokens); do not modify it."""
+    return sharpen(build_tiny_model(len(tiny_tokenizer), pad_token_id=tiny_tokenizer.pad_token_id,
+                                    eos_token_id=tiny_tokenizer.eos_token_id))
+
+
+@pytest.fixture
+def no_weight_loading(monkeypatch):
+    """Make any weight loading fail loudly: input errors must be reported before it."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("weights were loaded before the input was validated")
+    monkeypatch.setattr(models.AutoModelForCausalLM, "from_pretrained", refuse)

@@ -7,11 +7,9 @@ import re
 import shutil
 
 import pytest
-import torch
 
 from sar_lib import sar
 from sar_lib.cli import main
-from sar_lib.models import build_tiny_model
 
 PAIRS = [
     ("Tom has 3 apples and buys 5 more. How many apples does Tom have now?",
@@ -22,19 +20,12 @@ PAIRS = [
 
 
 @pytest.fixture(scope="module")
-def saved(tmp_path_factory, tiny_tokenizer):
-    """(dir, model, tokenizer): a tiny model with non-trivial weights saved with save_pretrained."""
-    model = build_tiny_model(len(tiny_tokenizer), pad_token_id=tiny_tokenizer.pad_token_id,
-                             eos_token_id=tiny_tokenizer.eos_token_id)
-    g = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "norm" not in name:
-                p.copy_(torch.randn(p.shape, generator=g) * 0.15)
+def saved(tmp_path_factory, sharp_model, tiny_tokenizer):
+    """(dir, model, tokenizer): the sharpened tiny model saved with save_pretrained."""
     path = tmp_path_factory.mktemp("tiny_model")
-    model.save_pretrained(path)
+    sharp_model.save_pretrained(path)
     tiny_tokenizer.save_pretrained(path)
-    return path, model, tiny_tokenizer
+    return path, sharp_model, tiny_tokenizer
 
 
 def run(capsys, *argv):
@@ -87,14 +78,6 @@ def test_variant_and_no_instruction(saved, capsys, tmp_path):
     assert abs(rows[0]["nll_qa"] - default["nll_qa"]) > 1e-4  # the instruction really was left out
 
 
-@pytest.fixture
-def no_model_loading(monkeypatch):
-    """Input errors must be reported before any model is loaded."""
-    def refuse(*args, **kwargs):
-        raise AssertionError("load_model was called before the input was validated")
-    monkeypatch.setattr("sar_lib.models.load_model", refuse)
-
-
 def error_of(capsys, *argv) -> str:
     rc, rows, err = run(capsys, *argv)
     assert rc == 2 and rows == []
@@ -110,13 +93,13 @@ def error_of(capsys, *argv) -> str:
     ('["q", "a"]\n', r"line 1: expected a JSON object"),
     ("\n\n", r"holds no \(question, answer\) pairs"),
 ])
-def test_bad_jsonl(saved, capsys, tmp_path, no_model_loading, content, match):
+def test_bad_jsonl(saved, capsys, tmp_path, no_weight_loading, content, match):
     file = tmp_path / "bad.jsonl"
     file.write_text(content)
     assert re.search(match, error_of(capsys, "--model", saved[0], "--jsonl", file))
 
 
-def test_unreadable_file(saved, capsys, tmp_path, no_model_loading):
+def test_unreadable_file(saved, capsys, tmp_path, no_weight_loading):
     missing = tmp_path / "nope.jsonl"
     assert f"cannot read {missing}" in error_of(capsys, "--model", saved[0], "--jsonl", missing)
 
@@ -128,7 +111,7 @@ def test_unreadable_file(saved, capsys, tmp_path, no_model_loading):
     (["--question", "q", "--answer", "a", "--batch-size", "0"], "--batch-size must be >= 1"),
     (["--question", "q", "--answer", "a", "--variant", "sqrt"], "unknown SAR variant 'sqrt'"),
 ])
-def test_bad_arguments(saved, capsys, no_model_loading, argv, match):
+def test_bad_arguments(saved, capsys, no_weight_loading, argv, match):
     assert match in error_of(capsys, "--model", saved[0], *argv)
 
 

@@ -191,7 +191,7 @@ def test_write_summary_validates_and_round_trips(tmp_path):
     path = demo.write_summary(tmp_path, "02_x", title="two", numbers={"n": 3, "tiny": 2e-6}, tables=[table])
     assert path == tmp_path / "02_summary.json"
     summary = json.loads(path.read_text())
-    text = demo.format_summary(summary)
+    text = demo.format_notebook_summary(summary)
     assert "n: 3" in text and "tiny: 2.0e-06" in text and "0.750" in text and "a > b" in text
     with pytest.raises(ValueError, match="does not have 2 entries"):
         demo.write_summary(tmp_path, "02_x", title="t", tables=[{**table, "rows": [["SAR"]]}])

@@ -7,16 +7,9 @@ import math
 
 import pytest
 import torch
-from conftest import sharpen
 
 from sar_lib.models import build_tiny_model
 from sar_lib.perplexity import PackedBatch, answer_logprobs, mean_nll, pack_sequences, perplexity
-
-
-@pytest.fixture(scope="module")
-def model(tiny_tokenizer):
-    return sharpen(build_tiny_model(len(tiny_tokenizer), pad_token_id=tiny_tokenizer.pad_token_id,
-                                    eos_token_id=tiny_tokenizer.eos_token_id))
 
 
 def naive_logprobs(model, context: list[int], answer: list[int], *, certainty: bool = False):
@@ -68,55 +61,55 @@ def test_pack_rejects_bad_input(contexts, answers, match):
 
 
 @pytest.mark.parametrize("chunk_size", [1, 3, 1000])
-def test_chunked_logsoftmax_equals_naive(model, chunk_size):
+def test_chunked_logsoftmax_equals_naive(sharp_model, chunk_size):
     batch = pack_sequences(CONTEXTS, ANSWERS, pad_token_id=0)
     with torch.no_grad():
-        scores = answer_logprobs(model, batch, chunk_size=chunk_size, with_certainty=True)
+        scores = answer_logprobs(sharp_model, batch, chunk_size=chunk_size, with_certainty=True)
     assert scores.logprobs.dtype == torch.float32 and scores.logprobs.shape == (3, 8)
     for b, (ctx, ans) in enumerate(zip(CONTEXTS, ANSWERS)):
-        lp, cert = naive_logprobs(model, ctx, ans, certainty=True)
+        lp, cert = naive_logprobs(sharp_model, ctx, ans, certainty=True)
         torch.testing.assert_close(scores.logprobs[b, :len(ans)], lp, atol=1e-5, rtol=0)
         torch.testing.assert_close(scores.certainty[b, :len(ans)], cert, atol=1e-5, rtol=0)
         assert (scores.logprobs[b, len(ans):] == 0).all() and (scores.certainty[b, len(ans):] == 0).all()
     assert (scores.certainty[batch.answer_mask] > 0).all()  # KL(U || pi) > 0 for a non-uniform pi
 
 
-def test_only_answer_rows_go_through_the_head_in_chunks(model):
+def test_only_answer_rows_go_through_the_head_in_chunks(sharp_model):
     batch = pack_sequences(CONTEXTS, ANSWERS, pad_token_id=0)
     rows = []
-    hook = model.get_output_embeddings().register_forward_hook(lambda m, inp, out: rows.append(inp[0].shape[0]))
+    hook = sharp_model.get_output_embeddings().register_forward_hook(lambda m, inp, out: rows.append(inp[0].shape[0]))
     try:
         with torch.no_grad():
-            answer_logprobs(model, batch, chunk_size=4)
+            answer_logprobs(sharp_model, batch, chunk_size=4)
     finally:
         hook.remove()
     assert sum(rows) == sum(len(a) for a in ANSWERS) == 14
     assert max(rows) <= 4
 
 
-def test_batch_invariance(model):
+def test_batch_invariance(sharp_model):
     ctx, ans = CONTEXTS[0], ANSWERS[0]
     with torch.no_grad():
-        alone = answer_logprobs(model, pack_sequences([ctx], [ans], pad_token_id=0)).logprobs[0]
+        alone = answer_logprobs(sharp_model, pack_sequences([ctx], [ans], pad_token_id=0)).logprobs[0]
         # the same pair in the middle of a batch with longer/shorter contexts and answers
         batch = pack_sequences([[3] * 12, ctx, [4]], [[7] * 15, ans, [8, 2]], pad_token_id=0)
-        inside = answer_logprobs(model, batch).logprobs[1, :len(ans)]
+        inside = answer_logprobs(sharp_model, batch).logprobs[1, :len(ans)]
     torch.testing.assert_close(inside, alone, atol=1e-5, rtol=0)
 
 
-def test_pad_id_equal_to_eos_gives_same_scores(model):
+def test_pad_id_equal_to_eos_gives_same_scores(sharp_model):
     with torch.no_grad():
-        a = answer_logprobs(model, pack_sequences(CONTEXTS, ANSWERS, pad_token_id=0))
-        b = answer_logprobs(model, pack_sequences(CONTEXTS, ANSWERS, pad_token_id=2))
+        a = answer_logprobs(sharp_model, pack_sequences(CONTEXTS, ANSWERS, pad_token_id=0))
+        b = answer_logprobs(sharp_model, pack_sequences(CONTEXTS, ANSWERS, pad_token_id=2))
     torch.testing.assert_close(a.logprobs, b.logprobs, atol=1e-5, rtol=0)
     # the eos (id 2) at the end of every answer is scored, not masked as padding
     for row, ans in enumerate(ANSWERS):
         assert b.logprobs[row, len(ans) - 1] < 0
 
 
-def test_grad_path_matches_and_backprops(model):
+def test_grad_path_matches_and_backprops(sharp_model):
     batch = pack_sequences(CONTEXTS, ANSWERS, pad_token_id=0)
-    m = copy.deepcopy(model)
+    m = copy.deepcopy(sharp_model)
     scores = answer_logprobs(m, batch, chunk_size=3)  # grad enabled: checkpointed chunks
     assert scores.logprobs.requires_grad
     loss = -(scores.logprobs * batch.answer_mask).sum()
@@ -149,14 +142,14 @@ def test_too_long_raises_with_lengths(tiny_tokenizer):
         answer_logprobs(short, batch)
 
 
-def test_token_outside_vocab_raises(model):
+def test_token_outside_vocab_raises(sharp_model):
     with pytest.raises(ValueError, match="outside the model's vocabulary"):
-        answer_logprobs(model, pack_sequences([[5]], [[10_000]], pad_token_id=0))
+        answer_logprobs(sharp_model, pack_sequences([[5]], [[10_000]], pad_token_id=0))
 
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf")])
-def test_non_finite_logits_raise(model, value):
-    broken = copy.deepcopy(model)
+def test_non_finite_logits_raise(sharp_model, value):
+    broken = copy.deepcopy(sharp_model)
     with torch.no_grad():
         broken.model.norm.weight.fill_(value)
     with pytest.raises(ValueError, match=r"non-finite log-probabilities .*sequence\(s\) \[0, 1, 2\]"):
@@ -164,13 +157,14 @@ def test_non_finite_logits_raise(model, value):
             answer_logprobs(broken, pack_sequences(CONTEXTS, ANSWERS, pad_token_id=0))
 
 
-def test_peft_lora_zero_adapter_matches_base_and_trained_adapter_is_used(model):
+def test_peft_lora_zero_adapter_matches_base_and_trained_adapter_is_used(sharp_model):
     from peft import LoraConfig, get_peft_model
 
     batch = pack_sequences(CONTEXTS, ANSWERS, pad_token_id=0)
     with torch.no_grad():
-        base = answer_logprobs(model, batch).logprobs
-    wrapped = get_peft_model(copy.deepcopy(model), LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
+        base = answer_logprobs(sharp_model, batch).logprobs
+    wrapped = get_peft_model(copy.deepcopy(sharp_model),
+                             LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
     with torch.no_grad():
         torch.testing.assert_close(answer_logprobs(wrapped, batch).logprobs, base, atol=1e-6, rtol=0)
         for name, p in wrapped.named_parameters():

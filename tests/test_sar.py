@@ -8,7 +8,6 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import sharpen
 
 from sar_lib import sar
 from sar_lib.models import build_tiny_model
@@ -64,12 +63,6 @@ def tokenizers(tiny_tokenizer):
             "dropping": with_template(tiny_tokenizer, DROPPING_TEMPLATE), "none": with_template(tiny_tokenizer, None)}
 
 
-@pytest.fixture(scope="module")
-def model(tiny_tokenizer):
-    return sharpen(build_tiny_model(len(tiny_tokenizer), pad_token_id=tiny_tokenizer.pad_token_id,
-                                    eos_token_id=tiny_tokenizer.eos_token_id))
-
-
 def enc(tok, text):
     return tok(text, add_special_tokens=False)["input_ids"]
 
@@ -116,11 +109,11 @@ def test_answer_ids_end_with_eos(tiny_tokenizer):
 
 
 @pytest.mark.parametrize("kind", ["system", "raising", "none"])
-def test_sar_matches_plain_reference(model, tokenizers, kind):
+def test_sar_matches_plain_reference(sharp_model, tokenizers, kind):
     tok = tokenizers[kind]
-    got = sar.score_answers(model, tok, [q for q, _ in PAIRS], [a for _, a in PAIRS], batch_size=2)
+    got = sar.score_answers(sharp_model, tok, [q for q, _ in PAIRS], [a for _, a in PAIRS], batch_size=2)
     for (q, a), row in zip(PAIRS, got):
-        ref = reference_sar(model, tok, *expected_contexts(kind, q), enc(tok, a) + [tok.eos_token_id])
+        ref = reference_sar(sharp_model, tok, *expected_contexts(kind, q), enc(tok, a) + [tok.eos_token_id])
         assert row["sar"] == pytest.approx(ref["sar"], abs=1e-5)
         assert row["ppl_qa"] == pytest.approx(ref["ppl_qa"], rel=1e-5)
         assert row["ppl_a"] == pytest.approx(ref["ppl_a"], rel=1e-5)
@@ -129,17 +122,17 @@ def test_sar_matches_plain_reference(model, tokenizers, kind):
     assert len({round(r["sar"], 4) for r in got}) == len(got)  # the test model tells answers apart
 
 
-def test_independent_formula_from_full_logits(model, tiny_tokenizer):
+def test_independent_formula_from_full_logits(sharp_model, tiny_tokenizer):
     """SAR.md §1: R = max(1 - exp(-mean_t v_t), -1), v_t from one batched full-logit pass per context."""
     tok = tiny_tokenizer
-    got = sar.score_answers(model, tok, [q for q, _ in PAIRS[:2]], [a for _, a in PAIRS[:2]])
+    got = sar.score_answers(sharp_model, tok, [q for q, _ in PAIRS[:2]], [a for _, a in PAIRS[:2]])
     for (q, a), row in zip(PAIRS[:2], got):
         ctx_q, ctx_0 = (enc(tok, c) for c in expected_contexts("system", q))
         ans = torch.tensor(enc(tok, a) + [tok.eos_token_id])
         logp = {}
         for name, ctx in (("q", ctx_q), ("0", ctx_0)):
             with torch.no_grad():
-                logits = model(input_ids=torch.tensor([ctx + ans.tolist()])).logits[0].double()
+                logits = sharp_model(input_ids=torch.tensor([ctx + ans.tolist()])).logits[0].double()
             all_logp = logits - torch.logsumexp(logits, dim=-1, keepdim=True)
             logp[name] = all_logp[len(ctx) - 1:-1].gather(-1, ans[:, None])[:, 0]
         v = logp["q"] - logp["0"]
@@ -180,9 +173,9 @@ def test_unknown_variant():
         sar.sar_from_nll(torch.zeros(1), torch.zeros(1), "foo")
 
 
-def test_information_gain_mean_is_nll_difference(model, tiny_tokenizer):
+def test_information_gain_mean_is_nll_difference(sharp_model, tiny_tokenizer):
     q, a = PAIRS[0]
-    row = sar.score_answers(model, tiny_tokenizer, [q], [a], per_token=True)[0]
+    row = sar.score_answers(sharp_model, tiny_tokenizer, [q], [a], per_token=True)[0]
     assert "".join(row["tokens"]) == a + tiny_tokenizer.eos_token
     assert len(row["information_gain"]) == row["n_tokens"]
     assert np.mean(row["information_gain"]) == pytest.approx(row["nll_a"] - row["nll_qa"], abs=1e-5)
@@ -191,23 +184,23 @@ def test_information_gain_mean_is_nll_difference(model, tiny_tokenizer):
     assert v.tolist() == [[2.0, -1.0, 0.0]]
 
 
-def test_batch_invariance_of_sar(model, tiny_tokenizer):
+def test_batch_invariance_of_sar(sharp_model, tiny_tokenizer):
     qs = [q for q, _ in PAIRS] + ["?"]
     answers = [a for _, a in PAIRS] + ["A much longer answer that pads everyone else: 1 2 3 4 5 6 7 8 9 10 11 12."]
-    batched = sar.score_answers(model, tiny_tokenizer, qs, answers, batch_size=4)
+    batched = sar.score_answers(sharp_model, tiny_tokenizer, qs, answers, batch_size=4)
     for i in range(len(qs)):
-        alone = sar.score_answers(model, tiny_tokenizer, [qs[i]], [answers[i]], batch_size=1)[0]
+        alone = sar.score_answers(sharp_model, tiny_tokenizer, [qs[i]], [answers[i]], batch_size=1)[0]
         for key in ("sar", "nll_qa", "nll_a"):
             assert batched[i][key] == pytest.approx(alone[key], abs=1e-5)
 
 
-def test_pad_equal_to_eos_keeps_the_eos(model, tiny_tokenizer):
+def test_pad_equal_to_eos_keeps_the_eos(sharp_model, tiny_tokenizer):
     tok = copy.deepcopy(tiny_tokenizer)
     tok.pad_token = tok.eos_token
     assert tok.pad_token_id == tok.eos_token_id
     qs, answers = [q for q, _ in PAIRS], [a for _, a in PAIRS]
-    same = sar.score_answers(model, tok, qs, answers, batch_size=3)
-    base = sar.score_answers(model, tiny_tokenizer, qs, answers, batch_size=3)
+    same = sar.score_answers(sharp_model, tok, qs, answers, batch_size=3)
+    base = sar.score_answers(sharp_model, tiny_tokenizer, qs, answers, batch_size=3)
     for s, b in zip(same, base):
         assert s["n_tokens"] == b["n_tokens"]
         assert s["sar"] == pytest.approx(b["sar"], abs=1e-5)
@@ -215,51 +208,52 @@ def test_pad_equal_to_eos_keeps_the_eos(model, tiny_tokenizer):
     assert tiny_tokenizer.pad_token_id != tiny_tokenizer.eos_token_id  # the shared fixture is untouched
 
 
-def test_empty_answer_and_eos_only_answer(model, tiny_tokenizer):
+def test_empty_answer_and_eos_only_answer(sharp_model, tiny_tokenizer):
     tok = tiny_tokenizer
     q = PAIRS[0][0]
-    row = sar.score_answers(model, tok, [q], [""])[0]
+    row = sar.score_answers(sharp_model, tok, [q], [""])[0]
     assert row["n_tokens"] == 1 and -1 <= row["sar"] < 1
-    ref = reference_sar(model, tok, *expected_contexts("system", q), [tok.eos_token_id])
+    ref = reference_sar(sharp_model, tok, *expected_contexts("system", q), [tok.eos_token_id])
     assert row["sar"] == pytest.approx(ref["sar"], abs=1e-5)
     ctx_q, ctx_0 = (enc(tok, c) for c in expected_contexts("system", q))
-    ids = sar.sar_from_token_ids(model, ctx_0, [[tok.eos_token_id]], pad_token_id=tok.pad_token_id, ctx_q=[ctx_q])
+    ids = sar.sar_from_token_ids(sharp_model, ctx_0, [[tok.eos_token_id]], pad_token_id=tok.pad_token_id, ctx_q=[ctx_q])
     assert ids["sar"][0].item() == pytest.approx(row["sar"], abs=1e-6)
     assert ids["n_tokens"].tolist() == [1]
 
 
-def test_truncated_answer_without_eos(model, tiny_tokenizer):
+def test_truncated_answer_without_eos(sharp_model, tiny_tokenizer):
     tok = tiny_tokenizer
     q, a = PAIRS[1]
     ctx_q, ctx_0 = expected_contexts("system", q)
     truncated = enc(tok, a)[:9]  # stopped by max_new_tokens: no eos
-    got = sar.sar_from_token_ids(model, enc(tok, ctx_0), [truncated], pad_token_id=tok.pad_token_id,
+    got = sar.sar_from_token_ids(sharp_model, enc(tok, ctx_0), [truncated], pad_token_id=tok.pad_token_id,
                                  ctx_q=[enc(tok, ctx_q)])
-    ref = reference_sar(model, tok, ctx_q, ctx_0, truncated)
+    ref = reference_sar(sharp_model, tok, ctx_q, ctx_0, truncated)
     assert got["n_tokens"].tolist() == [9]
     assert got["sar"][0].item() == pytest.approx(ref["sar"], abs=1e-5)
     assert -1 <= got["sar"][0].item() < 1
 
 
-def test_nll_qa_from_caller_gives_same_sar_and_restores_mode(model, tiny_tokenizer):
+def test_nll_qa_from_caller_gives_same_sar_and_restores_mode(sharp_model, tiny_tokenizer):
     tok = tiny_tokenizer
     ctx_0 = sar.encode_text(tok, sar.empty_prompt_text(tok))
     ctx_q = [sar.encode_text(tok, sar.prompt_text(tok, q)) for q, _ in PAIRS]
     answers = [sar.answer_ids(tok, a) for _, a in PAIRS]
-    model.train()
+    sharp_model.train()
     try:
-        full = sar.sar_from_token_ids(model, ctx_0, answers, pad_token_id=tok.pad_token_id, ctx_q=ctx_q, batch_size=2)
-        assert model.training  # scoring switched to eval and back
+        full = sar.sar_from_token_ids(sharp_model, ctx_0, answers, pad_token_id=tok.pad_token_id, ctx_q=ctx_q,
+                                      batch_size=2)
+        assert sharp_model.training  # scoring switched to eval and back
     finally:
-        model.eval()
-    reuse = sar.sar_from_token_ids(model, ctx_0, answers, pad_token_id=tok.pad_token_id, nll_qa=full["nll_qa"])
+        sharp_model.eval()
+    reuse = sar.sar_from_token_ids(sharp_model, ctx_0, answers, pad_token_id=tok.pad_token_id, nll_qa=full["nll_qa"])
     torch.testing.assert_close(reuse["sar"], full["sar"])
     assert reuse["logprobs_q"] is None and len(full["logprobs_q"]) == 3
     assert [len(x) for x in full["logprobs_a"]] == [len(a) for a in answers]
     with pytest.raises(ValueError, match="exactly one of ctx_q"):
-        sar.sar_from_token_ids(model, ctx_0, answers, pad_token_id=0)
+        sar.sar_from_token_ids(sharp_model, ctx_0, answers, pad_token_id=0)
     with pytest.raises(ValueError, match=r"nll_qa has shape \(2,\), expected \(3,\)"):
-        sar.sar_from_token_ids(model, ctx_0, answers, pad_token_id=0, nll_qa=torch.zeros(2))
+        sar.sar_from_token_ids(sharp_model, ctx_0, answers, pad_token_id=0, nll_qa=torch.zeros(2))
 
 
 def test_answer_longer_than_context_raises(tiny_tokenizer):
@@ -268,14 +262,14 @@ def test_answer_longer_than_context_raises(tiny_tokenizer):
         sar.score_answers(short, tiny_tokenizer, ["q"], ["1 " * 100])
 
 
-def test_nan_weights_raise(model, tiny_tokenizer):
-    broken = copy.deepcopy(model)
+def test_nan_weights_raise(sharp_model, tiny_tokenizer):
+    broken = copy.deepcopy(sharp_model)
     with torch.no_grad():
         broken.model.layers[0].mlp.down_proj.weight.fill_(float("nan"))
     with pytest.raises(ValueError, match="non-finite log-probabilities"):
         sar.score_answers(broken, tiny_tokenizer, ["q"], ["a"])
 
 
-def test_mismatched_lengths(model, tiny_tokenizer):
+def test_mismatched_lengths(sharp_model, tiny_tokenizer):
     with pytest.raises(ValueError, match="2 questions but 1 answers"):
-        sar.score_answers(model, tiny_tokenizer, ["a", "b"], ["c"])
+        sar.score_answers(sharp_model, tiny_tokenizer, ["a", "b"], ["c"])
