@@ -48,8 +48,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     import torch
 
     from sar_lib.data import load_problems
-    from sar_lib.evaluate import eval_settings, evaluate, format_evaluation, write_report
+    from sar_lib.evaluate import eval_settings, evaluate, format_evaluation
     from sar_lib.models import load_model, resolve_model
+    from sar_lib.runs import write_report
 
     # input checks first: sizes, unknown dataset names and missing files, then the model dir (no weights read)
     max_new_tokens, batch_size = eval_settings(args.model, max_new_tokens=args.max_new_tokens,

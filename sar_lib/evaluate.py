@@ -6,9 +6,7 @@ Evaluation scores correctness alone; SAR is a training signal only. Prompts are 
 
 from __future__ import annotations
 
-import json
 import statistics
-from pathlib import Path
 from typing import Sequence
 
 from sar_lib.generation import answer_texts, generate
@@ -101,11 +99,3 @@ def format_evaluation(report: dict, title: str = "") -> str:
     lines = [title] if title else []
     lines += [f"{k:<{width}}  {v:>8}" for k, v in rows]
     return "\n".join(lines)
-
-
-def write_report(report: dict, path: str | Path, **info) -> None:
-    """Write ``{"summary": ..., **info, "records": [...]}`` as JSON (``info``: model, dataset, ...)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"summary": summary(report), **info, "records": report["records"]}
-    path.write_text(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")

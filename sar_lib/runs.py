@@ -17,6 +17,8 @@ the only code that writes or reads them::
 The trainer writes the evaluation of its ``eval_dataset`` at its last step; ``sar_lib.grid`` adds
 the other sets beside it, in the same format, and keeps the base model's in a folder of its own
 (evaluation files only). An evaluation is reused when its key matches (:func:`matching_eval`).
+Outside any run folder, ``sar eval --json FILE`` stores one evaluation and its answers in one file
+(:func:`write_report`).
 """
 
 from __future__ import annotations
@@ -193,6 +195,15 @@ def read_eval(directory: str | Path, dataset: str) -> tuple[dict, list[dict]]:
         raise FileNotFoundError(f"{summary_path} does not exist: {dataset} was not evaluated in {directory}")
     records = [json.loads(line) for line in records_path.read_text().splitlines() if line.strip()]
     return json.loads(summary_path.read_text()), records
+
+
+def write_report(report: dict, path: str | Path, **info) -> None:
+    """The one-file export of an evaluation (``sar eval --json FILE``), outside any run folder:
+    ``{"summary": ..., **info, "records": [...]}`` (``info``: model, dataset, ...)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"summary": summary(report), **info, "records": report["records"]}
+    path.write_text(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
 
 
 def matching_eval(directory: str | Path, *, dataset: str, **key) -> dict | None:

@@ -7,9 +7,10 @@ import pytest
 import sar_lib.evaluate as evaluate_module
 import sar_lib.models as models
 from sar_lib.cli import main
-from sar_lib.evaluate import evaluate, format_evaluation, summary, write_report
+from sar_lib.evaluate import evaluate, format_evaluation, summary
 from sar_lib.generation import Rollouts
 from sar_lib.problem import Problem
+from sar_lib.runs import write_report
 
 PROBLEMS = [
     Problem(id="p0", question="Tom has 3 apples and buys 5 more. How many apples does Tom have now?", gold="8",
