@@ -422,7 +422,8 @@ def format_bench(result: dict) -> str:
              f"{'figure':<26}{'value':>10}  {'target':<9}{'met':<4}"]
     for key in ("sar_overhead_ratio", "trl_step_ratio", "logprob_memory_ratio"):
         met = result["meets_targets"][key]
-        lines.append(f"{key:<26}{format_value(result[key]):>10}  <= {TARGETS[key]:<6}{'-' if met is None else 'yes' if met else 'NO'}")
+        verdict = "-" if met is None else "yes" if met else "NO"
+        lines.append(f"{key:<26}{format_value(result[key]):>10}  <= {TARGETS[key]:<6}{verdict}")
     lines.append(f"{'generation_tokens_per_s':<26}{format_value(result['generation_tokens_per_s'], 4):>10}")
     for key in ("time_step", "time_generate", "time_score", "time_sar", "time_update"):
         lines.append(f"{key + ' (s)':<26}{format_value(result[key]):>10}")

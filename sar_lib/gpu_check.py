@@ -231,10 +231,11 @@ def format_gpu_check(report: dict) -> str:
              f"{'model':<24}{'status':<8}{'peak GB':>8}{'target':>7}{'step s':>8}{'gen s':>7}{'score s':>8}"
              f"{'sar s':>7}{'upd s':>7}{'tok/s':>8}"]
     for name, r in report["models"].items():
-        lines.append(f"{name:<24}{r.get('status', '?'):<8}{format_value(r.get('peak_allocated_gb')):>8}"
-                     f"{format_value(r.get('target_peak_gb')):>7}{format_value(r.get('time_step')):>8}{format_value(r.get('time_generate')):>7}"
-                     f"{format_value(r.get('time_score')):>8}{format_value(r.get('time_sar')):>7}{format_value(r.get('time_update')):>7}"
-                     f"{format_value(r.get('generation_tokens_per_s'), 4):>8}")
+        cells = [(r.get(key), width) for key, width in (("peak_allocated_gb", 8), ("target_peak_gb", 7), ("time_step", 8),
+                                                        ("time_generate", 7), ("time_score", 8), ("time_sar", 7),
+                                                        ("time_update", 7))]
+        lines.append(f"{name:<24}{r.get('status', '?'):<8}" + "".join(f"{format_value(v):>{w}}" for v, w in cells)
+                     + f"{format_value(r.get('generation_tokens_per_s'), 4):>8}")
         if r.get("error"):
             lines.append(f"  error: {r['error']}")
         if r.get("stopped_early"):

@@ -17,7 +17,8 @@ def test_config_round_trip_ignores_fields_a_newer_config_lacks(tmp_path):
     config = GRPOConfig(steps=3, out=str(tmp_path)).resolved()
     runs.write_config(tmp_path, config)
     assert runs.has_config(tmp_path) and runs.read_config(tmp_path) == config
-    (tmp_path / "config.json").write_text((tmp_path / "config.json").read_text().replace('"steps"', '"old": 1, "steps"'))
+    saved = (tmp_path / "config.json").read_text()
+    (tmp_path / "config.json").write_text(saved.replace('"steps"', '"old": 1, "steps"'))
     assert runs.read_config(tmp_path) == config
     with pytest.raises(FileNotFoundError, match="not a run folder"):
         runs.read_config(tmp_path / "nothing")
