@@ -41,7 +41,7 @@ from sar_lib.generation import answer_texts, generate
 from sar_lib.grading import is_correct
 from sar_lib.machine import machine_summary
 from sar_lib.models import build_tiny_model, load_model
-from sar_lib.sar import INSTRUCTION, SYSTEM_PROMPT, answer_ids, encode_text, prompt_text
+from sar_lib.sar import INSTRUCTION, SYSTEM_PROMPT, answer_ids, empty_prompt_text, encode_text, prompt_text
 from sar_lib.tokenizer import train_tokenizer
 
 MAX_POSITIONS = 1024  # RoPE range (no parameters): prompts + generations up to this length
@@ -65,6 +65,9 @@ class PretrainConfig:
     # data and optimisation
     corpus_size: int = 24000
     logic_share: float = 0.30      # share of 1-2 hop logic chains in the corpus (the rest: arithmetic)
+    # share of pairs whose answer is taught under ctx(0), the empty user turn, instead of ctx(q): the
+    # model then knows answers without their question, so ppl(a) is a real answer marginal (SAR.md §1)
+    empty_question_share: float = 0.12
     steps: int = 1100
     batch_size: int = 32
     learning_rate: float = 3e-3
@@ -106,6 +109,8 @@ class PretrainConfig:
         if self.drill_batch_size and (self.drill_problems < 1 or self.drill_equations < 1 or self.drill_weight < 0):
             raise ValueError("with drill_batch_size > 0, drill_problems and drill_equations must be >= 1 and "
                              f"drill_weight >= 0 (got {self.drill_problems}, {self.drill_equations}, {self.drill_weight})")
+        if not 0 <= self.empty_question_share < 1:
+            raise ValueError(f"empty_question_share must be in [0, 1), got {self.empty_question_share}")
         if self.max_minutes is not None and not self.max_minutes > 0:
             raise ValueError(f"max_minutes must be > 0 (or None for no cap), got {self.max_minutes}")
 
@@ -127,13 +132,20 @@ def _tokenizer_texts(pairs) -> list[str]:
             for p, answer in pairs]
 
 
-def _encode_pairs(tokenizer, pairs, max_length: int) -> list[tuple[list[int], list[int]]]:
-    """(prompt ids, answer ids + eos) per pair; pairs longer than ``max_length`` are dropped."""
+def _encode_pairs(tokenizer, pairs, config: PretrainConfig) -> list[tuple[list[int], list[int]]]:
+    """(prompt ids, answer ids + eos) per pair; pairs longer than ``config.max_length`` are dropped.
+    A seeded ``config.empty_question_share`` of the pairs get ctx(0) (``sar.empty_prompt_text``) as
+    their prompt: the answer of a question the model is not shown."""
+    rng = random.Random(f"empty-question:{config.seed}")
+    empty = encode_text(tokenizer, empty_prompt_text(tokenizer))
     encoded = []
     for problem, answer in pairs:
-        prompt = encode_text(tokenizer, prompt_text(tokenizer, problem.question))
+        if rng.random() < config.empty_question_share:
+            prompt = empty
+        else:
+            prompt = encode_text(tokenizer, prompt_text(tokenizer, problem.question))
         target = answer_ids(tokenizer, answer)
-        if len(prompt) + len(target) <= max_length:
+        if len(prompt) + len(target) <= config.max_length:
             encoded.append((prompt, target))
     return encoded
 
@@ -242,7 +254,7 @@ def train_tiny(config: PretrainConfig, *, progress: bool = True):
     torch.set_num_threads(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
     pairs = synthetic.training_corpus(config.corpus_size, config.seed, logic_share=config.logic_share)
     tokenizer = train_tokenizer(_tokenizer_texts(pairs), vocab_size=config.vocab_size)
-    examples = _encode_pairs(tokenizer, pairs, config.max_length)
+    examples = _encode_pairs(tokenizer, pairs, config)
     if not examples:
         raise ValueError(f"every training pair is longer than max_length={config.max_length}; raise it")
     model = build_tiny_model(len(tokenizer), hidden_size=config.hidden_size, num_layers=config.num_layers,

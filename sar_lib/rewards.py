@@ -14,6 +14,9 @@ in tokens (eos included) and "correct" the R_VR of each answer:
 * ``self_certainty``: r = mean over answer tokens of KL(U || pi(.|ctx, a_<t)) (Intuitor's reward).
 * ``length_penalty``: r = -L / L_max.
 * SAR (``"sar"``): R_SA = max(1 - ppl(a|q) / ppl(a), -1), computed by ``sar.sar_from_nll``.
+* ``shuffled_sar`` (a control, not in the paper): r_i = R_SA of answer pi(i), pi a random
+  permutation of the group: SAR's own values, scale and spread, but unrelated to the answer that
+  gets them. Whatever SA-GRPO does beyond this control comes from *which* answers SAR rewards.
 
 Rewards are constants for the policy gradient: inputs are detached.
 
@@ -32,9 +35,10 @@ from torch import Tensor
 
 from sar_lib.grading import is_correct
 
-REWARD_NAMES = ("sar", "o1", "er", "em", "certainty", "length", "none")
+REWARD_NAMES = ("sar", "shuffled_sar", "o1", "er", "em", "certainty", "length", "none")
 DEFAULT_ALPHAS: dict[str, float] = {
     "sar": 0.2,        # paper, main runs
+    "shuffled_sar": 0.2,  # the control has SAR's weight
     "o1": 0.05,        # paper sweep {0.01, 0.03, 0.05, 0.1}
     "er": 0.05,        # paper sweep {0.01, 0.03, 0.05, 0.1}
     "em": 0.2,         # same weight as SAR for the R_EM ablation (our choice)
@@ -95,6 +99,12 @@ def self_certainty(certainty: Tensor, mask: Tensor) -> Tensor:
     return total / weights.sum(dim=1).clamp_min(1.0)
 
 
+def shuffled(values: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """The group's values [G] in a random order: ``r_i = values[perm[i]]`` (``torch.randperm``)."""
+    group = _as_group(values, "values")
+    return group[torch.randperm(len(group), generator=generator)]
+
+
 def length_penalty(lengths: Tensor, max_length: int) -> Tensor:
     """Plain length penalty [G] = -L / L_max, in [-1, 0] for L <= L_max."""
     if max_length <= 0:
@@ -115,7 +125,8 @@ def auxiliary_reward(name: str, *, lengths: Tensor | None = None, correct: Tenso
                      max_length: int | None = None) -> Tensor:
     """The auxiliary reward ``r`` [G] named in ``REWARD_NAMES``, from the inputs it needs.
 
-    "sar": ``sar`` (already computed by ``sar.sar_from_nll``); "o1": ``lengths``; "er":
+    "sar": ``sar`` (already computed by ``sar.sar_from_nll``); "shuffled_sar": ``sar``, permuted
+    with torch's global generator (seeded per GRPO step, so runs stay exact); "o1": ``lengths``; "er":
     ``lengths``, ``correct``; "em": ``nll_qa``; "certainty": ``certainty``, ``mask``; "length":
     ``lengths``, ``max_length``; "none": zeros shaped like any given group input.
     """
@@ -123,13 +134,15 @@ def auxiliary_reward(name: str, *, lengths: Tensor | None = None, correct: Tenso
         raise ValueError(f"unknown reward {name!r}: use one of {', '.join(REWARD_NAMES)}")
     given = dict(lengths=lengths, correct=correct, nll_qa=nll_qa, sar=sar, certainty=certainty,
                  mask=mask, max_length=max_length)
-    needs = {"sar": ("sar",), "o1": ("lengths",), "er": ("lengths", "correct"), "em": ("nll_qa",),
+    needs = {"sar": ("sar",), "shuffled_sar": ("sar",), "o1": ("lengths",), "er": ("lengths", "correct"), "em": ("nll_qa",),
              "certainty": ("certainty", "mask"), "length": ("lengths", "max_length"), "none": ()}[name]
     missing = [k for k in needs if given[k] is None]
     if missing:
         raise ValueError(f"reward {name!r} needs {', '.join(missing)}")
     if name == "sar":
         return _as_group(sar, "sar")
+    if name == "shuffled_sar":
+        return shuffled(sar)
     if name == "o1":
         return o1_pruner(lengths)
     if name == "er":

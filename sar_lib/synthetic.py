@@ -16,8 +16,11 @@ from typing import Sequence
 
 from sar_lib.problem import Problem
 
-STYLES = ("concise", "verbose", "flawed")
-DEFAULT_STYLE_MIX = {"concise": 0.45, "verbose": 0.40, "flawed": 0.15}
+STYLES = ("answer_only", "concise", "verbose", "flawed")
+# Verbose the most common style, so the base model's greedy answers are verbose and correct: the
+# regime of SAR's paper (room to cut, verbosity that correctness does not punish); answer-only
+# answers are the "too short" ones that length penalties can over-shoot to.
+DEFAULT_STYLE_MIX = {"answer_only": 0.10, "concise": 0.30, "verbose": 0.53, "flawed": 0.07}
 ANSWER_TYPES = ("concise_correct", "redundant_correct", "answer_only", "partially_correct",
                 "incorrect", "irrelevant")
 MAX_RESULT = 99           # every intermediate and final result stays below 100
@@ -303,16 +306,22 @@ def arithmetic_problems(n: int, seed: int, *, split: str = "train", min_steps: i
 # --------------------------------------------------------------------------------------------
 # Solution texts. A "claimed" chain of steps may contain errors; the renderers write whatever
 # chain they are given, so one renderer serves correct, flawed, partial and incorrect answers.
-_CONNECTORS = ("First,", "Next,", "Then,")
-_DESCRIBE = {
-    "+": ("we add {b} to {a}", "the amount goes up by {b}", "we add the {b} new ones"),
-    "-": ("we subtract {b} from {a}", "we take away {b}", "{b} are removed from {a}"),
-    "*": ("we multiply {a} by {b}", "there are {a} groups of {b}", "we need {b} times {a}"),
-}
-OPENERS = ("Let's think step by step.", "Okay, let me read the problem carefully.", "Let's solve this problem.",
-            "Alright, let me work through this slowly.", "Let me think about this.")
-FILLERS = ("This makes sense.", "Hmm, let me think about this carefully.", "Okay, that step is done.",
-            "Good, so far so good.", "That is an important number to remember.", "Let me keep going.")
+#
+# Every reasoning style opens with a word that does not depend on the question ("First," for the
+# concise chain, the shared VERBOSE_OPENER for the verbose one), so the choice of style is made at
+# the first answer token, apart from copying the question's numbers (which both styles then do
+# alike). The verbose style is the concise chain, unchanged, wrapped in question-independent
+# sentences: the redundancy of SAR's premise, which carries no information from the question and
+# cannot change the computation.
+VERBOSE_OPENER = "Let me think about this step by step."
+OPENERS = (VERBOSE_OPENER, "Okay, let me read the problem carefully.", "Let's solve this problem.",
+           "Alright, let me work through this slowly.", "Let me think about this.")
+PRE_FILLERS = ("I will write down each calculation carefully.", "Okay, let me work through this.",
+               "I want to be careful with every step.", "Let me take this one step at a time.",
+               "I should read the numbers carefully.", "Hmm, let me think about this carefully.")
+POST_FILLERS = ("Let me check that again.", "Yes, that looks right.", "Everything adds up.",
+                "I am confident in this result.", "That was the last step.", "Good, so far so good.")
+FILLERS = PRE_FILLERS + POST_FILLERS
 
 
 def _eq(step: Sequence) -> str:
@@ -324,60 +333,37 @@ def _final(answer) -> str:
     return f"The answer is {answer}."
 
 
-def _concise_form(rng: random.Random) -> int:
-    """0: bare equations, 1: equations with units, 2: "First, ... Then ..." connectors."""
-    return rng.choices((0, 1, 2), weights=(5, 3, 2))[0]
+def _chain(claimed: Sequence, unit: str, with_units: bool) -> str:
+    """"First, a op b = r. Then r op c = s." (with the unit after each result when ``with_units``)."""
+    return " ".join(("First, " if k == 0 else "Then ") + _eq(step) + (f" {unit}" if with_units else "") + "."
+                    for k, step in enumerate(claimed))
 
 
-def _concise(claimed: Sequence, unit: str, rng: random.Random, form: int | None = None) -> str:
-    form = _concise_form(rng) if form is None else form
-    parts = []
-    for k, step in enumerate(claimed):
-        eq = _eq(step) + (f" {unit}" if form == 1 else "")
-        if form == 2 and len(claimed) > 1:
-            eq = ("First, " if k == 0 else "Then ") + eq
-        parts.append(eq + ".")
-    return " ".join(parts + [_final(claimed[-1][3])])
+def _concise(claimed: Sequence, unit: str, rng: random.Random, with_units: bool | None = None) -> str:
+    """The claimed chain and the final answer: "First, 3 + 4 = 7. Then 7 * 2 = 14. The answer is 14."."""
+    with_units = rng.random() < 0.3 if with_units is None else with_units
+    return f"{_chain(claimed, unit, with_units)} {_final(claimed[-1][3])}"
 
 
-def _check(step: Sequence, rng: random.Random) -> str:
-    a, op, b, r = step
-    inverse = {"+": f"{r} - {b} = {a}", "-": f"{r} + {b} = {a}", "*": f"{r} / {b} = {a}"}[op]
-    return rng.choice((f"Let me double-check: {_eq(step)}. Yes, that is right.",
-                       f"To verify, {inverse}. Correct.",
-                       f"Wait, let me recompute {a} {op} {b} to be sure. It is {r}.",
-                       f"Checking again: {_eq(step)}. Good."))
+def _verbose(claimed: Sequence, unit: str, rng: random.Random, *, full: bool = False) -> str:
+    """VERBOSE_OPENER, one or two PRE_FILLERS, the concise chain unchanged, one or two POST_FILLERS,
+    the final answer (``full``: two of each). About 2.5x the concise length, same computation."""
+    n_pre, n_post = (2, 2) if full else (rng.randint(1, 2), rng.randint(1, 2))
+    parts = [VERBOSE_OPENER, *rng.sample(PRE_FILLERS, n_pre), _chain(claimed, unit, rng.random() < 0.3),
+             *rng.sample(POST_FILLERS, n_post), _final(claimed[-1][3])]
+    return " ".join(parts)
 
 
-def _verbose(question: str, claimed: Sequence, unit: str, rng: random.Random, *, full: bool = False) -> str:
-    """Restatement, filler and re-checks around the claimed chain; ``full`` turns every extra on."""
-    sentences = re.split(r"(?<=[.?!]) ", question)
-    body, ask = " ".join(sentences[:-1]), sentences[-1]
-    parts = []
-    if full or rng.random() < 0.7:
-        parts.append(rng.choice(OPENERS))
-    if full or rng.random() < 0.8:
-        parts.append(rng.choice(("We are told: ", "The problem says: ", "Let me restate the problem. ")) + body)
-        parts.append(rng.choice(("The question asks: ", "We need to find out: ")) + ask)
-    checked = False
-    for k, step in enumerate(claimed):
-        a, op, b, r = step
-        conn = "Finally," if k == len(claimed) - 1 and k > 0 else _CONNECTORS[min(k, 2)]
-        desc = rng.choice(_DESCRIBE[op]).format(a=a, b=b)
-        parts.append(f"{conn} {desc}: {_eq(step)}.")
-        if rng.random() < 0.5:
-            parts.append(rng.choice((f"So now there are {r} {unit}.", f"That gives {r} {unit}.")))
-        if full or rng.random() < 0.5 or (not checked and k == len(claimed) - 1):
-            parts.append(_check(step, rng))
-            checked = True
-        if full or rng.random() < 0.3:
-            parts.append(rng.choice(FILLERS))
-    if full:
-        parts.append(_check(claimed[-1], rng))
-    answer = claimed[-1][3]
-    parts.append(rng.choice((f"So the final result is {answer}.", f"Therefore, the total is {answer} {unit}.",
-                             f"So the result is {answer} {unit}.")))
-    return " ".join(parts + [_final(answer)])
+def answer_style(text: str) -> str:
+    """The style a (generated) answer is written in: "answer_only" (no equation), "verbose" (opens
+    with an opener or holds a filler sentence), "concise" (opens with the chain's "First,") or
+    "other" (e.g. a garbled text)."""
+    text = text.strip()
+    if "=" not in text:
+        return "answer_only" if text.startswith("The answer is") else "other"
+    if text.startswith(OPENERS) or any(f in text for f in FILLERS):
+        return "verbose"
+    return "concise" if text.startswith("First,") else "other"
 
 
 def _corrupt(steps: Sequence, start: int, rng: random.Random, *, every: bool = False) -> list[tuple] | None:
@@ -424,11 +410,13 @@ def _flawed_steps(steps: Sequence, rng: random.Random, *, last_only: bool = Fals
 
 def _logic_solution(problem: Problem, style: str, rng: random.Random) -> str:
     chain, gold = problem.meta["chain"], problem.gold
+    if style == "answer_only":
+        return _final(gold)
     if style == "concise":
         return " ".join(chain + [_final(gold)])
     stmt = problem.meta["statement"]
     if style == "verbose":
-        parts = [rng.choice(OPENERS), f"We need to decide whether this is true: {stmt}"]
+        parts = [VERBOSE_OPENER, f"We need to decide whether this is true: {stmt}"]
         for k, sentence in enumerate(chain):
             parts.append("So " + sentence if k % 2 == 0 and k else sentence)   # even k > 0: a conclusion
             if k == len(chain) - 2 or rng.random() < 0.3:
@@ -443,10 +431,11 @@ def _logic_solution(problem: Problem, style: str, rng: random.Random) -> str:
 
 
 def solution(problem: Problem, style: str, rng: random.Random) -> str:
-    """A solution text of ``problem`` in ``style``: "concise" (equations, then the answer),
-    "verbose" (restatement, filler, re-checks; still correct) or "flawed" (one wrong step, so a
-    wrong final answer). Always ends with ``The answer is N.``. Needs meta["steps"] (math) or
-    meta["chain"] (bool), as written by the generators of this module."""
+    """A solution text of ``problem`` in ``style``: "answer_only" (the final answer alone),
+    "concise" (the chain of equations, then the answer), "verbose" (the same chain wrapped in
+    question-independent sentences, see :func:`_verbose`) or "flawed" (one wrong step, so a wrong
+    final answer; concise or verbose). Always ends with ``The answer is N.``. Needs meta["steps"]
+    (math) or meta["chain"] (bool), as written by the generators of this module."""
     if style not in STYLES:
         raise ValueError(f"unknown style {style!r}; choose one of {STYLES}")
     if problem.kind == "bool" and "chain" in problem.meta:
@@ -454,14 +443,14 @@ def solution(problem: Problem, style: str, rng: random.Random) -> str:
     if "steps" not in problem.meta:
         raise ValueError(f"problem {problem.id!r} has no meta['steps']; only synthetic problems have solutions")
     steps, unit = problem.meta["steps"], problem.meta.get("unit", "")
+    if style == "answer_only":
+        return _final(problem.gold)
     if style == "concise":
         return _concise(steps, unit, rng)
     if style == "verbose":
-        return _verbose(problem.question, steps, unit, rng)
+        return _verbose(steps, unit, rng)
     claimed = _flawed_steps(steps, rng)
-    if rng.random() < 0.65:
-        return _concise(claimed, unit, rng)
-    return _verbose(problem.question, claimed, unit, rng)
+    return _concise(claimed, unit, rng) if rng.random() < 0.5 else _verbose(claimed, unit, rng)
 
 
 # --------------------------------------------------------------------------------------------
@@ -592,8 +581,8 @@ def training_corpus(n: int, seed: int, *, style_mix: dict[str, float] | None = N
 
     round(n * logic_share) are 1-2 hop logic chains over made-up training words (concise proofs
     ending "The answer is True." / "The answer is False."); the rest are train-split arithmetic
-    problems whose styles follow ``style_mix`` exactly up to rounding (default 45% concise,
-    40% verbose, 15% flawed). Each problem's meta["style"] records the style of its text.
+    problems whose styles follow ``style_mix`` exactly up to rounding (default
+    :data:`DEFAULT_STYLE_MIX`). Each problem's meta["style"] records the style of its text.
     """
     _check_n(n)
     mix = DEFAULT_STYLE_MIX if style_mix is None else style_mix
@@ -685,12 +674,12 @@ def answer_types(problem: Problem, other: Problem, rng: random.Random) -> dict[s
                                        + [_final("False" if problem.gold == "True" else "True")])}
     elif "steps" in problem.meta:
         steps, unit = problem.meta["steps"], problem.meta.get("unit", "")
-        form = _concise_form(rng)      # one format for the short types, so the pairs differ in content only
+        units = rng.random() < 0.3     # one format for the short types, so the pairs differ in content only
         setup = _setup(steps[0]) + " " if len(steps) == 1 else ""
-        types = {"concise_correct": _concise(steps, unit, rng, form),
-                 "redundant_correct": _verbose(problem.question, steps, unit, rng, full=True),
-                 "partially_correct": setup + _concise(_flawed_steps(steps, rng, last_only=True), unit, rng, form),
-                 "incorrect": _concise(_all_wrong(steps, rng), unit, rng, form)}
+        types = {"concise_correct": _concise(steps, unit, rng, units),
+                 "redundant_correct": _verbose(steps, unit, rng, full=True),
+                 "partially_correct": setup + _concise(_flawed_steps(steps, rng, last_only=True), unit, rng, units),
+                 "incorrect": _concise(_all_wrong(steps, rng), unit, rng, units)}
     else:
         raise ValueError(f"problem {problem.id!r} is not a synthetic problem (no meta['steps'] or meta['chain'])")
     types.update(answer_only=final, irrelevant=solution(other, "concise", rng))
