@@ -1,14 +1,7 @@
-"""What a comparison grid's runs show: statistics over seeds, the paper's claim, reasoning-behaviour
-counts, training curves, and the whole comparison as JSON-able numbers (:func:`summarise`).
-
-The paper's central claim (SAR.md §5): SA-GRPO (``R = R_VR + 0.2 R_SA``) gives answers ~20-45%
-shorter than GRPO (``R = R_VR``) at equal or better accuracy. The test used here:
-
-    claim holds  <=>  L_SA <= 0.8 * L_GRPO   and   100 * (acc_GRPO - acc_SA) <= 1
-
-with L the mean greedy answer length (tokens) and acc the greedy accuracy, each the mean over seeds,
-on the held-out in-domain set (also computed on every other evaluation set). Everything here reads
-the run folders (``sar_lib.runs``); nothing trains or evaluates.
+"""What a comparison grid's runs show: statistics over seeds, reasoning-behaviour counts, the styles
+of the answers, training curves, and the whole comparison as JSON-able numbers (:func:`summarise`),
+with the paper's claims checked on it (``sar_lib.claims``). Everything here reads the run folders
+(``sar_lib.runs``); nothing trains or evaluates.
 """
 
 from __future__ import annotations
@@ -19,12 +12,18 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from sar_lib import runs as run_files
+from sar_lib.claims import check_claims
+from sar_lib.evaluate import SAMPLED_KEYS
 from sar_lib.grid import IN_DOMAIN, METHODS, RunSpec
+from sar_lib.synthetic import answer_style
 
 # metrics whose drift over training the summary reports (what the sampled answers did, next to the greedy evaluation)
-DRIFT_KEYS = ("length/mean", "sar/mean", "accuracy/batch", "groups/no_signal")
+DRIFT_KEYS = ("completions/mean_length", "sar/mean", "rewards/correctness/mean", "frac_reward_zero_std")
 DRIFT_WINDOW = 5
 EVAL_KEYS = ("accuracy", "mean_length", "mean_length_correct", "truncation_rate")
+# the training curves the summary keeps (mean and std over seeds per step), for figures drawn from the JSON
+CURVE_KEYS = ("reward", "rewards/correctness/mean", "completions/mean_length", "sar/mean")
+STYLES = ("verbose", "concise", "answer_only", "other")   # synthetic.answer_style of an answer
 
 
 def stats(values: Sequence[float]) -> dict:
@@ -36,31 +35,7 @@ def stats(values: Sequence[float]) -> dict:
             "std": statistics.stdev(present) if len(present) > 1 else 0.0 if present else None}
 
 
-def paper_claim(grpo: Mapping[str, float], sa_grpo: Mapping[str, float], *, min_length_reduction: float = 0.20,
-                max_accuracy_drop_points: float = 1.0) -> dict:
-    """The paper's claim on one evaluation set, from mean ``accuracy`` (in [0, 1]) and ``mean_length``.
-
-        length_reduction      = 1 - L_SA / L_GRPO
-        accuracy_drop_points  = 100 * (acc_GRPO - acc_SA)
-        holds = length_reduction >= min_length_reduction and accuracy_drop_points <= max_accuracy_drop_points
-
-    Both comparisons allow 1e-9 of rounding (1 - 80/100 is 0.19999999999999996 in floating point).
-    A GRPO mean length of 0 leaves the reduction undefined: ``length_reduction`` and ``holds`` are None.
-    """
-    tolerance = 1e-9
-    reduction = 1.0 - sa_grpo["mean_length"] / grpo["mean_length"] if grpo["mean_length"] > 0 else None
-    drop = 100.0 * (grpo["accuracy"] - sa_grpo["accuracy"])
-    shorter = None if reduction is None else reduction >= min_length_reduction - tolerance
-    accurate = drop <= max_accuracy_drop_points + tolerance
-    return {"grpo": {"accuracy": grpo["accuracy"], "mean_length": grpo["mean_length"]},
-            "sa_grpo": {"accuracy": sa_grpo["accuracy"], "mean_length": sa_grpo["mean_length"]},
-            "length_reduction": reduction, "accuracy_drop_points": drop,
-            "min_length_reduction": min_length_reduction, "max_accuracy_drop_points": max_accuracy_drop_points,
-            "shorter_enough": shorter, "accurate_enough": accurate,
-            "holds": None if shorter is None else shorter and accurate}
-
-
-# Phrases of the "advanced reasoning behaviours" the paper says SA-GRPO keeps (SAR.md §5, claim 3),
+# Phrases of the "advanced reasoning behaviours" the paper says SA-GRPO keeps (docs/paper.md §5, claim 3),
 # as regular expressions (case-insensitive, word boundaries). Restatement is the behaviour SAR is
 # suspected to reward; counting it shows whether the policy learns to copy the question.
 BEHAVIOUR_PATTERNS: dict[str, tuple[str, ...]] = {
@@ -98,6 +73,43 @@ def behaviour_counts(directories: Sequence[str | Path], dataset: str) -> dict:
                              for record in run_files.read_eval(directory, dataset)[1]])
 
 
+def style_shares(texts: Sequence[str]) -> dict[str, float]:
+    """Share of ``texts`` in each of :data:`STYLES` (``synthetic.answer_style``); zeros for no texts."""
+    styles = [answer_style(t) for t in texts]
+    return {s: (styles.count(s) / len(styles) if styles else 0.0) for s in STYLES}
+
+
+def answer_styles(directories: Sequence[str | Path], dataset: str) -> dict[str, dict[str, float]]:
+    """:func:`style_shares` of the stored greedy answers to ``dataset`` (pooled over ``directories``),
+    and of the sampled ones when the evaluation sampled."""
+    records = [r for directory in directories for r in run_files.read_eval(directory, dataset)[1]]
+    out = {"greedy": style_shares([r["response"] for r in records])}
+    if records and "sampled_responses" in records[0]:
+        out["sampled"] = style_shares([t for r in records for t in r["sampled_responses"]])
+    return out
+
+
+def style_curves(run_dirs: Sequence[str | Path]) -> dict[str, dict]:
+    """Per step, the share of the sampled training answers in each style (``completions.jsonl``,
+    written with ``log_completions``), mean and std over runs: ``{"style/<s>": {"step", "mean", "std"}}``
+    ({} when the runs logged no completions)."""
+    per_run = []
+    for directory in run_dirs:
+        by_step: dict[int, list[str]] = {}
+        for row in run_files.read_completions(directory):
+            by_step.setdefault(row["step"], []).append(row["completion"])
+        per_run.append({step: style_shares(texts) for step, texts in by_step.items()})
+    if not all(per_run):
+        return {}
+    steps = sorted(set.intersection(*(set(r) for r in per_run)))
+    out = {}
+    for style in STYLES:
+        values = [[r[step][style] for r in per_run] for step in steps]
+        out[f"style/{style}"] = {"step": steps, "mean": [statistics.fmean(v) for v in values],
+                                 "std": [statistics.stdev(v) if len(v) > 1 else 0.0 for v in values]}
+    return out
+
+
 def mean_curves(run_dirs: Sequence[str | Path], keys: Sequence[str]) -> dict[str, dict]:
     """Per-step mean and std over runs of metrics ``keys``: {key: {"step": [...], "mean": [...], "std": [...]}}.
 
@@ -118,8 +130,14 @@ def mean_curves(run_dirs: Sequence[str | Path], keys: Sequence[str]) -> dict[str
 
 
 def method_curves(summary: Mapping, keys: Sequence[str]) -> dict[str, dict]:
-    """{method label: :func:`mean_curves` over the method's seeds} for the methods of a summary."""
-    return {m["label"]: mean_curves(m["run_dirs"], keys) for m in summary["methods"].values()}
+    """{method label: {key: curve}} for the methods of a summary, from the curves it stores (so the
+    run folders need not exist); a key it did not store is left out."""
+    return {m["label"]: {k: m["curves"][k] for k in keys if k in m["curves"]} for m in summary["methods"].values()}
+
+
+def _rounded(curve: Mapping) -> dict:
+    return {"step": list(curve["step"]), "mean": [round(v, 4) for v in curve["mean"]],
+            "std": [round(v, 4) for v in curve["std"]]}
 
 
 def _window_mean(values: Sequence[float]) -> float | None:
@@ -128,9 +146,11 @@ def _window_mean(values: Sequence[float]) -> float | None:
 
 def summarise(runs: Sequence[RunSpec], results: Sequence[dict], base: Mapping[str, dict] | None = None) -> dict:
     """The comparison as JSON-able numbers: per method, per-seed / mean / std of every evaluation
-    metric, behaviour counts, the drift of the sampled answers over training (:data:`DRIFT_KEYS`,
-    mean over seeds of the first and last :data:`DRIFT_WINDOW` steps), time and memory; the base
-    model's evaluations; :func:`paper_claim` per evaluation set (when both GRPO and SA-GRPO ran).
+    metric (greedy, and sampled when the runs sampled), behaviour counts, answer styles, the drift of
+    the sampled answers over training (:data:`DRIFT_KEYS`, mean over seeds of the first and last
+    :data:`DRIFT_WINDOW` steps), the training curves (:data:`CURVE_KEYS` and the styles of the
+    sampled answers), time and memory; the base model's evaluations; the paper's claims
+    (``claims.check_claims``).
 
     ``results``: ``grid.run_grid``'s, one per run of ``runs`` (the methods keep the order of ``runs``).
     """
@@ -140,13 +160,17 @@ def summarise(runs: Sequence[RunSpec], results: Sequence[dict], base: Mapping[st
         method = METHODS[name]
         entry = {"label": method.label, "reward": method.reward, "alpha": method.alpha,
                  "correctness_weight": method.correctness_weight, "seeds": [r["seed"] for r in rows],
-                 "run_dirs": [r["run_dir"] for r in rows], "eval": {}, "behaviours": {}}
+                 "run_dirs": [r["run_dir"] for r in rows], "eval": {}, "behaviours": {}, "styles": {}}
         for dataset in rows[0]["evals"]:
             evals = [r["evals"][dataset] for r in rows]
-            entry["eval"][dataset] = {k: stats([e[k] for e in evals]) for k in EVAL_KEYS}
+            keys = EVAL_KEYS + tuple(k for k in SAMPLED_KEYS if k in evals[0])
+            entry["eval"][dataset] = {k: stats([e[k] for e in evals]) for k in keys}
             entry["eval"][dataset]["n"] = evals[0]["n"]
             entry["behaviours"][dataset] = behaviour_counts(entry["run_dirs"], dataset)
+            entry["styles"][dataset] = answer_styles(entry["run_dirs"], dataset)
         curves = mean_curves(entry["run_dirs"], DRIFT_KEYS)
+        entry["curves"] = {k: _rounded(c) for k, c in {**mean_curves(entry["run_dirs"], CURVE_KEYS),
+                                                       **style_curves(entry["run_dirs"])}.items()}
         entry["training_drift"] = {key: {f"first_{DRIFT_WINDOW}_steps": _window_mean(c["mean"][:DRIFT_WINDOW]),
                                          f"last_{DRIFT_WINDOW}_steps": _window_mean(c["mean"][-DRIFT_WINDOW:])}
                                    for key, c in curves.items()}
@@ -160,19 +184,24 @@ def summarise(runs: Sequence[RunSpec], results: Sequence[dict], base: Mapping[st
     summary = {"methods": methods}
     if base is not None:
         summary["base"] = {dataset: {k: e[k] for k in ("n", *EVAL_KEYS)} for dataset, e in base.items()}
-    if "grpo" in methods and "sa-grpo" in methods:
-        summary["claim"] = {
-            "statement": "SA-GRPO's mean answer length is at least 20% below GRPO's at accuracy no more than "
-                         "1 point lower (means over seeds, greedy evaluation)",
-            "in_domain": IN_DOMAIN,
-            "per_set": {dataset: paper_claim(
-                {k: methods["grpo"]["eval"][dataset][k]["mean"] for k in ("accuracy", "mean_length")},
-                {k: methods["sa-grpo"]["eval"][dataset][k]["mean"] for k in ("accuracy", "mean_length")})
-                for dataset in methods["grpo"]["eval"] if dataset in methods["sa-grpo"]["eval"]},
-        }
-        per_set = summary["claim"]["per_set"]
-        summary["claim"]["holds_in_domain"] = per_set[IN_DOMAIN]["holds"] if IN_DOMAIN in per_set else None
+    ood_sets = [d for d in next(iter(methods.values()))["eval"] if d != IN_DOMAIN]
+    baselines = {label: [n for n in methods if METHODS[n].reward == reward]
+                 for label, reward in (("O1-pruner", "o1"), ("ER", "er"))}
+    summary["claims"] = check_claims(summary, in_domain=IN_DOMAIN, ood_sets=ood_sets, baselines=baselines)
     return summary
+
+
+def one_group(run_dir: str | Path, *, step: int = 1, group: int = 0) -> list[dict]:
+    """The answers of one GRPO group as the trainer scored them (``completions.jsonl``, written with
+    ``log_completions``): the ``group``-th question of ``step``, one dict per answer with its text,
+    length, R_VR, the shaping term r, the reward R = w R_VR + alpha r and the advantage A = R - mean R."""
+    rows = [r for r in run_files.read_completions(run_dir) if r["step"] == step]
+    if not rows:
+        raise ValueError(f"{run_dir} logged no completions at step {step}: train it with log_completions=True")
+    ids = list(dict.fromkeys(r["id"] for r in rows))
+    if not 0 <= group < len(ids):
+        raise ValueError(f"step {step} has {len(ids)} groups; pick group 0..{len(ids) - 1}")
+    return [r for r in rows if r["id"] == ids[group]]
 
 
 def step_times(run_dir: str | Path) -> dict[str, float]:

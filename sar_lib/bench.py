@@ -7,7 +7,7 @@ suppress_eos=True)``), so two variants of a step do the same amount of work what
   (``grpo.grpo_step``) with reward ``"sar"`` against the same step with reward ``"none"`` and no SAR
   logging; same model, seed, questions and lengths; the two policies' steps alternate, so that
   the k-th pair are neighbours in time and a load that comes and goes slows both alike. SAR's only
-  extra work is one no-grad forward over ctx(0)+a (SAR.md §1), so the step's own timer also gives
+  extra work is one no-grad forward over ctx(0)+a (docs/paper.md §1), so the step's own timer also gives
   ``t_step / (t_step - t_sar)`` as a cross-check.
 * ``trl_step_ratio = median_k t_step,k(ours) / t_cycle,k(TRL)``: TRL's ``GRPOTrainer`` with the same
   model, LoRA, questions, group size, lengths, KL coefficient, micro-batch, two optimiser updates
@@ -201,9 +201,10 @@ def step_summary(steps: list[dict], n_answers: int) -> dict:
         "time_score": med("time/score"),
         "time_sar": med("time/sar"),
         "time_update": med("time/update"),
-        "generation_tokens_per_s": _median([s["length/mean"] * n_answers / s["time/generate"] for s in steps]),
-        "answer_length_mean": med("length/mean"),
-        "truncation_rate": med("truncation_rate"),
+        "generation_tokens_per_s": _median([s["completions/mean_length"] * n_answers / s["time/generate"]
+                                            for s in steps]),
+        "answer_length_mean": med("completions/mean_length"),
+        "truncation_rate": med("completions/clipped_ratio"),
     }
 
 

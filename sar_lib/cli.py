@@ -90,6 +90,33 @@ def _cmd_pretrain_tiny(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- premises
+def _cmd_premises(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import torch
+
+    from sar_lib.data import SYNTHETIC_SETS
+    from sar_lib.model_card import premises_table
+    from sar_lib.models import load_model, resolve_model
+    from sar_lib.premises import measure_premises
+
+    if args.limit < 2 or args.samples < 1:
+        raise ValueError(f"need --limit >= 2 and --samples >= 1, got {args.limit} and {args.samples}")
+    resolve_model(args.model)
+    torch.set_num_threads(args.threads)
+    model, tokenizer = load_model(args.model)
+    result = measure_premises(model, tokenizer, SYNTHETIC_SETS["arith-test"](args.limit, args.seed),
+                              samples_per_item=args.samples, seed=args.seed)
+    result.update(model=args.model, command=_command_line("premises", args))
+    print(premises_table(result), flush=True)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
+        print(f"wrote {args.json}", flush=True)
+    return 0
+
+
 # ---------------------------------------------------------------- train
 def _cmd_train(args: argparse.Namespace) -> int:
     from sar_lib import runs
@@ -274,6 +301,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop the training loop after this many minutes even if steps remain "
                         "(default: PretrainConfig.max_minutes)")
     p.set_defaults(func=_cmd_pretrain_tiny)
+
+    # -- premises
+    p = sub.add_parser("premises", help="measure SAR's premises P1-P5 on a model (sar_lib.premises)",
+                       description="On held-out synthetic arithmetic: is ctx(0) an answer marginal (P1), is verbosity "
+                                   "harmless (P2), is there length to cut (P3), do too-short answers exist (P4), is "
+                                   "there room for RL (P5)? Prints the table of the model card, writes --json.")
+    p.add_argument("--model", default="tiny", help='"tiny" (default) or a model dir trained on the synthetic tasks')
+    p.add_argument("--limit", type=int, default=200, help="questions (default 200)")
+    p.add_argument("--samples", type=int, default=8, help="answers sampled per question at temperature 1 (default 8)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the questions and the sampling (default 0)")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    p.add_argument("--json", help="write every figure to this JSON file")
+    p.set_defaults(func=_cmd_premises)
 
     # -- train
     p = sub.add_parser("train", help="GRPO / SA-GRPO training", argument_default=argparse.SUPPRESS,

@@ -1,7 +1,7 @@
 """``sar compare``: the small-scale reproduction, GRPO vs SA-GRPO plus SAR alone, O1-pruner and ER.
 
 It trains and evaluates the grid (``sar_lib.grid``: the methods, the runs and their cache), tests
-the paper's claim on it (``sar_lib.analysis``), and writes the results JSON and two figures: greedy
+the paper's claims on it (``sar_lib.analysis``, ``sar_lib.claims``), and writes the results JSON and two figures: greedy
 accuracy against answer length per evaluation set, and the training curves. Notebooks draw the same
 figures with :func:`accuracy_length_figure` and :func:`training_curves_figure`.
 
@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from sar_lib import plots
-from sar_lib.analysis import method_curves, summarise
+from sar_lib.analysis import CURVE_KEYS, method_curves, summarise
+from sar_lib.claims import VERDICT_WORDS, measured
 from sar_lib.data import HELD_OUT_SETS
 from sar_lib.grid import (DEFAULT_SEEDS, METHODS, MULTI_SEED_METHODS, check_eval_sets, grid_runs, model_fingerprint,
                           run_grid, short_run_learning_rate)
@@ -42,17 +43,16 @@ QUICK_SETTINGS: dict = dict(questions_per_step=2, group_size=3, eval_size=8, sav
                             progress=False)
 
 # ---------------------------------------------------------------- figures
-# One colour per method in every figure: plots.SERIES_COLORS in the order grpo, sa-grpo, o1, er, sar-only,
-# so that bar charts of the methods in that order (plots.grouped_bars colours series by position) agree.
-METHOD_COLORS = {"grpo": "#2b8cbe", "sa-grpo": "#e6550d", "o1": "#41ab5d", "er": "#756bb1", "sar-only": "#fdae6b"}
-CURVE_KEYS = ("reward/total", "accuracy/batch", "length/mean", "sar/mean")
-CURVE_LABELS = {"reward/total": "reward R (batch mean)", "accuracy/batch": "accuracy (sampled answers)",
-                "length/mean": "length of sampled answers (tokens)", "sar/mean": "SAR of sampled answers"}
+CURVE_LABELS = {"reward": "reward R (batch mean)", "rewards/correctness/mean": "accuracy (sampled answers)",
+                "completions/mean_length": "length of sampled answers (tokens)", "sar/mean": "SAR of sampled answers",
+                "style/verbose": "share of verbose sampled answers", "style/concise": "share of concise sampled answers",
+                "style/answer_only": "share of answer-only sampled answers"}
 
 
 def label_colors(methods: Mapping[str, Mapping]) -> dict[str, str]:
-    """{label: colour} for the methods of a summary ({name: {"label": ...}}), from :data:`METHOD_COLORS`."""
-    return {m["label"]: METHOD_COLORS[name] for name, m in methods.items() if name in METHOD_COLORS}
+    """{label: colour} for the methods of a summary ({name: {"label": ...}}): each method's
+    ``grid.Method.color``, the same in every figure."""
+    return {m["label"]: METHODS[name].color for name, m in methods.items() if name in METHODS}
 
 
 def accuracy_length_figure(summary: Mapping, *, datasets: Sequence[str] | None = None,
@@ -144,7 +144,7 @@ def compare(out_dir: str | Path | None = None, *, model: str = "tiny", profile: 
 
 def format_comparison(summary: Mapping) -> str:
     """A text table: accuracy and mean length (mean ± std over seeds) per method and evaluation set,
-    then the claim's numbers."""
+    then the claims with their numbers."""
     lines = []
     methods = summary["methods"]
     datasets = list(next(iter(methods.values()))["eval"])
@@ -160,12 +160,8 @@ def format_comparison(summary: Mapping) -> str:
             cells.append(f"{100 * acc['mean']:13.1f} ± {100 * acc['std']:4.1f}"
                          f"{length['mean']:13.1f} ± {length['std']:4.1f}")
         lines.append(f"{m['label'] + ' x' + str(len(m['seeds'])):24}" + "".join(cells))
-    for dataset, c in summary.get("claim", {}).get("per_set", {}).items():
-        change = "undefined" if c["length_reduction"] is None else f"{-100 * c['length_reduction']:+.1f}%"
-        verdict = {True: "HOLDS", False: "does not hold", None: "undefined"}[c["holds"]]
-        lines.append(f"claim on {dataset}: SA-GRPO vs GRPO length {change} (need <= "
-                     f"-{100 * c['min_length_reduction']:.0f}%), accuracy {0.0 - c['accuracy_drop_points']:+.1f} "
-                     f"points (need >= -{c['max_accuracy_drop_points']:g}): {verdict}")
+    for row in summary.get("claims", []):
+        lines.append(f"{row['id']} {row['statement']}: {VERDICT_WORDS[row['holds']].upper()} ({measured(row)})")
     lines.append(f"wall time {summary['wall_seconds'] / 60:.1f} min ({summary['runs_trained']} runs trained, "
                  f"{summary['runs_cached']} cached); the runs took {summary['runs_wall_seconds_total'] / 60:.1f} "
                  f"worker-minutes when they were trained")

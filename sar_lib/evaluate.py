@@ -1,4 +1,4 @@
-"""Greedy evaluation (SAR.md §4): accuracy and answer length in tokens, with per-item records.
+"""Greedy evaluation (docs/paper.md §4): accuracy and answer length in tokens, with per-item records.
 
 Evaluation scores correctness alone; SAR is a training signal only. Prompts are the paper's
 (``sar.prompt_text``: system prompt + question + instruction), decoding is greedy.
@@ -9,6 +9,8 @@ from __future__ import annotations
 import statistics
 from typing import Sequence
 
+import torch
+
 from sar_lib.generation import answer_texts, generate
 from sar_lib.grading import is_correct
 from sar_lib.models import get_profile
@@ -16,6 +18,7 @@ from sar_lib.problem import Problem
 from sar_lib.sar import prompt_text
 
 SUMMARY_KEYS = ("n", "accuracy", "mean_length", "median_length", "mean_length_correct", "truncation_rate")
+SAMPLED_KEYS = ("sampled_accuracy", "sampled_mean_length")   # with samples > 0
 # Sizes of an evaluation of any model but the tiny one (which takes the tiny-cpu profile's).
 DEFAULT_MAX_NEW_TOKENS = 1024  # answer budget (the paper evaluates with 4096)
 DEFAULT_BATCH_SIZE = 16        # prompts per greedy generation batch
@@ -37,8 +40,8 @@ def eval_settings(model: str, *, max_new_tokens: int | None = None, batch_size: 
 
 
 def evaluate(model, tokenizer, problems: Sequence[Problem], *, max_new_tokens: int, batch_size: int = 16,
-             progress: bool = True) -> dict:
-    """Greedy answers to ``problems`` and their metrics.
+             samples: int = 0, seed: int = 0, progress: bool = True) -> dict:
+    """Greedy answers to ``problems`` and their metrics (and, with ``samples`` > 0, sampled ones).
 
     Length L_i of an answer = its generated tokens **excluding** the final eos (a truncated answer,
     which has none, counts all ``max_new_tokens``). Over the n problems:
@@ -51,6 +54,13 @@ def evaluate(model, tokenizer, problems: Sequence[Problem], *, max_new_tokens: i
 
     Returns those keys, ``n`` and ``records``: one dict per problem with id, question, gold,
     response (decoded, special tokens removed), correct, length, truncated.
+
+    ``samples`` = S > 0 also draws S answers per problem at temperature 1, top_p 1 (as GRPO samples;
+    torch seeded with ``seed``) and adds ``sampled_accuracy`` and ``sampled_mean_length`` (means over
+    the n * S answers, lengths as above), and per record ``sampled_responses``, ``sampled_lengths``
+    and ``sampled_correct``.
+    Greedy length can flip on a small change of the first tokens' probabilities; the sampled
+    length moves smoothly, so the two together show what training did to the answers.
     """
     if not problems:
         raise ValueError("no problems to evaluate; check the dataset name or file and --limit")
@@ -68,7 +78,7 @@ def evaluate(model, tokenizer, problems: Sequence[Problem], *, max_new_tokens: i
         })
     lengths = [r["length"] for r in records]
     correct_lengths = [r["length"] for r in records if r["correct"]]
-    return {
+    report = {
         "n": len(records),
         "accuracy": statistics.fmean(r["correct"] for r in records),
         "mean_length": statistics.fmean(lengths),
@@ -77,11 +87,31 @@ def evaluate(model, tokenizer, problems: Sequence[Problem], *, max_new_tokens: i
         "truncation_rate": statistics.fmean(r["truncated"] for r in records),
         "records": records,
     }
+    if samples > 0:
+        report.update(_sampled(model, tokenizer, problems, prompts, records, max_new_tokens=max_new_tokens,
+                               batch_size=batch_size, samples=samples, seed=seed, progress=progress))
+    return report
+
+
+def _sampled(model, tokenizer, problems, prompts, records, *, max_new_tokens: int, batch_size: int, samples: int,
+             seed: int, progress: bool) -> dict:
+    """The sampled answers of :func:`evaluate`: their two means, and per-record lengths and correctness."""
+    torch.manual_seed(seed)
+    rollouts = generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens, do_sample=True, temperature=1.0,
+                        top_p=1.0, num_return_sequences=samples, batch_size=batch_size, progress=progress)
+    texts = answer_texts(tokenizer, rollouts)
+    for i, (problem, record) in enumerate(zip(problems, records)):
+        rows = range(i * samples, (i + 1) * samples)
+        record["sampled_lengths"] = [len(rollouts.answer_ids[k]) - (0 if rollouts.truncated[k] else 1) for k in rows]
+        record["sampled_responses"] = [texts[k] for k in rows]
+        record["sampled_correct"] = [bool(is_correct(texts[k], problem.gold, problem.kind)) for k in rows]
+    return {"sampled_accuracy": statistics.fmean(ok for r in records for ok in r["sampled_correct"]),
+            "sampled_mean_length": statistics.fmean(n for r in records for n in r["sampled_lengths"])}
 
 
 def summary(report: dict) -> dict:
     """The metrics of an :func:`evaluate` report without its records."""
-    return {k: report[k] for k in SUMMARY_KEYS}
+    return {k: report[k] for k in SUMMARY_KEYS + SAMPLED_KEYS if k in report}
 
 
 def format_evaluation(report: dict, title: str = "") -> str:
@@ -90,11 +120,11 @@ def format_evaluation(report: dict, title: str = "") -> str:
         value = report[key]
         if value is None:
             return "-"
-        if key in ("accuracy", "truncation_rate"):
+        if key in ("accuracy", "truncation_rate", "sampled_accuracy"):
             return f"{100 * value:.1f}%"
         return str(value) if key == "n" else f"{value:.1f}"
 
-    rows = [(key, cell(key)) for key in SUMMARY_KEYS]
+    rows = [(key, cell(key)) for key in SUMMARY_KEYS + SAMPLED_KEYS if key in report]
     width = max(len(k) for k, _ in rows)
     lines = [title] if title else []
     lines += [f"{k:<{width}}  {v:>8}" for k, v in rows]

@@ -1,7 +1,7 @@
 """Sampling answers from a causal LM: the rollouts of GRPO and the greedy decoding of evaluation.
 
 Prompts are left-padded so that every answer starts at the same column; an answer is cut after
-its first end-of-turn (eos) token, which is kept: SAR and the policy loss score it (SAR.md §1).
+its first end-of-turn (eos) token, which is kept: SAR and the policy loss score it (docs/paper.md §1).
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def generate(model, tokenizer, prompts: Sequence[str], *, max_new_tokens: int, d
     """Generate answers for prompt texts (full chat-formatted prompts, e.g. ``sar.prompt_text``).
 
     Sampling draws from softmax(logits / temperature) with nucleus ``top_p`` and no top-k cut, so
-    at temperature 1 and top_p 1 it samples the policy pi itself (SAR.md §3). Greedy when
+    at temperature 1 and top_p 1 it samples the policy pi itself (docs/paper.md §3). Greedy when
     ``do_sample`` is False. ``batch_size`` counts prompts; each forward holds
     ``batch_size * num_return_sequences`` sequences. ``suppress_eos`` forbids the eos token so that
     every answer has exactly ``max_new_tokens`` tokens (benchmarks at forced lengths).

@@ -34,8 +34,8 @@ GPU_CHECK_MODELS: dict[str, tuple[str, float]] = {
     "qwen2.5-1.5b-instruct": ("gpu-12gb", 5.0),
 }
 MIN_MODEL_S = 90  # a model is not started with less time left: building, loading and one step take longer
-STEP_KEYS = ("time/wall", "time/generate", "time/score", "time/sar", "time/update", "length/mean", "truncation_rate",
-             "sar/mean", "loss")
+STEP_KEYS = ("time/wall", "time/generate", "time/score", "time/sar", "time/update", "completions/mean_length",
+             "completions/clipped_ratio", "sar/mean", "loss")
 
 
 def random_model_dir(name: str, tokenizer, workdir: Path, device: str, *, shrink: bool = False) -> Path:

@@ -8,7 +8,7 @@ Three kinds of gold answer (``Problem.kind``):
 * ``"choice"``: a letter A-D (``"B"`` or ``"(B)"``).
 * ``"bool"``: ``"True"`` or ``"False"`` (any case).
 
-Two extraction modes (``strict=False`` is the default and the paper's protocol, SAR.md §3-§4):
+Two extraction modes (``strict=False`` is the default and the paper's protocol, docs/paper.md §3-§4):
 
 **lenient** (paper)
   * math: the content of the last non-empty ``\boxed{...}`` (braces balanced) when there is one;

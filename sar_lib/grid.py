@@ -47,16 +47,25 @@ class Method:
     label: str                # for figures and tables
     reward: str               # rewards.REWARD_NAMES
     alpha: float
+    color: str                # the method's colour in every figure and notebook
     correctness_weight: float = 1.0
 
 
 METHODS: dict[str, Method] = {m.name: m for m in (
-    Method("grpo", "GRPO", "none", 0.0),
-    Method("sa-grpo", f"SA-GRPO (α={R.DEFAULT_ALPHAS['sar']:g})", "sar", R.DEFAULT_ALPHAS["sar"]),
+    Method("grpo", "GRPO", "none", 0.0, "#2b8cbe"),
+    Method("sa-grpo", f"SA-GRPO (α={R.DEFAULT_ALPHAS['sar']:g})", "sar", R.DEFAULT_ALPHAS["sar"], "#e6550d"),
     # the paper's "R_SA alone" ablation: no correctness term; alpha 1 so that R = R_SA
-    Method("sar-only", "R_SA alone", "sar", 1.0, correctness_weight=0.0),
-    Method("o1", f"O1-pruner (α={R.DEFAULT_ALPHAS['o1']:g})", "o1", R.DEFAULT_ALPHAS["o1"]),
-    Method("er", f"ER (α={R.DEFAULT_ALPHAS['er']:g})", "er", R.DEFAULT_ALPHAS["er"]),
+    Method("sar-only", "R_SA alone", "sar", 1.0, "#fdae6b", correctness_weight=0.0),
+    # the paper's closest ablation: R_VR + alpha * R_EM, R_EM = -log ppl(a|q), SAR's alpha
+    Method("em", f"R_VR + α·R_EM (α={R.DEFAULT_ALPHAS['em']:g})", "em", R.DEFAULT_ALPHAS["em"], "#8c6d31"),
+    # two alphas from the paper's sweep {0.01, 0.03, 0.05, 0.1} per length penalty: a Pareto curve each
+    Method("o1-0.03", "O1-pruner (α=0.03)", "o1", 0.03, "#a1d99b"),
+    Method("o1-0.1", "O1-pruner (α=0.1)", "o1", 0.1, "#31a354"),
+    Method("er-0.03", "ER (α=0.03)", "er", 0.03, "#bcbddc"),
+    Method("er-0.1", "ER (α=0.1)", "er", 0.1, "#756bb1"),
+    # a control: SAR's own values dealt out at random within each group (same scale, no information)
+    Method("shuffled-sar", f"shuffled SAR (α={R.DEFAULT_ALPHAS['shuffled_sar']:g})", "shuffled_sar",
+           R.DEFAULT_ALPHAS["shuffled_sar"], "#969696"),
 )}
 MULTI_SEED_METHODS = ("grpo", "sa-grpo")     # the claim's two methods: every seed; the others: the first
 DEFAULT_SEEDS = (0, 1, 2)
@@ -174,13 +183,14 @@ def model_fingerprint(name_or_path: str) -> str:
 
 
 def cached_evaluations(directory: str | Path, load: Callable[[], tuple], eval_sets: Mapping[str, int | None], *,
-                       key: Mapping, max_new_tokens: int, batch_size: int) -> dict[str, dict]:
-    """Greedy evaluations of one model on ``eval_sets`` ({data set: size, None = all}), cached.
+                       key: Mapping, max_new_tokens: int, batch_size: int, samples: int = 0) -> dict[str, dict]:
+    """Evaluations of one model on ``eval_sets`` ({data set: size, None = all}), cached: greedy, plus
+    ``samples`` answers per problem at temperature 1 (``evaluate.evaluate``).
 
     An evaluation stored in ``directory`` (``runs.write_eval``) is reused when it holds the same data
-    set, size, answer budget and ``key`` (e.g. the step); otherwise the model (``load()`` ->
+    set, size, answer budget, samples and ``key`` (e.g. the step); otherwise the model (``load()`` ->
     ``(model, tokenizer)``, called at most once) answers ``data.load_problems(set, limit=size,
-    seed=0)`` with ``evaluate.evaluate``. Returns {data set: summary (``evaluate.SUMMARY_KEYS`` + key)}.
+    seed=0)``. Returns {data set: summary (``evaluate.SUMMARY_KEYS`` (+ ``SAMPLED_KEYS``) + key)}.
     """
     from sar_lib.data import load_problems
     from sar_lib.evaluate import evaluate
@@ -189,14 +199,14 @@ def cached_evaluations(directory: str | Path, load: Callable[[], tuple], eval_se
     directory.mkdir(parents=True, exist_ok=True)
     results, model = {}, None
     for dataset, size in eval_sets.items():
-        want = {"size": size, "max_new_tokens": max_new_tokens, **key}
+        want = {"size": size, "max_new_tokens": max_new_tokens, "samples": samples, **key}
         results[dataset] = run_files.matching_eval(directory, dataset=dataset, **want)
         if results[dataset] is None:
             problems = load_problems(dataset, limit=size, seed=0)
             if model is None:
                 model = load()
             report = evaluate(model[0], model[1], problems, max_new_tokens=max_new_tokens, batch_size=batch_size,
-                              progress=False)
+                              samples=samples, progress=False)
             results[dataset] = run_files.write_eval(directory, report, dataset=dataset, **want)
     return results
 
@@ -271,7 +281,8 @@ def ensure_run(spec: RunSpec, eval_sets: Mapping[str, int | None], *, progress: 
     if config.threads is not None:
         torch.set_num_threads(config.threads)   # the evaluations below, also when training was skipped
     evals = cached_evaluations(run_dir, lambda: load_run(run_dir), eval_sets, key={"step": config.steps},
-                               max_new_tokens=config.max_new_tokens, batch_size=config.eval_batch_size)
+                               max_new_tokens=config.max_new_tokens, batch_size=config.eval_batch_size,
+                               samples=config.eval_samples)
     info = json.loads(marker.read_text())
     if not finished:
         info.update({"wall_seconds": time.perf_counter() - start, **peak_memory_mb()})
@@ -284,7 +295,8 @@ def ensure_run(spec: RunSpec, eval_sets: Mapping[str, int | None], *, progress: 
 
 
 def ensure_base(model: str, out_dir: str | Path, eval_sets: Mapping[str, int | None], *, profile: str = "tiny-cpu",
-                max_new_tokens: int | None = None, batch_size: int | None = None, threads: int | None = 1) -> dict:
+                max_new_tokens: int | None = None, batch_size: int | None = None, threads: int | None = 1,
+                samples: int = 0) -> dict:
     """The base model (no training) on ``eval_sets``, cached in ``out_dir/base``: {set: summary}.
 
     Its evaluations are keyed by the weights' fingerprint too: the folder has no marker to go stale by."""
@@ -299,7 +311,7 @@ def ensure_base(model: str, out_dir: str | Path, eval_sets: Mapping[str, int | N
     key = {"step": 0, "model_fingerprint": model_fingerprint(model)}
     return cached_evaluations(Path(out_dir) / "base", lambda: load_model(model), eval_sets, key=key,
                               max_new_tokens=max_new_tokens or prof.max_new_tokens,
-                              batch_size=batch_size or prof.eval_batch_size)
+                              batch_size=batch_size or prof.eval_batch_size, samples=samples)
 
 
 # ---------------------------------------------------------------- running a grid
@@ -343,7 +355,7 @@ def run_grid(runs: Sequence[RunSpec], eval_sets: Mapping[str, int | None], *, wo
             first = runs[0].config.resolved()
             base_job = pool.submit(ensure_base, base_model, base_dir, eval_sets, profile=first.profile,
                                    max_new_tokens=first.max_new_tokens, batch_size=first.eval_batch_size,
-                                   threads=first.threads)
+                                   threads=first.threads, samples=first.eval_samples)
         results: list[dict | None] = [None] * len(runs)
         pending = set(jobs) | ({base_job} if base_job else set())
         try:

@@ -1,6 +1,6 @@
 """GRPO with the self-aligned reward (SA-GRPO): a LoRA trainer to read top to bottom.
 
-One training step (SAR.md §3), for Q questions and G answers per question:
+One training step (docs/paper.md §3), for Q questions and G answers per question:
 
 1. **Sample** G answers per question from the current policy pi_old at temperature 1, top_p 1.
 2. **Score**, without gradients:
@@ -29,26 +29,34 @@ One training step (SAR.md §3), for Q questions and G answers per question:
 The configuration is :class:`~sar_lib.grpo_config.GRPOConfig`. A run folder (``sar_lib.runs``)
 holds the resolved config, ``metrics.jsonl``, ``checkpoint/`` (trainable weights, optimizer, RNG
 states, step; plus the LoRA ``adapter/`` in peft format) and the final greedy evaluation of
-``eval_dataset`` (``eval_<set>.json``, its per-answer records in ``eval_<set>_records.jsonl``).
+``eval_dataset`` (``eval_<set>.json``, its per-answer records in ``eval_<set>_records.jsonl``; with
+``eval_samples`` > 0 also the mean length and accuracy of that many answers sampled per problem);
+with ``log_completions``, ``completions.jsonl`` holds every sampled answer with its rewards.
 
-``metrics.jsonl`` has one JSON object per step with these keys (a key is absent when its quantity
+``metrics.jsonl`` has one JSON object per step with these keys, TRL's ``GRPOTrainer`` names where the
+quantity is the same (``docs/metrics.md`` maps every key to TRL's; a key is absent when its quantity
 is not computed in that run):
 
-- ``step``; ``reward/total`` (mean R), ``reward/correctness`` (mean R_VR), ``reward/<reward>`` (mean
-  shaping term r before alpha; not for ``none``);
+- ``step``; ``reward`` (mean R), ``reward_std`` (mean over groups of the std of R),
+  ``rewards/correctness/mean`` (mean R_VR: the sampled answers' accuracy), ``rewards/<reward>/mean``
+  (mean shaping term r before alpha; not for ``none``);
 - ``sar/mean``: mean official SAR (``"ppl"`` variant) of the sampled answers, when the reward is
-  ``sar`` or ``log_sar`` is on (then GRPO runs show it too, at the cost of the ctx(0) pass);
-- ``accuracy/batch`` (= mean R_VR), ``length/mean``, ``length/median``, ``length/correct_mean``
-  (answer tokens, eos included; null when no answer is correct), ``truncation_rate``,
-  ``groups/no_signal`` (share of groups whose rewards are all equal: zero advantage, no gradient);
-- ``kl`` (mean k3 per token, when ``kl_coef > 0``), ``clip_fraction`` (share of answer tokens whose
-  gradient a clip cut), ``loss`` and ``grad_norm`` (before clipping; both averaged over the step's
-  updates), ``lr``;
+  ``sar`` or ``shuffled_sar`` or ``log_sar`` is on (then GRPO runs show it too, at the cost of the
+  ctx(0) pass);
+- ``completions/mean_length``, ``completions/min_length``, ``completions/max_length``,
+  ``completions/median_length``, ``completions/mean_length_correct`` (answer tokens, eos included;
+  null when no answer is correct), ``completions/clipped_ratio`` (share truncated at
+  ``max_new_tokens``), ``frac_reward_zero_std`` (share of groups whose rewards are all equal: zero
+  advantage, no gradient);
+- ``kl`` (mean k3 per token, when ``kl_coef > 0``), ``clip_ratio/region_mean`` (share of answer
+  tokens whose gradient a clip cut), ``loss`` and ``grad_norm`` (before clipping; both averaged over
+  the step's updates), ``learning_rate``;
 - ``time/generate``, ``time/score`` (old and reference log-probs, rewards, and the ctx(0) pass when
   the reward needs it), ``time/update``, ``time/step`` (their sum: the cost of training), ``time/sar``
   (the ctx(0) pass alone; not part of ``time/step`` when SAR is only logged), in seconds;
 - on evaluation steps (every ``eval_every`` and the last): ``eval/accuracy``, ``eval/mean_length``
-  (greedy, eos excluded, as ``sar_lib.evaluate``), ``time/eval``.
+  (greedy, eos excluded, as ``sar_lib.evaluate``), ``time/eval``; at the last step with
+  ``eval_samples`` > 0 also ``eval/sampled_accuracy`` and ``eval/sampled_mean_length``.
 
 Exact resume: everything random in step ``k`` is seeded from ``(seed, k)`` and the questions of step
 ``k`` come from a permutation seeded by ``(seed, epoch)``, so a run resumed from its step-k checkpoint
@@ -72,7 +80,7 @@ from tqdm.auto import tqdm
 from sar_lib import rewards as R
 from sar_lib import runs
 from sar_lib.data import load_problems
-from sar_lib.evaluate import evaluate
+from sar_lib.evaluate import SAMPLED_KEYS, evaluate
 from sar_lib.generation import answer_texts, generate
 from sar_lib.grpo_config import ADVANTAGES, GRPOConfig, policy_profile, training_differences
 from sar_lib.models import load_policy
@@ -146,7 +154,7 @@ def shaping_reward(reward: str, *, group_size: int, lengths: Tensor, correct: Te
     sar_variant)``; every other reward is ``rewards.auxiliary_reward``, group by group (O1-pruner and
     ER compare an answer with the rest of its group).
     """
-    sar = sar_from_nll(nll_qa, nll_a, sar_variant) if reward == "sar" else None
+    sar = sar_from_nll(nll_qa, nll_a, sar_variant) if reward in ("sar", "shuffled_sar") else None
     inputs = dict(lengths=lengths, correct=correct, nll_qa=nll_qa, sar=sar, certainty=certainty, mask=mask)
     given = {name: value.split(group_size) for name, value in inputs.items() if value is not None}
     return torch.cat([R.auxiliary_reward(reward, max_length=max_new_tokens,
@@ -208,8 +216,11 @@ def _update_plan(n_questions: int, group_size: int, updates: int, micro_batch_si
 
 
 def grpo_step(model, tokenizer, optimizer, problems: list[Problem], config: GRPOConfig, *, step: int,
-              ctx0_ids: list[int]) -> dict:
-    """One GRPO step on ``problems`` (the step's Q questions); returns its metrics (see module doc)."""
+              ctx0_ids: list[int], completions: list | None = None) -> dict:
+    """One GRPO step on ``problems`` (the step's Q questions); returns its metrics (see module doc).
+
+    ``completions``: a list that receives one dict per sampled answer (step, problem id, text,
+    length in tokens with eos, correctness, shaping term r, SAR when computed, reward, advantage)."""
     cfg, G = config, config.group_size
     device = model.get_input_embeddings().weight.device
     seed_everything(_seed_from(cfg.seed, 1, step))
@@ -238,13 +249,14 @@ def grpo_step(model, tokenizer, optimizer, problems: list[Problem], config: GRPO
     t_score = time.perf_counter() - t0
 
     sar, nll_a, t_sar = None, None, 0.0
-    if cfg.reward == "sar" or cfg.log_sar:  # the one extra forward pass, over ctx(0) + a
+    needs_sar = cfg.reward in ("sar", "shuffled_sar")
+    if needs_sar or cfg.log_sar:  # the one extra forward pass, over ctx(0) + a
         t0 = time.perf_counter()
         nll_a = sar_from_token_ids(model, ctx0_ids, rollouts.answer_ids, pad_token_id=tokenizer.pad_token_id,
                                    nll_qa=old.nll, batch_size=cfg.micro_batch_size)["nll_a"]
         sar = sar_from_nll(old.nll, nll_a, "ppl")
         t_sar = time.perf_counter() - t0
-        if cfg.reward == "sar":
+        if needs_sar:
             t_score += t_sar
 
     t0 = time.perf_counter()
@@ -256,6 +268,11 @@ def grpo_step(model, tokenizer, optimizer, problems: list[Problem], config: GRPO
     total = R.combine(cfg.correctness_weight * correct, shaping, cfg.alpha)
     advantages = group_advantages(total.view(-1, G), cfg.advantage).flatten().to(device)
     t_score += time.perf_counter() - t0
+    if completions is not None:
+        completions.extend({"step": step, "id": problems[k // G].id, "completion": texts[k], "length": int(lengths[k]),
+                            "correct": bool(correct[k]), "shaping": float(shaping[k]),
+                            **({"sar": float(sar[k])} if sar is not None else {}),
+                            "reward": float(total[k]), "advantage": float(advantages[k])} for k in range(n))
 
     # 3. Update: one optimiser step per mini-batch, gradients accumulated over its micro-batches.
     t0 = time.perf_counter()
@@ -292,30 +309,34 @@ def grpo_step(model, tokenizer, optimizer, problems: list[Problem], config: GRPO
     t_update = time.perf_counter() - t0
 
     correct_lengths = lengths[correct > 0]
+    groups = total.view(-1, G)
+    # TRL's GRPOTrainer names where the quantity is the same (docs/metrics.md maps every key)
     metrics = {
         "step": step,
-        "reward/total": float(total.mean()),
-        "reward/correctness": float(correct.mean()),
+        "reward": float(total.mean()),
+        "reward_std": float(groups.std(-1).mean()),
+        "rewards/correctness/mean": float(correct.mean()),
     }
     if cfg.reward != "none":
-        metrics[f"reward/{cfg.reward}"] = float(shaping.mean())
+        metrics[f"rewards/{cfg.reward}/mean"] = float(shaping.mean())
     if sar is not None:
         metrics["sar/mean"] = float(sar.mean())
     metrics.update({
-        "accuracy/batch": float(correct.mean()),
-        "length/mean": float(lengths.mean()),
-        "length/median": float(statistics.median(rollouts.lengths)),
-        "length/correct_mean": float(correct_lengths.mean()) if len(correct_lengths) else None,
-        "truncation_rate": sum(rollouts.truncated) / n,
-        "groups/no_signal": float((total.view(-1, G).std(-1) == 0).float().mean()),
+        "completions/mean_length": float(lengths.mean()),
+        "completions/min_length": float(lengths.min()),
+        "completions/max_length": float(lengths.max()),
+        "completions/median_length": float(statistics.median(rollouts.lengths)),
+        "completions/mean_length_correct": float(correct_lengths.mean()) if len(correct_lengths) else None,
+        "completions/clipped_ratio": sum(rollouts.truncated) / n,
+        "frac_reward_zero_std": float((groups.std(-1) == 0).float().mean()),
     })
     if cfg.kl_coef > 0:
         metrics["kl"] = kl_sum / n_tokens
     metrics.update({
-        "clip_fraction": n_clipped / n_tokens,
+        "clip_ratio/region_mean": n_clipped / n_tokens,
         "loss": sum(losses) / len(losses),
         "grad_norm": sum(grad_norms) / len(grad_norms),
-        "lr": optimizer.param_groups[0]["lr"],
+        "learning_rate": optimizer.param_groups[0]["lr"],
         "time/generate": t_generate,
         "time/score": t_score,
         "time/update": t_update,
@@ -383,9 +404,9 @@ def _check_prompt_lengths(config: GRPOConfig, model, tokenizer, problems: list[P
                          f"{config.max_new_tokens} exceeds the model's context of {limit} tokens; lower them")
 
 
-def _evaluate(model, tokenizer, problems: list[Problem], config: GRPOConfig) -> dict:
+def _evaluate(model, tokenizer, problems: list[Problem], config: GRPOConfig, *, samples: int = 0) -> dict:
     return evaluate(model, tokenizer, problems, max_new_tokens=config.max_new_tokens,
-                    batch_size=config.eval_batch_size, progress=False)
+                    batch_size=config.eval_batch_size, samples=samples, progress=False)
 
 
 def train(config: GRPOConfig, *, resume: bool = False) -> Path:
@@ -428,18 +449,23 @@ def _train(config: GRPOConfig, resume: bool) -> Path:
                disable=not config.progress)
     final_eval = None
     for step in bar:
+        completions = [] if config.log_completions else None
         metrics = grpo_step(model, tokenizer, optimizer, questions_of_step(train_problems, config, step), config,
-                            step=step, ctx0_ids=setup.ctx0_ids)
+                            step=step, ctx0_ids=setup.ctx0_ids, completions=completions)
         if step == config.steps or (config.eval_every and step % config.eval_every == 0):
             t0 = time.perf_counter()
-            result = _evaluate(model, tokenizer, eval_problems, config)
+            result = _evaluate(model, tokenizer, eval_problems, config,
+                               samples=config.eval_samples if step == config.steps else 0)
             metrics.update({"eval/accuracy": result["accuracy"], "eval/mean_length": result["mean_length"],
+                            **{f"eval/{k}": result[k] for k in SAMPLED_KEYS if k in result},
                             "time/eval": time.perf_counter() - t0})
             if step == config.steps:
                 final_eval = result
         runs.append_metrics(run_dir, metrics)
-        bar.set_postfix({"R": f"{metrics['reward/total']:.3f}", "acc": f"{metrics['accuracy/batch']:.2f}",
-                         "len": f"{metrics['length/mean']:.0f}",
+        if completions:
+            runs.append_completions(run_dir, completions)
+        bar.set_postfix({"R": f"{metrics['reward']:.3f}", "acc": f"{metrics['rewards/correctness/mean']:.2f}",
+                         "len": f"{metrics['completions/mean_length']:.0f}",
                          **({"sar": f"{metrics['sar/mean']:.3f}"} if "sar/mean" in metrics else {})})
         if step == config.steps or (config.save_every and step % config.save_every == 0):
             runs.save_checkpoint(run_dir, model, optimizer, step=step, data_position=step * config.questions_per_step,
@@ -447,9 +473,9 @@ def _train(config: GRPOConfig, resume: bool) -> Path:
     bar.close()
 
     if final_eval is None:  # resumed a finished run: evaluate its final weights again
-        final_eval = _evaluate(model, tokenizer, eval_problems, config)
+        final_eval = _evaluate(model, tokenizer, eval_problems, config, samples=config.eval_samples)
     runs.write_eval(run_dir, final_eval, dataset=config.eval_dataset, size=config.eval_size,
-                    max_new_tokens=config.max_new_tokens, step=config.steps)
+                    max_new_tokens=config.max_new_tokens, step=config.steps, samples=config.eval_samples)
     return run_dir
 
 

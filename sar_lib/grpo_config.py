@@ -19,7 +19,7 @@ ADVANTAGES = ("dr_grpo", "std")
 
 # Fields that change what is logged or when, not the trained weights: --resume may change them.
 NON_TRAINING_FIELDS = ("steps", "out", "save_every", "eval_every", "eval_size", "eval_dataset",
-                       "eval_batch_size", "log_sar", "progress")
+                       "eval_batch_size", "eval_samples", "log_sar", "log_completions", "progress")
 # Fields that may stay None after resolving (None is a setting of theirs, not "the profile's").
 OPTIONAL_FIELDS = ("dual_clip", "train_size", "threads")
 
@@ -48,6 +48,9 @@ class GRPOConfig:
         "sar/mean is always ppl"})
     log_sar: bool = field(default=True, metadata={"help":
         "log sar/mean even when the reward does not need it (one extra forward pass per step)"})
+    log_completions: bool = field(default=False, metadata={"help":
+        "write every sampled answer with its rewards and advantage to completions.jsonl (as TRL's "
+        "log_completions)"})
     # GRPO
     group_size: int | None = field(default=None, metadata={"help":
         "answers per question G (default: the profile's)"})
@@ -91,6 +94,9 @@ class GRPOConfig:
     eval_dataset: str = field(default="arith-test", metadata={"help": "held-out set of the greedy evaluation"})
     eval_size: int = field(default=100, metadata={"help": "evaluation problems"})
     eval_every: int = field(default=0, metadata={"help": "also evaluate every N steps (0: only at the end)"})
+    eval_samples: int = field(default=0, metadata={"help":
+        "answers sampled at temperature 1 per problem of the final evaluation, besides the greedy one "
+        "(their mean length and accuracy are logged beside the greedy ones; 0: greedy only)"})
     eval_batch_size: int | None = field(default=None, metadata={"help":
         "prompts per greedy generation batch (default: the profile's)"})
     # run
@@ -166,6 +172,7 @@ class GRPOConfig:
         need(self.kl_coef >= 0, f"kl_coef must be >= 0, got {self.kl_coef}")
         need(self.temperature > 0, f"temperature must be > 0, got {self.temperature}")
         need(0 < self.top_p <= 1, f"top_p must be in (0, 1], got {self.top_p}")
+        need(self.eval_samples >= 0, f"eval_samples must be >= 0 (0: greedy only), got {self.eval_samples}")
         need(self.eval_every >= 0 and self.save_every >= 0,
              f"eval_every and save_every must be >= 0 (0 = only at the end), got {self.eval_every}, {self.save_every}")
 

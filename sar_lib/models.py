@@ -98,7 +98,7 @@ QWEN2_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", 
 # - lora_dropout 0: the update's forward runs in train mode; with dropout its log-probs would not be
 #   those of the policy that sampled the answers (and that SAR scores), so the PPO ratio starts != 1.
 # - alpha = 2r: the usual LoRA scaling (alpha / r = 2), independent of r.
-# - group_size 6: the paper's G (SAR.md §3).
+# - group_size 6: the paper's G (docs/paper.md §3).
 # - learning rates: LoRA moves a low-rank update and needs ~10-100x the paper's full fine-tune lr
 #   (1e-6); smaller models tolerate larger steps.
 PROFILES: dict[str, Profile] = {p.name: p for p in (

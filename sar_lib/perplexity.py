@@ -1,13 +1,13 @@
 """Log-probabilities of answer tokens given a context, batched, in fp32, chunk by chunk.
 
 Everything SAR needs from a model is ``log pi(a_t | ctx, a_<t)`` for each answer token ``a_t``
-(SAR.md §1). This module computes those numbers the way generation saw them:
+(docs/paper.md §1). This module computes those numbers the way generation saw them:
 
 * contexts are **left**-padded and answers **right**-padded into one ``[B, P+T]`` batch, and the
   position ids come from the attention mask, so every answer continues at the position right after
   its own context (as at generation time), whatever the padding;
 * the answer mask is built from the answer *lengths*, never from token ids, so the real end-of-turn
-  token is kept even when the tokenizer's pad id equals its eos id (SAR.md §6);
+  token is kept even when the tokenizer's pad id equals its eos id (docs/paper.md §6);
 * the decoder runs once; the output embedding is applied only to the hidden states that predict
   answer tokens, a chunk of rows at a time, with the log-softmax in fp32. The full
   ``[B, L, V]`` fp32 tensor never exists, and with gradients enabled each chunk is recomputed in the
@@ -17,6 +17,7 @@ Everything SAR needs from a model is ``log pi(a_t | ctx, a_<t)`` for each answer
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 from dataclasses import dataclass
 from typing import Sequence
@@ -147,37 +148,7 @@ def answer_logprobs(model, batch: PackedBatch, *, chunk_size: int = 256,
     # The hidden state at column j predicts the token at column j+1.
     rows = hidden[:, P - 1:-1][answer_mask]          # [N, H]
     targets = input_ids[:, P:][answer_mask]          # [N]
-    head = model.get_output_embeddings()
-    softcap = getattr(_text_config(model), "final_logit_softcapping", None)
-
-    def score_chunk(h: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-        logits = head(h).float()
-        if softcap is not None:
-            logits = torch.tanh(logits / softcap) * softcap
-        logp = torch.log_softmax(logits, dim=-1)
-        token_logp = logp.gather(-1, y.unsqueeze(-1)).squeeze(-1)
-        certainty = (-math.log(logp.shape[-1]) - logp.mean(-1)) if with_certainty else token_logp.new_zeros(())
-        return token_logp, certainty
-
-    parts = []
-    for start in range(0, rows.shape[0], chunk_size):
-        h, y = rows[start:start + chunk_size], targets[start:start + chunk_size]
-        if torch.is_grad_enabled():
-            parts.append(checkpoint(score_chunk, h, y, use_reentrant=False))
-        else:
-            parts.append(score_chunk(h, y))
-    flat_logp = torch.cat([p[0] for p in parts])
-    zeros = torch.zeros(answer_mask.shape, dtype=torch.float32, device=device)
-    logprobs = zeros.masked_scatter(answer_mask, flat_logp)
-    certainty = zeros.masked_scatter(answer_mask, torch.cat([p[1] for p in parts])) if with_certainty else None
-    finite = torch.isfinite(logprobs)
-    if certainty is not None:
-        finite &= torch.isfinite(certainty)
-    if not bool(finite.all()):
-        bad = sorted({int(b) for b in (~finite).nonzero()[:, 0]})
-        raise ValueError(f"non-finite log-probabilities on the answer tokens of sequence(s) {bad}: the model "
-                         "produced NaN/inf logits (broken weights, or an fp16 overflow: try bf16/fp32)")
-    return TokenScores(logprobs, certainty)
+    return _scores_of_rows(model, rows, targets, answer_mask, chunk_size=chunk_size, with_certainty=with_certainty)
 
 
 def mean_nll(logprobs: Tensor, mask: Tensor) -> Tensor:
@@ -216,6 +187,103 @@ class BatchScores:
     mask: Tensor                     # [N, T] bool, True on real answer tokens
     nll: Tensor                      # [N] mean NLL per answer (log ppl)
     certainty: Tensor | None = None  # [N, T] KL(U || pi) per token, when asked for
+
+
+def prefix_cache(model, prefix_ids: Sequence[int], batch_size: int):
+    """Keys/values of a context shared by a batch, computed once: ``(cache, last_hidden)``.
+
+    One forward pass over ``prefix_ids`` ``[P]`` (no padding) gives the cache of its P positions,
+    repeated over ``batch_size`` rows, and ``last_hidden`` ``[H]``, the hidden state of its last token
+    (it predicts the first token after the prefix). Rows that continue the prefix must use position
+    ids ``P, P+1, ...`` and an attention mask of P ones before their own.
+    """
+    device = model.get_input_embeddings().weight.device
+    out = model.get_decoder()(input_ids=torch.as_tensor([list(prefix_ids)], device=device), use_cache=True)
+    cache = out.past_key_values
+    cache.batch_repeat_interleave(batch_size)
+    return cache, out.last_hidden_state[0, -1]
+
+
+def _scores_of_rows(model, rows: Tensor, targets: Tensor, answer_mask: Tensor, *, chunk_size: int,
+                    with_certainty: bool) -> TokenScores:
+    """log pi of ``targets`` ``[N]`` from the hidden states ``rows`` ``[N, H]`` that predict them,
+    chunk by chunk in fp32, scattered back to ``answer_mask``'s ``[B, T]`` layout."""
+    head = model.get_output_embeddings()
+    softcap = getattr(_text_config(model), "final_logit_softcapping", None)
+
+    def score_chunk(h: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        logits = head(h).float()
+        if softcap is not None:
+            logits = torch.tanh(logits / softcap) * softcap
+        logp = torch.log_softmax(logits, dim=-1)
+        token_logp = logp.gather(-1, y.unsqueeze(-1)).squeeze(-1)
+        certainty = (-math.log(logp.shape[-1]) - logp.mean(-1)) if with_certainty else token_logp.new_zeros(())
+        return token_logp, certainty
+
+    parts = []
+    for start in range(0, rows.shape[0], chunk_size):
+        h, y = rows[start:start + chunk_size], targets[start:start + chunk_size]
+        if torch.is_grad_enabled():
+            parts.append(checkpoint(score_chunk, h, y, use_reentrant=False))
+        else:
+            parts.append(score_chunk(h, y))
+    flat_logp = torch.cat([p[0] for p in parts])
+    zeros = torch.zeros(answer_mask.shape, dtype=torch.float32, device=answer_mask.device)
+    logprobs = zeros.masked_scatter(answer_mask, flat_logp)
+    certainty = zeros.masked_scatter(answer_mask, torch.cat([p[1] for p in parts])) if with_certainty else None
+    finite = torch.isfinite(logprobs)
+    if certainty is not None:
+        finite &= torch.isfinite(certainty)
+    if not bool(finite.all()):
+        bad = sorted({int(b) for b in (~finite).nonzero()[:, 0]})
+        raise ValueError(f"non-finite log-probabilities on the answer tokens of sequence(s) {bad}: the model "
+                         "produced NaN/inf logits (broken weights, or an fp16 overflow: try bf16/fp32)")
+    return TokenScores(logprobs, certainty)
+
+
+def score_answers_after_prefix(model, prefix_ids: Sequence[int], answers: Sequence[Sequence[int]], *,
+                               pad_token_id: int, batch_size: int = 8, chunk_size: int = 256,
+                               progress: bool = False, desc: str = "score") -> BatchScores:
+    """:func:`score_answer_ids` for answers that all share one context (e.g. SAR's ctx(0)), with the
+    context's keys and values computed once (:func:`prefix_cache`) instead of once per answer.
+
+    The same numbers as ``score_answer_ids(model, [prefix_ids] * N, answers)`` (to float rounding):
+    each answer sits at positions ``P ..`` after the P context tokens, exactly as there.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if not prefix_ids:
+        raise ValueError("the shared context is empty: the first answer token needs a token to be predicted from")
+    n, width = len(answers), max((len(a) for a in answers), default=0)
+    logprobs = torch.zeros(n, width)
+    mask = torch.zeros(n, width, dtype=torch.bool)
+    P = len(prefix_ids)
+    device = model.get_input_embeddings().weight.device
+    order = sorted(range(n), key=lambda i: -len(answers[i]))
+    with scoring_mode(model):
+        shared, last_hidden = None, None
+        for start in tqdm(range(0, n, batch_size), desc=desc, disable=not progress):
+            idx = order[start:start + batch_size]
+            batch = pack_sequences([prefix_ids] * len(idx), [answers[i] for i in idx], pad_token_id)
+            _check_batch_fits(model, batch)
+            if shared is None or len(idx) != shared[0]:
+                shared = (len(idx), *prefix_cache(model, prefix_ids, len(idx)))
+            _, cache, last_hidden = shared
+            cache = copy.deepcopy(cache)            # a forward appends to the cache it is given
+            answer_ids = batch.answer_ids.to(device)
+            answer_mask = batch.answer_mask.to(device)
+            T = answer_ids.shape[1]
+            attention = torch.cat([torch.ones(len(idx), P, dtype=torch.long, device=device), answer_mask.long()], 1)
+            hidden = model.get_decoder()(input_ids=answer_ids, attention_mask=attention, past_key_values=cache,
+                                         position_ids=(P + torch.arange(T, device=device)).expand(len(idx), T),
+                                         use_cache=True).last_hidden_state
+            # the prefix's last hidden state predicts a_1; the hidden state of a_t predicts a_{t+1}
+            before = torch.cat([last_hidden.expand(len(idx), 1, -1), hidden[:, :-1]], 1)
+            scores = _scores_of_rows(model, before[answer_mask], answer_ids[answer_mask], answer_mask,
+                                     chunk_size=chunk_size, with_certainty=False)
+            logprobs[idx, :T] = scores.logprobs.cpu()
+            mask[idx, :T] = batch.answer_mask
+    return BatchScores(logprobs, mask, mean_nll(logprobs, mask))
 
 
 def score_answer_ids(model, contexts: Sequence[Sequence[int]], answers: Sequence[Sequence[int]], *,

@@ -9,6 +9,7 @@ inline, scripts and tests use whatever matplotlib chose (Agg without a display).
 
 from __future__ import annotations
 
+import statistics
 import textwrap
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -202,34 +203,51 @@ def difference_histograms(differences: Mapping[str, Sequence[float]], *, xlabel:
 def accuracy_vs_length(panels: Mapping[str, Mapping[str, Sequence[tuple[float, float]]]], *,
                        reference: Mapping[str, tuple[float, float]] | None = None,
                        reference_label: str = "base model", colors: Mapping[str, str] | None = None,
-                       title: str = "") -> Figure:
+                       title: str = "", min_accuracy_span: float = 30.0) -> Figure:
     """Accuracy against answer length, one panel per evaluation set (e.g. a Pareto plot of methods).
 
     ``panels[set][series]``: ``(mean length, accuracy in [0, 1])`` points, e.g. one per seed; each is
-    drawn small and their mean as a big marker of the same colour. ``reference[set]``: one extra
-    point drawn as a black star (e.g. the model before training). Up and left is better.
+    drawn small, their mean as a big marker of the same colour with error bars of ± 1 standard
+    deviation over the points (when there are several). ``reference[set]``: one extra point drawn
+    as a black star (e.g. the model before training). Up and left is better. The length axis
+    starts at 0 and the accuracy axis spans at least ``min_accuracy_span`` points, so that a
+    difference of a point or two does not look like a gap; the legend sits below the panels.
     """
     if not panels or not all(panels.values()):
         raise ValueError("accuracy_vs_length needs at least one panel with at least one series")
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.0), layout="constrained", squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.2), layout="constrained", squeeze=False)
+    handles = {}
     for ax, (name, series) in zip(axes[0], panels.items()):
         ax.grid(alpha=0.3)
         ax.set_axisbelow(True)
+        all_x, all_y = [], []
         for k, (label, points) in enumerate(series.items()):
             if not points:
                 raise ValueError(f"series {label!r} of panel {name!r} has no points")
             color = (colors or {}).get(label, SERIES_COLORS[k % len(SERIES_COLORS)])
             xs, ys = [p[0] for p in points], [100 * p[1] for p in points]
-            ax.scatter(xs, ys, s=22, alpha=0.55, color=color, lw=0)
-            ax.scatter([sum(xs) / len(xs)], [sum(ys) / len(ys)], s=140, color=color, edgecolor="black", lw=0.8,
-                       label=label, zorder=3)
+            mx, my = statistics.fmean(xs), statistics.fmean(ys)
+            if len(points) > 1:
+                ax.scatter(xs, ys, s=18, alpha=0.45, color=color, lw=0)
+                ax.errorbar([mx], [my], xerr=[statistics.stdev(xs)], yerr=[statistics.stdev(ys)], color=color,
+                            lw=1.2, capsize=3, zorder=3)
+            handles[label] = ax.scatter([mx], [my], s=110, color=color, edgecolor="black", lw=0.8, zorder=4,
+                                        label=label)
+            all_x += xs
+            all_y += ys
         if reference and name in reference:
-            ax.scatter([reference[name][0]], [100 * reference[name][1]], marker="*", s=220, color="black",
-                       label=reference_label, zorder=4)
+            handles[reference_label] = ax.scatter([reference[name][0]], [100 * reference[name][1]], marker="*",
+                                                  s=220, color="black", label=reference_label, zorder=5)
+            all_x.append(reference[name][0])
+            all_y.append(100 * reference[name][1])
+        ax.set_xlim(0, 1.1 * max(all_x))
+        span = max(max(all_y) - min(all_y) + 4, min_accuracy_span)
+        bottom = min(max(0.0, (max(all_y) + min(all_y) - span) / 2), 100.0 - span)   # shifted to stay in [0, 100]
+        ax.set_ylim(bottom, bottom + span)
         ax.set_title(name)
         ax.set_xlabel("mean answer length (tokens)")
         ax.set_ylabel("accuracy (%)")
-    axes[0][0].legend(fontsize=8)
+    fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncols=min(4, len(handles)), fontsize=8)
     if title:
         fig.suptitle(title)
     return fig
@@ -267,7 +285,8 @@ def training_curves(curves: Mapping[str, Mapping[str, Mapping[str, Sequence[floa
         ax.set_ylabel((ylabels or {}).get(key, key))
     for ax in list(axes.flat)[len(keys):]:
         ax.axis("off")
-    axes[0][0].legend(fontsize=8)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(4, len(labels)), fontsize=8)
     if title:
         fig.suptitle(title)
     return fig

@@ -1,6 +1,6 @@
 """The premises SAR's length effect rests on, measured on a model and held-out questions.
 
-SAR can only shorten answers where (SAR.md §1, §5) the empty-question context is a real "no
+SAR can only shorten answers where (docs/paper.md §1, §5) the empty-question context is a real "no
 question" likelihood, the base model pads correct answers with redundancy that correctness does
 not punish, and there is length to cut. The testbed's model card reports each premise:
 
@@ -13,8 +13,11 @@ not punish, and there is length to cut. The testbed's model card reports each pr
 * **P2 harmless verbosity**: among S answers sampled at temperature 1 per question, those longer
   than the question's median length are at least as accurate as those shorter:
   ``d_q = acc(L > median_q) - acc(L < median_q)``, reported as mean_q d_q and its standard error
-  (target mean >= 0); and greedily the correct answers are not the short ones:
-  ``mean length of correct greedy answers / mean length of all >= 0.95``.
+  (target mean >= 0); greedily the correct answers are not the short ones:
+  ``mean length of correct greedy answers / mean length of all >= 0.95``; and, because P4 puts the
+  inaccurate answer-only answers on the short side of every median, the two reasoning styles are
+  compared directly: ``acc(verbose samples) - acc(concise samples) >= -2 standard errors`` (not
+  significantly worse). This last figure decides whether GRPO alone already prunes verbosity.
 * **P3 room to cut**: ``mean_q L_greedy(q) / mean_q min{L : sample of q correct} >= 1.5`` over the
   questions with at least one correct sample.
 * **P4 too short exists**: answer-only answers ("The answer is N." with no steps) are in the
@@ -31,7 +34,7 @@ import math
 import statistics
 from typing import Sequence
 
-from sar_lib.data import Problem
+from sar_lib.problem import Problem
 from sar_lib.evaluate import evaluate
 from sar_lib.generation import answer_texts, generate
 from sar_lib.grading import is_correct
@@ -85,6 +88,17 @@ def long_vs_short_accuracy(samples: Sequence[Sequence[tuple[int, bool]]]) -> dic
             "long_accuracy": statistics.fmean(long_hits), "short_accuracy": statistics.fmean(short_hits)}
 
 
+def style_gap(styles: Sequence[str], correct: Sequence[bool], first: str = "verbose", second: str = "concise") -> dict:
+    """``acc(first) - acc(second)`` over answers labelled with ``styles``, and its standard error
+    ``sqrt(p1 (1 - p1) / n1 + p2 (1 - p2) / n2)``; None values when a style has no answer."""
+    hits = {s: [ok for ok, t in zip(correct, styles) if t == s] for s in (first, second)}
+    if not all(hits.values()):
+        return {"difference": None, "stderr": None, f"n_{first}": len(hits[first]), f"n_{second}": len(hits[second])}
+    p1, p2 = (statistics.fmean(hits[s]) for s in (first, second))
+    stderr = math.sqrt(p1 * (1 - p1) / len(hits[first]) + p2 * (1 - p2) / len(hits[second]))
+    return {"difference": p1 - p2, "stderr": stderr, f"n_{first}": len(hits[first]), f"n_{second}": len(hits[second])}
+
+
 def room_to_cut(greedy_lengths: Sequence[int], samples: Sequence[Sequence[tuple[int, bool]]]) -> dict:
     """P3: ``mean_q L_greedy(q) / mean_q shortest correct sample of q`` over the questions with a
     correct sample. Returns ``{"ratio", "greedy_mean", "shortest_correct_mean", "n_questions"}``."""
@@ -97,20 +111,6 @@ def room_to_cut(greedy_lengths: Sequence[int], samples: Sequence[Sequence[tuple[
     greedy, shortest = statistics.fmean(g for g, _ in pairs), statistics.fmean(s for _, s in pairs)
     return {"ratio": greedy / shortest, "greedy_mean": greedy, "shortest_correct_mean": shortest,
             "n_questions": len(pairs)}
-
-
-def _sample(model, tokenizer, problems: Sequence[Problem], *, samples_per_item: int, max_new_tokens: int,
-            batch_size: int) -> tuple[list[list[tuple[int, bool]]], list[str]]:
-    rollouts = generate(model, tokenizer, [prompt_text(tokenizer, p.question) for p in problems],
-                        max_new_tokens=max_new_tokens, do_sample=True, temperature=1.0, top_p=1.0,
-                        num_return_sequences=samples_per_item, batch_size=batch_size)
-    texts = answer_texts(tokenizer, rollouts)
-    per_question: list[list[tuple[int, bool]]] = [[] for _ in problems]
-    for k, (text, ids, cut) in enumerate(zip(texts, rollouts.answer_ids, rollouts.truncated)):
-        problem = problems[k // samples_per_item]
-        per_question[k // samples_per_item].append((len(ids) - (0 if cut else 1),
-                                                     bool(is_correct(text, problem.gold, problem.kind))))
-    return per_question, texts
 
 
 def answer_only_accuracy(model, tokenizer, problems: Sequence[Problem], *, batch_size: int = 64) -> list[bool]:
@@ -126,13 +126,13 @@ def measure_premises(model, tokenizer, problems: Sequence[Problem], *, samples_p
                      max_new_tokens: int = 192, batch_size: int = 64, seed: int = 0) -> dict:
     """P1-P5 (module docstring) on held-out synthetic arithmetic ``problems`` (meta["steps"] needed
     for P4's split by number of steps). Returns a JSON-able dict: one entry per premise with its
-    figures and ``holds``, plus ``style_shares`` of the sampled answers (``synthetic.answer_style``)."""
-    import torch
-
+    figures and ``holds``, plus ``style_shares`` of the sampled answers (``synthetic.answer_style``),
+    their accuracy per style, the styles of the greedy answers, SAR per written style
+    (:func:`sar_by_style`) and two ``examples`` (a question, its greedy and sampled answers)."""
     if len(problems) < 2:
         raise ValueError("need at least two problems (P1 pairs each question with another one's answer)")
     greedy = evaluate(model, tokenizer, problems, max_new_tokens=max_new_tokens, batch_size=batch_size,
-                      progress=False)
+                      samples=samples_per_item, seed=seed, progress=False)
     records = greedy["records"]
     answers = [r["response"] for r in records]
     questions = [p.question for p in problems]
@@ -144,23 +144,25 @@ def measure_premises(model, tokenizer, problems: Sequence[Problem], *, samples_p
     p1["holds"] = (gain <= TARGETS["first_token_gain_max"] and p1["other_mean"] <= TARGETS["other_answer_sar_max"]
                    and p1["own_beats_other"] >= TARGETS["own_beats_other_min"])
 
-    torch.manual_seed(seed)
-    samples, texts = _sample(model, tokenizer, problems, samples_per_item=samples_per_item,
-                             max_new_tokens=max_new_tokens, batch_size=batch_size)
-    sampled_accuracy = statistics.fmean(ok for answers in samples for _, ok in answers)
+    samples = [list(zip(r["sampled_lengths"], r["sampled_correct"])) for r in records]
+    texts = [t for r in records for t in r["sampled_responses"]]
     lengths = [r["length"] for r in records]
     correct_lengths = [r["length"] for r in records if r["correct"]]
     ratio = statistics.fmean(correct_lengths) / statistics.fmean(lengths) if correct_lengths else None
     spread = _unless_undefined(long_vs_short_accuracy, samples)
-    p2 = {"long_minus_short_accuracy": spread, "correct_length_ratio": ratio}
+    styles = [answer_style(t) for t in texts]
+    hits = [ok for r in records for ok in r["sampled_correct"]]
+    gap = style_gap(styles, hits)
+    p2 = {"long_minus_short_accuracy": spread, "correct_length_ratio": ratio, "verbose_minus_concise": gap}
     p2["holds"] = (spread is not None and spread["mean"] >= 0 and ratio is not None
-                   and ratio >= TARGETS["correct_length_ratio_min"])
+                   and ratio >= TARGETS["correct_length_ratio_min"]
+                   and gap["difference"] is not None and gap["difference"] >= -2 * gap["stderr"])
     p3 = _unless_undefined(room_to_cut, lengths, samples) or {"ratio": None}
     p3["holds"] = p3["ratio"] is not None and p3["ratio"] >= TARGETS["room_to_cut_min"]
 
     forced = answer_only_accuracy(model, tokenizer, problems, batch_size=batch_size)
-    styles = [answer_style(t) for t in texts]
     shares = _shares(styles)
+    accuracy_by_style = {s: statistics.fmean(ok for ok, t in zip(hits, styles) if t == s) for s in shares}
     multi = [k for k, p in enumerate(problems) if len(p.meta["steps"]) >= 2]
     by_steps = {}
     for n_steps in sorted({len(p.meta["steps"]) for p in problems}):
@@ -173,15 +175,17 @@ def measure_premises(model, tokenizer, problems: Sequence[Problem], *, samples_p
     p4["holds"] = bool(multi) and p4["answer_only_sample_share"] > 0 \
         and p4["answer_only_multi_step"] < p4["greedy_multi_step"]
     low, high = TARGETS["greedy_accuracy_range"]
-    p5 = {"greedy_accuracy": greedy["accuracy"], "sampled_accuracy": sampled_accuracy}
-    p5["holds"] = low <= greedy["accuracy"] <= high and sampled_accuracy < greedy["accuracy"]
+    p5 = {"greedy_accuracy": greedy["accuracy"], "sampled_accuracy": greedy["sampled_accuracy"]}
+    p5["holds"] = low <= greedy["accuracy"] <= high and greedy["sampled_accuracy"] < greedy["accuracy"]
     return {"n_problems": len(problems), "samples_per_item": samples_per_item, "targets": TARGETS,
             "greedy": {k: greedy[k] for k in ("accuracy", "mean_length", "mean_length_correct")},
-            "style_shares": shares, "greedy_style_shares": _shares([answer_style(a) for a in answers]),
+            "style_shares": shares, "sampled_accuracy_by_style": accuracy_by_style, "greedy_style_shares": _shares([answer_style(a) for a in answers]),
             "sar_by_style": sar_by_style(model, tokenizer, problems, seed=seed,
                                                                            batch_size=batch_size),
             "P1_marginal": p1, "P2_harmless_verbosity": p2, "P3_room_to_cut": p3,
-            "P4_too_short_exists": p4, "P5_room_for_rl": p5}
+            "P4_too_short_exists": p4, "P5_room_for_rl": p5,
+            "examples": [{"question": r["question"], "gold": r["gold"], "greedy": r["response"],
+                          "sampled": r["sampled_responses"]} for r in records[:2]]}
 
 
 def _shares(labels: Sequence[str]) -> dict[str, float]:

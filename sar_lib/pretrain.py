@@ -1,7 +1,7 @@
 """Pretrain the embedded tiny reasoner from scratch: a BPE tokenizer and a Qwen2 model of a few
 million parameters, supervised on the synthetic corpus, in minutes on a CPU (``sar pretrain-tiny``).
 
-Each training pair is (ctx(q), a): ctx(q) = ``sar.prompt_text(q)`` (the paper's prompt, SAR.md §1)
+Each training pair is (ctx(q), a): ctx(q) = ``sar.prompt_text(q)`` (the paper's prompt, docs/paper.md §1)
 and a = solution text + eos. The loss is the mean next-token NLL over the answer tokens only:
 
     L(theta) = - (1 / sum_i T_i) * sum_i sum_{t=1..T_i} log pi_theta(a_{i,t} | ctx(q_i), a_{i,<t})
@@ -22,9 +22,7 @@ model samples a spread of lengths and correctness at temperature 1: room for RL 
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import random
 import statistics
 import time
@@ -37,15 +35,14 @@ from tqdm.auto import tqdm
 from sar_lib import synthetic
 from sar_lib.data import HELD_OUT_SETS, SYNTHETIC_SETS
 from sar_lib.evaluate import evaluate, summary
-from sar_lib.generation import answer_texts, generate
-from sar_lib.grading import is_correct
 from sar_lib.machine import machine_summary
+from sar_lib.model_card import write_model_card
 from sar_lib.models import build_tiny_model, load_model
+from sar_lib.premises import measure_premises
 from sar_lib.sar import INSTRUCTION, SYSTEM_PROMPT, answer_ids, empty_prompt_text, encode_text, prompt_text
 from sar_lib.tokenizer import train_tokenizer
 
 MAX_POSITIONS = 1024  # RoPE range (no parameters): prompts + generations up to this length
-VERBOSE_RATIO = 2.0   # an answer "looks verbose" when longer than this times the concise solution
 
 
 @dataclass
@@ -66,7 +63,7 @@ class PretrainConfig:
     corpus_size: int = 24000
     logic_share: float = 0.30      # share of 1-2 hop logic chains in the corpus (the rest: arithmetic)
     # share of pairs whose answer is taught under ctx(0), the empty user turn, instead of ctx(q): the
-    # model then knows answers without their question, so ppl(a) is a real answer marginal (SAR.md §1)
+    # model then knows answers without their question, so ppl(a) is a real answer marginal (docs/paper.md §1)
     empty_question_share: float = 0.12
     steps: int = 1100
     batch_size: int = 32
@@ -81,22 +78,25 @@ class PretrainConfig:
     drill_problems: int = 40000    # training problems whose steps make the drill equations
     drill_weight: float = 1.0
     grad_clip: float = 1.0
-    max_minutes: float | None = 13.0   # wall-clock cap on the training loop (the schedule is by steps)
+    # float sums depend on how work is split over threads: a fixed count gives the same weights on
+    # any machine of the same kind; one thread also leaves the second core of a 2-core machine free
+    threads: int = 1
+    max_minutes: float | None = None   # optional wall-clock cap on the training loop (the schedule is by steps)
     # measurement written into the model card
     eval_items: int = 200
     eval_max_new_tokens: int = 192
-    sample_items: int = 50
-    samples_per_item: int = 4
+    samples_per_item: int = 8          # answers sampled at temperature 1 per question for the premises
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the bad field, before anything is trained."""
         positive = ("vocab_size", "hidden_size", "num_layers", "num_heads", "num_kv_heads", "intermediate_size",
-                    "max_length", "corpus_size", "steps", "batch_size", "eval_max_new_tokens", "samples_per_item")
+                    "max_length", "corpus_size", "steps", "batch_size", "eval_max_new_tokens", "samples_per_item",
+                    "threads")
         for name in positive:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"PretrainConfig.{name} must be a positive int, got {value!r}")
-        for name in ("eval_items", "sample_items", "warmup_steps", "seed", "drill_batch_size", "drill_problems"):
+        for name in ("eval_items", "warmup_steps", "seed", "drill_batch_size", "drill_problems"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
                 raise ValueError(f"PretrainConfig.{name} must be a non-negative int, got {value!r}")
@@ -251,7 +251,7 @@ def train_tiny(config: PretrainConfig, *, progress: bool = True):
     ``loss_history`` (per step), ``steps_done``, ``stopped_by_time``, ``train_seconds``, ``train_cpu_seconds``,
     ``n_examples`` and ``n_parameters``."""
     config.validate()
-    torch.set_num_threads(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
+    torch.set_num_threads(config.threads)
     pairs = synthetic.training_corpus(config.corpus_size, config.seed, logic_share=config.logic_share)
     tokenizer = train_tokenizer(_tokenizer_texts(pairs), vocab_size=config.vocab_size)
     examples = _encode_pairs(tokenizer, pairs, config)
@@ -314,41 +314,17 @@ def save_checkpoint(model, tokenizer, out_dir: str | Path) -> None:
     tokenizer.save_pretrained(out_dir)
 
 
-def sample_stats(model, tokenizer, problems, *, samples_per_item: int, max_new_tokens: int, seed: int) -> dict:
-    """Answers sampled at temperature 1 (top_p 1): accuracy, mean and std of the length in tokens,
-    and the share that looks verbose (longer than ``VERBOSE_RATIO`` x the concise solution)."""
-    torch.manual_seed(seed)
-    prompts = [prompt_text(tokenizer, p.question) for p in problems]
-    rollouts = generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens, do_sample=True,
-                        temperature=1.0, num_return_sequences=samples_per_item)
-    texts = answer_texts(tokenizer, rollouts)
-    rng = random.Random(seed)
-    concise = [len(encode_text(tokenizer, synthetic.solution(p, "concise", rng))) for p in problems]
-    owners = [problems[k // samples_per_item] for k in range(len(texts))]
-    # counted like ``evaluate``: the eos that ends a finished answer is not a token of its length
-    lengths = [n - (0 if cut else 1) for n, cut in zip(rollouts.lengths, rollouts.truncated)]
-    verbose = [n > VERBOSE_RATIO * concise[k // samples_per_item] for k, n in enumerate(lengths)]
-    return {"n": len(texts),
-            "accuracy": statistics.fmean(is_correct(t, p.gold, p.kind) for t, p in zip(texts, owners)),
-            "mean_length": statistics.fmean(lengths), "std_length": statistics.pstdev(lengths),
-            "min_length": min(lengths), "max_length": max(lengths),
-            "verbose_share": statistics.fmean(verbose),
-            "examples": [{"question": owners[k].question, "gold": owners[k].gold, "answer": texts[k]}
-                         for k in range(min(len(texts), 2 * samples_per_item))]}
-
-
-def measure(model, tokenizer, config: PretrainConfig, *, progress: bool = True) -> dict:
-    """Greedy accuracy and answer length on each of ``HELD_OUT_SETS`` (``evaluate``), plus the
-    temperature-1 spread on held-out arithmetic (``sample_stats``)."""
+def measure(model, tokenizer, config: PretrainConfig, *, progress: bool = True) -> tuple[dict, dict]:
+    """``(greedy, premises)``: greedy accuracy and answer length on each of ``HELD_OUT_SETS``
+    (``evaluate``), and SAR's premises P1-P5 on held-out arithmetic (``premises.measure_premises``)."""
     results = {}
     for name in HELD_OUT_SETS:
         problems = SYNTHETIC_SETS[name](config.eval_items, config.seed)
         report = evaluate(model, tokenizer, problems, max_new_tokens=config.eval_max_new_tokens, progress=progress)
         results[name] = summary(report)
-    held_out = SYNTHETIC_SETS["arith-test"](config.sample_items, config.seed)
-    results["samples_t1"] = sample_stats(model, tokenizer, held_out, samples_per_item=config.samples_per_item,
-                                         max_new_tokens=config.eval_max_new_tokens, seed=config.seed)
-    return results
+    held_out = SYNTHETIC_SETS["arith-test"](config.eval_items, config.seed)
+    return results, measure_premises(model, tokenizer, held_out, samples_per_item=config.samples_per_item,
+                                     max_new_tokens=config.eval_max_new_tokens, seed=config.seed)
 
 
 def command_line(config: PretrainConfig, out_dir: str | Path) -> str:
@@ -363,65 +339,13 @@ def command_line(config: PretrainConfig, out_dir: str | Path) -> str:
     return f"sar_lib.pretrain.pretrain_tiny(PretrainConfig(**card['config']), {str(out_dir)!r})"
 
 
-def _model_card(card: dict) -> str:
-    rows = "\n".join(
-        f"| {name} | {card['eval'][name]['n']} | {100 * card['eval'][name]['accuracy']:.1f} | "
-        f"{card['eval'][name]['mean_length']:.1f} | {card['eval'][name]['median_length']:.0f} | "
-        f"{100 * card['eval'][name]['truncation_rate']:.1f} |" for name in HELD_OUT_SETS)
-    s = card["eval"]["samples_t1"]
-    examples = "\n".join(f"- Q: {e['question']} (gold {e['gold']})\n  A: {e['answer']}" for e in s["examples"])
-    return f"""# tiny-reasoner: the embedded model of sar_lib
-
-A {card['n_parameters'] / 1e6:.2f}M-parameter Qwen2-architecture causal LM with a {card['vocab_size']}-token
-byte-level BPE tokenizer (digits split, ChatML chat template with a system role), trained from scratch
-on the synthetic corpus of `sar_lib.synthetic` (arithmetic word problems with concise, verbose and
-flawed solutions, plus 1-2 hop logic chains; {100 * card['config']['logic_share']:.0f}% logic), prompted exactly like the paper
-(`sar_lib.sar.prompt_text`: system prompt + question + instruction). The loss covers the answer tokens
-(and the eos) only, plus an arithmetic drill ({card['config']['drill_batch_size']} rows of {card['config']['drill_equations']} bare equations
-"a op b = r." per step, loss on the results; see `sar_lib/pretrain.py`).
-It exists so that notebooks, the demo and the tests run offline on a CPU; it is not a general model.
-
-## How it was made
-
-- command: `{card['command']}`
-- seed: {card['config']['seed']}; steps: {card['steps_done']} of {card['config']['steps']} (batch {card['config']['batch_size']}, {card['n_examples']} training pairs, peak lr {card['config']['learning_rate']}, cosine)
-- stopped by the time cap: {card['stopped_by_time']}
-- wall time: {card['train_seconds'] / 60:.1f} min training, {card['total_seconds'] / 60:.1f} min in all (measurement included);
-  CPU time of the training loop {card['train_cpu_seconds'] / 60:.1f} min summed over threads
-- machine: {card['machine']} (time on a shared machine is noisy)
-- final training loss (mean of the last 20 steps): {card['final_loss']:.3f}
-- checkpoint: {card['checkpoint_bytes'] / 1e6:.1f} MB (fp32 safetensors)
-
-The full configuration is in `card.json` (`config`).
-
-## Measured (greedy, up to {card['config']['eval_max_new_tokens']} new tokens, seed {card['config']['seed']} items)
-
-| set | n | accuracy % | mean length (tokens) | median length | truncated % |
-|---|---|---|---|---|---|
-{rows}
-
-arith-test is held-out in-domain (question texts never in training); symbolic-test (renamed entities,
-changed numbers, one irrelevant clause) and logic-test (ProntoQA-style True/False, made-up concept
-names not in training; chance = 50%) are out of domain. Reproduce with
-`sar eval --model tiny --dataset arith-test --limit {card['config']['eval_items']} --seed {card['config']['seed']}`.
-
-## Sampled at temperature 1 (held-out arithmetic, {s['n']} answers)
-
-accuracy {100 * s['accuracy']:.1f}%, length {s['mean_length']:.1f} +- {s['std_length']:.1f} tokens
-(min {s['min_length']}, max {s['max_length']}), verbose-looking (longer than {VERBOSE_RATIO:g}x the concise
-solution) {100 * s['verbose_share']:.1f}%.
-
-{examples}
-"""
-
-
 def pretrain_tiny(config: PretrainConfig, out_dir: str | Path, progress: bool = True, *,
                   command: str | None = None) -> dict:
     """Train the tiny reasoner (``train_tiny``), save it into ``out_dir``, reload it from disk,
     measure it (``measure``) and write ``card.json`` and ``MODEL_CARD.md`` beside it.
 
     Returns the card (a dict): config, command, steps, times, machine, parameter count,
-    checkpoint size, the per-set greedy results and the temperature-1 statistics.
+    checkpoint size, the per-set greedy results and the premises (``premises.measure_premises``).
     """
     config.validate()
     out_dir = Path(out_dir)
@@ -434,7 +358,7 @@ def pretrain_tiny(config: PretrainConfig, out_dir: str | Path, progress: bool = 
     model, tokenizer, info = train_tiny(config, progress=progress)
     save_checkpoint(model, tokenizer, out_dir)
     model, tokenizer = load_model(str(out_dir))   # measure exactly what was saved
-    results = measure(model, tokenizer, config, progress=progress)
+    results, premises = measure(model, tokenizer, config, progress=progress)
     card = {"command": command or command_line(config, out_dir), "config": asdict(config),
             "steps_done": info["steps_done"], "stopped_by_time": info["stopped_by_time"],
             "train_seconds": round(info["train_seconds"], 1), "train_cpu_seconds": round(info["train_cpu_seconds"], 1),
@@ -442,7 +366,6 @@ def pretrain_tiny(config: PretrainConfig, out_dir: str | Path, progress: bool = 
             "machine": machine_summary(), "n_parameters": info["n_parameters"], "vocab_size": len(tokenizer),
             "n_examples": info["n_examples"], "final_loss": statistics.fmean(info["loss_history"][-20:]),
             "checkpoint_bytes": (out_dir / "model.safetensors").stat().st_size,
-            "eval": results, "loss_history": [round(x, 4) for x in info["loss_history"]]}
-    (out_dir / "card.json").write_text(json.dumps(card, indent=1) + "\n")
-    (out_dir / "MODEL_CARD.md").write_text(_model_card(card))
+            "eval": results, "premises": premises, "loss_history": [round(x, 4) for x in info["loss_history"]]}
+    write_model_card(card, out_dir)
     return card

@@ -1,4 +1,4 @@
-"""Does a reward rank answers the way their quality does? (SAR.md §5, qualitative claim 1)
+"""Does a reward rank answers the way their quality does? (docs/paper.md §5, qualitative claim 1)
 
 For each problem we build the six answer types of ``synthetic.answer_types`` (plus two probe
 variants of the concise answer, see :func:`answer_sets`), score every answer under one model with

@@ -1,7 +1,7 @@
 r"""Per-answer rewards for one GRPO group (all answers sampled for the same question).
 
 Every function takes the whole group and returns a float32 tensor ``[G]``; the training reward is
-``combine(R_VR, r, alpha) = R_VR + alpha * r`` (SAR.md §1-§2). Formulas, with L the answer length
+``combine(R_VR, r, alpha) = R_VR + alpha * r`` (docs/paper.md §1-§2). Formulas, with L the answer length
 in tokens (eos included) and "correct" the R_VR of each answer:
 
 * ``correctness``: R_VR = 1 if the final answer is right, else 0 (``grading.is_correct``).

@@ -3,6 +3,8 @@ the only code that writes or reads them::
 
     config.json, config.yaml        the resolved GRPOConfig                 write_config / read_config
     metrics.jsonl                   one JSON object per training step       append_metrics / read_metrics
+    completions.jsonl               the sampled answers, one per line        append_completions /
+                                    (only with log_completions)              read_completions
     checkpoint/                     trainable.pt (the trainable weights),   save_checkpoint / load_checkpoint
                                     optimizer.pt, state.pt ({"step",
                                     "data_position", "rng"}), adapter/
@@ -39,6 +41,7 @@ from sar_lib.grpo_config import GRPOConfig
 
 CHECKPOINT = "checkpoint"
 METRICS = "metrics.jsonl"
+COMPLETIONS = "completions.jsonl"
 
 
 # ---------------------------------------------------------------- config
@@ -71,12 +74,35 @@ def append_metrics(run_dir: str | Path, metrics: dict) -> None:
         f.write(json.dumps(metrics) + "\n")
 
 
+# Metric names of run folders written before the trainer took TRL's names (docs/metrics.md):
+# read_metrics renames them, so old runs still plot and compare. "accuracy/batch" was a copy of
+# the correctness reward's mean; "reward/<r>" becomes "rewards/<r>/mean".
+OLD_METRIC_NAMES = {"reward/total": "reward", "reward/correctness": "rewards/correctness/mean",
+                    "accuracy/batch": "rewards/correctness/mean", "length/mean": "completions/mean_length",
+                    "length/median": "completions/median_length",
+                    "length/correct_mean": "completions/mean_length_correct",
+                    "truncation_rate": "completions/clipped_ratio", "groups/no_signal": "frac_reward_zero_std",
+                    "clip_fraction": "clip_ratio/region_mean", "lr": "learning_rate"}
+
+
+def _current_names(metrics: dict) -> dict:
+    out = {}
+    for key, value in metrics.items():
+        if key in OLD_METRIC_NAMES:
+            key = OLD_METRIC_NAMES[key]
+        elif key.startswith("reward/"):
+            key = f"rewards/{key[len('reward/'):]}/mean"
+        out.setdefault(key, value)
+    return out
+
+
 def read_metrics(run_dir: str | Path) -> list[dict]:
-    """The per-step metrics of a run (``metrics.jsonl``), one dict per step."""
+    """The per-step metrics of a run (``metrics.jsonl``), one dict per step, under today's names
+    (a folder written with :data:`OLD_METRIC_NAMES` reads the same as a new one)."""
     path = Path(run_dir) / METRICS
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist: {run_dir} has not trained yet")
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [_current_names(json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
 
 
 def steps_logged(run_dir: str | Path) -> int:
@@ -88,18 +114,32 @@ def steps_logged(run_dir: str | Path) -> int:
         return sum(1 for line in f if line.strip())
 
 
+def append_completions(run_dir: str | Path, rows: list[dict]) -> None:
+    """Add one step's sampled answers (``GRPOConfig.log_completions``) to ``completions.jsonl``."""
+    with (Path(run_dir) / COMPLETIONS).open("a") as f:
+        f.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+
+
+def read_completions(run_dir: str | Path) -> list[dict]:
+    """The sampled answers a run logged, one dict per answer ([] when it logged none)."""
+    path = Path(run_dir) / COMPLETIONS
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+
+
 def keep_metrics_until(run_dir: str | Path, step: int) -> None:
-    """Drop metric lines logged after ``step`` (a run stopped between two checkpoints)."""
-    path = Path(run_dir) / METRICS
-    if path.exists():
-        lines = [line for line in path.read_text().splitlines() if line.strip()]
-        kept = [line for line in lines if json.loads(line)["step"] <= step]
-        path.write_text("".join(line + "\n" for line in kept))
+    """Drop metric and completion lines logged after ``step`` (a run stopped between two checkpoints)."""
+    for name in (METRICS, COMPLETIONS):
+        path = Path(run_dir) / name
+        if path.exists():
+            lines = [line for line in path.read_text().splitlines() if line.strip()]
+            kept = [line for line in lines if json.loads(line)["step"] <= step]
+            path.write_text("".join(line + "\n" for line in kept))
 
 
 def remove_metrics(run_dir: str | Path) -> None:
-    """Delete ``metrics.jsonl`` (a run that starts again from step 0)."""
-    (Path(run_dir) / METRICS).unlink(missing_ok=True)
+    """Delete ``metrics.jsonl`` and ``completions.jsonl`` (a run that starts again from step 0)."""
+    for name in (METRICS, COMPLETIONS):
+        (Path(run_dir) / name).unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------- checkpoint

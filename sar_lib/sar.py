@@ -1,4 +1,4 @@
-"""Self-Aligned Reward (SAR), exactly as SAR.md §1 and the official code (``ppl_qa``) define it.
+"""Self-Aligned Reward (SAR), exactly as docs/paper.md §1 and the official code (``ppl_qa``) define it.
 
 For a query q and an answer a = (a_1 .. a_T) (its eos included):
 
@@ -21,7 +21,7 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from sar_lib.perplexity import score_answer_ids
+from sar_lib.perplexity import score_answer_ids, score_answers_after_prefix
 
 SYSTEM_PROMPT = ("You are a reasoning expert assistant. Given a question, you will use your reasoning skills "
                  "to solve the problem.")
@@ -46,7 +46,7 @@ def _has_system_role(tokenizer, system_prompt: str) -> bool:
 
 
 def _context_text(tokenizer, user: str, system_prompt: str) -> str:
-    """The prompt of SAR.md §1 around the user-turn text ``user`` ("" for ctx(0))."""
+    """The prompt of docs/paper.md §1 around the user-turn text ``user`` ("" for ctx(0))."""
     if not getattr(tokenizer, "chat_template", None):
         return f"System: {system_prompt}\nUser: {user}\nAssistant: "
     if _has_system_role(tokenizer, system_prompt):
@@ -138,7 +138,9 @@ def sar_from_token_ids(model, ctx_0: Sequence[int], answers: Sequence[Sequence[i
     ``ctx_0``: ids of ctx(0) (shared by all answers). Give either ``ctx_q`` (one id list per answer;
     ppl(a|q) is then computed here) or ``nll_qa`` (``[N]``, the mean NLL of each answer under
     ctx(q) already computed, e.g. from the GRPO old log-probs: only the ctx(0) pass runs then).
-    Both passes run under ``no_grad`` with the model in eval mode (its mode is restored).
+    Both passes run under ``no_grad`` with the model in eval mode (its mode is restored). ctx(0) is
+    the same for every answer, so its keys and values are computed once and shared by the batch
+    (``perplexity.score_answers_after_prefix``): the extra pass costs the answer tokens only.
 
     Returns a dict of CPU tensors ``[N]``: ``nll_qa``, ``nll_a``, ``ppl_qa``, ``ppl_a``, ``sar``
     (fp32) and ``n_tokens`` (long, answer tokens incl. eos); plus ``logprobs_a`` (list of ``[T_i]``,
@@ -159,7 +161,7 @@ def sar_from_token_ids(model, ctx_0: Sequence[int], answers: Sequence[Sequence[i
         nll_qa = scores_q.nll
         logprobs_q = [row[:len(a)] for row, a in zip(scores_q.logprobs, answers)]
     nll_qa = nll_qa.detach().float().cpu()
-    scores_a = score_answer_ids(model, [ctx_0] * n, answers, desc="ppl(a)", **common)
+    scores_a = score_answers_after_prefix(model, ctx_0, answers, desc="ppl(a)", **common)   # ctx(0)'s keys once
     nll_a = scores_a.nll
     logprobs_a = [row[:len(a)] for row, a in zip(scores_a.logprobs, answers)]
     return {

@@ -2,7 +2,7 @@
 
 The embedded tiny reasoner and the tests use it. Digits are split one per token so that a
 few-million-parameter model can learn column arithmetic. The chat template has a system role,
-like Qwen2.5's, so ctx(q) and ctx(0) (SAR.md §1) are built exactly as for a real model.
+like Qwen2.5's, so ctx(q) and ctx(0) (docs/paper.md §1) are built exactly as for a real model.
 """
 
 from __future__ import annotations

@@ -1,29 +1,24 @@
-"""sar_lib.analysis: the claim's arithmetic, statistics over seeds, behaviour counts and curves."""
+"""sar_lib.analysis: statistics over seeds, behaviour counts, answer styles and curves."""
 
 import json
 
 import pytest
 
-from sar_lib.analysis import count_behaviours, mean_curves, paper_claim, stats
-
-
-def test_paper_claim_arithmetic():
-    grpo = {"accuracy": 0.50, "mean_length": 100.0}
-    ok = paper_claim(grpo, {"accuracy": 0.495, "mean_length": 79.0})
-    assert ok["length_reduction"] == pytest.approx(0.21) and ok["accuracy_drop_points"] == pytest.approx(0.5)
-    assert ok["holds"] and ok["shorter_enough"] and ok["accurate_enough"]
-    assert paper_claim(grpo, {"accuracy": 0.49, "mean_length": 80.0})["holds"]       # both limits exactly met
-    too_long = paper_claim(grpo, {"accuracy": 0.60, "mean_length": 81.0})
-    assert not too_long["holds"] and not too_long["shorter_enough"] and too_long["accuracy_drop_points"] < 0
-    too_wrong = paper_claim(grpo, {"accuracy": 0.485, "mean_length": 50.0})
-    assert not too_wrong["holds"] and too_wrong["accuracy_drop_points"] == pytest.approx(1.5)
-    assert paper_claim({"accuracy": 0.1, "mean_length": 0.0}, {"accuracy": 0.1, "mean_length": 5.0})["holds"] is None
+from sar_lib.analysis import count_behaviours, mean_curves, stats, style_shares
 
 
 def test_stats_mean_and_sample_std():
     s = stats([0.1, 0.2, 0.3])
     assert s["per_seed"] == [0.1, 0.2, 0.3] and s["mean"] == pytest.approx(0.2) and s["std"] == pytest.approx(0.1)
     assert stats([0.4])["std"] == 0.0 and stats([None, 2.0])["mean"] == 2.0 and stats([None])["mean"] is None
+
+
+def test_style_shares_of_hand_made_answers():
+    texts = ["Let me think about this step by step. First, 3 + 4 = 7. The answer is 7.", "The answer is 5.",
+             "garbled 7 = 7",
+             "Let me think about this step by step. First, 3 + 4 = 7. The answer is 7. Let me double-check."]
+    assert style_shares(texts) == {"verbose": 0.25, "concise": 0.25, "answer_only": 0.25, "other": 0.25}
+    assert set(style_shares([]).values()) == {0.0}
 
 
 def test_behaviour_counts_on_hand_made_answers():
@@ -50,8 +45,8 @@ def test_mean_curves_average_runs_step_by_step(tmp_path):
     for name, rows in {"a": [(1, 1.0, 10.0), (2, 3.0, None)], "b": [(1, 3.0, 20.0), (2, 5.0, 40.0)]}.items():
         (tmp_path / name).mkdir()
         (tmp_path / name / "metrics.jsonl").write_text("".join(
-            json.dumps({"step": s, "reward/total": r, "length/correct_mean": c}) + "\n" for s, r, c in rows))
-    curves = mean_curves([tmp_path / "a", tmp_path / "b"], ["reward/total", "length/correct_mean"])
-    assert curves["reward/total"] == {"step": [1, 2], "mean": [2.0, 4.0], "std": [pytest.approx(2 ** 0.5)] * 2}
-    assert curves["length/correct_mean"] == {"step": [1, 2], "mean": [15.0, 40.0],
+            json.dumps({"step": s, "reward": r, "completions/mean_length_correct": c}) + "\n" for s, r, c in rows))
+    curves = mean_curves([tmp_path / "a", tmp_path / "b"], ["reward", "completions/mean_length_correct"])
+    assert curves["reward"] == {"step": [1, 2], "mean": [2.0, 4.0], "std": [pytest.approx(2 ** 0.5)] * 2}
+    assert curves["completions/mean_length_correct"] == {"step": [1, 2], "mean": [15.0, 40.0],
                                              "std": [pytest.approx(50 ** 0.5), 0.0]}

@@ -26,13 +26,17 @@ def test_bad_grids_fail_before_training(tmp_path, kwargs, message):
 def test_grid_gives_each_method_its_reward_and_the_claim_methods_every_seed(tmp_path):
     runs = grid_runs(tmp_path, seeds=(3, 4, 5), steps=7)
     assert [(r.method, r.seed) for r in runs] == [("grpo", 3), ("grpo", 4), ("grpo", 5), ("sa-grpo", 3),
-                                                  ("sa-grpo", 4), ("sa-grpo", 5), ("sar-only", 3), ("o1", 3),
-                                                  ("er", 3)]
+                                                  ("sa-grpo", 4), ("sa-grpo", 5), ("sar-only", 3), ("em", 3),
+                                                  ("o1-0.03", 3), ("o1-0.1", 3), ("er-0.03", 3), ("er-0.1", 3),
+                                                  ("shuffled-sar", 3)]
     configs = {r.method: r.config.resolved() for r in runs}
     assert (configs["grpo"].reward, configs["grpo"].alpha) == ("none", 0.0)
     assert (configs["sa-grpo"].reward, configs["sa-grpo"].alpha) == ("sar", 0.2)
     assert (configs["sar-only"].correctness_weight, configs["sar-only"].alpha) == (0.0, 1.0)
-    assert configs["o1"].alpha == R.DEFAULT_ALPHAS["o1"] and configs["er"].reward == "er"
+    assert (configs["em"].reward, configs["em"].alpha) == ("em", 0.2)
+    assert [configs[m].alpha for m in ("o1-0.03", "o1-0.1", "er-0.03", "er-0.1")] == [0.03, 0.1, 0.03, 0.1]
+    assert configs["er-0.1"].reward == "er" and configs["shuffled-sar"].reward == "shuffled_sar"
+    assert len({m.color for m in grid.METHODS.values()}) == len(grid.METHODS)   # one colour per method
     assert all(c.steps == 7 for c in configs.values()) and runs[0].run_dir == tmp_path / "grpo-s3"
 
 
@@ -53,5 +57,5 @@ def test_two_worker_processes_give_the_same_runs_as_one(tiny_dir, tmp_path):
                         {"arith-test": 4}, workers=1, progress=False)
     assert [r["method"] for r in results] == ["grpo", "sa-grpo"] and all(r["trained"] for r in results)
     assert base["arith-test"]["step"] == 0 and base["arith-test"]["n"] == 4
-    assert read_metrics(tmp_path / "two" / "sa-grpo-s0")[0]["reward/total"] == \
-        read_metrics(tmp_path / "one" / "sa-grpo-s0")[0]["reward/total"]
+    assert read_metrics(tmp_path / "two" / "sa-grpo-s0")[0]["reward"] == \
+        read_metrics(tmp_path / "one" / "sa-grpo-s0")[0]["reward"]

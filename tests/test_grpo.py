@@ -14,7 +14,7 @@ from sar_lib.grpo import (_update_plan, answer_losses, group_advantages, k3_kl, 
                           shaping_reward, step_questions, train)
 from sar_lib.grpo_config import GRPOConfig
 from sar_lib.models import bnb_4bit_problem
-from sar_lib.runs import checkpoint_state, read_config, read_eval, read_metrics
+from sar_lib.runs import checkpoint_state, read_completions, read_config, read_eval, read_metrics
 
 TIME = "time/"
 
@@ -125,7 +125,7 @@ def _reward_case(name):
     return inputs, torch.tensor(expected)
 
 
-@pytest.mark.parametrize("name", R.REWARD_NAMES)
+@pytest.mark.parametrize("name", [n for n in R.REWARD_NAMES if n != "shuffled_sar"])
 def test_shaping_reward_and_combination(name):
     inputs, expected = _reward_case(name)
     r = shaping_reward(name, group_size=3, **inputs)
@@ -133,6 +133,18 @@ def test_shaping_reward_and_combination(name):
     alpha = R.DEFAULT_ALPHAS[name]
     torch.testing.assert_close(R.combine(inputs["correct"], r, alpha), inputs["correct"] + alpha * expected,
                                atol=1e-5, rtol=1e-5)
+
+
+def test_shuffled_sar_deals_each_group_its_own_sar_values_in_a_random_order():
+    inputs, sar = _reward_case("sar")
+    torch.manual_seed(0)
+    draws = [shaping_reward("shuffled_sar", group_size=3, **inputs) for _ in range(20)]
+    for r in draws:
+        for g in range(2):
+            assert sorted(r[3 * g:3 * g + 3].tolist()) == sorted(sar[3 * g:3 * g + 3].tolist())
+    assert any(not torch.equal(r, sar) for r in draws)          # the order does change
+    # each answer receives every value of its group: the term says nothing about the answer itself
+    assert {round(float(r[0]), 4) for r in draws} == {0.5, -1.0}
 
 
 def test_sar_variant_reaches_the_reward():
@@ -202,13 +214,13 @@ def test_three_step_lora_run_writes_metrics_eval_and_checkpoint(tiny_dir, tmp_pa
     metrics = read_metrics(run)
     assert [m["step"] for m in metrics] == [1, 2, 3]
     for m in metrics:
-        for key in ("reward/total", "reward/correctness", "reward/sar", "sar/mean", "accuracy/batch", "length/mean",
-                    "length/median", "truncation_rate", "kl", "clip_fraction", "loss", "grad_norm", "lr",
+        for key in ("reward", "rewards/correctness/mean", "rewards/sar/mean", "sar/mean", "rewards/correctness/mean", "completions/mean_length",
+                    "completions/median_length", "completions/clipped_ratio", "kl", "clip_ratio/region_mean", "loss", "grad_norm", "learning_rate",
                     "time/generate", "time/score", "time/sar", "time/update", "time/step"):
             assert key in m and m[key] is not None and math.isfinite(m[key]), key
-        assert 1 <= m["length/mean"] <= 16 and 0 <= m["truncation_rate"] <= 1
+        assert 1 <= m["completions/mean_length"] <= 16 and 0 <= m["completions/clipped_ratio"] <= 1
         # alpha 0.2: R = R_VR + 0.2 * SAR, averaged over the batch
-        assert m["reward/total"] == pytest.approx(m["reward/correctness"] + 0.2 * m["reward/sar"], abs=1e-6)
+        assert m["reward"] == pytest.approx(m["rewards/correctness/mean"] + 0.2 * m["rewards/sar/mean"], abs=1e-6)
     assert "eval/accuracy" in metrics[-1] and "eval/accuracy" not in metrics[0]
     evaluation, records = read_eval(run, "arith-test")
     assert evaluation["n"] == 4 and evaluation["step"] == 3 and 0 <= evaluation["accuracy"] <= 1
@@ -232,17 +244,27 @@ def test_single_update_steps_have_ratio_one_and_certainty_reward(tiny_dir, tmp_p
     run = train(small(tiny_dir, tmp_path / "run", steps=2, updates_per_step=1, reward="certainty",
                       kl_coef=0.0, log_sar=False))
     metrics = read_metrics(run)
-    assert [m["clip_fraction"] for m in metrics] == [0.0, 0.0]
-    assert all("reward/certainty" in m and m["reward/certainty"] > 0 for m in metrics)
+    assert [m["clip_ratio/region_mean"] for m in metrics] == [0.0, 0.0]
+    assert all("rewards/certainty/mean" in m and m["rewards/certainty/mean"] > 0 for m in metrics)
     assert not any(k in m for m in metrics for k in ("sar/mean", "kl", "time/sar"))
 
 
 def test_resume_repeats_the_uninterrupted_run_exactly(tiny_dir, tmp_path):
-    straight = train(small(tiny_dir, tmp_path / "straight", steps=4))
-    stopped = train(small(tiny_dir, tmp_path / "stopped", steps=2))
-    with (stopped / "metrics.jsonl").open("a") as f:  # a step logged after the last checkpoint, then a crash
-        f.write(json.dumps({"step": 3, "loss": 123.0}) + "\n")
-    resumed = train(small(tiny_dir, tmp_path / "stopped", steps=4), resume=True)
+    logged = dict(log_completions=True, eval_samples=2)
+    straight = train(small(tiny_dir, tmp_path / "straight", steps=4, **logged))
+    stopped = train(small(tiny_dir, tmp_path / "stopped", steps=2, **logged))
+    for name in ("metrics.jsonl", "completions.jsonl"):   # a step logged after the last checkpoint, then a crash
+        with (stopped / name).open("a") as f:
+            f.write(json.dumps({"step": 3, "loss": 123.0}) + "\n")
+    resumed = train(small(tiny_dir, tmp_path / "stopped", steps=4, **logged), resume=True)
+    completions = read_completions(straight)
+    assert [c["step"] for c in completions] == [k for k in (1, 2, 3, 4) for _ in range(6)]
+    assert set(completions[0]) == {"step", "id", "completion", "length", "correct", "shaping", "sar", "reward",
+                                   "advantage"}
+    assert read_completions(resumed) == completions
+    summary, records = read_eval(straight, "arith-test")
+    assert summary["samples"] == 2 and summary["sampled_mean_length"] > 0
+    assert all(len(r["sampled_lengths"]) == len(r["sampled_responses"]) == 2 for r in records)
     a, b = read_metrics(straight), read_metrics(resumed)
     assert [m["step"] for m in b] == [1, 2, 3, 4]
     for x, y in zip(a[2:], b[2:]):
@@ -332,9 +354,9 @@ def test_correctness_weight_zero_trains_on_the_shaping_term_alone(tiny_dir, tmp_
     # R = w * R_VR + alpha * r: with w = 0 and alpha = 1 the total reward is R_SA itself, whatever R_VR is
     alone = read_metrics(train(small(tiny_dir, tmp_path / "alone", steps=1, reward="sar", alpha=1.0,
                                      correctness_weight=0.0)))[0]
-    assert alone["reward/total"] == pytest.approx(alone["reward/sar"], abs=1e-6)
+    assert alone["reward"] == pytest.approx(alone["rewards/sar/mean"], abs=1e-6)
     both = read_metrics(train(small(tiny_dir, tmp_path / "both", steps=1, reward="sar", alpha=1.0)))[0]
-    assert both["reward/total"] == pytest.approx(both["reward/correctness"] + both["reward/sar"], abs=1e-6)
+    assert both["reward"] == pytest.approx(both["rewards/correctness/mean"] + both["rewards/sar/mean"], abs=1e-6)
     assert read_config(tmp_path / "alone").correctness_weight == 0.0
 
 

@@ -106,24 +106,31 @@ def test_accuracy_vs_length_draws_seeds_means_and_reference():
     fig = plots.accuracy_vs_length(panels, reference={"arith-test": (32.0, 0.05)}, colors={"GRPO": "#e6550d"})
     assert isinstance(fig, Figure) and len(fig.axes) == 2
     ax = fig.axes[0]
-    offsets = [c.get_offsets().tolist() for c in ax.collections]
-    # GRPO: two seed points, then their mean (32, 15%); SA-GRPO: its point and its mean; the reference star
+    offsets = [c.get_offsets().tolist() for c in ax.collections if type(c).__name__ == "PathCollection"]
+    # GRPO: two seed points, then their mean (32, 15%); SA-GRPO: its mean only; the reference star
     assert offsets[0] == [[30.0, 10.0], [34.0, 20.0]] and offsets[1] == [[32.0, pytest.approx(15.0)]]
-    assert offsets[-1] == [[32.0, 5.0]] and len(fig.axes[1].collections) == 4
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["GRPO", "SA-GRPO", "base model"]
+    assert offsets[2] == [[20.0, 15.0]] and offsets[-1] == [[32.0, 5.0]]
+    # GRPO's error bars, +- 1 std of its two seeds: 2.83 tokens and 7.07 points each way; none for SA-GRPO
+    bars = [c.get_segments()[0] for c in ax.collections if type(c).__name__ == "LineCollection"]
+    assert len(bars) == 2
+    (x0, _), (x1, _) = bars[0]
+    (_, y0), (_, y1) = bars[1]
+    assert x1 - x0 == pytest.approx(2 * 2 ** 1.5) and y1 - y0 == pytest.approx(2 * 50 ** 0.5)
+    assert ax.get_xlim()[0] == 0 and ax.get_ylim()[1] - ax.get_ylim()[0] >= 30
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["GRPO", "SA-GRPO", "base model"]
     with pytest.raises(ValueError, match="has no points"):
         plots.accuracy_vs_length({"a": {"GRPO": []}})
 
 
 def test_training_curves_one_panel_per_key_and_a_band_per_series():
     curve = {"step": [1, 2, 3], "mean": [0.1, 0.2, 0.3], "std": [0.0, 0.1, 0.0]}
-    curves = {"GRPO": {"reward/total": curve}, "SA-GRPO": {"reward/total": curve, "sar/mean": curve}}
-    fig = plots.training_curves(curves, ["reward/total", "sar/mean", "length/mean"],
+    curves = {"GRPO": {"reward": curve}, "SA-GRPO": {"reward": curve, "sar/mean": curve}}
+    fig = plots.training_curves(curves, ["reward", "sar/mean", "completions/mean_length"],
                                 ylabels={"sar/mean": "SAR"})
     axes = fig.axes
     assert len(axes) == 4 and not axes[3].axison          # 3 keys on a 2 x 2 grid: the spare panel is hidden
     assert len(axes[0].lines) == 2 and len(axes[1].lines) == 1 and len(axes[2].lines) == 0
-    assert axes[1].get_ylabel() == "SAR" and axes[2].get_ylabel() == "length/mean"
+    assert axes[1].get_ylabel() == "SAR" and axes[2].get_ylabel() == "completions/mean_length"
     assert list(axes[0].lines[0].get_ydata()) == [0.1, 0.2, 0.3]
     with pytest.raises(ValueError, match="equal lengths"):
         plots.training_curves({"x": {"k": {"step": [1], "mean": [1.0, 2.0], "std": [0.0]}}}, ["k"])

@@ -6,7 +6,8 @@ import pytest
 
 from sar_lib import premises
 from sar_lib.models import load_model
-from sar_lib.synthetic import SYNTHETIC_SETS, answer_style, solution
+from sar_lib.data import SYNTHETIC_SETS
+from sar_lib.synthetic import answer_style, solution
 
 
 def test_first_token_gain_averages_absolute_gains_of_the_first_tokens():
@@ -37,6 +38,15 @@ def test_long_vs_short_accuracy_is_a_per_question_difference_around_the_median()
     assert out["long_accuracy"] == pytest.approx(3 / 4) and out["short_accuracy"] == pytest.approx(3 / 4)
     with pytest.raises(ValueError):
         premises.long_vs_short_accuracy([[(5, True), (5, False)]])
+
+
+def test_style_gap_compares_the_two_reasoning_styles_with_its_standard_error():
+    styles = ["verbose"] * 4 + ["concise"] * 5 + ["answer_only"]
+    correct = [True, True, False, True] + [True, False, True, True, True] + [False]
+    out = premises.style_gap(styles, correct)
+    assert out["difference"] == pytest.approx(0.75 - 0.8) and out["n_verbose"] == 4 and out["n_concise"] == 5
+    assert out["stderr"] == pytest.approx(math.sqrt(0.75 * 0.25 / 4 + 0.8 * 0.2 / 5))
+    assert premises.style_gap(["concise"], [True])["difference"] is None
 
 
 def test_room_to_cut_uses_the_shortest_correct_sample_of_each_question():

@@ -20,7 +20,7 @@ from sar_lib.tokenizer import IM_END, IM_START
 # a few seconds: 6 steps of a ~40k-parameter model, 4 items per eval set
 QUICK = dict(vocab_size=300, hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1, intermediate_size=64,
              corpus_size=48, steps=6, batch_size=8, warmup_steps=2, eval_items=4, eval_max_new_tokens=8,
-             sample_items=2, samples_per_item=2, drill_batch_size=4, drill_problems=40)
+             samples_per_item=2, drill_batch_size=4, drill_problems=40, threads=1)
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +28,23 @@ def quick_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("tiny") / "ckpt"
     card = pretrain_tiny(PretrainConfig(**QUICK), out, progress=False)
     return out, card
+
+
+def test_empty_question_rows_teach_answers_under_ctx0():
+    from sar_lib.pretrain import _encode_pairs
+    from sar_lib.sar import empty_prompt_text, encode_text
+    from sar_lib.tokenizer import train_tokenizer
+
+    pairs = synthetic.training_corpus(400, 0, logic_share=0.0)
+    tokenizer = train_tokenizer([p.question + " " + t for p, t in pairs], vocab_size=300)
+    config = PretrainConfig(empty_question_share=0.25, max_length=10_000)
+    encoded = _encode_pairs(tokenizer, pairs, config)
+    empty = encode_text(tokenizer, empty_prompt_text(tokenizer))
+    share = sum(prompt == empty for prompt, _ in encoded) / len(encoded)
+    assert 0.18 < share < 0.32                                      # about the asked share, seeded
+    assert encoded == _encode_pairs(tokenizer, pairs, config)
+    assert not any(prompt == empty for prompt, _ in _encode_pairs(tokenizer, pairs, PretrainConfig(
+        empty_question_share=0.0, max_length=10_000)))
 
 
 def test_quick_run_writes_a_loadable_checkpoint_and_card(quick_run):
@@ -41,9 +58,12 @@ def test_quick_run_writes_a_loadable_checkpoint_and_card(quick_run):
     for name in ("arith-test", "symbolic-test", "logic-test"):
         assert card["eval"][name]["n"] == QUICK["eval_items"]
         assert 0.0 <= card["eval"][name]["accuracy"] <= 1.0
-    assert card["eval"]["samples_t1"]["n"] == QUICK["sample_items"] * QUICK["samples_per_item"]
+    premises = card["premises"]
+    assert premises["n_problems"] == QUICK["eval_items"] and premises["samples_per_item"] == QUICK["samples_per_item"]
+    for key in ("P1_marginal", "P2_harmless_verbosity", "P3_room_to_cut", "P4_too_short_exists", "P5_room_for_rl"):
+        assert isinstance(premises[key]["holds"], bool), key
     text = (out / "MODEL_CARD.md").read_text()
-    assert card["command"] in text and "logic-test" in text
+    assert card["command"] in text and "logic-test" in text and "P3 room to cut" in text
     model, tokenizer = load_model(str(out))
     assert model.config.eos_token_id == tokenizer.eos_token_id != tokenizer.pad_token_id
     report = evaluate(model, tokenizer, SYNTHETIC_SETS["arith-test"](4, 0), max_new_tokens=8,
@@ -118,16 +138,21 @@ def test_shipped_checkpoint_is_small_and_documented(shipped):
     assert (TINY_DIR / "model.safetensors").stat().st_size <= 20 * 1024 * 1024
     assert (TINY_DIR / "MODEL_CARD.md").is_file()
     assert card["command"] and 1e6 <= card["n_parameters"] <= 10e6
-    assert set(card["eval"]) >= {"arith-test", "symbolic-test", "logic-test", "samples_t1"}
+    assert set(card["eval"]) >= {"arith-test", "symbolic-test", "logic-test"}
 
 
-def test_shipped_checkpoint_was_made_by_the_command_and_leaves_room_for_rl(shipped):
+def test_shipped_checkpoint_was_made_by_the_command_within_its_budget(shipped):
     _, _, card = shipped
-    assert card["command"].startswith("sar pretrain-tiny") and card["total_seconds"] <= 15 * 60
-    assert 0.4 <= card["eval"]["arith-test"]["accuracy"] <= 0.8
-    assert card["eval"]["samples_t1"]["accuracy"] <= 0.8   # GRPO samples at temperature 1
+    assert card["command"].startswith("sar pretrain-tiny") and card["total_seconds"] <= 45 * 60
+    assert card["steps_done"] == card["config"]["steps"] and not card["stopped_by_time"]
     assert card["eval"]["symbolic-test"]["accuracy"] > 0.0
-    assert card["eval"]["samples_t1"]["std_length"] > 5 and card["eval"]["samples_t1"]["verbose_share"] > 0.05
+
+
+@pytest.mark.parametrize("premise", ["P1_marginal", "P2_harmless_verbosity", "P3_room_to_cut",
+                                     "P4_too_short_exists", "P5_room_for_rl"])
+def test_shipped_checkpoint_meets_sars_premises_as_its_card_says(shipped, premise):
+    _, _, card = shipped
+    assert card["premises"][premise]["holds"], card["premises"][premise]
 
 
 @pytest.mark.xfail(strict=True, reason="the shipped model's logic-test accuracy is 53.5% on 200 items: above 50% "

@@ -95,7 +95,7 @@ def test_combine():
 
 
 def test_registry_and_dispatch():
-    assert REWARD_NAMES == ("sar", "o1", "er", "em", "certainty", "length", "none")
+    assert REWARD_NAMES == ("sar", "shuffled_sar", "o1", "er", "em", "certainty", "length", "none")
     assert set(DEFAULT_ALPHAS) == set(REWARD_NAMES)
     assert DEFAULT_ALPHAS["sar"] == 0.2 and DEFAULT_ALPHAS["none"] == 0.0
     lengths, correct = torch.tensor([10, 20, 30]), torch.tensor([1, 1, 0])
@@ -103,6 +103,7 @@ def test_registry_and_dispatch():
     _close(auxiliary_reward("er", lengths=lengths, correct=correct), efficient_reasoner(lengths, correct).tolist())
     _close(auxiliary_reward("em", nll_qa=torch.tensor([1.0, 2.0, 3.0])), [-1.0, -2.0, -3.0])
     _close(auxiliary_reward("sar", sar=torch.tensor([0.1, -1.0, 0.3])), [0.1, -1.0, 0.3])
+    assert sorted(auxiliary_reward("shuffled_sar", sar=torch.tensor([0.1, -1.0, 0.3])).tolist()) == pytest.approx([-1.0, 0.1, 0.3])
     _close(auxiliary_reward("length", lengths=lengths, max_length=40), [-0.25, -0.5, -0.75])
     _close(auxiliary_reward("certainty", certainty=torch.ones(3, 2), mask=torch.ones(3, 2)), [1.0, 1.0, 1.0])
     _close(auxiliary_reward("none", lengths=lengths), [0.0, 0.0, 0.0])

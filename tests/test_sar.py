@@ -1,4 +1,4 @@
-"""sar_lib.sar: contexts of SAR.md §1, SAR against plain references, variants, edge cases."""
+"""sar_lib.sar: contexts of docs/paper.md §1, SAR against plain references, variants, edge cases."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ PAIRS = [
 
 
 def expected_contexts(kind: str, question: str) -> tuple[str, str]:
-    """ctx(q), ctx(0) written out by hand from SAR.md §1 (and the official code for no system role)."""
+    """ctx(q), ctx(0) written out by hand from docs/paper.md §1 (and the official code for no system role)."""
     user = f"{question} {I}"
     if kind == "system":
         wrap = lambda u: (f"<|im_start|>system\n{S}<|im_end|>\n<|im_start|>user\n{u}<|im_end|>\n"
@@ -123,7 +123,7 @@ def test_sar_matches_plain_reference(sharp_model, tokenizers, kind):
 
 
 def test_independent_formula_from_full_logits(sharp_model, tiny_tokenizer):
-    """SAR.md §1: R = max(1 - exp(-mean_t v_t), -1), v_t from one batched full-logit pass per context."""
+    """docs/paper.md §1: R = max(1 - exp(-mean_t v_t), -1), v_t from one batched full-logit pass per context."""
     tok = tiny_tokenizer
     got = sar.score_answers(sharp_model, tok, [q for q, _ in PAIRS[:2]], [a for _, a in PAIRS[:2]])
     for (q, a), row in zip(PAIRS[:2], got):

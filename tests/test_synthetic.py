@@ -9,21 +9,24 @@ from collections import Counter
 
 import pytest
 
-from sar_lib import synthetic
 from sar_lib.data import SYNTHETIC_SETS
+from sar_lib.problem import Problem
+from sar_lib.synthetic import arithmetic
+from sar_lib.synthetic import logic as logic_module
 from sar_lib.grading import is_correct
+from sar_lib import synthetic
 from sar_lib.synthetic import (ANSWER_TYPES, STYLES, answer_types, arithmetic_problems,
                                logic_problems, solution, split_of, symbolic_variants, training_corpus)
 
 EQUATION = re.compile(r"(\d+) ([-+*/]) (\d+) = (\d+)")
-FINAL = re.compile(r"The answer is (\S+)\.$")
+FINAL = re.compile(r"The answer is (\S+)\.")
 OPS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b, "/": lambda a, b: a / b}
 
 
 def final_answer(text: str) -> str:
-    match = FINAL.search(text)
-    assert match, f"no final-answer phrase at the end of: {text!r}"
-    return match.group(1)
+    matches = FINAL.findall(text)
+    assert matches, f"no final-answer phrase in: {text!r}"
+    return matches[-1]
 
 
 def equations(text: str) -> list[tuple[int, str, int, int]]:
@@ -68,7 +71,7 @@ def test_golds_follow_the_steps(train):
         assert all(2 <= x <= 25 for x in operands)
         # every operand is in the question, as a digit or as a multiplier word ("twice")
         for x in operands:
-            assert str(x) in p.question or synthetic._TIMES.get(x, "@") in p.question or "doubles" in p.question \
+            assert str(x) in p.question or arithmetic._TIMES.get(x, "@") in p.question or "doubles" in p.question \
                 or "triples" in p.question, (x, p.question)
     assert set(step_counts) == {1, 2, 3}
     assert all(len(p.meta["steps"]) == 2 for p in arithmetic_problems(30, 0, min_steps=2, max_steps=2))
@@ -92,7 +95,7 @@ def test_bad_arguments_raise(kwargs):
 def test_bad_style_and_non_synthetic_problem_raise(train):
     with pytest.raises(ValueError, match="style"):
         solution(train[0], "sloppy", random.Random(0))
-    bare = synthetic.Problem(id="x", question="1+1?", gold="2", kind="math", source="user")
+    bare = Problem(id="x", question="1+1?", gold="2", kind="math", source="user")
     with pytest.raises(ValueError, match="steps"):
         solution(bare, "concise", random.Random(0))
 
@@ -110,12 +113,25 @@ def test_solution_styles(train):
                 assert final_answer(text) != p.gold
                 # a slip (a false equation) or a misread operation (a true equation off the real chain)
                 assert not all(true_equation(e) for e in eqs) or any(t not in eqs for t in p.meta["steps"]), text
+            elif style == "answer_only":
+                assert text == f"The answer is {p.gold}." and not eqs
             else:
                 assert final_answer(text) == p.gold
                 assert all(true_equation(e) for e in eqs), text
-                assert [s for s in p.meta["steps"] if s not in eqs] == [], text
-    assert statistics.mean(lengths["verbose"]) > 3 * statistics.mean(lengths["concise"])
-    assert statistics.pstdev(lengths["verbose"]) > 50        # a spread of lengths, not one template
+                assert eqs == [tuple(step) for step in p.meta["steps"]], text   # the chain, in order, once
+    assert statistics.mean(lengths["verbose"]) > 2 * statistics.mean(lengths["concise"])
+    assert statistics.pstdev(lengths["verbose"]) > 20        # a spread of lengths, not one template
+
+
+def test_the_verbose_style_is_the_concise_answer_and_a_question_free_recheck(train):
+    for p in train[:50]:
+        concise, verbose = solution(p, "concise", random.Random(1)), solution(p, "verbose", random.Random(1))
+        assert concise.startswith(synthetic.REASONING_OPENER + " First, ") and verbose.startswith(concise + " ")
+        extra = verbose[len(concise):]
+        assert extra.startswith(" " + synthetic.CHECK_OPENER)
+        assert not re.search(r"\d", extra), extra          # the padding carries no number of the question
+        assert all(word not in extra for word in p.question.split() if word[0].isupper())   # nor a name
+        assert synthetic.answer_style(concise) == "concise" and synthetic.answer_style(verbose) == "verbose"
 
 
 def test_solution_is_deterministic_given_the_rng(train):
@@ -136,7 +152,7 @@ def test_training_corpus_mix():
         assert split_of(p.question) == "train"
     for p, text in logic:
         assert is_correct(text, p.gold, "bool") and p.meta["hops"] <= 2
-        assert not any(c in p.question for c in synthetic._EVAL_CONCEPTS)   # OOD logic stays OOD
+        assert not any(c in p.question for c in logic_module._EVAL_CONCEPTS)   # OOD logic stays OOD
     assert [t for _, t in corpus] == [t for _, t in training_corpus(1000, 0, style_mix={
         "concise": 0.5, "verbose": 0.3, "flawed": 0.2}, logic_share=0.1)]
     assert [t for _, t in corpus] != [t for _, t in training_corpus(1000, 1)]
@@ -145,9 +161,9 @@ def test_training_corpus_mix():
 
 
 def test_training_logic_words_are_many_and_never_the_evaluation_words():
-    words = synthetic._train_concepts()
-    assert len(words) == len(set(words)) == 2000 and words == synthetic._train_concepts()
-    assert not any("pus" in w for w in words) and not set(words) & set(synthetic._EVAL_CONCEPTS)
+    words = logic_module.train_concepts()
+    assert len(words) == len(set(words)) == 2000 and words == logic_module.train_concepts()
+    assert not any("pus" in w for w in words) and not set(words) & set(logic_module._EVAL_CONCEPTS)
     assert all(w.isalpha() and w.islower() and len(w) >= 3 for w in words)
     # every item draws its own words, so no short list of names recurs across the corpus
     logic = [p for p, _ in training_corpus(400, 0, logic_share=0.5) if p.kind == "bool"]
@@ -158,8 +174,8 @@ def test_training_logic_words_are_many_and_never_the_evaluation_words():
 def _follow_chain(problem) -> str:
     """Answer a logic item by parsing its facts and walking the "is a" links from the person."""
     context, statement = problem.question.split(" Is the following statement true or false? ")
-    adjectives, isa, props = set(synthetic._ADJECTIVES), {}, {}
-    singular = {synthetic._plural(c): c for c in synthetic._EVAL_CONCEPTS}
+    adjectives, isa, props = set(logic_module._ADJECTIVES), {}, {}
+    singular = {logic_module._plural(c): c for c in logic_module._EVAL_CONCEPTS}
     person, start = re.search(r"(\w+) is an? (\w+)\.$", context).groups()
     for fact in context.split(". ")[:-1]:
         m = re.fullmatch(r"(?:Every|Each) (\w+) is (not )?(?:an? )?(\w+)\.?", fact) \
@@ -202,7 +218,7 @@ def test_symbolic_variants():
     source = arithmetic_problems(100, 0, split="test")
     variants = symbolic_variants(source, 0)
     assert [v.question for v in variants] == [v.question for v in symbolic_variants(source, 0)]
-    train_names = set(synthetic._FEMALE + synthetic._MALE)
+    train_names = set(arithmetic._FEMALE + arithmetic._MALE)
     for p, v in zip(source, variants):
         assert v.kind == "math" and v.meta["source_id"] == p.id
         assert v.meta["spec"]["ops"] == p.meta["spec"]["ops"]

@@ -8,7 +8,7 @@ part of the batch (``GRPOTrainer._calculate_rewards``)::
 
 and adds them up with ``GRPOConfig.reward_weights``. The paper's ``R = R_VR + 0.2 * R_SA`` is
 therefore ``reward_funcs=[correctness_reward(), SARReward()]`` with ``reward_weights=[1.0, 0.2]``
-(SAR.md §1); the baselines of SAR.md §2 are weighted the same way.
+(docs/paper.md §1); the baselines of docs/paper.md §2 are weighted the same way.
 
 Rewards that need the trainer (the policy for SAR / R_EM / self-certainty, the group layout for
 O1-pruner / ER) must be attached after the trainer is built: ``attach(trainer)``.
@@ -37,7 +37,7 @@ __all__ = ["paper_messages", "attach", "correctness_reward", "SARReward", "Entro
 
 
 def paper_messages(question: str, *, system_prompt: str = SYSTEM_PROMPT, instruction: str = INSTRUCTION) -> list[dict]:
-    """The paper's prompt (SAR.md §1) as a TRL conversational prompt.
+    """The paper's prompt (docs/paper.md §1) as a TRL conversational prompt.
 
     ``[{"role": "system", "content": S}, {"role": "user", "content": question + " " + instruction}]``.
     For a chat template without a system role, use plain-text prompts from ``sar.prompt_text`` instead.
@@ -80,7 +80,7 @@ def correctness_reward(gold_key: str = "answer", kind: str = "math", *, strict: 
                        name: str = "correctness"):
     """R_VR as a TRL reward function: 1.0 if the completion's answer matches ``row[gold_key]``, else 0.0.
 
-    Grading is ``sar_lib.grading.is_correct(completion_text, str(gold), kind)`` (SAR.md §3: the last
+    Grading is ``sar_lib.grading.is_correct(completion_text, str(gold), kind)`` (docs/paper.md §3: the last
     number, compared by math-verify, for ``kind="math"``). The function's ``__name__`` is ``name``
     (TRL logs ``rewards/<name>/mean``).
     """
@@ -202,7 +202,7 @@ class _PolicyReward(_TrainerReward):
 
 
 class SARReward(_PolicyReward):
-    """R_SA (SAR.md §1) of each completion, scored by the trainer's current policy.
+    """R_SA (docs/paper.md §1) of each completion, scored by the trainer's current policy.
 
         R_SA = max(1 - ppl(a|q) / ppl(a), -1)        (variant "ppl"; others: sar.sar_from_nll)
 
@@ -243,7 +243,7 @@ class SARReward(_PolicyReward):
 
 
 class EntropyMinimisationReward(_PolicyReward):
-    """R_EM = -log ppl(a|q) (SAR.md §2, ``rewards.entropy_minimisation``), scored by the current policy.
+    """R_EM = -log ppl(a|q) (docs/paper.md §2, ``rewards.entropy_minimisation``), scored by the current policy.
 
     One no-grad forward over ctx(q) + answer per completion (see :class:`_PolicyReward`).
     """
@@ -258,7 +258,7 @@ class EntropyMinimisationReward(_PolicyReward):
 
 
 class SelfCertaintyReward(_PolicyReward):
-    """Self-certainty ``mean_t KL(Uniform || pi(. | ctx(q), a_<t))`` (SAR.md §2, ``rewards.self_certainty``).
+    """Self-certainty ``mean_t KL(Uniform || pi(. | ctx(q), a_<t))`` (docs/paper.md §2, ``rewards.self_certainty``).
 
     One no-grad forward over ctx(q) + answer per completion (see :class:`_PolicyReward`).
     """
@@ -317,7 +317,7 @@ class _GroupReward(_TrainerReward):
 
 
 class O1PrunerReward(_GroupReward):
-    """O1-pruner (SAR.md §2): ``clip((Lbar - L) / L, -1, 1)`` per group (``rewards.o1_pruner``).
+    """O1-pruner (docs/paper.md §2): ``clip((Lbar - L) / L, -1, 1)`` per group (``rewards.o1_pruner``).
 
     L = number of completion tokens (TRL's ``completion_ids``, eos included), Lbar = group mean.
     """
@@ -333,7 +333,7 @@ class O1PrunerReward(_GroupReward):
 
 
 class EfficientReasonerReward(_GroupReward):
-    """ER (SAR.md §2, ``rewards.efficient_reasoner``): for correct answers
+    """ER (docs/paper.md §2, ``rewards.efficient_reasoner``): for correct answers
     ``-(2 sigmoid((L - mu_c) / (sigma_c + 1e-5)) - 1)`` over the group's correct answers; 0 otherwise.
 
     Correctness as :func:`correctness_reward` (``row[gold_key]``, ``kind``); L as :class:`O1PrunerReward`.
