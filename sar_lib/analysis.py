@@ -183,7 +183,8 @@ def summarise(runs: Sequence[RunSpec], results: Sequence[dict], base: Mapping[st
         methods[name] = entry
     summary = {"methods": methods}
     if base is not None:
-        summary["base"] = {dataset: {k: e[k] for k in ("n", *EVAL_KEYS)} for dataset, e in base.items()}
+        summary["base"] = {dataset: {k: e[k] for k in ("n", *EVAL_KEYS, *SAMPLED_KEYS) if k in e}
+                           for dataset, e in base.items()}
     ood_sets = [d for d in next(iter(methods.values()))["eval"] if d != IN_DOMAIN]
     baselines = {label: [n for n in methods if METHODS[n].reward == reward]
                  for label, reward in (("O1-pruner", "o1"), ("ER", "er"))}

@@ -375,16 +375,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_demo)
 
     # -- compare
-    p = sub.add_parser("compare", help="the small-scale reproduction: GRPO vs SA-GRPO (+ R_SA alone, O1, ER)",
-                       description="Trains GRPO and SA-GRPO (alpha 0.2) with every seed, and R_SA alone, O1-pruner and "
-                                   "ER (one alpha each, first seed), all with the same settings; evaluates every run "
-                                   "and the base model greedily on arith-test (in-domain), symbolic-test and "
-                                   "logic-test (OOD); writes the numbers and the test of the paper's claim (SA-GRPO "
-                                   ">= 20%% shorter at <= 1 point lower accuracy) to --json, and two figures. Runs in "
-                                   "worker processes; finished runs and evaluations are reused, stopped runs resume. "
-                                   "About 12 minutes on 2 idle CPU cores, 30 or more on a busy machine (see sar_lib.compare).")
+    p = sub.add_parser("compare", help="the small-scale reproduction: GRPO vs SA-GRPO, the ablations and baselines",
+                       description="Trains GRPO and SA-GRPO (alpha 0.2) with every seed, and R_SA alone, R_VR + 0.2 R_EM, "
+                                   "O1-pruner and ER at alphas 0.03 and 0.1, and a shuffled-SAR control (first seed), all "
+                                   "with the same settings; evaluates every run and the base model greedily and with 4 "
+                                   "samples per problem on arith-test (in-domain), symbolic-test and logic-test (OOD); "
+                                   "checks the paper's claims C1-C6 (sar_lib.claims) and writes the numbers to --json, "
+                                   "a Markdown table beside it and two figures. Runs in worker processes; finished runs "
+                                   "and evaluations are reused, stopped runs resume. See the README for its time.")
     p.add_argument("--out", help="folder of the runs (default runs/compare; runs/compare-quick with --quick)")
-    p.add_argument("--steps", type=int, help="GRPO steps per run (default 25; 2 with --quick)")
+    p.add_argument("--steps", type=int, help="GRPO steps per run (default: compare.DEFAULT_STEPS; 2 with --quick)")
     p.add_argument("--seeds", type=int, nargs="+", help="seeds of GRPO and SA-GRPO (default 0 1 2; 0 1 with --quick)")
     p.add_argument("--workers", type=int, default=2, help="runs in parallel, one torch thread each (default 2)")
     p.add_argument("--quick", action="store_true",
@@ -392,10 +392,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "its JSON and figures go into the --out folder, never over figures/")
     p.add_argument("--model", default="tiny", help='"tiny" (default), a local model dir or a hub name')
     p.add_argument("--profile", default="tiny-cpu", help="tiny-cpu (default) | laptop-8gb | gpu-12gb")
-    p.add_argument("--methods", nargs="+", help="a subset of grpo sa-grpo sar-only o1 er (default: all)")
+    p.add_argument("--methods", nargs="+", help="a subset of the methods (sar_lib.grid.METHODS: grpo sa-grpo sar-only "
+                                                "em o1-0.03 o1-0.1 er-0.03 er-0.1 shuffled-sar; default: all)")
     p.add_argument("--questions-per-step", type=int, help="questions per GRPO step (default 8; 2 with --quick)")
     p.add_argument("--learning-rate", "--lr", type=float,
-                   help="AdamW learning rate (default: 1e-3 on tiny-cpu, see sar_lib.compare; else the profile's)")
+                   help="AdamW learning rate (default: grid.SHORT_RUN_LEARNING_RATES on tiny-cpu, else the profile's)")
     p.add_argument("--eval-size", type=int, help="problems per evaluation set (default 200; 8 with --quick)")
     p.add_argument("--json", help="results file (default figures/grpo_vs_sar.json; OUT/grpo_vs_sar.json with --quick)")
     p.add_argument("--figures", help="folder of the two figures (default figures/; OUT with --quick)")

@@ -19,28 +19,47 @@ from typing import Mapping, Sequence
 
 from sar_lib import plots
 from sar_lib.analysis import CURVE_KEYS, method_curves, summarise
-from sar_lib.claims import VERDICT_WORDS, measured
+from sar_lib.claims import VERDICT_WORDS, claims_markdown, measured
 from sar_lib.data import HELD_OUT_SETS
 from sar_lib.grid import (DEFAULT_SEEDS, METHODS, MULTI_SEED_METHODS, check_eval_sets, grid_runs, model_fingerprint,
                           run_grid, short_run_learning_rate)
 from sar_lib.machine import machine_info
 from sar_lib.models import default_device
 
-# The default grid, sized for 30 minutes on 2 CPU cores with the tiny model:
-# 3 + 3 + 1 + 1 + 1 = 9 runs x 25 steps x 8 questions x 6 answers, two runs at a time. A step takes
-# ~6-8 s with one torch thread on a free core (sampling 48 answers of ~30-50 tokens is half of it),
-# so the grid trains for ~5 runs x 25 steps x 7 s ~ 15 min per worker; the 200-problem greedy
-# evaluations (3 sets x 10 models) and the model loads add ~3 min. Measured: 12.1-12.2 min on 2 idle
-# cores (mean step 4-5 s, 2026-11-26), 34 min on a 2-core machine shared with other jobs (load
-# average ~5.5, median step 14 s; an earlier tiny model). 192 new tokens is the
-# tiny-cpu profile's budget: lower would cut verbose answers and shorten them by truncation, not by reward.
-DEFAULT_STEPS = 25
-DEFAULT_SETTINGS: dict = dict(questions_per_step=8, eval_size=200, save_every=5, threads=1, progress=False)
+# The default grid (`sar compare`): 3 + 3 seeds of GRPO and SA-GRPO and one of each other method,
+# DEFAULT_STEPS steps of 8 questions x 6 answers, two runs at a time (one torch thread each), every
+# run then evaluated greedily and with 4 samples per problem on the three held-out sets. Its
+# budget: 45 minutes on 2 CPU cores for the whole grid, 20 for GRPO and SA-GRPO alone (the measured
+# times are in the results JSON and the README). 192 new tokens is the tiny-cpu profile's budget:
+# lower would cut verbose answers and shorten them by truncation, not by reward.
+DEFAULT_STEPS = 100
+DEFAULT_SETTINGS: dict = dict(questions_per_step=8, eval_size=200, eval_samples=4, log_completions=True,
+                              save_every=10, threads=1, progress=False)
 # `sar compare --quick`: the same grid in miniature (2 seeds, so that the std is defined), ~2 min.
 QUICK_STEPS = 2
 QUICK_SEEDS = (0, 1)
-QUICK_SETTINGS: dict = dict(questions_per_step=2, group_size=3, eval_size=8, save_every=1, threads=1,
-                            progress=False)
+QUICK_SETTINGS: dict = dict(questions_per_step=2, group_size=3, eval_size=8, eval_samples=2, log_completions=True,
+                            save_every=1, threads=1, progress=False)
+
+
+def default_grid(out_dir: str | Path, *, model: str = "tiny", profile: str = "tiny-cpu", quick: bool = False,
+                 methods: Sequence[str] = tuple(METHODS), seeds: Sequence[int] | None = None, steps: int | None = None,
+                 eval_sets: Mapping[str, int | None] | None = None, **settings) -> tuple[list, dict]:
+    """``(runs, eval_sets)`` of the grid ``sar compare`` trains (``grid.grid_runs``), in ``out_dir``:
+    :data:`DEFAULT_SETTINGS` (or :data:`QUICK_SETTINGS`), ``grid.SHORT_RUN_LEARNING_RATES``, the
+    ``data.HELD_OUT_SETS`` at the settings' evaluation size; ``settings`` override GRPOConfig fields.
+    Notebooks 03 and 04 build their runs here too, so that they are the grid's runs (and reuse them)."""
+    values = {**(QUICK_SETTINGS if quick else DEFAULT_SETTINGS), **short_run_learning_rate(profile), **settings}
+    size = values.pop("eval_size")
+    eval_sets = dict(eval_sets) if eval_sets is not None else dict.fromkeys(HELD_OUT_SETS, size)
+    check_eval_sets(eval_sets)
+    first = next(iter(eval_sets))
+    runs = grid_runs(out_dir, methods=methods, seeds=tuple(seeds or (QUICK_SEEDS if quick else DEFAULT_SEEDS)),
+                     model=model, profile=profile,
+                     steps=steps if steps is not None else (QUICK_STEPS if quick else DEFAULT_STEPS),
+                     eval_dataset=first, eval_size=eval_sets[first] or size, **values)
+    return runs, eval_sets
+
 
 # ---------------------------------------------------------------- figures
 CURVE_LABELS = {"reward": "reward R (batch mean)", "rewards/correctness/mean": "accuracy (sampled answers)",
@@ -102,15 +121,8 @@ def compare(out_dir: str | Path | None = None, *, model: str = "tiny", profile: 
     ``settings``: other GRPOConfig fields, over the defaults (checked by ``GRPOConfig.validate``).
     """
     out_dir = Path(out_dir or ("runs/compare-quick" if quick else "runs/compare"))
-    grid = {**(QUICK_SETTINGS if quick else DEFAULT_SETTINGS), **short_run_learning_rate(profile), **settings}
-    size = grid.pop("eval_size")
-    eval_sets = dict(eval_sets) if eval_sets is not None else dict.fromkeys(HELD_OUT_SETS, size)
-    check_eval_sets(eval_sets)
-    first = next(iter(eval_sets))
-    runs = grid_runs(out_dir, methods=methods, seeds=tuple(seeds or (QUICK_SEEDS if quick else DEFAULT_SEEDS)),
-                     model=model, profile=profile,
-                     steps=steps if steps is not None else (QUICK_STEPS if quick else DEFAULT_STEPS),
-                     eval_dataset=first, eval_size=eval_sets[first] or size, **grid)
+    runs, eval_sets = default_grid(out_dir, model=model, profile=profile, quick=quick, methods=methods, seeds=seeds,
+                                   steps=steps, eval_sets=eval_sets, **settings)
     json_path = Path(json_path or (out_dir / "grpo_vs_sar.json" if quick else "figures/grpo_vs_sar.json"))
     figures_dir = Path(figures_dir or (out_dir if quick else "figures"))
     start = time.perf_counter()
@@ -135,11 +147,41 @@ def compare(out_dir: str | Path | None = None, *, model: str = "tiny", profile: 
         **summarise(runs, results, base),
     }
     json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps(summary, indent=2) + "\n")
     summary["json"] = str(json_path)
+    summary["markdown"] = str(json_path.with_suffix(".md"))
     summary["figures"] = [str(p) for p in plot_summary(summary, figures_dir, prefix=json_path.stem)]
     json_path.write_text(json.dumps(summary, indent=2) + "\n")
+    Path(summary["markdown"]).write_text(results_markdown(summary) + "\n")
     return summary
+
+
+def results_markdown(summary: Mapping) -> str:
+    """The claims table (``claims.claims_markdown``) and one row per method (accuracy / length,
+    greedy and sampled, mean ± std over seeds, per evaluation set): the README's tables."""
+    methods = summary["methods"]
+    datasets = list(next(iter(methods.values()))["eval"])
+
+    def cell(e: Mapping, acc: str, length: str) -> str:
+        if acc not in e:
+            return "—"
+        a, n = e[acc], e[length]
+        spread = f" ± {100 * a['std']:.1f}" if len(a["per_seed"]) > 1 else ""
+        return f"{100 * a['mean']:.1f}{spread} / {n['mean']:.1f}"
+
+    head = "| method | seeds | " + " | ".join(f"{d} greedy | {d} sampled" for d in datasets) + " |"
+    lines = [head, "|" + "---|" * (2 + 2 * len(datasets))]
+    if "base" in summary:
+        base = summary["base"]
+        lines.append("| base model | — | " + " | ".join(
+            f"{100 * base[d]['accuracy']:.1f} / {base[d]['mean_length']:.1f} | "
+            + (f"{100 * base[d]['sampled_accuracy']:.1f} / {base[d]['sampled_mean_length']:.1f}"
+               if "sampled_accuracy" in base[d] else "—") for d in datasets) + " |")
+    for m in methods.values():
+        lines.append(f"| {m['label']} | {len(m['seeds'])} | " + " | ".join(
+            f"{cell(m['eval'][d], 'accuracy', 'mean_length')} | "
+            f"{cell(m['eval'][d], 'sampled_accuracy', 'sampled_mean_length')}" for d in datasets) + " |")
+    return "\n".join([claims_markdown(summary["claims"]), "", "accuracy % / mean length in tokens "
+                      "(± the standard deviation of the accuracy over seeds):", "", *lines])
 
 
 def format_comparison(summary: Mapping) -> str:

@@ -65,7 +65,7 @@ class PretrainConfig:
     # share of pairs whose answer is taught under ctx(0), the empty user turn, instead of ctx(q): the
     # model then knows answers without their question, so ppl(a) is a real answer marginal (docs/paper.md §1)
     empty_question_share: float = 0.12
-    steps: int = 1100
+    steps: int = 1500
     batch_size: int = 32
     learning_rate: float = 3e-3
     warmup_steps: int = 40
@@ -79,8 +79,8 @@ class PretrainConfig:
     drill_weight: float = 1.0
     grad_clip: float = 1.0
     # float sums depend on how work is split over threads: a fixed count gives the same weights on
-    # any machine of the same kind; one thread also leaves the second core of a 2-core machine free
-    threads: int = 1
+    # any machine of the same kind (2: the cores of the smallest machine this project supports)
+    threads: int = 2
     max_minutes: float | None = None   # optional wall-clock cap on the training loop (the schedule is by steps)
     # measurement written into the model card
     eval_items: int = 200

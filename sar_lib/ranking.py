@@ -35,6 +35,7 @@ PROBE_TYPES = ("concise_restated", "concise_filler")
 PAIRS: tuple[tuple[str, str], ...] = (
     ("concise_correct", "redundant_correct"),
     ("partially_correct", "incorrect"),
+    ("concise_correct", "incorrect"),
     ("concise_correct", "answer_only"),       # reasoning (concise) > answer only
     ("concise_correct", "irrelevant"),        # on-topic > a correct solution of another problem
 )

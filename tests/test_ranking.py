@@ -64,7 +64,7 @@ def test_mean_and_interval_by_hand():
 
 
 def test_answer_sets_are_deterministic_and_hold_every_type():
-    problems = synthetic.arithmetic_problems(6, 0, split="test")
+    problems = synthetic.arithmetic_problems(6, 0, split="test", min_steps=2)
     sets = ranking.answer_sets(problems, seed=3)
     assert sets == ranking.answer_sets(problems, seed=3)
     assert sets != ranking.answer_sets(problems, seed=4)
@@ -103,7 +103,7 @@ def test_score_rewards_matches_score_answers(tiny_model, tiny_tokenizer):
 
 
 def test_score_answer_sets_regroups_by_type(tiny_model, tiny_tokenizer):
-    problems = synthetic.arithmetic_problems(3, 1, split="test", max_steps=1)
+    problems = synthetic.arithmetic_problems(3, 1, split="test", min_steps=2, max_steps=2)
     sets = ranking.answer_sets(problems, 0, probe=False)
     scores = ranking.score_answer_sets(tiny_model, tiny_tokenizer, problems, sets, batch_size=5)
     assert list(scores) == list(synthetic.ANSWER_TYPES)

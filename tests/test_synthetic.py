@@ -234,8 +234,9 @@ def test_symbolic_variants():
 
 def test_answer_types_are_well_formed(train):
     rng = random.Random(0)
-    for i, p in enumerate(train[:150]):
-        other = next(o for o in train[i + 1:] + train[:i] if o.gold != p.gold)
+    multi = [p for p in train if len(p.meta["steps"]) >= 2]
+    for i, p in enumerate(multi[:150]):
+        other = next(o for o in multi[i + 1:] + multi[:i] if o.gold != p.gold)
         types = answer_types(p, other, rng)
         assert tuple(types) == ANSWER_TYPES
         finals = {name: final_answer(text) for name, text in types.items()}
@@ -252,7 +253,10 @@ def test_answer_types_are_well_formed(train):
         assert finals["irrelevant"] == other.gold
         assert all(str(s[2]) in types["irrelevant"] for s in other.meta["steps"])
     with pytest.raises(ValueError, match="different problem"):
-        answer_types(train[0], train[0], rng)
+        answer_types(multi[0], multi[0], rng)
+    one_step = next(p for p in train if len(p.meta["steps"]) == 1)
+    with pytest.raises(ValueError, match="one step"):
+        answer_types(one_step, multi[0], rng)
 
 
 def test_answer_types_for_logic():

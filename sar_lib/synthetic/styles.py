@@ -61,9 +61,9 @@ def _concise(claimed: Sequence, unit: str, rng: random.Random, with_units: bool 
 
 
 def _verbose(claimed: Sequence, unit: str, rng: random.Random, *, full: bool = False) -> str:
-    """The concise answer, then CHECK_OPENER and two to four POST_FILLERS (four when ``full``): about
-    1.8x the concise length, the same computation and the same last number."""
-    fillers = rng.sample(POST_FILLERS, 4 if full else rng.randint(2, 4))
+    """The concise answer, then CHECK_OPENER and three to five POST_FILLERS (five when ``full``):
+    about twice the concise length, the same computation and the same last number."""
+    fillers = rng.sample(POST_FILLERS, 5 if full else rng.randint(3, 5))
     return " ".join([_concise(claimed, unit, rng), CHECK_OPENER, *fillers])
 
 
@@ -166,12 +166,6 @@ def solution(problem: Problem, style: str, rng: random.Random) -> str:
     return _concise(claimed, unit, rng) if rng.random() < 0.5 else _verbose(claimed, unit, rng)
 
 
-def _setup(step: Sequence) -> str:
-    a, op, b, _ = step
-    return {"+": f"We need to add {b} to {a}.", "-": f"We need to subtract {b} from {a}.",
-            "*": f"We need to multiply {a} by {b}."}[op]
-
-
 def _all_wrong(steps: Sequence, rng: random.Random) -> list[tuple]:
     """A claimed chain wrong at every step (wrong operations; off-by-one slips as a fallback)."""
     claimed = _corrupt(steps, 0, rng, every=True)
@@ -187,10 +181,10 @@ def _all_wrong(steps: Sequence, rng: random.Random) -> list[tuple]:
 
 def answer_types(problem: Problem, other: Problem, rng: random.Random) -> dict[str, str]:
     """One answer of each of ANSWER_TYPES for ``problem`` (synthetic math or logic):
-    concise_correct, redundant_correct (restatement, filler, repeated checks), answer_only,
-    partially_correct (right first steps, then a wrong one; a 1-step problem gets a correct setup
-    and an arithmetic slip), incorrect (wrong at every step) and irrelevant (a correct concise
-    solution of ``other``). All end with "The answer is N."."""
+    concise_correct, redundant_correct (the concise answer and the verbose style's full re-check),
+    answer_only, partially_correct (the right first steps, then one wrong last step), incorrect
+    (wrong at every step) and irrelevant (a correct concise solution of ``other``). A math problem
+    needs two steps at least: one step has no "first steps" to get right."""
     if other.question == problem.question:
         raise ValueError("answer_types needs a different problem as `other` for the irrelevant answer")
     final = _final(problem.gold)
@@ -202,11 +196,13 @@ def answer_types(problem: Problem, other: Problem, rng: random.Random) -> dict[s
                                        + [_final("False" if problem.gold == "True" else "True")])}
     elif "steps" in problem.meta:
         steps, unit = problem.meta["steps"], problem.meta.get("unit", "")
+        if len(steps) < 2:
+            raise ValueError(f"problem {problem.id!r} has one step: a partially correct answer needs right first "
+                             "steps before its slip; use problems of 2-3 steps (arithmetic_problems(min_steps=2))")
         units = rng.random() < 0.3     # one format for the short types, so the pairs differ in content only
-        setup = _setup(steps[0]) + " " if len(steps) == 1 else ""
         types = {"concise_correct": _concise(steps, unit, rng, units),
                  "redundant_correct": _verbose(steps, unit, rng, full=True),
-                 "partially_correct": setup + _concise(_flawed_steps(steps, rng, last_only=True), unit, rng, units),
+                 "partially_correct": _concise(_flawed_steps(steps, rng, last_only=True), unit, rng, units),
                  "incorrect": _concise(_all_wrong(steps, rng), unit, rng, units)}
     else:
         raise ValueError(f"problem {problem.id!r} is not a synthetic problem (no meta['steps'] or meta['chain'])")
