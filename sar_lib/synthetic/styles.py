@@ -12,10 +12,12 @@ from sar_lib.problem import Problem
 from sar_lib.synthetic.arithmetic import MAX_RESULT, apply_op
 
 STYLES = ("answer_only", "concise", "verbose", "flawed")
-# Verbose the most common style, so the base model's greedy answers are verbose and correct: the
-# regime of SAR's paper (room to cut, verbosity that correctness does not punish); answer-only
-# answers are the "too short" ones that length penalties can over-shoot to.
-DEFAULT_STYLE_MIX = {"answer_only": 0.10, "concise": 0.30, "verbose": 0.53, "flawed": 0.07}
+# Verbose by far the most common style, so that the base model's greedy answers are verbose and
+# correct, with a margin (after "The answer is N." the re-check must clearly beat stopping, or
+# greedy decoding flips to concise on a small change of the weights): the regime of SAR's paper
+# (room to cut, verbosity that correctness does not punish). Answer-only answers are the "too
+# short" ones that length penalties can over-shoot to.
+DEFAULT_STYLE_MIX = {"answer_only": 0.10, "concise": 0.20, "verbose": 0.63, "flawed": 0.07}
 ANSWER_TYPES = ("concise_correct", "redundant_correct", "answer_only", "partially_correct",
                 "incorrect", "irrelevant")
 
@@ -32,7 +34,8 @@ ANSWER_TYPES = ("concise_correct", "redundant_correct", "answer_only", "partiall
 REASONING_OPENER = "Let me think about this step by step."
 CHECK_OPENER = "Let me double-check."
 POST_FILLERS = ("Yes, that looks right.", "Everything adds up.", "I am confident in this result.",
-                "That was the last step.", "Good, so far so good.", "Each step follows from the one before.")
+                "That was the last step.", "Good, so far so good.", "Each step follows from the one before.",
+                "All the numbers fit together.", "Nothing is missing from the calculation.")
 OPENERS = (REASONING_OPENER, "Okay, let me read the problem carefully.", "Let's solve this problem.",
            "Alright, let me work through this slowly.", "Let me think about this.")
 FILLERS = (CHECK_OPENER, *POST_FILLERS, "Hmm, let me think about this carefully.", "Let me keep going.")
@@ -61,9 +64,9 @@ def _concise(claimed: Sequence, unit: str, rng: random.Random, with_units: bool 
 
 
 def _verbose(claimed: Sequence, unit: str, rng: random.Random, *, full: bool = False) -> str:
-    """The concise answer, then CHECK_OPENER and three to five POST_FILLERS (five when ``full``):
+    """The concise answer, then CHECK_OPENER and four to six POST_FILLERS (six when ``full``):
     about twice the concise length, the same computation and the same last number."""
-    fillers = rng.sample(POST_FILLERS, 5 if full else rng.randint(3, 5))
+    fillers = rng.sample(POST_FILLERS, 6 if full else rng.randint(4, 6))
     return " ".join([_concise(claimed, unit, rng), CHECK_OPENER, *fillers])
 
 
