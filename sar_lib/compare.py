@@ -27,14 +27,17 @@ from sar_lib.machine import machine_info
 from sar_lib.models import default_device
 
 # The default grid (`sar compare`): 3 + 3 seeds of GRPO and SA-GRPO and one of each other method,
-# DEFAULT_STEPS steps of 8 questions x 6 answers, two runs at a time (one torch thread each), every
-# run then evaluated greedily and with 4 samples per problem on the three held-out sets. Its
-# budget: 45 minutes on 2 CPU cores for the whole grid, 20 for GRPO and SA-GRPO alone (the measured
-# times are in the results JSON and the README). 192 new tokens is the tiny-cpu profile's budget:
-# lower would cut verbose answers and shorten them by truncation, not by reward.
-DEFAULT_STEPS = 100
-DEFAULT_SETTINGS: dict = dict(questions_per_step=8, eval_size=200, eval_samples=4, log_completions=True,
+# DEFAULT_STEPS steps of 4 questions x 6 answers, two runs at a time (one torch thread each), every
+# run then evaluated greedily and with 4 samples per problem on the three held-out sets (the OOD
+# sets at most OOD_EVAL_SIZE problems). Its budget: 45 minutes on 2 CPU cores for the whole grid,
+# 20 for GRPO and SA-GRPO alone (the measured times are in the results JSON and the README). Within
+# it, fewer questions per step buy more updates: on this model a step of 8 questions takes ~10 s
+# per run and an evaluation ~2-4 min, so 8 questions would leave ~25 steps. 192 new tokens is the
+# tiny-cpu profile's budget: lower would cut verbose answers and shorten them by truncation, not by reward.
+DEFAULT_STEPS = 40
+DEFAULT_SETTINGS: dict = dict(questions_per_step=4, eval_size=200, eval_samples=4, log_completions=True,
                               save_every=10, threads=1, progress=False)
+OOD_EVAL_SIZE = 100
 # `sar compare --quick`: the same grid in miniature (2 seeds, so that the std is defined), ~2 min.
 QUICK_STEPS = 2
 QUICK_SEEDS = (0, 1)
@@ -47,11 +50,13 @@ def default_grid(out_dir: str | Path, *, model: str = "tiny", profile: str = "ti
                  eval_sets: Mapping[str, int | None] | None = None, **settings) -> tuple[list, dict]:
     """``(runs, eval_sets)`` of the grid ``sar compare`` trains (``grid.grid_runs``), in ``out_dir``:
     :data:`DEFAULT_SETTINGS` (or :data:`QUICK_SETTINGS`), ``grid.SHORT_RUN_LEARNING_RATES``, the
-    ``data.HELD_OUT_SETS`` at the settings' evaluation size; ``settings`` override GRPOConfig fields.
+    ``data.HELD_OUT_SETS`` at the settings' evaluation size (the OOD sets at most :data:`OOD_EVAL_SIZE`); ``settings`` override GRPOConfig fields.
     Notebooks 03 and 04 build their runs here too, so that they are the grid's runs (and reuse them)."""
     values = {**(QUICK_SETTINGS if quick else DEFAULT_SETTINGS), **short_run_learning_rate(profile), **settings}
     size = values.pop("eval_size")
-    eval_sets = dict(eval_sets) if eval_sets is not None else dict.fromkeys(HELD_OUT_SETS, size)
+    if eval_sets is None:
+        eval_sets = {name: size if name == HELD_OUT_SETS[0] else min(size, OOD_EVAL_SIZE) for name in HELD_OUT_SETS}
+    eval_sets = dict(eval_sets)
     check_eval_sets(eval_sets)
     first = next(iter(eval_sets))
     runs = grid_runs(out_dir, methods=methods, seeds=tuple(seeds or (QUICK_SEEDS if quick else DEFAULT_SEEDS)),
