@@ -50,7 +50,8 @@ def default_grid(out_dir: str | Path, *, model: str = "tiny", profile: str = "ti
                  eval_sets: Mapping[str, int | None] | None = None, **settings) -> tuple[list, dict]:
     """``(runs, eval_sets)`` of the grid ``sar compare`` trains (``grid.grid_runs``), in ``out_dir``:
     :data:`DEFAULT_SETTINGS` (or :data:`QUICK_SETTINGS`), ``grid.SHORT_RUN_LEARNING_RATES``, the
-    ``data.HELD_OUT_SETS`` at the settings' evaluation size (the OOD sets at most :data:`OOD_EVAL_SIZE`); ``settings`` override GRPOConfig fields.
+    ``data.HELD_OUT_SETS`` at the settings' evaluation size (the OOD sets at most :data:`OOD_EVAL_SIZE`);
+    ``settings`` override GRPOConfig fields.
     Notebooks 03 and 04 build their runs here too, so that they are the grid's runs (and reuse them)."""
     values = {**(QUICK_SETTINGS if quick else DEFAULT_SETTINGS), **short_run_learning_rate(profile), **settings}
     size = values.pop("eval_size")

@@ -39,10 +39,10 @@ def blocks() -> dict[str, str]:
 def synced(text: str, new_blocks: dict[str, str]) -> str:
     """``text`` with every named block's body replaced; a block missing from ``text`` is an error."""
     for name, body in new_blocks.items():
-        pattern = re.compile(rf"(<!-- begin:{re.escape(name)} -->\n).*?(\n<!-- end:{re.escape(name)} -->)", re.S)
+        pattern = re.compile(rf"(<!-- begin:{re.escape(name)} -->\n)(?:.*?\n)?(<!-- end:{re.escape(name)} -->)", re.S)
         if not pattern.search(text):
             raise ValueError(f"README.md has no block {name!r}: add <!-- begin:{name} --> and <!-- end:{name} --> lines")
-        text = pattern.sub(lambda m: m.group(1) + body + m.group(2), text)
+        text = pattern.sub(lambda m: m.group(1) + body + "\n" + m.group(2), text)
     return text
 
 

@@ -25,6 +25,12 @@ def test_sync_replaces_only_the_named_block():
     assert out == "intro\n<!-- begin:a -->\n| new |\n<!-- end:a -->\n<!-- begin:b -->\nkeep\n<!-- end:b -->\n"
 
 
+def test_sync_fills_an_empty_block_and_is_idempotent():
+    once = sync_readme.synced("<!-- begin:a -->\n<!-- end:a -->\n", {"a": "x\ny"})
+    assert once == "<!-- begin:a -->\nx\ny\n<!-- end:a -->\n"
+    assert sync_readme.synced(once, {"a": "x\ny"}) == once
+
+
 def test_sync_refuses_a_readme_without_the_block():
     with pytest.raises(ValueError, match="no block 'c'"):
         sync_readme.synced("no blocks here", {"c": "x"})
