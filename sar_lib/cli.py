@@ -230,7 +230,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
     # every value is checked where it is used: GRPOConfig.validate, grid.grid_runs, grid.run_grid
     settings = {k: v for k, v in (("questions_per_step", args.questions_per_step), ("eval_size", args.eval_size),
-                                  ("learning_rate", args.learning_rate)) if v is not None}
+                                  ("learning_rate", args.learning_rate), ("report_to", args.report_to))
+                if v is not None}
     summary = compare.compare(args.out, model=args.model, profile=args.profile, steps=args.steps, seeds=args.seeds,
                               workers=args.workers, quick=args.quick, methods=args.methods or tuple(METHODS),
                               json_path=args.json, figures_dir=args.figures,
@@ -244,6 +245,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from sar_lib.evaluate import DEFAULT_BATCH_SIZE, DEFAULT_MAX_NEW_TOKENS
     from sar_lib.grpo_config import GRPOConfig
+    from sar_lib.tracking import REPORT_TO
 
     parser = argparse.ArgumentParser(prog="sar", description="Self-Aligned Reward: score, train, evaluate.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -394,10 +396,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", default="tiny-cpu", help="tiny-cpu (default) | laptop-8gb | gpu-12gb")
     p.add_argument("--methods", nargs="+", help="a subset of the methods (sar_lib.grid.METHODS: grpo sa-grpo sar-only "
                                                 "em o1-0.03 o1-0.1 er-0.03 er-0.1 shuffled-sar; default: all)")
-    p.add_argument("--questions-per-step", type=int, help="questions per GRPO step (default 8; 2 with --quick)")
+    p.add_argument("--questions-per-step", type=int, help="questions per GRPO step (default 4; 2 with --quick)")
     p.add_argument("--learning-rate", "--lr", type=float,
                    help="AdamW learning rate (default: grid.SHORT_RUN_LEARNING_RATES on tiny-cpu, else the profile's)")
-    p.add_argument("--eval-size", type=int, help="problems per evaluation set (default 200; 8 with --quick)")
+    p.add_argument("--eval-size", type=int,
+                   help="problems per evaluation set (default 200; the OOD sets at most 100; 8 with --quick)")
+    p.add_argument("--report-to", choices=REPORT_TO,
+                   help="also log every run's metrics to this tool (as sar train --report-to; default none)")
     p.add_argument("--json", help="results file (default figures/grpo_vs_sar.json; OUT/grpo_vs_sar.json with --quick)")
     p.add_argument("--figures", help="folder of the two figures (default figures/; OUT with --quick)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -31,7 +31,9 @@ holds the resolved config, ``metrics.jsonl``, ``checkpoint/`` (trainable weights
 states, step; plus the LoRA ``adapter/`` in peft format) and the final greedy evaluation of
 ``eval_dataset`` (``eval_<set>.json``, its per-answer records in ``eval_<set>_records.jsonl``; with
 ``eval_samples`` > 0 also the mean length and accuracy of that many answers sampled per problem);
-with ``log_completions``, ``completions.jsonl`` holds every sampled answer with its rewards.
+with ``log_completions``, ``completions.jsonl`` holds every sampled answer with its rewards. With
+``report_to`` (tensorboard, trackio, wandb) every row of ``metrics.jsonl`` also goes to that tool
+(``sar_lib.tracking``; TensorBoard's event files in ``tensorboard/``).
 
 ``metrics.jsonl`` has one JSON object per step with these keys, TRL's ``GRPOTrainer`` names where the
 quantity is the same (``docs/metrics.md`` maps every key to TRL's; a key is absent when its quantity
@@ -65,6 +67,7 @@ repeats the uninterrupted run's steps k+1.. exactly (on the same hardware).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import random
 import statistics
@@ -87,6 +90,7 @@ from sar_lib.models import load_policy
 from sar_lib.perplexity import answer_logprobs, pack_sequences, score_answer_ids
 from sar_lib.problem import Problem
 from sar_lib.sar import empty_prompt_text, encode_text, prompt_text, sar_from_nll, sar_from_token_ids
+from sar_lib.tracking import open_tracker
 
 
 # ---------------------------------------------------------------- the GRPO maths (pure functions)
@@ -448,28 +452,33 @@ def _train(config: GRPOConfig, resume: bool) -> Path:
     bar = tqdm(range(start + 1, config.steps + 1), initial=start, total=config.steps, desc="grpo",
                disable=not config.progress)
     final_eval = None
-    for step in bar:
-        completions = [] if config.log_completions else None
-        metrics = grpo_step(model, tokenizer, optimizer, questions_of_step(train_problems, config, step), config,
-                            step=step, ctx0_ids=setup.ctx0_ids, completions=completions)
-        if step == config.steps or (config.eval_every and step % config.eval_every == 0):
-            t0 = time.perf_counter()
-            result = _evaluate(model, tokenizer, eval_problems, config,
-                               samples=config.eval_samples if step == config.steps else 0)
-            metrics.update({"eval/accuracy": result["accuracy"], "eval/mean_length": result["mean_length"],
-                            **{f"eval/{k}": result[k] for k in SAMPLED_KEYS if k in result},
-                            "time/eval": time.perf_counter() - t0})
-            if step == config.steps:
-                final_eval = result
-        runs.append_metrics(run_dir, metrics)
-        if completions:
-            runs.append_completions(run_dir, completions)
-        bar.set_postfix({"R": f"{metrics['reward']:.3f}", "acc": f"{metrics['rewards/correctness/mean']:.2f}",
-                         "len": f"{metrics['completions/mean_length']:.0f}",
-                         **({"sar": f"{metrics['sar/mean']:.3f}"} if "sar/mean" in metrics else {})})
-        if step == config.steps or (config.save_every and step % config.save_every == 0):
-            runs.save_checkpoint(run_dir, model, optimizer, step=step, data_position=step * config.questions_per_step,
-                                 rng=_rng_states())
+    tracker = open_tracker(config.report_to, run_dir, dataclasses.asdict(config), start_step=start)
+    try:
+        for step in bar:
+            completions = [] if config.log_completions else None
+            metrics = grpo_step(model, tokenizer, optimizer, questions_of_step(train_problems, config, step), config,
+                                step=step, ctx0_ids=setup.ctx0_ids, completions=completions)
+            if step == config.steps or (config.eval_every and step % config.eval_every == 0):
+                t0 = time.perf_counter()
+                result = _evaluate(model, tokenizer, eval_problems, config,
+                                   samples=config.eval_samples if step == config.steps else 0)
+                metrics.update({"eval/accuracy": result["accuracy"], "eval/mean_length": result["mean_length"],
+                                **{f"eval/{k}": result[k] for k in SAMPLED_KEYS if k in result},
+                                "time/eval": time.perf_counter() - t0})
+                if step == config.steps:
+                    final_eval = result
+            runs.append_metrics(run_dir, metrics)
+            tracker.log(metrics)
+            if completions:
+                runs.append_completions(run_dir, completions)
+            bar.set_postfix({"R": f"{metrics['reward']:.3f}", "acc": f"{metrics['rewards/correctness/mean']:.2f}",
+                             "len": f"{metrics['completions/mean_length']:.0f}",
+                             **({"sar": f"{metrics['sar/mean']:.3f}"} if "sar/mean" in metrics else {})})
+            if step == config.steps or (config.save_every and step % config.save_every == 0):
+                runs.save_checkpoint(run_dir, model, optimizer, step=step,
+                                     data_position=step * config.questions_per_step, rng=_rng_states())
+    finally:
+        tracker.close()
     bar.close()
 
     if final_eval is None:  # resumed a finished run: evaluate its final weights again

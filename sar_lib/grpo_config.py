@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from sar_lib import rewards as R
 from sar_lib.models import PROFILES, get_profile
 from sar_lib.sar import VARIANTS
+from sar_lib.tracking import REPORT_TO, missing_library
 
 ADVANTAGES = ("dr_grpo", "std")
 
 # Fields that change what is logged or when, not the trained weights: --resume may change them.
 NON_TRAINING_FIELDS = ("steps", "out", "save_every", "eval_every", "eval_size", "eval_dataset",
-                       "eval_batch_size", "eval_samples", "log_sar", "log_completions", "progress")
+                       "eval_batch_size", "eval_samples", "log_sar", "log_completions", "report_to", "progress")
 # Fields that may stay None after resolving (None is a setting of theirs, not "the profile's").
 OPTIONAL_FIELDS = ("dual_clip", "train_size", "threads")
 
@@ -105,6 +106,9 @@ class GRPOConfig:
     save_every: int = field(default=0, metadata={"help": "checkpoint every N steps (0: only at the end)"})
     threads: int | None = field(default=None, metadata={"help":
         "torch CPU threads for the whole process (default: the profile's, else torch's); see grpo.train"})
+    report_to: str = field(default="none", metadata={"help":
+        f"also log metrics.jsonl's scalars and the config to {' | '.join(REPORT_TO)} (as TRL's report_to; "
+        "tensorboard: RUN/tensorboard; see sar_lib.tracking)"})
     progress: bool = field(default=True, metadata={"help": "show a progress bar"})
 
     def resolved(self) -> "GRPOConfig":
@@ -173,6 +177,10 @@ class GRPOConfig:
         need(self.temperature > 0, f"temperature must be > 0, got {self.temperature}")
         need(0 < self.top_p <= 1, f"top_p must be in (0, 1], got {self.top_p}")
         need(self.eval_samples >= 0, f"eval_samples must be >= 0 (0: greedy only), got {self.eval_samples}")
+        need(self.report_to in REPORT_TO,
+             f"unknown report_to {self.report_to!r}; choose one of {', '.join(REPORT_TO)}")
+        need(missing_library(self.report_to) is None,
+             f"report_to={self.report_to!r}: {missing_library(self.report_to)}; or pass --report-to none")
         need(self.eval_every >= 0 and self.save_every >= 0,
              f"eval_every and save_every must be >= 0 (0 = only at the end), got {self.eval_every}, {self.save_every}")
 
