@@ -4,10 +4,17 @@ Each notebook ``notebooks/0N_*.ipynb`` has one cell tagged ``parameters``; the d
 is (the full parameter set) or, with ``fast``, with :data:`FAST` overrides (what CI runs). Executed
 copies replace the repo's notebooks (default: the committed notebooks show the latest demo run) or go
 to ``OUT/notebooks/`` with the figures in ``OUT/figures/`` (the notebooks run in their own folder
-and write figures to ``FIGURES_DIR = "../figures"``, so both layouts work unchanged).
+and write figures to ``FIGURES_DIR = "../figures"``, so both layouts work unchanged). With
+``solutions``, the answer keys ``notebooks/solutions/0N_*_solutions.ipynb`` run after them, in
+their own folder too (``OUT/notebooks/solutions/``); they write no figures and no summary.
 
-Every notebook writes ``<FIGURES_DIR>/<NN>_summary.json`` with :func:`write_summary`; the demo
-prints those at the end. A failing notebook stops the demo: its executed copy is kept, and the
+Every notebook is paired with a ``py:percent`` script of the same name (jupytext), the file a
+teacher edits and diffs (``docs/notebooks.md``). Before a notebook runs, a pair that disagrees is
+synchronised (:func:`sync_pair`: the newer file's cells win, as ``jupytext --sync``); after an
+in-place run the script is rewritten from the executed notebook, so the two never drift apart.
+
+Every numbered notebook writes ``<FIGURES_DIR>/<NN>_summary.json`` with :func:`write_summary`; the
+demo prints those at the end. A failing notebook stops the demo: its executed copy is kept, and the
 failing cell (index, first line) and the error are reported.
 """
 
@@ -35,11 +42,27 @@ FAST: dict[str, dict] = {
     # allowed, so that a random test model runs too); their own folder keeps the full demo's runs intact
     "03_grpo_lora_4bit_training": {"STEPS": 2, "QUESTIONS_PER_STEP": 2, "EVAL_SIZE": 8, "MAX_NEW_TOKENS": 24,
                                    "MAX_PROMPT_TOKENS": 512, "EXTRA_STEPS": 1, "N_EXAMPLES": 2,
-                                   "RUNS_DIR": "../runs/notebooks-fast"},
+                                   "FOUR_BIT_NEW_TOKENS": 16, "RUNS_DIR": "../runs/notebooks-fast"},
     "04_ood_evaluation": {"STEPS": 2, "QUESTIONS_PER_STEP": 2, "EVAL_SIZE": 8, "MAX_NEW_TOKENS": 24,
                           "MAX_PROMPT_TOKENS": 512, "BENCHMARK_LIMIT": 3, "RUNS_DIR": "../runs/notebooks-fast"},
+    # the answer keys (notebooks/solutions), their runs in folders of their own
+    "01_perplexity_math_solutions": {"N_EXAMPLES": 4},
+    "02_sar_quality_ranking_solutions": {"N_PROBLEMS": 12, "N_LOGIC": 6},
+    "03_grpo_lora_4bit_training_solutions": {"STEPS": 2, "QUESTIONS_PER_STEP": 2, "EVAL_SIZE": 4,
+                                             "MAX_NEW_TOKENS": 24, "MAX_PROMPT_TOKENS": 512,
+                                             "RUNS_DIR": "../../runs/solutions-fast"},
+    "04_ood_evaluation_solutions": {"STEPS": 2, "QUESTIONS_PER_STEP": 2, "EVAL_SIZE": 4, "N_LOGIC": 4,
+                                    "MAX_NEW_TOKENS": 24, "MAX_PROMPT_TOKENS": 512,
+                                    "RUNS_DIR": "../../runs/solutions-ood-fast"},
 }
 KERNEL_NAME = "python3"
+SOLUTIONS = "solutions"        # the answer keys' folder, inside the notebooks folder
+PAIRED_FORMAT = "py:percent"   # the script each notebook is paired with (jupytext)
+# Headless kernels run quiet: progress bars, and two third-party notices that say nothing about the run,
+# would be saved into the committed outputs as stderr lines (transformers' weight-loading bars; tqdm's
+# "IProgress not found" where ipywidgets is not installed; a transformers deprecation that peft triggers).
+QUIET_ENV = {"HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+QUIET_WARNINGS = ("ignore:IProgress not found", "ignore:`is_gradient_checkpointing` is deprecated")
 
 
 @dataclass
@@ -79,22 +102,78 @@ def _this_python_kernel():
     A user-level ``python3`` spec (e.g. ~/.local/share/jupyter/kernels) would otherwise win over
     the virtual environment's and run the notebooks in a Python without ``sar_lib``. JUPYTER_PATH
     comes first in Jupyter's search path, so a spec written there for ``sys.executable`` is used.
+    Its environment (:data:`QUIET_ENV`, :data:`QUIET_WARNINGS`) reaches the worker processes that a
+    notebook starts too. Yields the temporary folder (it also holds the kernel's sockets, see
+    :func:`_kernel_config`).
     """
     with tempfile.TemporaryDirectory(prefix="sar-kernel-") as tmp:
         spec_dir = Path(tmp) / "kernels" / KERNEL_NAME
         spec_dir.mkdir(parents=True)
         from ipykernel.kernelspec import get_kernel_dict   # argv[0] = sys.executable
 
-        (spec_dir / "kernel.json").write_text(json.dumps(get_kernel_dict()))
+        warnings = ",".join(filter(None, (os.environ.get("PYTHONWARNINGS"), *QUIET_WARNINGS)))
+        spec = {**get_kernel_dict(), "env": {**QUIET_ENV, "PYTHONWARNINGS": warnings}}
+        (spec_dir / "kernel.json").write_text(json.dumps(spec))
         old = os.environ.get("JUPYTER_PATH")
         os.environ["JUPYTER_PATH"] = os.pathsep.join([tmp] + ([old] if old else []))
         try:
-            yield
+            yield Path(tmp)
         finally:
             if old is None:
                 os.environ.pop("JUPYTER_PATH", None)
             else:
                 os.environ["JUPYTER_PATH"] = old
+
+
+def paired_script(notebook: str | Path) -> Path:
+    """The ``py:percent`` script paired with ``notebook`` (same folder and name, ``.py``)."""
+    return Path(notebook).with_suffix(".py")
+
+
+def is_paired(notebook: str | Path) -> bool:
+    """Whether ``notebook``'s metadata pairs it with a :data:`PAIRED_FORMAT` script (jupytext ``formats``)."""
+    metadata = json.loads(Path(notebook).read_text(encoding="utf-8")).get("metadata", {})
+    return PAIRED_FORMAT in metadata.get("jupytext", {}).get("formats", "").split(",")
+
+
+def pair_problem(notebook: str | Path) -> str | None:
+    """Why ``notebook`` and its paired script disagree, or None when the script holds exactly the
+    notebook's cells (what jupytext writes for it; outputs are not part of a script)."""
+    import jupytext
+
+    notebook = Path(notebook)
+    script = paired_script(notebook)
+    if not is_paired(notebook):
+        return (f"{notebook} is not paired with a script; pair it with "
+                f"`jupytext --set-formats ipynb,{PAIRED_FORMAT} {notebook}`")
+    if not script.is_file():
+        return f"{script} is missing; write it with `jupytext --sync {notebook}`"
+    if script.read_text(encoding="utf-8") != jupytext.writes(jupytext.read(notebook), fmt=PAIRED_FORMAT):
+        return (f"{script} and {notebook.name} hold different cells; run `jupytext --sync {notebook}` "
+                "(the newer file's cells win) and commit both")
+    return None
+
+
+def write_script(notebook: str | Path) -> Path:
+    """Write the paired script of ``notebook`` from its cells (what :func:`pair_problem` compares with)."""
+    import jupytext
+
+    script = paired_script(notebook)
+    script.write_text(jupytext.writes(jupytext.read(notebook), fmt=PAIRED_FORMAT), encoding="utf-8")
+    return script
+
+
+def sync_pair(notebook: str | Path) -> bool:
+    """``jupytext --sync`` of a paired notebook whose script disagrees with it (:func:`pair_problem`):
+    the cells of the newer of the two files win, and the notebook keeps the outputs of the cells
+    that did not change. Returns whether it wrote anything (an unpaired notebook, or a pair that
+    agrees, is left alone)."""
+    from jupytext.cli import jupytext as jupytext_cli
+
+    if not is_paired(notebook) or pair_problem(notebook) is None:
+        return False
+    jupytext_cli(["--sync", "--quiet", str(notebook)])
+    return True
 
 
 def _failed_cell_index(source_notebook: Path, failing_source: str) -> int | None:
@@ -108,6 +187,18 @@ def _failed_cell_index(source_notebook: Path, failing_source: str) -> int | None
     return None
 
 
+def _kernel_config(directory: Path):
+    """The kernel manager's settings: local (ipc) sockets in ``directory`` where the OS has them. Over
+    TCP without encryption, ipykernel warns on every start that the traffic could be read; the kernel
+    runs on this machine, so local sockets are the right transport. The socket path is absolute
+    because the kernel runs in the notebook's folder and the client in the caller's."""
+    from traitlets.config import Config
+
+    if os.name != "posix":
+        return Config()
+    return Config({"KernelManager": {"transport": "ipc", "ip": str(directory / "kernel")}})
+
+
 def run_notebook(source: Path, output: Path, *, parameters: Mapping | None = None, cwd: Path | None = None,
                  progress: bool = True) -> NotebookRun:
     """Execute ``source`` into ``output`` with papermill, in folder ``cwd`` (default: ``output``'s);
@@ -118,11 +209,11 @@ def run_notebook(source: Path, output: Path, *, parameters: Mapping | None = Non
     output.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     run = NotebookRun(name=source.stem, output=output, seconds=0.0, ok=True)
-    with _this_python_kernel():
+    with _this_python_kernel() as kernel_dir:
         try:
             papermill.execute_notebook(str(source), str(output), parameters=dict(parameters or {}),
                                        kernel_name=KERNEL_NAME, cwd=str(cwd or output.parent), progress_bar=progress,
-                                       log_output=False)
+                                       log_output=False, config=_kernel_config(kernel_dir))
         except PapermillExecutionError as err:
             run.ok = False
             run.failed_cell = _failed_cell_index(source, err.source)
@@ -181,19 +272,22 @@ def format_notebook_summary(summary: Mapping) -> str:
 
 
 def run_demo(*, out: str | Path | None = None, fast: bool = False, model: str | None = None,
-             only: Sequence[str] | None = None, notebooks_dir: str | Path = NOTEBOOKS_DIR, progress: bool = True,
-             stream: TextIO | None = None) -> list[NotebookRun]:
+             only: Sequence[str] | None = None, notebooks_dir: str | Path = NOTEBOOKS_DIR, solutions: bool = False,
+             progress: bool = True, stream: TextIO | None = None) -> list[NotebookRun]:
     """Run the numbered notebooks of ``notebooks_dir`` in order; stop at the first failure.
 
     ``out`` None: each executed notebook replaces its source (only once it ran without error), the
     figures land in ``<notebooks_dir>/../figures``. ``out`` DIR: copies in ``DIR/notebooks``,
     figures in ``DIR/figures``. ``fast``: :data:`FAST` parameters. ``model``: the ``MODEL``
     parameter of every notebook (default: each notebook's own, the embedded ``"tiny"``). ``only``:
-    the numbers of the notebooks to run (e.g. ``["01", "02"]``; default all). Prints one line per
-    notebook (and the missing numbers) to ``stream`` (default stdout); returns one
-    :class:`NotebookRun` per notebook run.
+    the numbers of the notebooks to run (e.g. ``["01", "02"]``; default all). ``solutions``: also
+    run the answer keys of ``<notebooks_dir>/solutions`` (the same numbers), after the notebooks.
+    Paired scripts are synchronised first and rewritten after an in-place run (module docstring).
+    Prints one line per notebook (and the missing numbers) to ``stream`` (default stdout); returns
+    one :class:`NotebookRun` per notebook run.
     """
     stream = sys.stdout if stream is None else stream
+    notebooks_dir = Path(notebooks_dir)
     found, missing = find_notebooks(notebooks_dir)
     if not found:
         raise FileNotFoundError(f"no numbered notebooks (0[1-4]_*.ipynb) in {notebooks_dir}")
@@ -203,19 +297,27 @@ def run_demo(*, out: str | Path | None = None, fast: bool = False, model: str | 
             raise ValueError(f"no notebook numbered {', '.join(unknown)} in {notebooks_dir}; "
                              f"there are {', '.join(p.name[:2] for p in found)}")
         found, missing = [p for p in found if p.name[:2] in only], []
-    if out is not None and Path(out).resolve() == Path(notebooks_dir).resolve().parent:
+    if solutions:
+        keys, _ = find_notebooks(notebooks_dir / SOLUTIONS)
+        found += [p for p in keys if only is None or p.name[:2] in only]
+    if out is not None and Path(out).resolve() == notebooks_dir.resolve().parent:
         out = None   # --out is the repository itself: that is the in-place run
     if missing:
         print(f"sar demo: notebooks {', '.join(missing)} not found in {notebooks_dir}; running the others", file=stream)
     runs = []
     for k, source in enumerate(found, start=1):
-        print(f"[{k}/{len(found)}] {source.name} ...", file=stream, flush=True)
+        print(f"[{k}/{len(found)}] {source.relative_to(notebooks_dir)} ...", file=stream, flush=True)
+        if sync_pair(source):
+            print(f"sar demo: synchronised {source.name} with {paired_script(source).name} (the newer file's "
+                  "cells)", file=stream, flush=True)
         parameters = dict(FAST.get(source.stem, {})) if fast else {}
         if model is not None:
             parameters["MODEL"] = model
-        figures_dir = source.parent.parent / "figures" if out is None else Path(out) / "figures"
+        answer_key = source.parent != notebooks_dir
+        figures_dir = notebooks_dir.parent / "figures" if out is None else Path(out) / "figures"
         summary_file = figures_dir / f"{source.stem[:2]}_summary.json"
-        summary_file.unlink(missing_ok=True)   # a summary left by an earlier run must not pass for this one's
+        if not answer_key:
+            summary_file.unlink(missing_ok=True)   # a summary left by an earlier run must not pass for this one's
         if out is None:
             # run in the source's folder, so that "../figures" is the repository's figures folder, but
             # written outside the repository: the source is replaced only by a copy that ran to the end
@@ -224,13 +326,15 @@ def run_demo(*, out: str | Path | None = None, fast: bool = False, model: str | 
                 run = run_notebook(source, scratch, parameters=parameters, cwd=source.parent, progress=progress)
                 run.output = source if run.ok else Path(tempfile.gettempdir()) / f"{source.stem}.failed.ipynb"
                 shutil.move(scratch, run.output)
+            if run.ok and is_paired(source):
+                write_script(source)
         else:
-            target = Path(out) / "notebooks" / source.name
+            target = Path(out) / "notebooks" / source.relative_to(notebooks_dir)
             run = run_notebook(source, target, parameters=parameters, progress=progress)
             if not run.ok:
                 run.output = target.with_name(f"{source.stem}.failed.ipynb")
                 shutil.move(target, run.output)
-        if run.ok and summary_file.is_file():
+        if run.ok and not answer_key and summary_file.is_file():
             run.summary = json.loads(summary_file.read_text(encoding="utf-8"))
         print(f"[{k}/{len(found)}] {source.name}: {'ok' if run.ok else 'FAILED'} in {run.seconds:.1f} s "
               f"-> {run.output}", file=stream, flush=True)

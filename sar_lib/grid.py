@@ -93,23 +93,6 @@ def short_run_learning_rate(profile: str) -> dict:
     return {"learning_rate": SHORT_RUN_LEARNING_RATES[profile]} if profile in SHORT_RUN_LEARNING_RATES else {}
 
 
-def short_run_settings(*, model: str = "tiny", profile: str = "tiny-cpu", steps: int, questions_per_step: int,
-                       eval_size: int, max_new_tokens: int | None = None, max_prompt_tokens: int | None = None,
-                       device: str | None = None) -> dict:
-    """The GRPOConfig settings of the notebooks' short runs (notebooks 03 and 04 share their runs, so
-    both must build them here): the in-domain evaluation at the end, a checkpoint every 5 steps,
-    one torch thread on CPU, :data:`SHORT_RUN_LEARNING_RATES`; ``None`` sizes take the profile's value."""
-    from sar_lib.models import default_device
-
-    settings = dict(model=model, profile=profile, steps=steps, questions_per_step=questions_per_step,
-                    eval_dataset=IN_DOMAIN, eval_size=eval_size, save_every=5, progress=False,
-                    threads=1 if (device or default_device()) == "cpu" else None,
-                    **short_run_learning_rate(profile))
-    settings.update({k: v for k, v in (("max_new_tokens", max_new_tokens), ("max_prompt_tokens", max_prompt_tokens))
-                     if v is not None})
-    return settings
-
-
 # ---------------------------------------------------------------- runs
 @dataclass(frozen=True)
 class RunSpec:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import re
 import socket
 from dataclasses import dataclass
@@ -19,6 +20,10 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig, Qwen2Config, Qwen2ForCausalLM
 
 from sar_lib.tokenizer import load_tokenizer
+
+# bitsandbytes' CPU backend warns at import that the optional AVX512-BF16 kernel package is missing;
+# sar_lib never takes that path (see _disable_cpu_bf16_repacking), so the warning is only noise.
+logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
 
 
 def build_tiny_model(vocab_size: int, *, hidden_size: int = 64, num_layers: int = 2,

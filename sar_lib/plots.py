@@ -29,6 +29,10 @@ TYPE_COLORS = {
     "concise_restated": "#41ab5d", "concise_filler": "#a1d99b",
 }
 SERIES_COLORS = ("#2b8cbe", "#e6550d", "#41ab5d", "#756bb1", "#fdae6b", "#bdbdbd")
+# The untrained model in figures of trained methods (the methods' own colours: ``grid.Method.color``).
+BASE_COLOR = "#252525"
+# Widest figure, in inches: at the README's width (about 900 pixels) its text stays readable.
+MAX_WIDTH = 10.0
 
 
 def save_figure(fig: Figure, name: str, directory: str | Path = FIGURES_DIR) -> Path:
@@ -113,13 +117,14 @@ def token_logprobs(tokens: Sequence[str], series: Mapping[str, Sequence[float]],
     if not series:
         raise ValueError("token_logprobs needs at least one series")
     _check_equal_lengths(tokens=tokens, **series)
-    fig, ax = _new(max(6.0, 0.28 * len(tokens)), 3.6)
+    fig, ax = _new(min(MAX_WIDTH, max(6.0, 0.28 * len(tokens))), 3.8)
     for (name, values), color in zip(series.items(), SERIES_COLORS):
         ax.plot(range(len(tokens)), values, marker="o", ms=3, lw=1.2, label=name, color=color)
-    ax.set_xticks(range(len(tokens)), [_visible(t) for t in tokens], rotation=90, family="monospace", fontsize=8)
+    ax.set_xticks(range(len(tokens)), [_visible(t) for t in tokens], rotation=90, family="monospace",
+                  fontsize=8 if len(tokens) <= 40 else 6)
     ax.set_ylabel(ylabel)
     ax.axhline(0, color="black", lw=0.6)
-    ax.legend(loc="lower left")
+    fig.legend(loc="outside lower center", ncols=len(series), fontsize=9)   # below the axes: never over a line
     if title:
         ax.set_title(title)
     return fig
@@ -128,25 +133,29 @@ def token_logprobs(tokens: Sequence[str], series: Mapping[str, Sequence[float]],
 def grouped_bars(groups: Sequence[str], series: Mapping[str, Sequence[float]], *, ylabel: str,
                  title: str = "", errors: Mapping[str, Sequence[float]] | None = None, log: bool = False,
                  reference: float | None = None, reference_label: str = "", ylim: tuple | None = None,
-                 value_labels: bool = False, fmt: str = "{:.2f}") -> Figure:
+                 value_labels: bool = False, fmt: str = "{:.2f}", colors: Mapping[str, str] | None = None) -> Figure:
     """Bars of ``series[name][g]`` for each group ``g``, one bar per series side by side.
 
     ``errors``: same shape as ``series`` (error bar half-widths). ``reference``: a horizontal
     dashed line (e.g. 0.5, chance level of a pairwise ranking). ``value_labels``: print each value
-    above its bar with ``fmt``.
+    above its bar with ``fmt``; a bar of height 0 is labelled in any case, so that it reads as a
+    zero and not as a missing bar. ``colors``: {series name: colour} (e.g. each method's
+    ``grid.Method.color``); other series take :data:`SERIES_COLORS` by position.
     """
     if not series:
         raise ValueError("grouped_bars needs at least one series")
     _check_equal_lengths(groups=groups, **series)
     n = len(series)
     width = 0.8 / n
-    fig, ax = _new(min(13.0, max(7.0, 1.1 * len(groups) + 0.25 * len(groups) * n + 2.5)), 4.0)
-    for k, ((name, values), color) in enumerate(zip(series.items(), SERIES_COLORS)):
+    fig, ax = _new(min(MAX_WIDTH, max(7.0, 1.1 * len(groups) + 0.25 * len(groups) * n + 2.5)), 4.0)
+    for k, (name, values) in enumerate(series.items()):
+        color = (colors or {}).get(name, SERIES_COLORS[k % len(SERIES_COLORS)])
         xs = [g + (k - (n - 1) / 2) * width for g in range(len(groups))]
         err = None if errors is None else errors.get(name)
         bars = ax.bar(xs, values, width=width, yerr=err, capsize=3, label=name, color=color)
-        if value_labels:
-            ax.bar_label(bars, labels=[fmt.format(v) for v in values], fontsize=7, padding=2)
+        labels = [fmt.format(v) if value_labels or v == 0 else "" for v in values]
+        if any(labels):
+            ax.bar_label(bars, labels=labels, fontsize=8, padding=2)
     ax.set_xticks(range(len(groups)), [textwrap.fill(g, 16, break_long_words=False) for g in groups])
     ax.set_ylabel(ylabel)
     if log:
@@ -156,7 +165,7 @@ def grouped_bars(groups: Sequence[str], series: Mapping[str, Sequence[float]], *
     if ylim is not None:
         ax.set_ylim(*ylim)
     if n > 1 or reference_label:   # outside the axes: bars never hide behind it
-        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+        ax.legend(fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     if title:
         ax.set_title(title)
     return fig
@@ -194,7 +203,7 @@ def difference_histograms(differences: Mapping[str, Sequence[float]], *, xlabel:
     ax.axvline(0, color="black", lw=1)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("problems")
-    ax.legend(fontsize=8)
+    fig.legend(loc="outside lower center", ncols=len(differences), fontsize=9)   # below: never over the bars
     if title:
         ax.set_title(title)
     return fig
@@ -215,7 +224,8 @@ def accuracy_vs_length(panels: Mapping[str, Mapping[str, Sequence[tuple[float, f
     """
     if not panels or not all(panels.values()):
         raise ValueError("accuracy_vs_length needs at least one panel with at least one series")
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.2), layout="constrained", squeeze=False)
+    width = min(MAX_WIDTH, 4.6 * len(panels))
+    fig, axes = plt.subplots(1, len(panels), figsize=(width, 4.4), layout="constrained", squeeze=False)
     handles = {}
     for ax, (name, series) in zip(axes[0], panels.items()):
         ax.grid(alpha=0.3)
@@ -247,7 +257,7 @@ def accuracy_vs_length(panels: Mapping[str, Mapping[str, Sequence[tuple[float, f
         ax.set_title(name)
         ax.set_xlabel("mean answer length (tokens)")
         ax.set_ylabel("accuracy (%)")
-    fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncols=min(4, len(handles)), fontsize=8)
+    fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncols=min(3, len(handles)), fontsize=9)
     if title:
         fig.suptitle(title)
     return fig
@@ -266,8 +276,8 @@ def training_curves(curves: Mapping[str, Mapping[str, Mapping[str, Sequence[floa
         raise ValueError("training_curves needs at least one series and one key")
     columns = min(len(keys), 2)
     rows = -(-len(keys) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(5.2 * columns, 3.2 * rows), layout="constrained",
-                             squeeze=False)
+    fig, axes = plt.subplots(rows, columns, figsize=(min(MAX_WIDTH, 5.0 * columns), 3.2 * rows),
+                             layout="constrained", squeeze=False)
     for ax, key in zip(axes.flat, keys):
         ax.grid(alpha=0.3)
         for k, (label, series) in enumerate(curves.items()):
@@ -286,7 +296,7 @@ def training_curves(curves: Mapping[str, Mapping[str, Mapping[str, Sequence[floa
     for ax in list(axes.flat)[len(keys):]:
         ax.axis("off")
     handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncols=min(4, len(labels)), fontsize=8)
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(3, len(labels)), fontsize=9)
     if title:
         fig.suptitle(title)
     return fig

@@ -1,4 +1,5 @@
-"""The numbered notebooks run headless through `sar demo`'s code path, and failures are reported.
+"""The numbered notebooks and their answer keys run headless through `sar demo`'s code path, each
+notebook agrees with its paired script, and failures are reported.
 
 The notebooks run with the FAST parameters into tmp_path (never into the repo's figures/), on the
 embedded tiny model; while it is not shipped yet, on a random tiny model saved to tmp_path (the
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 
 import nbformat
 import pytest
@@ -19,6 +21,9 @@ from sar_lib.cli import main
 from sar_lib.models import TINY_DIR, build_tiny_model
 
 NOTEBOOKS, _ = demo.find_notebooks()
+SOLUTIONS, _ = demo.find_notebooks(demo.NOTEBOOKS_DIR / demo.SOLUTIONS)
+ALL = NOTEBOOKS + SOLUTIONS
+PAPER = demo.REPO_DIR / "docs" / "paper.md"
 
 
 def _write_notebook(path, *sources: str) -> None:
@@ -52,30 +57,88 @@ def fast_demo(tmp_path_factory, model_for_notebooks):
     repo_figures = demo.REPO_DIR / "figures"
     before = {p.name: p.stat().st_mtime_ns for p in repo_figures.glob("*")} if repo_figures.is_dir() else {}
     stream = io.StringIO()
-    runs = demo.run_demo(out=out, fast=True, model=model_for_notebooks, progress=False, stream=stream)
+    runs = demo.run_demo(out=out, fast=True, model=model_for_notebooks, solutions=True, progress=False, stream=stream)
     after = {p.name: p.stat().st_mtime_ns for p in repo_figures.glob("*")} if repo_figures.is_dir() else {}
     return out, runs, stream.getvalue(), before == after
 
 
-def test_fast_parameters_exist_for_the_notebooks_of_this_issue():
+def test_fast_parameters_exist_for_every_notebook_and_answer_key():
     names = [p.stem for p in NOTEBOOKS]
     assert "01_perplexity_math" in names and "02_sar_quality_ranking" in names
-    for name in names:
+    for name in [p.stem for p in ALL]:
         assert name in demo.FAST, f"add a FAST parameter set for {name} to sar_lib/demo.py"
 
 
-def test_every_notebook_has_one_parameters_cell_with_the_shared_names():
+def test_every_numbered_notebook_has_its_answer_key():
+    assert [p.name.replace("_solutions", "") for p in SOLUTIONS] == [p.name for p in NOTEBOOKS]
     for path in NOTEBOOKS:
+        exercises = nbformat.read(path, as_version=4).cells[-1].source
+        assert f"notebooks/solutions/{path.stem}_solutions.ipynb" in exercises, f"{path.name}: link the answer key"
+
+
+@pytest.mark.parametrize("path", ALL, ids=[p.stem for p in ALL])
+def test_notebook_and_its_script_agree(path):
+    problem = demo.pair_problem(path)
+    assert problem is None, problem
+
+
+def test_pair_problem_names_the_fix(tmp_path):
+    notebook = tmp_path / "01_x.ipynb"
+    _write_notebook(notebook, "X = 1")
+    assert "jupytext --set-formats ipynb,py:percent" in demo.pair_problem(notebook)
+    nb = nbformat.read(notebook, as_version=4)
+    nb.metadata["jupytext"] = {"formats": "ipynb,py:percent"}
+    nbformat.write(nb, notebook)
+    assert "is missing" in demo.pair_problem(notebook)
+    demo.write_script(notebook)
+    assert demo.pair_problem(notebook) is None and not demo.sync_pair(notebook)
+    script = demo.paired_script(notebook)
+    script.write_text(script.read_text().replace("X = 1", "X = 2"))
+    assert "hold different cells" in demo.pair_problem(notebook)
+    assert demo.sync_pair(notebook), "the newer script's cells must win"
+    assert demo.pair_problem(notebook) is None and "X = 2" in nbformat.read(notebook, as_version=4).cells[1].source
+
+
+def test_every_cited_section_of_the_paper_page_exists():
+    sections = set(re.findall(r"^## (§\d+)", PAPER.read_text(encoding="utf-8"), re.MULTILINE))
+    for path in ALL:
+        text = "\n".join(cell.source for cell in nbformat.read(path, as_version=4).cells)
+        for cited in re.findall(r"docs/paper\.md`? (§\d+(?:, §\d+)*)", text):
+            for section in cited.split(", "):
+                assert section in sections, f"{path.name} cites docs/paper.md {section}, which does not exist"
+
+
+def test_every_notebook_ends_with_a_rendered_verdict():
+    for path in NOTEBOOKS:
+        cells = nbformat.read(path, as_version=4).cells
+        verdict = cells[-2]
+        assert verdict.cell_type == "code" and "verdicts." in verdict.source and "Markdown(" in verdict.source, \
+            f"{path.name}: the cell before the exercises must render its verdict (sar_lib.verdicts)"
+
+
+def test_committed_outputs_hold_no_warnings_or_stale_runs():
+    noise = re.compile(r"Warning|WARNING|Failed to load|training it again|Traceback|kernel died", re.IGNORECASE)
+    for path in ALL:
+        for index, cell in enumerate(nbformat.read(path, as_version=4).cells):
+            for output in cell.get("outputs", []):
+                text = output.get("text", "") if output.get("output_type") == "stream" else ""
+                assert not noise.search(text), f"{path.name} cell {index} prints: {text[:300]}"
+
+
+def test_every_notebook_has_one_parameters_cell_with_the_shared_names():
+    for path in ALL:
         nb = nbformat.read(path, as_version=4)
         tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
         assert len(tagged) == 1, f"{path.name}: exactly one cell must be tagged 'parameters'"
-        for name in ("PROFILE", "MODEL", "SEED", "FIGURES_DIR"):
+        shared = ("PROFILE", "MODEL", "SEED") + (("FIGURES_DIR",) if path in NOTEBOOKS else ())
+        for name in shared:
             assert f"{name} = " in tagged[0].source, f"{path.name}: parameter {name} missing"
         assert 'MODEL = "tiny"' in tagged[0].source, f"{path.name}: the default model must be the embedded one"
         for key in demo.FAST.get(path.stem, {}):
             assert f"{key} = " in tagged[0].source, f"{path.name}: FAST sets {key}, which is not a parameter"
         assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
-        assert "Exercises" in nb.cells[-1].source, f"{path.name}: the last cell should hold the exercises"
+        if path in NOTEBOOKS:
+            assert "Exercises" in nb.cells[-1].source, f"{path.name}: the last cell should hold the exercises"
 
 
 @pytest.mark.slow
@@ -98,6 +161,18 @@ def test_notebook_runs_fast_and_writes_figures_and_summary(fast_demo, path):
     assert run.summary == summary
     assert repo_figures_untouched, "a test run must not write into the repository's figures/"
     assert path.name in log and "ok in" in log
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", SOLUTIONS, ids=[p.stem for p in SOLUTIONS])
+def test_answer_key_runs_fast_in_its_own_folder(fast_demo, path):
+    out, runs, log, _ = fast_demo
+    run = {r.name: r for r in runs}.get(path.stem)
+    assert run is not None, f"{path.name} did not run; demo log:\n{log}"
+    assert run.ok, f"{path.name} failed in cell {run.failed_cell} ({run.failed_source}): {run.error}"
+    executed = nbformat.read(out / "notebooks" / demo.SOLUTIONS / path.name, as_version=4)
+    assert all(c.get("execution_count") for c in executed.cells if c.cell_type == "code")
+    assert run.summary == {}, "an answer key writes no summary of its own"
 
 
 @pytest.mark.slow

@@ -77,6 +77,24 @@ def test_grouped_bars_heights_reference_and_labels():
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["chance", "SAR", "-length"]
 
 
+def test_grouped_bars_label_zero_bars_and_take_the_given_colours():
+    fig = plots.grouped_bars(["verification", "backtracking"], {"GRPO": [0.4, 0.0], "SA-GRPO": [0.3, 0.0]},
+                             ylabel="share", colors={"SA-GRPO": "#e6550d"})
+    ax = fig.axes[0]
+    assert sorted(t.get_text() for t in ax.texts if t.get_text()) == ["0.00", "0.00"], "only the zero bars"
+    colours = [matplotlib.colors.to_hex(p.get_facecolor()) for p in ax.patches]
+    assert colours[2:] == ["#e6550d", "#e6550d"] and colours[0] == plots.SERIES_COLORS[0]
+
+
+def test_legends_sit_outside_the_data():
+    fig = plots.token_logprobs(["a", "b"], {"with q": [-0.1, -0.2], "without": [-1.0, -2.0]})
+    assert fig.axes[0].get_legend() is None and len(fig.legends) == 1
+    fig = plots.difference_histograms({"restated": [0.1, -0.2]}, xlabel="diff", bins=3)
+    assert fig.axes[0].get_legend() is None and len(fig.legends) == 1
+    panels = {name: {"GRPO": [(30.0, 0.5)]} for name in ("arith-test", "symbolic-test", "logic-test")}
+    assert plots.accuracy_vs_length(panels).get_figwidth() <= plots.MAX_WIDTH
+
+
 def test_grouped_bars_log_scale_and_errors():
     fig = plots.grouped_bars(["a", "b"], {"ppl": [2.0, 300.0]}, ylabel="ppl", log=True, errors={"ppl": [0.1, 5.0]})
     assert fig.axes[0].get_yscale() == "log"

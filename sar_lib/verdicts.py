@@ -1,0 +1,431 @@
+"""The closing verdict of each notebook, written from the numbers that notebook computed.
+
+One function per notebook (:func:`perplexity_verdict`, :func:`ranking_verdict`,
+:func:`training_verdict`, :func:`ood_verdict`): each takes numbers, never a model, and returns
+Markdown that the notebook shows with ``IPython.display.Markdown``. The sentences around the numbers
+are fixed here and chosen by the numbers, so what a notebook says and what its outputs show cannot
+drift apart when a run changes.
+
+Notebooks 03 and 04 also read two committed files: the results of ``sar compare``
+(``figures/grpo_vs_sar.json``, :func:`read_grid`: the paper's claims C1-C6 of ``sar_lib.claims``,
+checked on the grid) and the model card's premises (``card.json``, :func:`read_premises`), whose P2
+decides the regime SAR works in (:func:`verbosity_regime`): where the verbose answers are as accurate
+as the concise ones, correctness does not punish verbosity and SAR's preference for concise answers
+is the only pressure on length (the paper's regime); where they are clearly less accurate, the
+correctness reward already prunes them and SAR has little left to do.
+
+Length changes are "% shorter" everywhere (:func:`percent_shorter`): positive means shorter.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from sar_lib.claims import (ACCURACY_TOLERANCE_POINTS, C1_MIN_LENGTH_REDUCTION, VERDICT_WORDS,
+                            claims_markdown)
+
+# docs/paper.md §5, Qwen3-4B reward ablation: (accuracy %, mean length in tokens) over the math benchmarks.
+PAPER_ABLATION: dict[str, tuple[float, float]] = {
+    "R_VR alone (GRPO)": (69.07, 1030.6),
+    "R_EM alone": (55.46, 1228.8),
+    "R_SA alone": (20.96, 84.4),
+    "R_VR + α·R_EM": (69.85, 936.4),
+    "R_VR + α·R_SA (SA-GRPO)": (71.41, 894.0),
+}
+# docs/paper.md §5, main table: model -> (GRPO accuracy %, GRPO length, SA-GRPO accuracy %, SA-GRPO length).
+PAPER_MAIN: dict[str, tuple[float, float, float, float]] = {
+    "Qwen3-1.7B": (53.37, 762.8, 54.13, 602.0),
+    "Qwen3-4B": (69.07, 1030.6, 71.41, 894.0),
+    "Phi-3.5-mini": (45.91, 448.2, 46.19, 368.4),
+    "Gemma3-1B": (31.78, 1866.0, 32.24, 1017.4),
+}
+# |SAR| < 1 below the clip, so two answers' alpha * SAR differ by less than 2 alpha: with alpha < 1/2
+# a correct answer (R_VR = 1) always out-scores a wrong one (R_VR = 0) in the same group.
+CORRECTNESS_DOMINATES_BELOW = 0.5
+# An evaluation set on which the base model's 95% accuracy interval stays below this is too hard to compare on.
+FLOOR_ACCURACY = 0.15
+
+
+# ---------------------------------------------------------------- shared pieces
+def percent_shorter(reference_length: float, length: float) -> float | None:
+    """``100 (1 - L / L_ref)``: how much shorter ``length`` is than ``reference_length`` in percent
+    (positive: shorter, negative: longer); None when the reference length is not positive."""
+    return 100 * (1 - length / reference_length) if reference_length > 0 else None
+
+
+def _shorter_text(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.1f}% shorter" if value >= 0 else f"{-value:.1f}% longer"
+
+
+def accuracy_interval(accuracy: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval of an accuracy measured on ``n`` items (95% for z = 1.96):
+    ``(p + z²/2n ± z sqrt(p(1-p)/n + z²/4n²)) / (1 + z²/n)``."""
+    if n < 1 or not 0.0 <= accuracy <= 1.0:
+        raise ValueError(f"need n >= 1 and an accuracy in [0, 1], got n={n}, accuracy={accuracy}")
+    centre = accuracy + z * z / (2 * n)
+    spread = z * math.sqrt(accuracy * (1 - accuracy) / n + z * z / (4 * n * n))
+    return (centre - spread) / (1 + z * z / n), (centre + spread) / (1 + z * z / n)
+
+
+def paper_ablation_markdown() -> str:
+    """The paper's Qwen3-4B reward ablation (docs/paper.md §5) as a Markdown table, and the fair
+    comparison it allows: SA-GRPO against R_VR + α·R_EM (both keep the correctness reward)."""
+    lines = ["| reward (paper, Qwen3-4B) | accuracy % | length (tokens) |", "|---|---|---|"]
+    lines += [f"| {name} | {acc:.2f} | {length:.1f} |" for name, (acc, length) in PAPER_ABLATION.items()]
+    sa, em = PAPER_ABLATION["R_VR + α·R_SA (SA-GRPO)"], PAPER_ABLATION["R_VR + α·R_EM"]
+    lines.append("")
+    lines.append(f"The fair comparison keeps R_VR in both rewards: R_VR + α·R_SA is "
+                 f"{_shorter_text(percent_shorter(em[1], sa[1]))} than R_VR + α·R_EM and "
+                 f"{sa[0] - em[0]:+.2f} points in accuracy (docs/paper.md §5). R_EM alone against R_VR alone "
+                 "compares a reward without the correctness term to one with it, and says nothing about SAR.")
+    return "\n".join(lines)
+
+
+def read_grid(path: str | Path) -> tuple[dict | None, str]:
+    """``(results of sar compare, "")`` from the JSON at ``path``, or ``(None, why not)`` when the file
+    is missing, unreadable, or written before the claims were checked (no ``claims`` rows)."""
+    path = Path(path)
+    if not path.is_file():
+        return None, (f"`{path}` is not there: run `sar compare` (it writes that file) to check the paper's "
+                      "claims on the testbed; until then only this notebook's own runs are summarised.")
+    try:
+        grid = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        return None, f"`{path}` could not be read ({type(err).__name__}: {err}); rerun `sar compare`."
+    if not grid.get("claims"):
+        return None, (f"`{path}` predates the claims check (it has no `claims` rows): rerun `sar compare` "
+                      "to test the claims on the current testbed.")
+    return grid, ""
+
+
+def read_premises(card_path: str | Path) -> dict | None:
+    """The premises P1-P5 measured on the model (``card.json``'s ``premises``, written by
+    ``sar pretrain-tiny`` / ``sar premises``), or None when the card or the key is absent."""
+    path = Path(card_path)
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text(encoding="utf-8")).get("premises")
+
+
+def verbosity_regime(premises: Mapping | None, alpha: float) -> dict:
+    """The regime the model's premises (model card, ``sar_lib.premises``) put SAR in.
+
+    * ``regime`` from P2, the accuracy of the verbose and the concise samples, d ± se:
+      ``"harmless"`` when d >= -2 se (correctness does not punish verbosity, so only a shaping
+      reward can prefer the shorter answer: the paper's regime), ``"punished"`` when d < -2 se (the
+      correctness reward alone already pushes verbose answers out), ``"unknown"`` without premises;
+    * ``room`` from P3: the greedy answers' length over the shortest correct sample's (``ratio``)
+      and whether it meets the card's target;
+    * ``push``: what SAR adds to a concise answer over a verbose one of the same solution,
+      ``alpha * (SAR_concise - SAR_verbose)`` (``premises["sar_by_style"]``).
+
+    Returns ``{"regime", "room", "push", "text", "difference", "stderr", "verbose_accuracy",
+    "concise_accuracy"}`` (accuracies in points; ``text``: Markdown with every number).
+    """
+    unknown = {"regime": "unknown", "room": None, "push": None, "difference": None, "stderr": None,
+               "verbose_accuracy": None, "concise_accuracy": None}
+    if not premises:
+        return {**unknown, "text": "The premises of SAR were not measured for this model (no `premises` in its "
+                "`card.json`; `sar premises --model MODEL` measures them), so the regime that decides what SAR can "
+                "do here is unknown."}
+    gap = premises["P2_harmless_verbosity"]["verbose_minus_concise"]
+    by_style = premises.get("sampled_accuracy_by_style", {})
+    verbose, concise = (100 * by_style[s] if s in by_style else None for s in ("verbose", "concise"))
+    if gap["difference"] is None:
+        return {**unknown, "text": "The model's samples lack a verbose or a concise answer, so premise P2 (is "
+                "verbosity harmless?) is undefined here."}
+    d, se = 100 * gap["difference"], 100 * gap["stderr"]
+    p3 = premises["P3_room_to_cut"]
+    room = None if p3.get("ratio") is None else {"ratio": p3["ratio"], "holds": p3["holds"],
+                                                 "target": premises["targets"]["room_to_cut_min"]}
+    styles = premises.get("sar_by_style")
+    push = None if not styles else alpha * (styles["concise"] - styles["verbose"])
+    measured = (f"its verbose samples are correct {verbose:.1f}% of the time and its concise ones {concise:.1f}% "
+                f"(difference {d:+.1f} ± {se:.1f} points; premise P2 of the model card, "
+                f"{premises['n_problems']} held-out questions x {premises['samples_per_item']} samples)")
+    if d >= -2 * se:
+        regime = "harmless"
+        text = (f"**Regime: verbosity is harmless.** On this model {measured}: correctness does not punish the "
+                "verbose style, so only a shaping reward can prefer the shorter answer, the regime in which the "
+                "paper's SAR shortens answers.")
+    else:
+        regime = "punished"
+        text = (f"**Regime: verbosity is already punished by correctness.** On this model {measured}: the "
+                "correctness reward alone pushes the verbose style out, so GRPO shortens answers by itself and "
+                "SAR has little left to cut.")
+    if room is not None:
+        text += (f" Room to cut (P3): the greedy answers are {room['ratio']:.2f}x as long as the shortest correct "
+                 f"sample of their question (target >= {room['target']:g}x: "
+                 f"{'met' if room['holds'] else 'not met'}).")
+    if push is not None:
+        text += (f" SAR's push: a concise solution scores {styles['concise']:.3f} and the same solution written "
+                 f"verbosely {styles['verbose']:.3f}, so α·ΔSAR = {alpha:g} x "
+                 f"{styles['concise'] - styles['verbose']:.3f} = {push:.3f} of reward per answer in favour of the "
+                 "concise one (R_VR's step is 1).")
+    return {"regime": regime, "room": room, "push": push, "text": text, "difference": d, "stderr": se,
+            "verbose_accuracy": verbose, "concise_accuracy": concise}
+
+
+def _claim(grid: Mapping, claim_id: str) -> Mapping | None:
+    return next((row for row in grid["claims"] if row["id"] == claim_id), None)
+
+
+def _sampled_drift(grid: Mapping, method: str) -> tuple[float, float] | None:
+    """(first, last) window means of the sampled answers' length over training, from the grid."""
+    drift = grid["methods"].get(method, {}).get("training_drift", {}).get("completions/mean_length")
+    if not drift:
+        return None
+    first, last = (drift[k] for k in sorted(drift, key=lambda k: not k.startswith("first")))
+    return (first, last) if first is not None and last is not None else None
+
+
+def one_sentence(grid: Mapping | None, regime: Mapping) -> str:
+    """What SAR did on the testbed and why, in one sentence, from claim C1 of the grid and the
+    regime (:func:`verbosity_regime`)."""
+    if grid is None:
+        return ("Without the grid's results this notebook cannot say what SAR did on the testbed; its own runs "
+                "(one seed, a few steps) are below.")
+    c1 = _claim(grid, "C1")
+    if c1 is None or c1["holds"] is None:
+        return "The grid did not run GRPO and SA-GRPO both, so claim C1 (shorter at equal accuracy) is untested."
+    n = c1["numbers"]
+    shorter = _shorter_text(100 * n["length_reduction"])
+    points = -n["accuracy_drop_points"]
+    seeds = len(grid["methods"]["sa-grpo"]["seeds"])
+    drift = {m: _sampled_drift(grid, m) for m in ("grpo", "sa-grpo")}
+    during = ""
+    if all(drift.values()):
+        g, s = (percent_shorter(*drift[m]) for m in ("grpo", "sa-grpo"))
+        during = (f"; during training the sampled answers of GRPO got {_shorter_text(g)}, those of SA-GRPO "
+                  f"{_shorter_text(s)}")
+    head = (f"On this testbed SA-GRPO's greedy answers are {shorter} than GRPO's at {points:+.1f} points of "
+            f"accuracy (mean of {seeds} seeds{during})")
+    if c1["holds"]:
+        why = {"harmless": ": verbosity costs no accuracy here, so SAR's preference for concise answers is what "
+                           "shortened them, as in the paper",
+               "punished": ", although correctness already punishes verbosity here (GRPO prunes it too)",
+               "unknown": ""}[regime["regime"]]
+        return f"{head}, so the paper's main claim holds{why}."
+    margin = f"{100 * C1_MIN_LENGTH_REDUCTION:.0f}%"
+    push = "" if regime["push"] is None else \
+        f" (α·ΔSAR = {regime['push']:.3f} of reward per answer, against R_VR's step of 1)"
+    no_room = regime["room"] is not None and not regime["room"]["holds"]
+    if n["length_reduction"] >= C1_MIN_LENGTH_REDUCTION:
+        return (f"{head}, shorter by the claim's margin, but accuracy fell by more than "
+                f"{ACCURACY_TOLERANCE_POINTS:g} point, so the paper's main claim does not hold here.")
+    if n["length_reduction"] > 0:
+        why = {"harmless": (f": verbosity costs no accuracy here, so correctness does not push towards the concise "
+                            f"style and SAR's preference for it is the push that does, a small one{push}"),
+               "punished": ": correctness already punishes verbosity here, so GRPO prunes the verbose answers too",
+               "unknown": ""}[regime["regime"]]
+        if regime["regime"] == "harmless" and no_room:
+            why = (": there was little length left to cut, the greedy answers being about as short as the shortest "
+                   "correct samples")
+        return f"{head}, so SAR shortened the answers, but by less than the claim's {margin}{why}."
+    if regime["regime"] == "punished":
+        why = (": correctness already punishes verbosity here, so GRPO alone prunes the verbose answers and SAR "
+               "has little left to cut")
+    elif regime["regime"] == "harmless" and no_room:
+        why = (": verbosity costs no accuracy here, but the greedy answers were already about as short as the "
+               "shortest correct samples, so there was little length to cut")
+    elif regime["regime"] == "harmless":
+        why = (": verbosity costs no accuracy here and there is length to cut, but SAR's push towards the concise "
+               f"style is small{push}")
+    else:
+        why = ""
+    return f"{head}, so the paper's main claim does not hold here{why}."
+
+
+def _grid_source(grid: Mapping, path: str | Path) -> str:
+    s = grid.get("settings", {})
+    return (f"`{path}` (`{grid.get('command', 'sar compare')}`: {s.get('steps', '?')} steps, seeds "
+            f"{s.get('seeds', '?')}, model {grid.get('model', '?')})")
+
+
+# ---------------------------------------------------------------- 01
+def perplexity_verdict(*, concise: Mapping, redundant: Mapping, token_groups: Mapping[str, tuple[float, int]],
+                       mean_sar: Mapping[str, float], at_least_concise: Mapping[str, float], n_problems: int,
+                       context_shift: Mapping[str, float], library_gap: float, alpha: float) -> str:
+    """Notebook 01's verdict.
+
+    ``concise`` / ``redundant``: ``{"sar", "mean_gain", "n_tokens"}`` of the two answers of the heat
+    maps; ``token_groups``: ``{group: (mean v_t, tokens)}`` over the redundant answer's tokens;
+    ``mean_sar``: mean SAR per answer type over ``n_problems`` (``concise_correct``,
+    ``partially_correct``, ``incorrect`` at least); ``at_least_concise``: {wrong answer type: share
+    of the problems where it scores at least the concise correct answer's SAR}; ``context_shift``: for each
+    alternative context pair, the largest change of a type's mean SAR against the paper's pair;
+    ``library_gap``: the largest difference between the library and the by-hand loop; ``alpha``:
+    SAR's weight in SA-GRPO.
+    """
+    lines = ["### What this notebook showed", ""]
+    lines.append(f"- **SAR is a squashed mean information gain.** The concise answer gains "
+                 f"{concise['mean_gain']:.3f} nats a token from the question (SAR {concise['sar']:.3f}, "
+                 f"{concise['n_tokens']} tokens); the redundant one, the same solution plus a re-check, gains "
+                 f"{redundant['mean_gain']:.3f} (SAR {redundant['sar']:.3f}, {redundant['n_tokens']} tokens). "
+                 "SAR never counts tokens: the tokens that gain nothing lower the mean.")
+    groups = ", ".join(f"{name} {gain:+.2f} ({count} token{'s' if count != 1 else ''})"
+                       for name, (gain, count) in token_groups.items())
+    lines.append(f"- **Where the gain sits** (redundant answer, mean v_t per token): {groups}.")
+    lines.append(f"- **SAR does not know whether an answer is right.** Over {n_problems} problems the mean SAR of "
+                 f"the concise correct answers is {mean_sar['concise_correct']:.3f}, of the partially correct ones "
+                 f"{mean_sar['partially_correct']:.3f} and of the incorrect ones {mean_sar['incorrect']:.3f}; "
+                 + "; ".join(f"the {t.replace('_', ' ')} answer scores at least as high as the concise correct one "
+                             f"on {100 * share:.0f}% of the problems" for t, share in at_least_concise.items())
+                 + ". A wrong answer that uses the question's numbers gains from the question just as a right one "
+                 "does. That is why SA-GRPO keeps the "
+                 f"correctness reward and adds SAR to it, R = R_VR + {alpha:g}·SAR: two answers' {alpha:g}·SAR "
+                 f"differ by less than {2 * alpha:g}"
+                 + (", less than R_VR's step of 1, so a correct answer always out-scores a wrong one in its group and "
+                    "SAR only orders answers of equal correctness." if alpha < CORRECTNESS_DOMINATES_BELOW else
+                    ", which can exceed R_VR's step of 1: at this weight SAR can overturn correctness."))
+    shifts = "; ".join(f"{name}: up to {shift:.3f}" for name, shift in context_shift.items())
+    lines.append(f"- **The contexts are part of the reward.** Largest change of a type's mean SAR against the "
+                 f"paper's pair: {shifts}.")
+    lines.append(f"- **The library computes the definition**: it matches a token-by-token loop to "
+                 f"{library_gap:.1e}.")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- 02
+def _agreement(accuracy: float) -> str:
+    if accuracy >= 0.9:
+        return "holds"
+    if accuracy > 0.55:
+        return "holds on most problems"
+    if accuracy >= 0.45:
+        return "is at chance"
+    return "is reversed"
+
+
+def ranking_verdict(*, table: Mapping[str, Mapping[str, float]], mean_sar: Mapping[str, float],
+                    combined: Mapping[str, Mapping[str, float]], probe: Mapping[str, float],
+                    n_problems: int) -> str:
+    """Notebook 02's verdict.
+
+    ``table[criterion][pair]``: pairwise ranking accuracies (``ranking.ranking_table``, pairs
+    labelled ``"concise > redundant"``, ...); ``mean_sar``: mean SAR per answer type; ``combined``:
+    the same table for the training rewards ``R_VR + α·SAR`` and ``R_VR + α·R_EM``; ``probe``:
+    ``{"concise+restatement > concise": accuracy, "concise+filler > concise": accuracy}`` under SAR.
+    """
+    sar = table["SAR"]
+    lines = ["### Verdict on the paper's claim 1 (docs/paper.md §5)", ""]
+    first, second = sar["concise > redundant"], sar["partial > incorrect"]
+    lines.append(f"- **Concise above redundant: {_agreement(first)}** (SAR ranks the concise answer higher on "
+                 f"{100 * first:.1f}% of {n_problems} problems; mean SAR {mean_sar['concise_correct']:.3f} vs "
+                 f"{mean_sar['redundant_correct']:.3f}).")
+    lines.append(f"- **Partially correct above incorrect: {_agreement(second)}** ({100 * second:.1f}%; mean SAR "
+                 f"{mean_sar['partially_correct']:.3f} vs {mean_sar['incorrect']:.3f}). SAR credits the steps that "
+                 "follow the question (its numbers, its operations); it never checks the final result.")
+    if "concise > incorrect" in sar:
+        lines.append(f"- Concise correct above incorrect under SAR alone: {100 * sar['concise > incorrect']:.1f}%.")
+    within = [p for p in ("concise > redundant", "partial > incorrect", "concise > answer-only") if p in sar]
+    names = list(combined)
+    cells = "; ".join(f"{p}: " + ", ".join(f"{n} {100 * combined[n][p]:.1f}%" for n in names) for p in within)
+    lines.append(f"- **With the correctness reward, as in training** ({' vs '.join(names)}): a correct answer "
+                 f"beats a wrong one under both (concise > incorrect: "
+                 + ", ".join(f"{100 * combined[n]['concise > incorrect']:.1f}%" for n in names)
+                 + f"), so only the pairs of equal correctness tell the two apart: {cells}.")
+    lines.append(f"- **Restating the question does not buy SAR**: the restated concise answer beats the plain one "
+                 f"on {100 * probe['concise+restatement > concise']:.1f}% of the problems, generic filler on "
+                 f"{100 * probe['concise+filler > concise']:.1f}%.")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- 03
+def _own_runs(evals: Mapping[str, Mapping], drift: Mapping[str, tuple[float, float]], dataset: str,
+              steps: int) -> list[str]:
+    g, s = evals["GRPO"], evals["SA-GRPO"]
+    n = g["n"]
+    se = 100 * math.sqrt(2 * g["accuracy"] * (1 - g["accuracy"]) / n)
+    lines = [f"- **This notebook's own runs** (one seed, {steps} steps; greedy on {n} {dataset} problems): "
+             f"GRPO {100 * g['accuracy']:.1f}% / {g['mean_length']:.1f} tokens, SA-GRPO "
+             f"{100 * s['accuracy']:.1f}% / {s['mean_length']:.1f} tokens: "
+             f"{_shorter_text(percent_shorter(g['mean_length'], s['mean_length']))}, "
+             f"{100 * (s['accuracy'] - g['accuracy']):+.1f} points (a difference of two accuracies on {n} problems "
+             f"has a standard error of about {se:.1f} points)."]
+    if drift:
+        moves = "; ".join(f"{label} {first:.1f} → {last:.1f} tokens ({_shorter_text(percent_shorter(first, last))})"
+                          for label, (first, last) in drift.items())
+        lines.append(f"- Sampled answers during training (first vs last steps): {moves}.")
+    return lines
+
+
+def training_verdict(*, grid: Mapping | None, grid_note: str, grid_path: str | Path, regime: Mapping,
+                     evals: Mapping[str, Mapping], drift: Mapping[str, tuple[float, float]], dataset: str,
+                     steps: int) -> str:
+    """Notebook 03's verdict: what SAR did on the testbed and why (:func:`one_sentence`), the paper's
+    claims checked by the grid (``claims.claims_markdown``, or ``grid_note`` when ``grid`` is None),
+    the notebook's own short runs (``evals``: ``{"GRPO": e, "SA-GRPO": e}`` greedy evaluations with
+    n, accuracy, mean_length; ``drift``: ``{label: (first, last)}`` mean sampled length over the
+    first and last steps) and the regime (:func:`verbosity_regime`)."""
+    lines = ["### Verdict: what SAR did here, and why", "", f"**In one sentence:** {one_sentence(grid, regime)}", ""]
+    lines.append(regime["text"])
+    lines.append("")
+    if grid is None:
+        lines.append(grid_note)
+    else:
+        lines.append(f"The paper's claims on the testbed, from {_grid_source(grid, grid_path)}:")
+        lines.append("")
+        lines.append(claims_markdown(grid["claims"]))
+        held = [r["id"] for r in grid["claims"] if r["holds"] is True]
+        failed = [r["id"] for r in grid["claims"] if r["holds"] is False]
+        lines.append("")
+        lines.append(f"Held: {', '.join(held) or 'none'}. Did not hold: {', '.join(failed) or 'none'}.")
+    lines.append("")
+    lines += _own_runs(evals, drift, dataset, steps)
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- 04
+def ood_verdict(*, grid: Mapping | None, grid_note: str, grid_path: str | Path, regime: Mapping,
+                versus_grpo: Sequence[Mapping], logic: Mapping, ood_base: Mapping[str, Mapping],
+                behaviours_absent: Sequence[str], steps: int) -> str:
+    """Notebook 04's verdict: the one sentence (:func:`one_sentence`), the Pareto and OOD claims (C2,
+    C6) of the grid, the notebook's own runs against GRPO (``versus_grpo``: rows ``{"method", "set",
+    "accuracy_points", "percent_shorter"}``), the logic set's status (``logic``: ``{"accuracy", "n",
+    "logic_share"}`` of the base model, and the share of logic in its pretraining, None if unknown),
+    the base model's accuracy on the other OOD sets (``ood_base``: ``{set: {"accuracy", "n"}}``; a set
+    whose 95% interval stays below :data:`FLOOR_ACCURACY` is named as too hard to compare methods on)
+    and the behaviours no answer showed."""
+    lines = ["### Verdict: in and out of domain", "", f"**In one sentence:** {one_sentence(grid, regime)}", ""]
+    lines.append(regime["text"])
+    lines.append("")
+    if grid is None:
+        lines.append(grid_note)
+    else:
+        rows = [r for r in grid["claims"] if r["id"] in ("C2", "C6")]
+        lines.append(f"The Pareto and out-of-domain claims, from {_grid_source(grid, grid_path)}:")
+        lines.append("")
+        lines.append(claims_markdown(rows))
+        lines.append("")
+        lines.append("; ".join(f"{r['id']} {VERDICT_WORDS[r['holds']]}" for r in rows) + ".")
+    lines.append("")
+    low, high = accuracy_interval(logic["accuracy"], logic["n"])
+    at_chance = low <= 0.5 <= high
+    share = "" if logic.get("logic_share") is None else \
+        f" ({100 * logic['logic_share']:.0f}% of its pretraining corpus was logic chains over other, made-up words)"
+    status = ("at chance: the model cannot do this task, so SAR's out-of-domain claim cannot be judged on it "
+              "(issue 14, a model that can, is open)" if at_chance else
+              "above chance" if low > 0.5 else "below chance")
+    lines.append(f"- **logic-test is {status}.** The base model answers {100 * logic['accuracy']:.1f}% of "
+                 f"{logic['n']} True/False items correctly (95% interval {100 * low:.1f}-{100 * high:.1f}%; "
+                 f"chance is 50%){share}.")
+    for name, e in ood_base.items():
+        low, high = accuracy_interval(e["accuracy"], e["n"])
+        if high < FLOOR_ACCURACY:
+            lines.append(f"- **{name} is near zero**: the base model answers {100 * e['accuracy']:.1f}% "
+                         f"of {e['n']} items (95% interval {100 * low:.1f}-{100 * high:.1f}%), so accuracy differences "
+                         "between methods there are a few items, and only the length side of claim C6 says anything.")
+    if versus_grpo:
+        cells = "; ".join(f"{r['method']} on {r['set']}: {_shorter_text(r['percent_shorter'])}, "
+                          f"{r['accuracy_points']:+.1f} points" for r in versus_grpo)
+        lines.append(f"- **This notebook's own runs against GRPO** (one seed, {steps} steps): {cells}.")
+    if behaviours_absent:
+        lines.append(f"- No in-domain greedy answer of any model showed {', '.join(behaviours_absent)}, so claim 3 "
+                     "(reasoning behaviours kept) can only be read on the behaviours that occur.")
+    return "\n".join(lines)
