@@ -355,6 +355,11 @@ def _own_runs(evals: Mapping[str, Mapping], drift: Mapping[str, tuple[float, flo
     return lines
 
 
+def _verdict_head(title: str, grid: Mapping | None, regime: Mapping) -> list[str]:
+    """The lines every training verdict opens with: its title, the one sentence, the regime."""
+    return [title, "", f"**In one sentence:** {one_sentence(grid, regime)}", "", regime["text"], ""]
+
+
 def training_verdict(*, grid: Mapping | None, grid_note: str, grid_path: str | Path, regime: Mapping,
                      evals: Mapping[str, Mapping], drift: Mapping[str, tuple[float, float]], dataset: str,
                      steps: int) -> str:
@@ -363,9 +368,7 @@ def training_verdict(*, grid: Mapping | None, grid_note: str, grid_path: str | P
     the notebook's own short runs (``evals``: ``{"GRPO": e, "SA-GRPO": e}`` greedy evaluations with
     n, accuracy, mean_length; ``drift``: ``{label: (first, last)}`` mean sampled length over the
     first and last steps) and the regime (:func:`verbosity_regime`)."""
-    lines = ["### Verdict: what SAR did here, and why", "", f"**In one sentence:** {one_sentence(grid, regime)}", ""]
-    lines.append(regime["text"])
-    lines.append("")
+    lines = _verdict_head("### Verdict: what SAR did here, and why", grid, regime)
     if grid is None:
         lines.append(grid_note)
     else:
@@ -392,9 +395,7 @@ def ood_verdict(*, grid: Mapping | None, grid_note: str, grid_path: str | Path, 
     the base model's accuracy on the other OOD sets (``ood_base``: ``{set: {"accuracy", "n"}}``; a set
     whose 95% interval stays below :data:`FLOOR_ACCURACY` is named as too hard to compare methods on)
     and the behaviours no answer showed."""
-    lines = ["### Verdict: in and out of domain", "", f"**In one sentence:** {one_sentence(grid, regime)}", ""]
-    lines.append(regime["text"])
-    lines.append("")
+    lines = _verdict_head("### Verdict: in and out of domain", grid, regime)
     if grid is None:
         lines.append(grid_note)
     else:
