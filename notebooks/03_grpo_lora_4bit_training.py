@@ -35,7 +35,8 @@
 # 6. where the time of a step goes (sampling, scoring, update) and the memory it takes;
 # 7. how to stop and **resume** a run exactly;
 # 8. what a laptop-GPU run costs and how to launch it;
-# 9. the verdict: which of the paper's claims held on the testbed, and the regime that decides it.
+# 9. the paper's other algorithm, PPO with a critic, with and without SAR (from the grid);
+# 10. the verdict: which of the paper's claims held on the testbed, and the regime that decides it.
 #
 # On the embedded tiny model (CPU) the default parameters train two short runs in parallel, one per CPU core (the
 # last cell prints this run's time). Everything is cached in `RUNS_DIR`: running the notebook again reuses the runs.
@@ -392,14 +393,40 @@ for check in checks:
 # full fine-tune (`docs/paper.md` §3). Compare the trends of the curves rather than single numbers, and for larger runs use the
 # TRL plug-in with vLLM rollouts (`docs/trl.md`).
 #
-# ## 9. Verdict: what SAR did on this testbed, and why
+# ## 9. The paper's other algorithm: PPO with a critic
+#
+# The paper adds SAR to PPO as well: `R = R_VR + α · R_SA` again, but the baseline that turns a reward into an
+# advantage is a learnt **critic** instead of the group's mean (`sar_lib.ppo`, `sar train --algo ppo`). One answer
+# per question; the reward sits on the answer's last token; a small value head on the policy's hidden states
+# predicts it at every token, `V_t`; GAE with γ = λ = 1 gives every token the advantage `A_t = R − V_t`
+# (whitened over the step), and the actor takes the same PPO-clip update as GRPO with these per-token advantages.
+# The critic learns at twice the actor's learning rate from the clipped value loss. GRPO needs no critic because
+# its G answers to one question are their own baseline; PPO spends the same rollouts on G times as many questions.
+#
+# `sar compare --methods ... ppo sa-ppo` trains PPO and SA-PPO with the seeds of GRPO and SA-GRPO, the same steps,
+# learning rate and answers per step (an opt-in pair of the grid). The cell reads the committed grid: greedy
+# accuracy and length of the four methods, claim C7 (SA-PPO against PPO, C1's criterion), and the training
+# curves, the critic's explained variance among them (1: it predicts the reward exactly; 0: no better than a
+# constant).
+
+# %%
+grid_results, grid_note = verdicts.read_grid(COMPARE_JSON)
+display(Markdown(verdicts.algorithms_markdown(grid_results, COMPARE_JSON, grid.IN_DOMAIN)))
+if grid_results and {"ppo", "sa-ppo"} <= set(grid_results["methods"]):
+    four = compare.select_methods(grid_results, [name for pair in verdicts.ALGORITHM_PAIRS for name in pair[:2]])
+    fig = compare.training_curves_figure(four, ("rewards/correctness/mean", "completions/mean_length", "sar/mean",
+                                                "critic/vf_explained_var"),
+                                         title="GRPO and PPO, with and without SAR (grid: mean over seeds)")
+    plots.save_figure(fig, "03_grpo_vs_ppo_curves", FIGURES_DIR)
+
+# %% [markdown]
+# ## 10. Verdict: what SAR did on this testbed, and why
 #
 # The paper's claims are about long training of real models. This notebook's two runs are one seed and a few steps;
 # the test of the claims is `sar compare` (several seeds, more steps, the baselines, out-of-domain sets), whose
 # committed results (`COMPARE_JSON`) the verdict reads, with the model card's premises that decide the regime.
 
 # %%
-grid_results, grid_note = verdicts.read_grid(COMPARE_JSON)
 premises = verdicts.read_premises(models.resolve_model(MODEL) / "card.json")
 regime = verdicts.verbosity_regime(premises, alpha)
 drift = {labels[m]: (d["first_5_steps"], d["last_5_steps"]) for m, d in

@@ -23,6 +23,7 @@ DRIFT_WINDOW = 5
 EVAL_KEYS = ("accuracy", "mean_length", "mean_length_correct", "truncation_rate")
 # the training curves the summary keeps (mean and std over seeds per step), for figures drawn from the JSON
 CURVE_KEYS = ("reward", "rewards/correctness/mean", "completions/mean_length", "sar/mean")
+CRITIC_CURVE_KEYS = ("critic/vf_explained_var", "critic/vf_loss")   # PPO methods only (sar_lib.ppo)
 STYLES = ("verbose", "concise", "answer_only", "other")   # synthetic.answer_style of an answer
 
 
@@ -148,8 +149,8 @@ def summarise(runs: Sequence[RunSpec], results: Sequence[dict], base: Mapping[st
     """The comparison as JSON-able numbers: per method, per-seed / mean / std of every evaluation
     metric (greedy, and sampled when the runs sampled), behaviour counts, answer styles, the drift of
     the sampled answers over training (:data:`DRIFT_KEYS`, mean over seeds of the first and last
-    :data:`DRIFT_WINDOW` steps), the training curves (:data:`CURVE_KEYS` and the styles of the
-    sampled answers), time and memory; the base model's evaluations; the paper's claims
+    :data:`DRIFT_WINDOW` steps), the training curves (:data:`CURVE_KEYS`, :data:`CRITIC_CURVE_KEYS` for
+    PPO methods, and the styles of the sampled answers), time and memory; the base model's evaluations; the paper's claims
     (``claims.check_claims``).
 
     ``results``: ``grid.run_grid``'s, one per run of ``runs`` (the methods keep the order of ``runs``).
@@ -158,7 +159,7 @@ def summarise(runs: Sequence[RunSpec], results: Sequence[dict], base: Mapping[st
     for name in dict.fromkeys(spec.method for spec in runs):
         rows = sorted((r for r in results if r["method"] == name), key=lambda r: r["seed"])
         method = METHODS[name]
-        entry = {"label": method.label, "reward": method.reward, "alpha": method.alpha,
+        entry = {"label": method.label, "algo": method.algo, "reward": method.reward, "alpha": method.alpha,
                  "correctness_weight": method.correctness_weight, "seeds": [r["seed"] for r in rows],
                  "run_dirs": [r["run_dir"] for r in rows], "eval": {}, "behaviours": {}, "styles": {}}
         for dataset in rows[0]["evals"]:
@@ -169,7 +170,8 @@ def summarise(runs: Sequence[RunSpec], results: Sequence[dict], base: Mapping[st
             entry["behaviours"][dataset] = behaviour_counts(entry["run_dirs"], dataset)
             entry["styles"][dataset] = answer_styles(entry["run_dirs"], dataset)
         curves = mean_curves(entry["run_dirs"], DRIFT_KEYS)
-        entry["curves"] = {k: _rounded(c) for k, c in {**mean_curves(entry["run_dirs"], CURVE_KEYS),
+        keys = CURVE_KEYS + (CRITIC_CURVE_KEYS if method.algo == "ppo" else ())
+        entry["curves"] = {k: _rounded(c) for k, c in {**mean_curves(entry["run_dirs"], keys),
                                                        **style_curves(entry["run_dirs"])}.items()}
         entry["training_drift"] = {key: {f"first_{DRIFT_WINDOW}_steps": _window_mean(c["mean"][:DRIFT_WINDOW]),
                                          f"last_{DRIFT_WINDOW}_steps": _window_mean(c["mean"][-DRIFT_WINDOW:])}

@@ -17,6 +17,8 @@ the mean over the method's seeds, on the in-domain set unless said otherwise:
   <= GRPO's, for the same steps.
 * **C6** Out of domain, SA-GRPO keeps GRPO's accuracy and is shorter, on every OOD set:
   ``100 (acc_GRPO - acc_SA) <= 1`` and ``L_SA < L_GRPO``.
+* **C7** SA-PPO is shorter than PPO at equal accuracy: C1's criterion with PPO and SA-PPO (an
+  opt-in pair of the grid: it is "not run" unless the grid trained them).
 
 A claim whose methods are missing from the summary is reported with ``holds = None``.
 """
@@ -65,22 +67,27 @@ def shorter_at_equal_accuracy(grpo: tuple[float, float], sa: tuple[float, float]
     return {"length_reduction": reduction, "accuracy_drop_points": drop, "holds": holds}
 
 
+def _shorter_row(summary: Mapping, claim: str, plain: str, shaped: str, in_domain: str) -> dict:
+    """C1 or C7: method ``shaped`` (e.g. "sa-grpo") against ``plain`` ("grpo") by C1's criterion."""
+    base, sa = _point(summary, plain, in_domain), _point(summary, shaped, in_domain)
+    numbers = shorter_at_equal_accuracy(base, sa) if base and sa else {"holds": None}
+    return {"id": claim, "statement": f"{shaped.upper()}'s answers are shorter than {plain.upper()}'s at equal accuracy",
+            "criterion": f">= {100 * C1_MIN_LENGTH_REDUCTION:.0f}% shorter, accuracy at most "
+                         f"{ACCURACY_TOLERANCE_POINTS:g} point lower ({in_domain}, greedy, mean over seeds)",
+            "numbers": {plain.replace("-", "_"): base, shaped.replace("-", "_"): sa, **numbers},
+            "holds": numbers["holds"]}
+
+
 def check_claims(summary: Mapping, *, in_domain: str, ood_sets: Sequence[str],
                  baselines: Mapping[str, Sequence[str]]) -> list[dict]:
-    """C1-C6 (module docstring) on a grid summary (``summary["methods"][name]["eval"][set]``).
+    """C1-C7 (module docstring) on a grid summary (``summary["methods"][name]["eval"][set]``).
 
     ``baselines``: {"O1-pruner": [method names at each alpha], "ER": [...]} for C2. Returns one dict
     per claim: ``id``, ``statement``, ``criterion``, ``numbers`` (what the verdict was computed from)
     and ``holds`` (True, False, or None when a method it needs is missing).
     """
     grpo, sa = _point(summary, "grpo", in_domain), _point(summary, "sa-grpo", in_domain)
-    rows = []
-
-    c1 = shorter_at_equal_accuracy(grpo, sa) if grpo and sa else {"holds": None}
-    rows.append({"id": "C1", "statement": "SA-GRPO's answers are shorter than GRPO's at equal accuracy",
-                 "criterion": f">= {100 * C1_MIN_LENGTH_REDUCTION:.0f}% shorter, accuracy at most "
-                              f"{ACCURACY_TOLERANCE_POINTS:g} point lower ({in_domain}, greedy, mean over seeds)",
-                 "numbers": {"grpo": grpo, "sa_grpo": sa, **c1}, "holds": c1["holds"]})
+    rows = [_shorter_row(summary, "C1", "grpo", "sa-grpo", in_domain)]
 
     c2 = {}
     for name, methods in baselines.items():
@@ -133,6 +140,7 @@ def check_claims(summary: Mapping, *, in_domain: str, ood_sets: Sequence[str],
                  "criterion": f"on every OOD set: accuracy at most {ACCURACY_TOLERANCE_POINTS:g} point lower "
                               "and L_SA < L_GRPO",
                  "numbers": c6, "holds": None if not verdicts or None in verdicts else all(verdicts)})
+    rows.append(_shorter_row(summary, "C7", "ppo", "sa-ppo", in_domain))
     return rows
 
 
@@ -143,10 +151,11 @@ def _fmt_point(point: tuple[float, float] | None) -> str:
 def measured(row: Mapping) -> str:
     """The numbers behind one claim's verdict, as a short text (accuracy % / length in tokens)."""
     n = row["numbers"]
-    if row["id"] == "C1":
+    if row["id"] in ("C1", "C7"):
         if n.get("length_reduction") is None:
             return "—"
-        return (f"GRPO {_fmt_point(n['grpo'])}, SA-GRPO {_fmt_point(n['sa_grpo'])}: "
+        plain, shaped = ("grpo", "sa_grpo") if row["id"] == "C1" else ("ppo", "sa_ppo")
+        return (f"{plain.upper()} {_fmt_point(n[plain])}, SA-{plain.upper()} {_fmt_point(n[shaped])}: "
                 f"{100 * n['length_reduction']:+.1f}% shorter, {-n['accuracy_drop_points']:+.1f} points")
     if row["id"] == "C2":
         parts = [f"{name}: curve gives {100 * v['accuracy_at_sa_length']:.1f}% at SA-GRPO's length "

@@ -226,14 +226,14 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     import shlex
 
     from sar_lib import compare
-    from sar_lib.grid import METHODS
+    from sar_lib.grid import DEFAULT_METHODS
 
     # every value is checked where it is used: GRPOConfig.validate, grid.grid_runs, grid.run_grid
     settings = {k: v for k, v in (("questions_per_step", args.questions_per_step), ("eval_size", args.eval_size),
                                   ("learning_rate", args.learning_rate), ("report_to", args.report_to))
                 if v is not None}
     summary = compare.compare(args.out, model=args.model, profile=args.profile, steps=args.steps, seeds=args.seeds,
-                              workers=args.workers, quick=args.quick, methods=args.methods or tuple(METHODS),
+                              workers=args.workers, quick=args.quick, methods=args.methods or DEFAULT_METHODS,
                               json_path=args.json, figures_dir=args.figures,
                               command=shlex.join(["sar", *sys.argv[1:]]) if sys.argv[1:2] == ["compare"] else "",
                               progress=not args.no_progress, **settings)
@@ -293,7 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Trains the tokenizer and the tiny Qwen2 model on the synthetic corpus "
                                    "(sar_lib.pretrain.PretrainConfig), saves them into --out, measures greedy "
                                    "accuracy / length on held-out arithmetic and the OOD sets, and writes "
-                                   "MODEL_CARD.md and card.json there. About 10-15 minutes on 2 CPU cores.")
+                                   "MODEL_CARD.md and card.json there. About 25 minutes on 2 idle CPU cores "
+                                   "(the model card states the time).")
     p.add_argument("--out", default="tiny-reasoner",
                    help="output directory (default ./tiny-reasoner; the shipped model in sar_lib/assets/tiny "
                         "is replaced only when --out names it)")
@@ -382,7 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "O1-pruner and ER at alphas 0.03 and 0.1, and a shuffled-SAR control (first seed), all "
                                    "with the same settings; evaluates every run and the base model greedily and with 4 "
                                    "samples per problem on arith-test (in-domain), symbolic-test and logic-test (OOD); "
-                                   "checks the paper's claims C1-C6 (sar_lib.claims) and writes the numbers to --json, "
+                                   "checks the paper's claims C1-C7 (sar_lib.claims) and writes the numbers to --json, "
                                    "a Markdown table beside it and two figures. Runs in worker processes; finished runs "
                                    "and evaluations are reused, stopped runs resume. See the README for its time.")
     p.add_argument("--out", help="folder of the runs (default runs/compare; runs/compare-quick with --quick)")
@@ -394,8 +395,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "its JSON and figures go into the --out folder, never over figures/")
     p.add_argument("--model", default="tiny", help='"tiny" (default), a local model dir or a hub name')
     p.add_argument("--profile", default="tiny-cpu", help="tiny-cpu (default) | laptop-8gb | gpu-12gb")
-    p.add_argument("--methods", nargs="+", help="a subset of the methods (sar_lib.grid.METHODS: grpo sa-grpo sar-only "
-                                                "em o1-0.03 o1-0.1 er-0.03 er-0.1 shuffled-sar; default: all)")
+    p.add_argument("--methods", nargs="+", help="the methods (sar_lib.grid.METHODS: grpo sa-grpo sar-only em o1-0.03 "
+                                                "o1-0.1 er-0.03 er-0.1 shuffled-sar, and the opt-in ppo sa-ppo; "
+                                                "default: all but ppo sa-ppo)")
     p.add_argument("--questions-per-step", type=int, help="questions per GRPO step (default 4; 2 with --quick)")
     p.add_argument("--learning-rate", "--lr", type=float,
                    help="AdamW learning rate (default: grid.SHORT_RUN_LEARNING_RATES on tiny-cpu, else the profile's)")

@@ -21,7 +21,7 @@ from sar_lib import plots
 from sar_lib.analysis import CURVE_KEYS, method_curves, summarise
 from sar_lib.claims import VERDICT_WORDS, claims_markdown, measured
 from sar_lib.data import HELD_OUT_SETS
-from sar_lib.grid import (DEFAULT_SEEDS, METHODS, MULTI_SEED_METHODS, check_eval_sets, grid_runs, model_fingerprint,
+from sar_lib.grid import (DEFAULT_METHODS, DEFAULT_SEEDS, METHODS, MULTI_SEED_METHODS, check_eval_sets, grid_runs, model_fingerprint,
                           run_grid, short_run_learning_rate)
 from sar_lib.machine import machine_info
 from sar_lib.models import default_device
@@ -46,7 +46,7 @@ QUICK_SETTINGS: dict = dict(questions_per_step=2, group_size=3, eval_size=8, eva
 
 
 def default_grid(out_dir: str | Path, *, model: str = "tiny", profile: str = "tiny-cpu", quick: bool = False,
-                 methods: Sequence[str] = tuple(METHODS), seeds: Sequence[int] | None = None, steps: int | None = None,
+                 methods: Sequence[str] = DEFAULT_METHODS, seeds: Sequence[int] | None = None, steps: int | None = None,
                  eval_sets: Mapping[str, int | None] | None = None, **settings) -> tuple[list, dict]:
     """``(runs, eval_sets)`` of the grid ``sar compare`` trains (``grid.grid_runs``), in ``out_dir``:
     :data:`DEFAULT_SETTINGS` (or :data:`QUICK_SETTINGS`), ``grid.SHORT_RUN_LEARNING_RATES``, the
@@ -71,7 +71,8 @@ def default_grid(out_dir: str | Path, *, model: str = "tiny", profile: str = "ti
 CURVE_LABELS = {"reward": "reward R (batch mean)", "rewards/correctness/mean": "accuracy (sampled answers)",
                 "completions/mean_length": "length of sampled answers (tokens)", "sar/mean": "SAR of sampled answers",
                 "style/verbose": "share of verbose sampled answers", "style/concise": "share of concise sampled answers",
-                "style/answer_only": "share of answer-only sampled answers"}
+                "style/answer_only": "share of answer-only sampled answers",
+                "critic/vf_explained_var": "critic's explained variance (PPO)", "critic/vf_loss": "value loss (PPO)"}
 
 
 def label_colors(methods: Mapping[str, Mapping]) -> dict[str, str]:
@@ -97,6 +98,11 @@ def accuracy_length_figure(summary: Mapping, *, datasets: Sequence[str] | None =
     return plots.accuracy_vs_length(panels, reference=reference or None, colors=label_colors(methods), title=title)
 
 
+def select_methods(summary: Mapping, names: Sequence[str]) -> dict:
+    """``summary`` with only the methods ``names`` that it holds, in that order (claims and the rest kept)."""
+    return {**summary, "methods": {n: summary["methods"][n] for n in names if n in summary["methods"]}}
+
+
 def training_curves_figure(summary: Mapping, keys: Sequence[str] = CURVE_KEYS, *,
                            title: str = "Training curves (mean over seeds; band: ± 1 std)"):
     """The training curves of ``summary``'s methods, one panel per metric of ``keys`` (mean over seeds)."""
@@ -114,7 +120,7 @@ def plot_summary(summary: Mapping, figures_dir: str | Path, *, prefix: str = "gr
 # ---------------------------------------------------------------- the command
 def compare(out_dir: str | Path | None = None, *, model: str = "tiny", profile: str = "tiny-cpu",
             steps: int | None = None, seeds: Sequence[int] | None = None, workers: int = 2, quick: bool = False,
-            methods: Sequence[str] = tuple(METHODS), eval_sets: Mapping[str, int | None] | None = None,
+            methods: Sequence[str] = DEFAULT_METHODS, eval_sets: Mapping[str, int | None] | None = None,
             json_path: str | Path | None = None, figures_dir: str | Path | None = None, command: str = "",
             progress: bool = True, **settings) -> dict:
     """``sar compare``: run the grid, write the results JSON and the two figures; returns the JSON.
@@ -137,7 +143,7 @@ def compare(out_dir: str | Path | None = None, *, model: str = "tiny", profile: 
     wall = time.perf_counter() - start
     resolved = runs[0].config.resolved()
     shared = {k: v for k, v in dataclasses.asdict(resolved).items()
-              if k not in ("reward", "alpha", "correctness_weight", "seed", "out", "progress")}
+              if k not in ("algo", "reward", "alpha", "correctness_weight", "seed", "out", "progress")}
     summary = {
         "command": command or f"sar_lib.compare.compare({str(out_dir)!r})",
         "model": model, "model_fingerprint": model_fingerprint(model),

@@ -4,8 +4,9 @@ For each of :data:`GPU_CHECK_MODELS`: a randomly initialised model with the exac
 Qwen2.5-0.5B- or 1.5B-Instruct (``sar_lib/configs``), loaded 4-bit NF4 + LoRA r=16 through
 ``models.load_policy`` with the profile it is trained with, then a few SA-GRPO steps
 (``bench.Stepper``: the trainer's own setup and step) at forced answer lengths, with peak memory,
-step split and tokens/s; also the log-prob memory probe (``sar_lib.memory_probe``) on the GPU.
-Random weights measure memory and time, not learning.
+step split and tokens/s; each model twice, sampling from the 4-bit policy itself and from its
+16-bit generation copy (``sar_lib.fast_generation``), side by side; also the log-prob memory probe
+(``sar_lib.memory_probe``) on the GPU. Random weights measure memory and time, not learning.
 """
 
 from __future__ import annotations
@@ -86,20 +87,23 @@ def _gb(n_bytes: int) -> float:
 
 
 def _check_model(name: str, profile: str, target_gb: float, *, tokenizer, device: str, four_bit: bool,
-                 sizes: BenchSizes, workdir: Path, deadline: float, record: Callable[[dict], None]) -> dict:
-    """Build, load (NF4 + LoRA via ``load_policy``) and step one model; ``record`` gets the partial
-    result after every stage. Stops early, with ``stopped_early`` set, when the next step would
-    pass ``deadline`` (judged by the last step's time)."""
+                 sizes: BenchSizes, workdir: Path, deadline: float, record: Callable[[dict], None],
+                 fast_generation: bool = False) -> dict:
+    """Build, load (NF4 + LoRA via ``load_policy``) and step one model, sampling from its generation
+    copy when ``fast_generation``; ``record`` gets the partial result after every stage. Stops
+    early, with ``stopped_early`` set, when the next step would pass ``deadline`` (judged by the
+    last step's time)."""
     cuda = torch.device(device).type == "cuda"
     result: dict = {"status": "building", "profile": profile, "target_peak_gb": target_gb, "load_in_4bit": four_bit,
-                    "per_step": []}
+                    "fast_generation": fast_generation, "per_step": []}
     record(result)
     t0 = time.perf_counter()
     path = random_model_dir(name, tokenizer, workdir, device, shrink=not cuda)
     result.update(build_s=time.perf_counter() - t0, status="loading")
     record(result)
     config = step_config(str(path), sizes, reward="sar", profile=profile, load_in_4bit=four_bit,
-                         micro_batch_size=None)  # the profile's micro-batch: its memory budget
+                         micro_batch_size=None,  # the profile's micro-batch: its memory budget
+                         fast_generation=fast_generation)
     result["config"] = {k: getattr(config, k) for k in ("questions_per_step", "group_size", "max_new_tokens",
                                                         "micro_batch_size", "updates_per_step", "kl_coef", "lora_r")}
     if cuda:
@@ -147,14 +151,16 @@ def gpu_check(json_path: str | Path, *, dry_run: bool = False, steps: int | None
 
     For each of :data:`GPU_CHECK_MODELS`: a random model of the shipped config's exact shape, loaded
     4-bit NF4 + LoRA r=16 by ``models.load_policy`` with its profile (laptop-8gb / gpu-12gb),
-    then ``steps`` (3) SA-GRPO steps (``grpo.grpo_step``) at G = 6 with ``answer_tokens`` (512)
-    answer tokens, eos suppressed, ``questions_per_step`` from the profile (8). Recorded per model:
+    then ``steps`` (2) SA-GRPO steps (``grpo.grpo_step``) at G = 6 with ``answer_tokens`` (512)
+    answer tokens, eos suppressed, ``questions_per_step`` from the profile (8); then the same with
+    the 16-bit generation copy (entry ``"<model> fast"``; ``fast_vs_plain``: the ratios of step and
+    generation time, tokens/s and peaks side by side). Recorded per model and path:
     peak allocated memory (per step; the target applies to the max), load time and peak, step
     split, tokens/s (medians over the steps after the first), the 4-bit layer count. Also
     ``logprob_memory`` (:func:`measure_logprob_memory`) on the device. A model that fails gets
     ``status: "error"`` and its traceback; the others still run. ``time_budget_s`` bounds the whole
     check: a step that would end past it (judged by the model's previous step) is not started, nor
-    a model with under :data:`MIN_MODEL_S` seconds left.
+    a model with under :data:`MIN_MODEL_S` seconds left. ``ok`` judges the path each profile uses.
 
     ``dry_run``: the same code on CPU, for testing without a GPU: models shrunk to 2 layers of width
     64 (vocabulary kept), NF4 when bitsandbytes runs on this CPU, fewer and shorter steps
@@ -164,7 +170,7 @@ def gpu_check(json_path: str | Path, *, dry_run: bool = False, steps: int | None
     if not dry_run and not torch.cuda.is_available():
         raise ValueError(f"the GPU check needs a CUDA GPU and torch {torch.__version__} sees none; "
                          "use --dry-run to run its code path on CPU")
-    steps = steps if steps is not None else (2 if dry_run else 3)
+    steps = steps if steps is not None else 2   # the first step pays one-off costs; the second is timed
     answer_tokens = answer_tokens if answer_tokens is not None else (16 if dry_run else 512)
     questions_per_step = questions_per_step if questions_per_step is not None else (2 if dry_run else None)
     json_path = Path(json_path)
@@ -193,7 +199,10 @@ def gpu_check(json_path: str | Path, *, dry_run: bool = False, steps: int | None
     write()
     tokenizer = bench_tokenizer()
     with tempfile.TemporaryDirectory(prefix="sar-gpu-check-") as tmp:
-        for name, (profile_name, target_gb) in tqdm(GPU_CHECK_MODELS.items(), desc="gpu check", disable=not progress):
+        checks = [(name, profile, target, fast) for name, (profile, target) in GPU_CHECK_MODELS.items()
+                  for fast in (False, True)]
+        for model_name, profile_name, target_gb, fast in tqdm(checks, desc="gpu check", disable=not progress):
+            name = f"{model_name} fast" if fast else model_name
             q = questions_per_step or get_profile(profile_name).questions_per_step
             sizes = BenchSizes(questions_per_step=q, group_size=6, answer_tokens=answer_tokens, warmup_steps=0,
                                steps=steps)
@@ -206,9 +215,9 @@ def gpu_check(json_path: str | Path, *, dry_run: bool = False, steps: int | None
                 record({"status": "skipped", "error": f"time budget: under {MIN_MODEL_S} s left"})
                 continue
             try:
-                record(_check_model(name, profile_name, target_gb, tokenizer=tokenizer, device=device,
+                record(_check_model(model_name, profile_name, target_gb, tokenizer=tokenizer, device=device,
                                     four_bit=four_bit, sizes=sizes, workdir=Path(tmp), deadline=deadline,
-                                    record=record))
+                                    record=record, fast_generation=fast))
             except Exception as err:  # e.g. out of memory: record it, free memory, check the next model
                 failed = report["models"].get(name, {})
                 failed.update(status="error", error=f"{type(err).__name__}: {err}",
@@ -217,10 +226,27 @@ def gpu_check(json_path: str | Path, *, dry_run: bool = False, steps: int | None
             gc.collect()
             if not dry_run:
                 torch.cuda.empty_cache()
+    report["fast_vs_plain"] = fast_vs_plain(report["models"])
+    used = [r for r in report["models"].values()
+            if r.get("fast_generation", False) == get_profile(r.get("profile", "tiny-cpu")).fast_generation]
     report["ok"] = (four_bit or dry_run) and all(r.get("status") == "ok" and r.get("meets_target") is not False
-                                                 for r in report["models"].values())
+                                                 for r in used)
     write()
     return report
+
+
+def fast_vs_plain(models: dict) -> dict:
+    """Per model checked both ways: fast / plain step and generation time, both tokens/s and peaks."""
+    out = {}
+    for name, plain in models.items():
+        fast = models.get(f"{name} fast")
+        if not fast or plain.get("status") != "ok" or fast.get("status") != "ok":
+            continue
+        out[name] = {"step_ratio": fast["time_step"] / plain["time_step"],
+                     "generate_ratio": fast["time_generate"] / plain["time_generate"],
+                     "tokens_per_s": [plain["generation_tokens_per_s"], fast["generation_tokens_per_s"]],
+                     "peak_allocated_gb": [plain["peak_allocated_gb"], fast["peak_allocated_gb"]]}
+    return out
 
 
 def format_gpu_check(report: dict) -> str:
@@ -246,5 +272,9 @@ def format_gpu_check(report: dict) -> str:
                      f"({memory['chunked_peak_mb']:.0f} MB chunked / {memory['naive_peak_mb']:.0f} MB naive)")
     elif memory.get("error"):
         lines.append(f"logprob memory: error: {memory['error']}")
+    for name, r in (report.get("fast_vs_plain") or {}).items():
+        lines.append(f"{name}: the generation copy takes {r['step_ratio']:.2f}x the plain step time "
+                     f"({r['generate_ratio']:.2f}x its sampling), peak {r['peak_allocated_gb'][1]} GB vs "
+                     f"{r['peak_allocated_gb'][0]} GB")
     lines.append(f"ok: {report['ok']}, total {report['total_s']:.0f} s")
     return "\n".join(lines)

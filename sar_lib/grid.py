@@ -1,4 +1,4 @@
-"""A grid of GRPO runs: the methods compared, one run per (method, seed), cached and run in workers.
+"""A grid of GRPO (and PPO) runs: the methods compared, one run per (method, seed), cached and run in workers.
 
 A grid is a list of :class:`RunSpec` (a method, a seed, a full :class:`~sar_lib.grpo_config.GRPOConfig`);
 every run trains with ``grpo.train`` and is then evaluated greedily on each evaluation set.
@@ -41,7 +41,8 @@ from sar_lib.machine import peak_memory_mb
 # ---------------------------------------------------------------- methods
 @dataclass(frozen=True)
 class Method:
-    """One training reward: ``R = correctness_weight * R_VR + alpha * r`` with ``r`` = ``reward``."""
+    """One training reward: ``R = correctness_weight * R_VR + alpha * r`` with ``r`` = ``reward``,
+    trained with ``algo`` (GRPO, or PPO with a critic: ``sar_lib.ppo``)."""
 
     name: str                 # key in METHODS and in the results JSON
     label: str                # for figures and tables
@@ -49,6 +50,7 @@ class Method:
     alpha: float
     color: str                # the method's colour in every figure and notebook
     correctness_weight: float = 1.0
+    algo: str = "grpo"
 
 
 METHODS: dict[str, Method] = {m.name: m for m in (
@@ -66,8 +68,13 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     # a control: SAR's own values dealt out at random within each group (same scale, no information)
     Method("shuffled-sar", f"shuffled SAR (α={R.DEFAULT_ALPHAS['shuffled_sar']:g})", "shuffled_sar",
            R.DEFAULT_ALPHAS["shuffled_sar"], "#969696"),
+    # the paper's second algorithm (opt-in: `--methods ... ppo sa-ppo`): one answer per question
+    Method("ppo", "PPO", "none", 0.0, "#41ae76", algo="ppo"),
+    Method("sa-ppo", f"SA-PPO (α={R.DEFAULT_ALPHAS['sar']:g})", "sar", R.DEFAULT_ALPHAS["sar"], "#dd3497", algo="ppo"),
 )}
-MULTI_SEED_METHODS = ("grpo", "sa-grpo")     # the claim's two methods: every seed; the others: the first
+DEFAULT_METHODS = tuple(name for name, m in METHODS.items() if m.algo == "grpo")   # what `sar compare` runs
+# the claims' pairs: every seed; the others: the first
+MULTI_SEED_METHODS = ("grpo", "sa-grpo", "ppo", "sa-ppo")
 DEFAULT_SEEDS = (0, 1, 2)
 IN_DOMAIN = "arith-test"
 # Learning rate of short runs (tens of steps), per profile (others: the profile's). Chosen on an earlier,
@@ -108,13 +115,19 @@ class RunSpec:
 
 
 def method_config(method: str | Method, seed: int, out: str | Path, **settings) -> GRPOConfig:
-    """The GRPOConfig of ``method`` with ``seed`` in folder ``out``; ``settings``: other GRPOConfig fields."""
+    """The GRPOConfig of ``method`` with ``seed`` in folder ``out``; ``settings``: other GRPOConfig fields.
+
+    A PPO method answers each question once and takes as many questions per step as the settings'
+    GRPO runs take answers (``questions_per_step * group_size``): the same rollouts per step."""
     method = get_method(method) if isinstance(method, str) else method
-    return GRPOConfig(reward=method.reward, alpha=method.alpha, correctness_weight=method.correctness_weight,
-                      seed=seed, out=str(out), **settings)
+    if method.algo == "ppo":
+        grpo = GRPOConfig(**settings).resolved()
+        settings = {**settings, "group_size": 1, "questions_per_step": grpo.questions_per_step * grpo.group_size}
+    return GRPOConfig(algo=method.algo, reward=method.reward, alpha=method.alpha,
+                      correctness_weight=method.correctness_weight, seed=seed, out=str(out), **settings)
 
 
-def grid_runs(out_dir: str | Path, *, methods: Sequence[str] = tuple(METHODS), seeds: Sequence[int] = DEFAULT_SEEDS,
+def grid_runs(out_dir: str | Path, *, methods: Sequence[str] = DEFAULT_METHODS, seeds: Sequence[int] = DEFAULT_SEEDS,
               multi_seed: Sequence[str] = MULTI_SEED_METHODS, **settings) -> list[RunSpec]:
     """The runs of a grid, each in ``out_dir/<method>-s<seed>``, validated (nothing is loaded).
 
@@ -126,7 +139,7 @@ def grid_runs(out_dir: str | Path, *, methods: Sequence[str] = tuple(METHODS), s
         raise ValueError("give at least one seed")
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be distinct, got {list(seeds)}")
-    bad = [k for k in settings if k in ("reward", "alpha", "correctness_weight", "seed", "out")]
+    bad = [k for k in settings if k in ("algo", "reward", "alpha", "correctness_weight", "seed", "out")]
     if bad:
         raise ValueError(f"{bad} are set per run by the method and seed; do not pass them as grid settings")
     runs = []

@@ -1,6 +1,7 @@
 """GRPO with the self-aligned reward (SA-GRPO): a LoRA trainer to read top to bottom.
 
-One training step (docs/paper.md §3), for Q questions and G answers per question:
+One training step (docs/paper.md §3), for Q questions and G answers per question (steps 1-2 and
+the update of step 4 live in ``sar_lib.policy_gradient``, shared with PPO, ``sar_lib.ppo``):
 
 1. **Sample** G answers per question from the current policy pi_old at temperature 1, top_p 1.
 2. **Score**, without gradients:
@@ -68,9 +69,7 @@ repeats the uninterrupted run's steps k+1.. exactly (on the same hardware).
 from __future__ import annotations
 
 import dataclasses
-import functools
 import random
-import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,16 +79,16 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from sar_lib import rewards as R
-from sar_lib import runs
+from sar_lib import ppo, runs
 from sar_lib.data import load_problems
 from sar_lib.evaluate import SAMPLED_KEYS, evaluate
-from sar_lib.generation import answer_texts, generate
+from sar_lib.fast_generation import GenerationCopy, generation_copy
 from sar_lib.grpo_config import ADVANTAGES, GRPOConfig, policy_profile, training_differences
 from sar_lib.models import load_policy
-from sar_lib.perplexity import answer_logprobs, pack_sequences, score_answer_ids
+from sar_lib.policy_gradient import (completion_rows, sample_and_score, seed_everything, seed_from, step_metrics,
+                                     update_policy)
 from sar_lib.problem import Problem
-from sar_lib.sar import empty_prompt_text, encode_text, prompt_text, sar_from_nll, sar_from_token_ids
+from sar_lib.sar import empty_prompt_text, encode_text, prompt_text
 from sar_lib.tracking import open_tracker
 
 
@@ -108,83 +107,13 @@ def group_advantages(rewards: Tensor, kind: str = "dr_grpo", eps: float = 1e-6) 
     return centred
 
 
-def ppo_clip_loss(logprobs: Tensor, old_logprobs: Tensor, advantages: Tensor, *, eps_low: float = 0.2,
-                  eps_high: float = 0.2, dual_clip: float | None = 3.0) -> tuple[Tensor, Tensor]:
-    """Per-token PPO-clip loss with the dual clip (verl's ``compute_policy_loss``).
-
-    ``logprobs``, ``old_logprobs``: ``[B, T]``; ``advantages``: ``[B]`` (one per answer).
-    ``r = exp(logprobs - old_logprobs)``;
-    ``l = max(-A r, -A clip(r, 1 - eps_low, 1 + eps_high))``, then where ``A < 0``:
-    ``l = min(l, -A dual_clip)`` (caps the loss of a very unlikely-made-likely bad token).
-
-    Returns ``(loss [B, T], clipped [B, T] bool)``: ``clipped`` marks tokens whose gradient a clip cut.
-    """
-    ratio = torch.exp((logprobs - old_logprobs).clamp(-20.0, 20.0))
-    adv = advantages.unsqueeze(-1)
-    unclipped = -adv * ratio
-    clipped_loss = -adv * ratio.clamp(1 - eps_low, 1 + eps_high)
-    loss = torch.maximum(unclipped, clipped_loss)
-    clipped = clipped_loss > unclipped
-    if dual_clip is not None:
-        cap = -adv * dual_clip
-        dual = (adv < 0) & (loss > cap)
-        loss = torch.where(dual, cap, loss)
-        clipped = clipped | dual
-    return loss, clipped
-
-
-def k3_kl(logprobs: Tensor, ref_logprobs: Tensor) -> Tensor:
-    """Per-token k3 ("low_var_kl") estimate of KL(pi || pi_ref), ``[B, T]``.
-
-    With ``d = log pi_ref - log pi``: ``k3 = exp(d) - d - 1 >= 0``, clamped to [-10, 10] like verl.
-    """
-    d = (ref_logprobs - logprobs).clamp(-20.0, 20.0)
-    return (torch.exp(d) - d - 1).clamp(-10.0, 10.0)
-
-
-def answer_losses(token_losses: Tensor, mask: Tensor, constant: float) -> Tensor:
-    """Per-answer loss ``sum_t mask * l_t / constant``; ``[B, T]`` in, ``[B]`` out."""
-    return (token_losses * mask).sum(-1) / constant
-
-
-def shaping_reward(reward: str, *, group_size: int, lengths: Tensor, correct: Tensor, max_new_tokens: int,
-                   nll_qa: Tensor | None = None, nll_a: Tensor | None = None, certainty: Tensor | None = None,
-                   mask: Tensor | None = None, sar_variant: str = "ppl") -> Tensor:
-    """The shaping term r of ``R = R_VR + alpha * r`` for ``N = Q * G`` answers (group-major), ``[N]``.
-
-    ``lengths`` (tokens, eos included), ``correct`` (R_VR in {0, 1}), ``nll_qa`` (= log ppl(a|q)),
-    ``nll_a`` (= log ppl(a)): ``[N]``; ``certainty`` (KL(U || pi) per token) and its ``mask``:
-    ``[N, T]``. Only what the reward uses is needed. For "sar", ``r = sar_from_nll(nll_qa, nll_a,
-    sar_variant)``; every other reward is ``rewards.auxiliary_reward``, group by group (O1-pruner and
-    ER compare an answer with the rest of its group).
-    """
-    sar = sar_from_nll(nll_qa, nll_a, sar_variant) if reward in ("sar", "shuffled_sar") else None
-    inputs = dict(lengths=lengths, correct=correct, nll_qa=nll_qa, sar=sar, certainty=certainty, mask=mask)
-    given = {name: value.split(group_size) for name, value in inputs.items() if value is not None}
-    return torch.cat([R.auxiliary_reward(reward, max_length=max_new_tokens,
-                                         **{name: parts[q] for name, parts in given.items()})
-                      for q in range(len(lengths) // group_size)])
-
-
-# ---------------------------------------------------------------- determinism
-def _seed_from(*keys: int) -> int:
-    return int(np.random.SeedSequence(list(keys)).generate_state(1)[0])
-
-
-def seed_everything(seed: int) -> None:
-    """Seed python's, numpy's and torch's global generators (sampling and dropout use torch's)."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
 def step_questions(n_problems: int, questions_per_step: int, seed: int, step: int) -> list[int]:
     """Indices of the training problems of ``step`` (1-based): the epoch-wise permutations seeded by
     ``(seed, epoch)``, read at positions ``(step-1)*Q .. step*Q - 1`` (a pure function: resumable)."""
     picked = []
     for position in range((step - 1) * questions_per_step, step * questions_per_step):
         epoch, k = divmod(position, n_problems)
-        picked.append(int(np.random.default_rng(_seed_from(seed, 0, epoch)).permutation(n_problems)[k]))
+        picked.append(int(np.random.default_rng(seed_from(seed, 0, epoch)).permutation(n_problems)[k]))
     return picked
 
 
@@ -209,172 +138,60 @@ def _set_rng_states(states: dict) -> None:
 
 
 # ---------------------------------------------------------------- one step
-def _update_plan(n_questions: int, group_size: int, updates: int, micro_batch_size: int) -> list[list[list[int]]]:
-    """Answer indices per optimiser update (a contiguous 1/updates of the questions), cut into micro-batches."""
-    per_update = n_questions // updates * group_size
-    plan = []
-    for u in range(updates):
-        idx = list(range(u * per_update, (u + 1) * per_update))
-        plan.append([idx[i:i + micro_batch_size] for i in range(0, len(idx), micro_batch_size)])
-    return plan
-
-
 def grpo_step(model, tokenizer, optimizer, problems: list[Problem], config: GRPOConfig, *, step: int,
-              ctx0_ids: list[int], completions: list | None = None) -> dict:
+              ctx0_ids: list[int], completions: list | None = None, sampler=None) -> dict:
     """One GRPO step on ``problems`` (the step's Q questions); returns its metrics (see module doc).
 
     ``completions``: a list that receives one dict per sampled answer (step, problem id, text,
-    length in tokens with eos, correctness, shaping term r, SAR when computed, reward, advantage)."""
-    cfg, G = config, config.group_size
+    length in tokens with eos, correctness, shaping term r, SAR when computed, reward, advantage).
+    ``sampler``: the policy's generation copy (``TrainingSetup.sampler``), None to sample from it."""
+    scored = sample_and_score(model, tokenizer, problems, config, step=step, ctx0_ids=ctx0_ids, sampler=sampler)
     device = model.get_input_embeddings().weight.device
-    seed_everything(_seed_from(cfg.seed, 1, step))
-    t_step = time.perf_counter()
-
-    # 1. Sample G answers per question with the current policy.
-    rollouts = generate(model, tokenizer, [prompt_text(tokenizer, p.question) for p in problems],
-                        max_new_tokens=cfg.max_new_tokens, do_sample=True, temperature=cfg.temperature,
-                        top_p=cfg.top_p, num_return_sequences=G, batch_size=cfg.generation_batch_size,
-                        suppress_eos=cfg.suppress_eos)
-    texts = answer_texts(tokenizer, rollouts)
-    lengths = torch.tensor(rollouts.lengths, dtype=torch.float32)
-    t_generate = time.perf_counter() - t_step
-
-    # 2. Score, without gradients and in eval mode (no dropout: the numbers of the policy that sampled).
-    #    The old log-probs give ppl(a|q) (and the self-certainty) for free.
-    t0 = time.perf_counter()
-    n = len(texts)
-    score = functools.partial(score_answer_ids, model, rollouts.prompt_ids, rollouts.answer_ids,
-                              pad_token_id=tokenizer.pad_token_id, batch_size=cfg.micro_batch_size)
-    old = score(with_certainty=cfg.reward == "certainty")  # [N, T_max] log pi_old(a_t | ctx(q), a_<t)
-    ref = None
-    if cfg.kl_coef > 0:
-        with model.disable_adapter():  # the reference: the base model without LoRA
-            ref = score()
-    t_score = time.perf_counter() - t0
-
-    sar, nll_a, t_sar = None, None, 0.0
-    needs_sar = cfg.reward in ("sar", "shuffled_sar")
-    if needs_sar or cfg.log_sar:  # the one extra forward pass, over ctx(0) + a
-        t0 = time.perf_counter()
-        nll_a = sar_from_token_ids(model, ctx0_ids, rollouts.answer_ids, pad_token_id=tokenizer.pad_token_id,
-                                   nll_qa=old.nll, batch_size=cfg.micro_batch_size)["nll_a"]
-        sar = sar_from_nll(old.nll, nll_a, "ppl")
-        t_sar = time.perf_counter() - t0
-        if needs_sar:
-            t_score += t_sar
-
-    t0 = time.perf_counter()
-    correct = torch.cat([R.correctness(texts[q * G:(q + 1) * G], p.gold, p.kind) for q, p in enumerate(problems)])
-    shaping = shaping_reward(cfg.reward, group_size=G, lengths=lengths, correct=correct,
-                             max_new_tokens=cfg.max_new_tokens, nll_qa=old.nll,
-                             nll_a=nll_a, certainty=old.certainty, mask=old.mask,
-                             sar_variant=cfg.sar_variant)
-    total = R.combine(cfg.correctness_weight * correct, shaping, cfg.alpha)
-    advantages = group_advantages(total.view(-1, G), cfg.advantage).flatten().to(device)
-    t_score += time.perf_counter() - t0
+    advantages = group_advantages(scored.total.view(-1, config.group_size), config.advantage).flatten().to(device)
     if completions is not None:
-        completions.extend({"step": step, "id": problems[k // G].id, "completion": texts[k], "length": int(lengths[k]),
-                            "correct": bool(correct[k]), "shaping": float(shaping[k]),
-                            **({"sar": float(sar[k])} if sar is not None else {}),
-                            "reward": float(total[k]), "advantage": float(advantages[k])} for k in range(n))
-
-    # 3. Update: one optimiser step per mini-batch, gradients accumulated over its micro-batches.
+        completions.extend(completion_rows(scored, problems, advantages, step))
     t0 = time.perf_counter()
-    model.train()
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    losses, grad_norms = [], []
-    n_tokens = n_clipped = kl_sum = 0.0
-    for update in _update_plan(len(problems), G, cfg.updates_per_step, cfg.micro_batch_size):
-        n_answers = sum(len(idx) for idx in update)
-        optimizer.zero_grad(set_to_none=True)
-        loss_sum = 0.0
-        for idx in update:
-            batch = pack_sequences([rollouts.prompt_ids[i] for i in idx], [rollouts.answer_ids[i] for i in idx],
-                                   tokenizer.pad_token_id)
-            T = batch.answer_mask.shape[1]
-            mask = batch.answer_mask.to(device)
-            logprobs = answer_logprobs(model, batch).logprobs
-            token_loss, clipped = ppo_clip_loss(logprobs, old.logprobs[idx, :T].to(device), advantages[idx],
-                                                eps_low=cfg.clip_eps_low, eps_high=cfg.clip_eps_high,
-                                                dual_clip=cfg.dual_clip)
-            if cfg.kl_coef > 0:
-                kl = k3_kl(logprobs, ref.logprobs[idx, :T].to(device))
-                token_loss = token_loss + cfg.kl_coef * kl
-                kl_sum += float((kl.detach() * mask).sum())
-            loss = answer_losses(token_loss, mask, cfg.loss_constant).sum() / n_answers
-            loss.backward()
-            loss_sum += float(loss.detach())
-            n_tokens += float(mask.sum())
-            n_clipped += float((clipped & mask).sum())
-        grad_norms.append(float(torch.nn.utils.clip_grad_norm_(trainable, cfg.max_grad_norm)))
-        optimizer.step()
-        losses.append(loss_sum)
-    model.eval()
-    t_update = time.perf_counter() - t0
-
-    correct_lengths = lengths[correct > 0]
-    groups = total.view(-1, G)
-    # TRL's GRPOTrainer names where the quantity is the same (docs/metrics.md maps every key)
-    metrics = {
-        "step": step,
-        "reward": float(total.mean()),
-        "reward_std": float(groups.std(-1).mean()),
-        "rewards/correctness/mean": float(correct.mean()),
-    }
-    if cfg.reward != "none":
-        metrics[f"rewards/{cfg.reward}/mean"] = float(shaping.mean())
-    if sar is not None:
-        metrics["sar/mean"] = float(sar.mean())
-    metrics.update({
-        "completions/mean_length": float(lengths.mean()),
-        "completions/min_length": float(lengths.min()),
-        "completions/max_length": float(lengths.max()),
-        "completions/median_length": float(statistics.median(rollouts.lengths)),
-        "completions/mean_length_correct": float(correct_lengths.mean()) if len(correct_lengths) else None,
-        "completions/clipped_ratio": sum(rollouts.truncated) / n,
-        "frac_reward_zero_std": float((groups.std(-1) == 0).float().mean()),
-    })
-    if cfg.kl_coef > 0:
-        metrics["kl"] = kl_sum / n_tokens
-    metrics.update({
-        "clip_ratio/region_mean": n_clipped / n_tokens,
-        "loss": sum(losses) / len(losses),
-        "grad_norm": sum(grad_norms) / len(grad_norms),
-        "learning_rate": optimizer.param_groups[0]["lr"],
-        "time/generate": t_generate,
-        "time/score": t_score,
-        "time/update": t_update,
-        "time/step": t_generate + t_score + t_update,
-    })
-    if sar is not None:
-        metrics["time/sar"] = t_sar
-    return metrics
+    stats = update_policy(model, tokenizer, optimizer, scored, config, advantages)
+    return step_metrics(scored, config, stats, step=step, learning_rate=optimizer.param_groups[0]["lr"],
+                        update_seconds=time.perf_counter() - t0)
 
 
 # ---------------------------------------------------------------- the run
 @dataclass
 class TrainingSetup:
-    """What a run trains with: the policy, its tokenizer, the AdamW optimizer of its trainable
-    (LoRA) weights, and ctx(0)'s token ids (the context of SAR's extra pass)."""
+    """What a run trains with: the policy (with its critic, ``model.value_head``, for PPO), its
+    tokenizer, the AdamW optimizer of its trainable (LoRA, critic) weights, ctx(0)'s token ids
+    (the context of SAR's extra pass) and, with ``fast_generation``, the 16-bit copy that samples."""
 
     model: torch.nn.Module
     tokenizer: object
     optimizer: torch.optim.Optimizer
     ctx0_ids: list[int]
+    sampler: GenerationCopy | None = None
 
 
 def setup_training(config: GRPOConfig, *, device: str | None = None) -> TrainingSetup:
     """The policy of ``config`` (the profile's LoRA, + 4-bit, on ``config.model``; its initialisation
     seeded by ``config.seed``) and its optimizer, as ``train`` starts them (``device``: the
     default device when None). ``config`` must be resolved."""
-    seed_everything(config.seed)  # the LoRA initialisation
-    model, tokenizer = load_policy(config.model, policy_profile(config), device=device)
+    seed_everything(config.seed)  # the LoRA (and critic) initialisation
+    model, tokenizer = _load_run_policy(config, device)
     if config.kl_coef > 0 and not hasattr(model, "disable_adapter"):
         raise ValueError("kl_coef > 0 needs a LoRA policy (the reference is the model with its adapters "
                          "disabled); use a profile with LoRA or set kl_coef=0")
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
-    return TrainingSetup(model, tokenizer, optimizer, encode_text(tokenizer, empty_prompt_text(tokenizer)))
+    groups = (ppo.parameter_groups(model, config) if config.algo == "ppo"
+              else [{"params": [p for p in model.parameters() if p.requires_grad]}])
+    optimizer = torch.optim.AdamW(groups, lr=config.learning_rate, weight_decay=config.weight_decay)
+    return TrainingSetup(model, tokenizer, optimizer, encode_text(tokenizer, empty_prompt_text(tokenizer)),
+                         generation_copy(model, config.fast_generation))
+
+
+def _load_run_policy(config: GRPOConfig, device: str | None = None):
+    """``(model, tokenizer)``: the profile's policy, with a fresh critic when ``config.algo`` is ppo."""
+    model, tokenizer = load_policy(config.model, policy_profile(config), device=device)
+    if config.algo == "ppo":
+        ppo.attach_value_head(model)
+    return model, tokenizer
 
 
 def _prepare_run_dir(config: GRPOConfig, resume: bool) -> Path:
@@ -414,7 +231,7 @@ def _evaluate(model, tokenizer, problems: list[Problem], config: GRPOConfig, *, 
 
 
 def train(config: GRPOConfig, *, resume: bool = False) -> Path:
-    """Run GRPO as ``config`` says; returns the run folder (``sar_lib.runs``: config, metrics.jsonl,
+    """Run GRPO (or PPO: ``config.algo``, ``sar_lib.ppo``) as ``config`` says; returns the run folder (``sar_lib.runs``: config, metrics.jsonl,
     checkpoint/, the final evaluation of ``eval_dataset``).
 
     ``resume=True`` continues the run in ``config.out`` from its checkpoint; training settings must
@@ -449,15 +266,17 @@ def _train(config: GRPOConfig, resume: bool) -> Path:
     else:
         runs.remove_metrics(run_dir)
 
-    bar = tqdm(range(start + 1, config.steps + 1), initial=start, total=config.steps, desc="grpo",
+    step_function = ppo.ppo_step if config.algo == "ppo" else grpo_step
+    bar = tqdm(range(start + 1, config.steps + 1), initial=start, total=config.steps, desc=config.algo,
                disable=not config.progress)
     final_eval = None
     tracker = open_tracker(config.report_to, run_dir, dataclasses.asdict(config), start_step=start)
     try:
         for step in bar:
             completions = [] if config.log_completions else None
-            metrics = grpo_step(model, tokenizer, optimizer, questions_of_step(train_problems, config, step), config,
-                                step=step, ctx0_ids=setup.ctx0_ids, completions=completions)
+            metrics = step_function(model, tokenizer, optimizer, questions_of_step(train_problems, config, step),
+                                    config, step=step, ctx0_ids=setup.ctx0_ids, completions=completions,
+                                    sampler=setup.sampler)
             if step == config.steps or (config.eval_every and step % config.eval_every == 0):
                 t0 = time.perf_counter()
                 result = _evaluate(model, tokenizer, eval_problems, config,
@@ -491,7 +310,7 @@ def _train(config: GRPOConfig, resume: bool) -> Path:
 def load_run(run_dir: str | Path):
     """``(model, tokenizer)`` of a run's last checkpoint: its policy with the trained weights."""
     config = runs.read_config(run_dir).resolved()
-    model, tokenizer = load_policy(config.model, policy_profile(config))
+    model, tokenizer = _load_run_policy(config)
     runs.load_trainable(run_dir, model)
     model.eval()
     return model, tokenizer

@@ -1,4 +1,4 @@
-"""The configuration of a GRPO run (``grpo.train``): every field, its default and its help text.
+"""The configuration of a GRPO or PPO run (``grpo.train``): every field, its default and its help text.
 
 Each field's ``metadata["help"]`` is the text of its ``sar train`` flag (``--field-name``; the CLI
 is built from this dataclass, as TRL's ``HfArgumentParser`` builds one from its configs), so a
@@ -17,6 +17,9 @@ from sar_lib.sar import VARIANTS
 from sar_lib.tracking import REPORT_TO, missing_library
 
 ADVANTAGES = ("dr_grpo", "std")
+ALGOS = ("grpo", "ppo")
+# Shaping rewards that compare an answer with the other answers to its question.
+GROUP_REWARDS = ("o1", "er", "shuffled_sar")
 
 # Fields that change what is logged or when, not the trained weights: --resume may change them.
 NON_TRAINING_FIELDS = ("steps", "out", "save_every", "eval_every", "eval_size", "eval_dataset",
@@ -29,6 +32,9 @@ OPTIONAL_FIELDS = ("dual_clip", "train_size", "threads")
 class GRPOConfig:
     """Everything a run depends on. ``None`` means "the profile's value" (see :meth:`resolved`)."""
 
+    algo: str = field(default="grpo", metadata={"help":
+        "grpo (group baseline, sar_lib.grpo) | ppo (a critic and GAE, sar_lib.ppo; one answer per question "
+        "and as many answers per step as the profile's GRPO unless --group-size/--questions-per-step say)"})
     # policy: a model name ("tiny", a local dir, a hub name) loaded with LoRA (+ 4-bit) by the profile
     profile: str = field(default="tiny-cpu", metadata={"help": f"hardware profile: {' | '.join(PROFILES)}"})
     model: str | None = field(default=None, metadata={"help":
@@ -70,6 +76,13 @@ class GRPOConfig:
         "k3 KL to the LoRA-disabled model (0: no reference pass; the paper: 0.001)"})
     loss_constant: int | None = field(default=None, metadata={"help":
         "an answer's summed token loss is divided by this constant (default: max_new_tokens, as Dr. GRPO)"})
+    # PPO (algo=ppo)
+    critic_lr_ratio: float = field(default=2.0, metadata={"help":
+        "PPO: the critic's learning rate over the actor's (the paper: 2)"})
+    value_clip: float = field(default=0.5, metadata={"help":
+        "PPO: the value loss clips V - V_old to [-value_clip, value_clip] (verl's default 0.5)"})
+    gae_gamma: float = field(default=1.0, metadata={"help": "PPO: GAE discount gamma (the paper: 1)"})
+    gae_lambda: float = field(default=1.0, metadata={"help": "PPO: GAE lambda (the paper: 1)"})
     # sampling
     temperature: float = field(default=1.0, metadata={"help": "sampling temperature"})
     top_p: float = field(default=1.0, metadata={"help": "nucleus sampling threshold (1: off)"})
@@ -79,6 +92,9 @@ class GRPOConfig:
         "longest prompt allowed (default: the profile's)"})
     generation_batch_size: int | None = field(default=None, metadata={"help":
         "prompts per generate call (default: questions_per_step)"})
+    fast_generation: bool | None = field(default=None, metadata={"help":
+        "sample from a 16-bit copy of the policy with its LoRA merged, refreshed every step "
+        "(sar_lib.fast_generation; default: the profile's)"})
     suppress_eos: bool = field(default=False, metadata={"help":
         "forbid eos: every answer is max_new_tokens long (benchmarks)"})
     # optimiser
@@ -120,6 +136,11 @@ class GRPOConfig:
         profile = get_profile(self.profile)
         filled = {f.name: getattr(profile, f.name) for f in dataclasses.fields(self)
                   if getattr(self, f.name) is None and hasattr(profile, f.name)}
+        if self.algo == "ppo":  # the paper's PPO: one answer per question; GRPO's answers per step
+            if self.group_size is None:
+                filled["group_size"] = 1
+            if self.questions_per_step is None:
+                filled["questions_per_step"] = profile.questions_per_step * profile.group_size
         cfg = dataclasses.replace(self, **filled)
         if cfg.alpha is None:
             cfg.alpha = R.DEFAULT_ALPHAS.get(cfg.reward, 0.0)
@@ -128,7 +149,7 @@ class GRPOConfig:
         if cfg.generation_batch_size is None:
             cfg.generation_batch_size = cfg.questions_per_step
         if cfg.out is None:
-            cfg.out = f"runs/{cfg.reward}-a{cfg.alpha:g}-s{cfg.seed}"
+            cfg.out = f"runs/{'ppo-' if cfg.algo == 'ppo' else ''}{cfg.reward}-a{cfg.alpha:g}-s{cfg.seed}"
         cfg.validate()
         return cfg
 
@@ -142,6 +163,7 @@ class GRPOConfig:
                    if getattr(self, f.name) is None and f.name not in OPTIONAL_FIELDS]
         need(not missing, f"config fields {missing} are unset and profile {self.profile!r} has no value for "
                           "them; pass them explicitly")
+        need(self.algo in ALGOS, f"unknown algo {self.algo!r}; choose one of {', '.join(ALGOS)}")
         need(self.reward in R.REWARD_NAMES,
              f"unknown reward {self.reward!r}; choose one of {', '.join(R.REWARD_NAMES)}")
         need(self.alpha >= 0, f"alpha must be >= 0 (the shaping term's weight), got {self.alpha}")
@@ -155,8 +177,16 @@ class GRPOConfig:
              f"unknown sar_variant {self.sar_variant!r}; choose one of {', '.join(VARIANTS)}")
         need(self.advantage in ADVANTAGES,
              f"unknown advantage {self.advantage!r}; choose one of {', '.join(ADVANTAGES)}")
-        need(self.group_size >= 2, f"group_size must be >= 2: a group-mean baseline needs at least two answers "
-                                   f"per question (got {self.group_size})")
+        need(self.group_size >= 2 or (self.algo == "ppo" and self.group_size >= 1),
+             f"group_size must be >= 2 for GRPO: a group-mean baseline needs at least two answers per question "
+             f"(got {self.group_size}); PPO (--algo ppo) needs 1 or more")
+        need(self.group_size >= 2 or self.reward not in GROUP_REWARDS,
+             f"reward {self.reward!r} compares an answer with the other answers to its question, so it needs "
+             f"group_size >= 2 (got {self.group_size}); pass --group-size 2 or more")
+        need(self.critic_lr_ratio > 0, f"critic_lr_ratio must be > 0, got {self.critic_lr_ratio}")
+        need(self.value_clip > 0, f"value_clip must be > 0, got {self.value_clip}")
+        need(0 <= self.gae_gamma <= 1 and 0 <= self.gae_lambda <= 1,
+             f"gae_gamma and gae_lambda must be in [0, 1], got {self.gae_gamma}, {self.gae_lambda}")
         for name in ("questions_per_step", "updates_per_step", "steps", "micro_batch_size",
                      "generation_batch_size", "eval_batch_size", "eval_size", "max_new_tokens",
                      "max_prompt_tokens", "loss_constant"):
@@ -192,8 +222,10 @@ def training_differences(saved: GRPOConfig, new: GRPOConfig) -> list[str]:
             if f.name not in NON_TRAINING_FIELDS and getattr(saved, f.name) != getattr(new, f.name)]
 
 
+# The profile fields that load the policy (models.load_policy) and that a config may override.
+POLICY_FIELDS = ("model", "load_in_4bit", "lora_r")
+
+
 def policy_profile(config: GRPOConfig):
-    """The profile with the config's overrides of its fields (model, LoRA, 4-bit...)."""
-    profile = get_profile(config.profile)
-    names = {f.name for f in dataclasses.fields(profile)} & {f.name for f in dataclasses.fields(config)}
-    return dataclasses.replace(profile, **{name: getattr(config, name) for name in names})
+    """The profile with the config's overrides of the fields that load the policy (:data:`POLICY_FIELDS`)."""
+    return dataclasses.replace(get_profile(config.profile), **{name: getattr(config, name) for name in POLICY_FIELDS})

@@ -55,6 +55,7 @@ class TokenScores:
 
     logprobs: Tensor                # log pi(a_t | ctx, a_<t)
     certainty: Tensor | None = None  # KL(Uniform || pi(. | ctx, a_<t)) when asked for
+    hidden: Tensor | None = None     # [B, T, H] the last hidden state that predicts a_t, when asked for
 
 
 def pack_sequences(contexts: Sequence[Sequence[int]], answers: Sequence[Sequence[int]],
@@ -115,7 +116,7 @@ def _check_batch_fits(model, batch: PackedBatch) -> None:
 
 
 def answer_logprobs(model, batch: PackedBatch, *, chunk_size: int = 256,
-                    with_certainty: bool = False) -> TokenScores:
+                    with_certainty: bool = False, with_hidden: bool = False) -> TokenScores:
     """Per-token log-probabilities of the answers, computed chunk by chunk in fp32.
 
     With h = decoder(input_ids, attention_mask, position_ids) ``[B, P+T, H]`` and W the output
@@ -132,7 +133,9 @@ def answer_logprobs(model, batch: PackedBatch, *, chunk_size: int = 256,
     ones (LoRA layers live inside the decoder, so they are active). Gemma-style final logit
     soft-capping is applied when the config sets it.
 
-    Returns :class:`TokenScores` with ``[B, T]`` fp32 tensors on the model's device.
+    Returns :class:`TokenScores` with ``[B, T]`` fp32 tensors on the model's device; with
+    ``with_hidden`` also ``hidden[b, t] = h[b, P-1+t]`` ``[B, T, H]`` (fp32, detached: the features
+    of PPO's critic, ``sar_lib.ppo``).
     Raises ValueError when a sequence is longer than ``max_position_embeddings``, a token id is
     outside the vocabulary, or a log-prob on an answer token is not finite (NaN/inf logits).
     """
@@ -148,7 +151,10 @@ def answer_logprobs(model, batch: PackedBatch, *, chunk_size: int = 256,
     # The hidden state at column j predicts the token at column j+1.
     rows = hidden[:, P - 1:-1][answer_mask]          # [N, H]
     targets = input_ids[:, P:][answer_mask]          # [N]
-    return _scores_of_rows(model, rows, targets, answer_mask, chunk_size=chunk_size, with_certainty=with_certainty)
+    scores = _scores_of_rows(model, rows, targets, answer_mask, chunk_size=chunk_size, with_certainty=with_certainty)
+    if with_hidden:
+        scores.hidden = (hidden[:, P - 1:-1].detach().float() * answer_mask.unsqueeze(-1))
+    return scores
 
 
 def mean_nll(logprobs: Tensor, mask: Tensor) -> Tensor:
@@ -187,6 +193,7 @@ class BatchScores:
     mask: Tensor                     # [N, T] bool, True on real answer tokens
     nll: Tensor                      # [N] mean NLL per answer (log ppl)
     certainty: Tensor | None = None  # [N, T] KL(U || pi) per token, when asked for
+    hidden: Tensor | None = None     # [N, T, H] the hidden states that predict the tokens, when asked for
 
 
 def prefix_cache(model, prefix_ids: Sequence[int], batch_size: int):
@@ -288,7 +295,8 @@ def score_answers_after_prefix(model, prefix_ids: Sequence[int], answers: Sequen
 
 def score_answer_ids(model, contexts: Sequence[Sequence[int]], answers: Sequence[Sequence[int]], *,
                      pad_token_id: int, batch_size: int = 8, chunk_size: int = 256,
-                     with_certainty: bool = False, progress: bool = False, desc: str = "score") -> BatchScores:
+                     with_certainty: bool = False, with_hidden: bool = False, progress: bool = False,
+                     desc: str = "score") -> BatchScores:
     """:func:`answer_logprobs` over ``N`` (context, answer) id lists, ``batch_size`` at a time.
 
     Runs in :func:`scoring_mode` (no_grad, eval mode). Sequences are batched longest first, so a
@@ -302,15 +310,19 @@ def score_answer_ids(model, contexts: Sequence[Sequence[int]], answers: Sequence
     logprobs = torch.zeros(n, width)
     mask = torch.zeros(n, width, dtype=torch.bool)
     certainty = torch.zeros(n, width) if with_certainty else None
+    hidden = torch.zeros(n, width, _text_config(model).hidden_size) if with_hidden else None
     order = sorted(range(n), key=lambda i: -(len(contexts[i]) + len(answers[i])))
     with scoring_mode(model):
         for start in tqdm(range(0, n, batch_size), desc=desc, disable=not progress):
             idx = order[start:start + batch_size]
             batch = pack_sequences([contexts[i] for i in idx], [answers[i] for i in idx], pad_token_id)
-            scores = answer_logprobs(model, batch, chunk_size=chunk_size, with_certainty=with_certainty)
+            scores = answer_logprobs(model, batch, chunk_size=chunk_size, with_certainty=with_certainty,
+                                     with_hidden=with_hidden)
             t = batch.answer_mask.shape[1]
             logprobs[idx, :t] = scores.logprobs.cpu()
             mask[idx, :t] = batch.answer_mask
             if certainty is not None:
                 certainty[idx, :t] = scores.certainty.cpu()
-    return BatchScores(logprobs, mask, mean_nll(logprobs, mask), certainty)
+            if hidden is not None:
+                hidden[idx, :t] = scores.hidden.cpu()
+    return BatchScores(logprobs, mask, mean_nll(logprobs, mask), certainty, hidden)

@@ -7,7 +7,7 @@ are fixed here and chosen by the numbers, so what a notebook says and what its o
 drift apart when a run changes.
 
 Notebooks 03 and 04 also read two committed files: the results of ``sar compare``
-(``figures/grpo_vs_sar.json``, :func:`read_grid`: the paper's claims C1-C6 of ``sar_lib.claims``,
+(``figures/grpo_vs_sar.json``, :func:`read_grid`: the paper's claims C1-C7 of ``sar_lib.claims``,
 checked on the grid) and the model card's premises (``card.json``, :func:`read_premises`), whose P2
 decides the regime SAR works in (:func:`verbosity_regime`): where the verbose answers are as accurate
 as the concise ones, correctness does not punish verbosity and SAR's preference for concise answers
@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from sar_lib.claims import (ACCURACY_TOLERANCE_POINTS, C1_MIN_LENGTH_REDUCTION, VERDICT_WORDS,
-                            claims_markdown)
+                            claims_markdown, measured)
 
 # docs/paper.md §5, Qwen3-4B reward ablation: (accuracy %, mean length in tokens) over the math benchmarks.
 PAPER_ABLATION: dict[str, tuple[float, float]] = {
@@ -353,6 +353,34 @@ def _own_runs(evals: Mapping[str, Mapping], drift: Mapping[str, tuple[float, flo
                           for label, (first, last) in drift.items())
         lines.append(f"- Sampled answers during training (first vs last steps): {moves}.")
     return lines
+
+
+ALGORITHM_PAIRS = (("grpo", "sa-grpo", "C1"), ("ppo", "sa-ppo", "C7"))
+
+
+def algorithms_markdown(grid: Mapping | None, grid_path: str | Path, dataset: str) -> str:
+    """Notebook 03's PPO section: greedy accuracy and length of GRPO, SA-GRPO, PPO and SA-PPO in the
+    grid (mean and per seed) and the two claims that pair them (C1, C7), or how to train the PPO pair
+    when the grid did not."""
+    if grid is None or not {"ppo", "sa-ppo"} <= set(grid["methods"]):
+        return (f"The grid in `{grid_path}` holds no PPO runs: `sar compare --methods grpo sa-grpo ppo sa-ppo` "
+                "trains them (the GRPO runs are reused from its cache), then run this cell again.")
+    lines = [f"Greedy evaluation on {dataset}, from {_grid_source(grid, grid_path)}:", "",
+             "| method | seeds | accuracy % (per seed) | mean length, tokens (per seed) | training s per run |",
+             "|---|---|---|---|---|"]
+    for plain, shaped, _ in ALGORITHM_PAIRS:
+        for name in (plain, shaped):
+            m = grid["methods"][name]
+            e = m["eval"][dataset]
+            acc = ", ".join(f"{100 * v:.1f}" for v in e["accuracy"]["per_seed"])
+            length = ", ".join(f"{v:.1f}" for v in e["mean_length"]["per_seed"])
+            lines.append(f"| {m['label']} | {len(m['seeds'])} | {100 * e['accuracy']['mean']:.1f} ({acc}) | "
+                         f"{e['mean_length']['mean']:.1f} ({length}) | {m['train_seconds']['mean']:.0f} |")
+    lines.append("")
+    for _, _, claim_id in ALGORITHM_PAIRS:
+        row = _claim(grid, claim_id)
+        lines.append(f"- **{claim_id}** {row['statement']}: **{VERDICT_WORDS[row['holds']]}** ({measured(row)}).")
+    return "\n".join(lines)
 
 
 def _verdict_head(title: str, grid: Mapping | None, regime: Mapping) -> list[str]:

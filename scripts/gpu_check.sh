@@ -11,7 +11,8 @@
 # 2. Prints the GPU and the versions in use.
 # 3. Runs `sar gpu-check` (sar_lib from this checkout): random models with the exact shapes
 #    of Qwen2.5-0.5B- and 1.5B-Instruct (sar_lib/configs), loaded 4-bit NF4 + LoRA r=16 by
-#    models.load_policy, 3 SA-GRPO steps each at G=6 with 512 answer tokens (eos suppressed).
+#    models.load_policy, 2 SA-GRPO steps each at G=6 with 512 answer tokens (eos suppressed),
+#    sampling from the 4-bit policy and then from its 16-bit generation copy (sar_lib.fast_generation).
 #
 # Writes $OUT/gpu_check.json (every figure, rewritten after each stage, so a cut-off run still
 # leaves its results) and $OUT/gpu_check.log; without $OUT, runs/gpu_check/. Exit code: that of

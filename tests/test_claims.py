@@ -46,7 +46,7 @@ def test_every_claim_is_judged_from_its_own_methods():
         **{"o1_0.03": _method({d: (50.0, 0.58)}), "o1_0.1": _method({d: (30.0, 0.40)}),
            "er_0.03": _method({d: (55.0, 0.62)}), "er_0.1": _method({d: (45.0, 0.62)})})
     rows = _by_id(claims.check_claims(summary, in_domain=d, ood_sets=ood, baselines=BASELINES))
-    assert [r for r in rows] == ["C1", "C2", "C3", "C4", "C5", "C6"]
+    assert [r for r in rows] == ["C1", "C2", "C3", "C4", "C5", "C6", "C7"]
     assert rows["C1"]["holds"] is True
     # O1 at length 40: halfway between (30, 0.40) and (50, 0.58) -> 0.49 < 0.61; ER: flat 0.62 > 0.61
     assert rows["C2"]["numbers"]["O1-pruner"]["accuracy_at_sa_length"] == pytest.approx(0.49)
@@ -54,7 +54,7 @@ def test_every_claim_is_judged_from_its_own_methods():
     assert rows["C3"]["holds"] is True and rows["C4"]["holds"] is True
     assert rows["C5"]["holds"] is True and rows["C6"]["holds"] is True
     table = claims.claims_markdown(list(rows.values()))
-    assert table.count("\n") == 7 and "**does not hold**" in table and "**holds**" in table
+    assert table.count("\n") == 8 and "**does not hold**" in table and "**holds**" in table
 
 
 def test_a_claim_whose_methods_did_not_run_is_not_judged():
@@ -62,6 +62,17 @@ def test_a_claim_whose_methods_did_not_run_is_not_judged():
     summary = _summary(grpo=_method({d: (60.0, 0.6)}), sa_grpo=_method({d: (40.0, 0.6)}))
     rows = _by_id(claims.check_claims(summary, in_domain=d, ood_sets=["logic-test"], baselines=BASELINES))
     assert rows["C1"]["holds"] is True
-    for claim in ("C2", "C3", "C4", "C6"):
+    for claim in ("C2", "C3", "C4", "C6", "C7"):
         assert rows[claim]["holds"] is None, claim
     assert "not run" in claims.claims_markdown(list(rows.values()))
+
+
+def test_c7_judges_sa_ppo_against_ppo_by_c1s_criterion():
+    d = "arith-test"
+    summary = _summary(grpo=_method({d: (60.0, 0.6)}), sa_grpo=_method({d: (59.0, 0.6)}),
+                       ppo=_method({d: (50.0, 0.55)}), sa_ppo=_method({d: (35.0, 0.545)}))
+    rows = _by_id(claims.check_claims(summary, in_domain=d, ood_sets=[], baselines=BASELINES))
+    assert rows["C1"]["holds"] is False and rows["C7"]["holds"] is True
+    assert rows["C7"]["numbers"]["length_reduction"] == pytest.approx(0.30)
+    assert rows["C7"]["statement"] == "SA-PPO's answers are shorter than PPO's at equal accuracy"
+    assert claims.measured(rows["C7"]) == "PPO 55.0% / 50.0 tok, SA-PPO 54.5% / 35.0 tok: +30.0% shorter, -0.5 points"

@@ -29,7 +29,8 @@ def mtimes(directory):
 def test_quick_grid_writes_the_schema_then_reuses_and_resumes(tiny_dir, tmp_path):
     out = tmp_path / "grid"
     summary = small_compare(tiny_dir, out, command="sar compare --quick")
-    n_runs = 2 * len(grid.MULTI_SEED_METHODS) + len(grid.METHODS) - len(grid.MULTI_SEED_METHODS)
+    multi = [m for m in grid.DEFAULT_METHODS if m in grid.MULTI_SEED_METHODS]
+    n_runs = 2 * len(multi) + len(grid.DEFAULT_METHODS) - len(multi)
     assert summary["runs_trained"] == n_runs == 11 and summary["runs_cached"] == 0   # 2 + 2 seeds, 7 single-seed
     on_disk = json.loads((out / "grpo_vs_sar.json").read_text())
     assert on_disk["figures"] == summary["figures"] and all(os.path.isfile(p) for p in summary["figures"])
@@ -37,7 +38,7 @@ def test_quick_grid_writes_the_schema_then_reuses_and_resumes(tiny_dir, tmp_path
     assert on_disk["command"] == "sar compare --quick" and on_disk["settings"]["steps"] == compare.QUICK_STEPS
     assert on_disk["settings"]["seeds"] == [0, 1] and on_disk["settings"]["eval_sets"] == EVAL_SETS
     assert on_disk["machine"]["cpu_cores"] >= 1 and on_disk["wall_seconds"] > 0
-    assert list(on_disk["methods"]) == list(grid.METHODS)
+    assert list(on_disk["methods"]) == list(grid.DEFAULT_METHODS)
     for name, method in on_disk["methods"].items():
         n_seeds = 2 if name in grid.MULTI_SEED_METHODS else 1
         assert len(method["seeds"]) == n_seeds and set(method["eval"]) == set(EVAL_SETS)
@@ -53,7 +54,7 @@ def test_quick_grid_writes_the_schema_then_reuses_and_resumes(tiny_dir, tmp_path
     assert on_disk["methods"]["sar-only"]["correctness_weight"] == 0.0
     assert set(on_disk["base"]) == set(EVAL_SETS)
     claims = {c["id"]: c for c in on_disk["claims"]}
-    assert list(claims) == ["C1", "C2", "C3", "C4", "C5", "C6"]
+    assert list(claims) == ["C1", "C2", "C3", "C4", "C5", "C6", "C7"]
     grpo, sa = on_disk["methods"]["grpo"]["eval"]["arith-test"], on_disk["methods"]["sa-grpo"]["eval"]["arith-test"]
     assert claims["C1"]["numbers"]["grpo"] == [grpo["mean_length"]["mean"], grpo["accuracy"]["mean"]]
     assert claims["C1"]["numbers"]["accuracy_drop_points"] == pytest.approx(

@@ -17,11 +17,13 @@ def test_gpu_check_dry_run_writes_every_key(tmp_path):
     path = tmp_path / "out" / "gpu_check.json"
     report = gpu_check.gpu_check(path, dry_run=True, steps=2, answer_tokens=4, progress=False, command="test")
     assert json.loads(path.read_text()) == json.loads(json.dumps(report))
-    assert report["ok"] and report["dry_run"] and set(report["models"]) == set(gpu_check.GPU_CHECK_MODELS)
+    names = {f"{name}{suffix}" for name in gpu_check.GPU_CHECK_MODELS for suffix in ("", " fast")}
+    assert report["ok"] and report["dry_run"] and set(report["models"]) == names
     assert report["logprob_memory"]["logprob_memory_ratio"] > 0
     for name, r in report["models"].items():
         assert r["status"] == "ok", (name, r.get("error"))
-        assert r["target_peak_gb"] == gpu_check.GPU_CHECK_MODELS[name][1]
+        assert r["target_peak_gb"] == gpu_check.GPU_CHECK_MODELS[name.removesuffix(" fast")][1]
+        assert r["fast_generation"] == name.endswith(" fast")
         assert r["config"]["group_size"] == 6 and r["config"]["max_new_tokens"] == 4 and r["config"]["lora_r"] == 16
         assert len(r["per_step"]) == 2 and r["steps_timed"] == 1
         assert r["answer_length_mean"] == 4 and r["truncation_rate"] == 1.0
@@ -32,7 +34,11 @@ def test_gpu_check_dry_run_writes_every_key(tmp_path):
         if report["settings"]["load_in_4bit"]:
             assert r["linear4bit_layers"] == 2 * 7  # shrunk to 2 layers; every linear of a block in NF4
         assert r["peak_allocated_gb"] is None and r["meets_target"] is None  # not measured on CPU
-    assert "qwen2.5-1.5b-instruct" in gpu_check.format_gpu_check(report)
+    assert set(report["fast_vs_plain"]) == set(gpu_check.GPU_CHECK_MODELS)
+    for ratios in report["fast_vs_plain"].values():
+        assert positive(ratios["step_ratio"]) and positive(ratios["generate_ratio"])
+    text = gpu_check.format_gpu_check(report)
+    assert "qwen2.5-1.5b-instruct fast" in text and "the generation copy takes" in text
 
 
 def test_gpu_check_records_a_failing_model_and_goes_on(tmp_path, monkeypatch):

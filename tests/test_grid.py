@@ -11,7 +11,7 @@ from sar_lib.runs import read_metrics
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(methods=("grpo", "ppo")), "unknown method 'ppo'"),
+    (dict(methods=("grpo", "a2c")), "unknown method 'a2c'"),
     (dict(seeds=(0, 0)), "seeds must be distinct"),
     (dict(seeds=()), "at least one seed"),
     (dict(alpha=0.3), "set per run by the method"),
@@ -38,6 +38,18 @@ def test_grid_gives_each_method_its_reward_and_the_claim_methods_every_seed(tmp_
     assert configs["er-0.1"].reward == "er" and configs["shuffled-sar"].reward == "shuffled_sar"
     assert len({m.color for m in grid.METHODS.values()}) == len(grid.METHODS)   # one colour per method
     assert all(c.steps == 7 for c in configs.values()) and runs[0].run_dir == tmp_path / "grpo-s3"
+
+
+def test_ppo_methods_are_opt_in_and_take_grpos_answers_per_step(tmp_path):
+    assert "ppo" not in grid.DEFAULT_METHODS and {"ppo", "sa-ppo"} <= set(grid.METHODS)
+    runs = grid_runs(tmp_path, methods=("grpo", "ppo", "sa-ppo"), seeds=(0, 1), questions_per_step=4)
+    assert [(r.method, r.seed) for r in runs] == [(m, s) for m in ("grpo", "ppo", "sa-ppo") for s in (0, 1)]
+    by_method = {r.method: r.config.resolved() for r in runs}
+    assert by_method["ppo"].algo == "ppo" and by_method["ppo"].reward == "none"
+    assert by_method["sa-ppo"].reward == "sar" and by_method["sa-ppo"].alpha == R.DEFAULT_ALPHAS["sar"]
+    for name in ("ppo", "sa-ppo"):
+        assert by_method[name].group_size == 1
+        assert by_method[name].questions_per_step == by_method["grpo"].questions_per_step * by_method["grpo"].group_size
 
 
 def test_method_config_fills_the_reward_fields(tmp_path):

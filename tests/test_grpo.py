@@ -10,9 +10,9 @@ from sar_lib import grpo
 from sar_lib import rewards as R
 from sar_lib.cli import main
 from sar_lib.cli import build_parser
-from sar_lib.grpo import (_update_plan, answer_losses, group_advantages, k3_kl, load_run, ppo_clip_loss,
-                          shaping_reward, step_questions, train)
+from sar_lib.grpo import group_advantages, load_run, step_questions, train
 from sar_lib.grpo_config import GRPOConfig
+from sar_lib.policy_gradient import answer_losses, k3_kl, ppo_clip_loss, shaping_reward, update_plan
 from sar_lib.models import bnb_4bit_problem
 from sar_lib.runs import checkpoint_state, read_completions, read_config, read_eval, read_metrics
 
@@ -204,8 +204,8 @@ def test_data_order_is_a_pure_function_of_seed_and_step():
 
 
 def test_update_plan_splits_whole_groups_then_micro_batches():
-    assert _update_plan(4, 3, 2, 4) == [[[0, 1, 2, 3], [4, 5]], [[6, 7, 8, 9], [10, 11]]]
-    assert _update_plan(2, 3, 1, 16) == [[[0, 1, 2, 3, 4, 5]]]
+    assert update_plan(4, 3, 2, 4) == [[[0, 1, 2, 3], [4, 5]], [[6, 7, 8, 9], [10, 11]]]
+    assert update_plan(2, 3, 1, 16) == [[[0, 1, 2, 3, 4, 5]]]
 
 
 # ---------------------------------------------------------------- training runs

@@ -67,7 +67,7 @@ def test_read_grid_explains_a_missing_or_old_file(tmp_path):
     good = tmp_path / "good.json"
     good.write_text(json.dumps(_grid(0.70, 30.0)))
     grid, note = verdicts.read_grid(good)
-    assert note == "" and [r["id"] for r in grid["claims"]] == ["C1", "C2", "C3", "C4", "C5", "C6"]
+    assert note == "" and [r["id"] for r in grid["claims"]] == ["C1", "C2", "C3", "C4", "C5", "C6", "C7"]
 
 
 def test_read_premises_from_a_card(tmp_path):
