@@ -212,7 +212,8 @@ def gpu_check(json_path: str | Path, *, dry_run: bool = False, steps: int | None
                 write()
 
             if not dry_run and deadline - time.perf_counter() < MIN_MODEL_S:
-                record({"status": "skipped", "error": f"time budget: under {MIN_MODEL_S} s left"})
+                record({"status": "skipped", "profile": profile_name, "fast_generation": fast,
+                        "error": f"time budget: under {MIN_MODEL_S} s left"})
                 continue
             try:
                 record(_check_model(model_name, profile_name, target_gb, tokenizer=tokenizer, device=device,
@@ -227,8 +228,7 @@ def gpu_check(json_path: str | Path, *, dry_run: bool = False, steps: int | None
             if not dry_run:
                 torch.cuda.empty_cache()
     report["fast_vs_plain"] = fast_vs_plain(report["models"])
-    used = [r for r in report["models"].values()
-            if r.get("fast_generation", False) == get_profile(r.get("profile", "tiny-cpu")).fast_generation]
+    used = [r for r in report["models"].values() if r["fast_generation"] == get_profile(r["profile"]).fast_generation]
     report["ok"] = (four_bit or dry_run) and all(r.get("status") == "ok" and r.get("meets_target") is not False
                                                  for r in used)
     write()

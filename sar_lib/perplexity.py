@@ -92,14 +92,15 @@ def pack_sequences(contexts: Sequence[Sequence[int]], answers: Sequence[Sequence
     return PackedBatch(input_ids, attention_mask, position_ids, answer_mask, P)
 
 
-def _text_config(model):
+def text_config(model):
+    """The config of the model's text decoder (a multimodal model's text part; else the config)."""
     config = model.config
     return config.get_text_config() if hasattr(config, "get_text_config") else config
 
 
 def _check_batch_fits(model, batch: PackedBatch) -> None:
     """Raise ValueError before any forward pass if a sequence exceeds the model's context or vocab."""
-    config = _text_config(model)
+    config = text_config(model)
     limit = getattr(config, "max_position_embeddings", None)
     lengths = batch.attention_mask.sum(-1)
     if limit is not None and int(lengths.max()) > limit:
@@ -216,7 +217,7 @@ def _scores_of_rows(model, rows: Tensor, targets: Tensor, answer_mask: Tensor, *
     """log pi of ``targets`` ``[N]`` from the hidden states ``rows`` ``[N, H]`` that predict them,
     chunk by chunk in fp32, scattered back to ``answer_mask``'s ``[B, T]`` layout."""
     head = model.get_output_embeddings()
-    softcap = getattr(_text_config(model), "final_logit_softcapping", None)
+    softcap = getattr(text_config(model), "final_logit_softcapping", None)
 
     def score_chunk(h: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         logits = head(h).float()
@@ -310,7 +311,7 @@ def score_answer_ids(model, contexts: Sequence[Sequence[int]], answers: Sequence
     logprobs = torch.zeros(n, width)
     mask = torch.zeros(n, width, dtype=torch.bool)
     certainty = torch.zeros(n, width) if with_certainty else None
-    hidden = torch.zeros(n, width, _text_config(model).hidden_size) if with_hidden else None
+    hidden = torch.zeros(n, width, text_config(model).hidden_size) if with_hidden else None
     order = sorted(range(n), key=lambda i: -(len(contexts[i]) + len(answers[i])))
     with scoring_mode(model):
         for start in tqdm(range(0, n, batch_size), desc=desc, disable=not progress):

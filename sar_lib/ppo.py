@@ -36,6 +36,7 @@ import torch
 from torch import Tensor, nn
 
 from sar_lib.grpo_config import GRPOConfig
+from sar_lib.perplexity import text_config
 from sar_lib.policy_gradient import (ScoredRollouts, completion_rows, sample_and_score, step_metrics, update_plan,
                                      update_policy)
 from sar_lib.problem import Problem
@@ -120,8 +121,7 @@ class ValueHead(nn.Module):
 def attach_value_head(model) -> ValueHead:
     """Give ``model`` a :class:`ValueHead` (``model.value_head``, fp32, on the model's device): its
     weights are trainable parameters of the model, so the run's checkpoint holds them."""
-    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
-    head = ValueHead(config.hidden_size).to(model.get_input_embeddings().weight.device)
+    head = ValueHead(text_config(model).hidden_size).to(model.get_input_embeddings().weight.device)
     model.add_module(VALUE_HEAD, head)
     return head
 

@@ -93,7 +93,7 @@ def test_value_head_starts_at_zero_and_is_a_trainable_submodule(tiny_dir):
     model, _ = load_policy(tiny_dir, "tiny-cpu")
     head = ppo.attach_value_head(model)
     assert model.value_head is head
-    assert float(head(torch.randn(2, 3, model.config.hidden_size)).abs().max()) == 0.0
+    assert float(head(torch.randn(2, 3, model.config.hidden_size)).detach().abs().max()) == 0.0
     names = [name for name, p in model.named_parameters() if p.requires_grad]
     assert any(name.startswith("value_head.") for name in names) and any("lora_" in name for name in names)
     groups = ppo.parameter_groups(model, GRPOConfig(algo="ppo", learning_rate=1e-3).resolved())
