@@ -383,9 +383,15 @@ def algorithms_markdown(grid: Mapping | None, grid_path: str | Path, dataset: st
     return "\n".join(lines)
 
 
+def grid_summary(grid: Mapping | None, regime: Mapping) -> str:
+    """Markdown: the one sentence (:func:`one_sentence`), then the regime's text (:func:`verbosity_regime`);
+    notebooks 03 and 04 open their verdicts with it, and the README shows it above its grid bullets."""
+    return f"**In one sentence:** {one_sentence(grid, regime)}\n\n{regime['text']}"
+
+
 def _verdict_head(title: str, grid: Mapping | None, regime: Mapping) -> list[str]:
-    """The lines every training verdict opens with: its title, the one sentence, the regime."""
-    return [title, "", f"**In one sentence:** {one_sentence(grid, regime)}", "", regime["text"], ""]
+    """The lines every training verdict opens with: its title, then :func:`grid_summary`."""
+    return [title, "", grid_summary(grid, regime), ""]
 
 
 def training_verdict(*, grid: Mapping | None, grid_note: str, grid_path: str | Path, regime: Mapping,

@@ -6,7 +6,9 @@ Each block sits between ``<!-- begin:NAME -->`` and ``<!-- end:NAME -->`` in REA
   ``sar pretrain-tiny``);
 * ``premises-v1``: the first testbed's premises (``docs/premises_testbed_v1.json``, written by
   ``sar premises --model <first testbed's model> --json docs/premises_testbed_v1.json``);
-* ``grpo-vs-sar``: the claims and results tables of ``sar compare`` (``figures/grpo_vs_sar.md``).
+* ``grpo-vs-sar``: the claims and results tables of ``sar compare`` (``figures/grpo_vs_sar.md``);
+* ``grid-verdict``: what SAR did on the testbed and why, in the words of notebook 03's verdict
+  (``sar_lib.verdicts.grid_summary``, from the grid's JSON and the card).
 
     python scripts/sync_readme.py           # rewrite the blocks
     python scripts/sync_readme.py --check   # exit 1 if a block is stale (the tests run this)
@@ -20,6 +22,8 @@ import re
 import sys
 from pathlib import Path
 
+from sar_lib import verdicts
+from sar_lib.grid import METHODS
 from sar_lib.model_card import premises_table
 from sar_lib.models import TINY_DIR
 
@@ -31,9 +35,12 @@ def blocks() -> dict[str, str]:
     """{block name: its Markdown}, from the committed result files."""
     card = json.loads((TINY_DIR / "card.json").read_text())
     first = json.loads((REPO / "docs" / "premises_testbed_v1.json").read_text())
+    grid = json.loads((REPO / "figures" / "grpo_vs_sar.json").read_text())
+    regime = verdicts.verbosity_regime(card["premises"], METHODS["sa-grpo"].alpha)
     return {"premises-v2": premises_table(card["premises"]),
             "premises-v1": premises_table(first),
-            "grpo-vs-sar": (REPO / "figures" / "grpo_vs_sar.md").read_text().strip()}
+            "grpo-vs-sar": (REPO / "figures" / "grpo_vs_sar.md").read_text().strip(),
+            "grid-verdict": verdicts.grid_summary(grid, regime)}
 
 
 def synced(text: str, new_blocks: dict[str, str]) -> str:

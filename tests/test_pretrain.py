@@ -148,25 +148,16 @@ def test_shipped_checkpoint_was_made_by_the_command_within_its_budget(shipped):
     assert card["eval"]["symbolic-test"]["accuracy"] > 0.0
 
 
-@pytest.mark.parametrize("premise", ["P1_marginal", "P3_room_to_cut", "P4_too_short_exists", "P5_room_for_rl"])
+@pytest.mark.parametrize("premise", ["P1_marginal", "P2_harmless_verbosity", "P3_room_to_cut", "P4_too_short_exists",
+                                     "P5_room_for_rl"])
 def test_shipped_checkpoint_meets_sars_premises_as_its_card_says(shipped, premise):
     _, _, card = shipped
     assert card["premises"][premise]["holds"], card["premises"][premise]
 
 
-@pytest.mark.xfail(strict=True, reason="P2 misses one of its three parts on the shipped model: greedy correct answers "
-                   "are 0.94x the mean length of all greedy answers (target 0.95; one-step problems are both shorter "
-                   "and easier); its other two parts hold (longer half of the samples 11 points more accurate, verbose "
-                   "vs concise samples -1.6 +- 2.7 points). See MODEL_CARD.md; this XPASSes once a retrained model "
-                   "meets all three")
-def test_shipped_checkpoint_has_harmless_verbosity(shipped):
-    _, _, card = shipped
-    assert card["premises"]["P2_harmless_verbosity"]["holds"], card["premises"]["P2_harmless_verbosity"]
-
-
-@pytest.mark.xfail(strict=True, reason="the shipped model's logic-test accuracy is 56.5% on 200 items: above chance "
-                   "(one-sided p ~ 0.03) but below the logic issue's 60% target; see MODEL_CARD.md. That issue stays "
-                   "open until `sar pretrain-tiny` ships a model that reaches it (then this XPASSes and fails)")
+@pytest.mark.xfail(strict=True, reason="the shipped model's logic-test accuracy is 37.5% on 200 items, below "
+                   "the logic issue's 60% target (and below chance); see MODEL_CARD.md. That issue stays open until "
+                   "`sar pretrain-tiny` ships a model that reaches it (then this XPASSes and fails)")
 def test_shipped_checkpoint_reaches_the_logic_target(shipped):
     _, _, card = shipped
     assert card["eval"]["logic-test"]["n"] >= 200 and card["eval"]["logic-test"]["accuracy"] >= 0.60

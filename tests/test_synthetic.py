@@ -137,6 +137,18 @@ def test_the_verbose_style_is_the_concise_answer_and_a_question_free_recheck(tra
         assert synthetic.answer_style(concise) == "concise" and synthetic.answer_style(verbose) == "verbose"
 
 
+def test_shorter_chains_get_more_filler_so_verbose_lengths_do_not_track_the_steps(train):
+    counts = {}
+    for p in train[:300]:
+        verbose = solution(p, "verbose", random.Random(p.id))
+        extra = verbose.partition(" " + synthetic.CHECK_OPENER)[2]
+        counts.setdefault(len(p.meta["steps"]), set()).add(sum(extra.count(f) for f in synthetic.styles.POST_FILLERS))
+    assert set(counts) == {1, 2, 3}
+    for steps, seen in counts.items():
+        fewest, most = synthetic.styles.VERBOSE_FILLERS[steps]
+        assert seen == set(range(fewest, most + 1)), (steps, seen)
+
+
 def test_solution_is_deterministic_given_the_rng(train):
     texts = [solution(p, s, random.Random(3)) for p in train[:20] for s in STYLES]
     assert texts == [solution(p, s, random.Random(3)) for p in train[:20] for s in STYLES]

@@ -17,7 +17,7 @@ STYLES = ("answer_only", "concise", "verbose", "flawed")
 # greedy decoding flips to concise on a small change of the weights): the regime of SAR's paper
 # (room to cut, verbosity that correctness does not punish). Answer-only answers are the "too
 # short" ones that length penalties can over-shoot to.
-DEFAULT_STYLE_MIX = {"answer_only": 0.10, "concise": 0.20, "verbose": 0.63, "flawed": 0.07}
+DEFAULT_STYLE_MIX = {"answer_only": 0.06, "concise": 0.16, "verbose": 0.71, "flawed": 0.07}
 ANSWER_TYPES = ("concise_correct", "redundant_correct", "answer_only", "partially_correct",
                 "incorrect", "irrelevant")
 
@@ -39,6 +39,10 @@ POST_FILLERS = ("Yes, that looks right.", "Everything adds up.", "I am confident
 OPENERS = (REASONING_OPENER, "Okay, let me read the problem carefully.", "Let's solve this problem.",
            "Alright, let me work through this slowly.", "Let me think about this.")
 FILLERS = (CHECK_OPENER, *POST_FILLERS, "Hmm, let me think about this carefully.", "Let me keep going.")
+# (fewest, most) POST_FILLERS of a verbose answer by its number of steps: shorter chains get more
+# filler, so verbose answers to easy one-step problems are as long as those to three-step ones and
+# greedy correct answers are not the short ones (premise P2).
+VERBOSE_FILLERS = {1: (6, 8), 2: (5, 7), 3: (4, 6)}
 
 
 def _eq(step: Sequence) -> str:
@@ -64,9 +68,10 @@ def _concise(claimed: Sequence, unit: str, rng: random.Random, with_units: bool 
 
 
 def _verbose(claimed: Sequence, unit: str, rng: random.Random, *, full: bool = False) -> str:
-    """The concise answer, then CHECK_OPENER and four to six POST_FILLERS (six when ``full``):
-    about twice the concise length, the same computation and the same last number."""
-    fillers = rng.sample(POST_FILLERS, 6 if full else rng.randint(4, 6))
+    """The concise answer, then CHECK_OPENER and VERBOSE_FILLERS[steps] POST_FILLERS (the most when
+    ``full``): about twice the concise length, the same computation and the same last number."""
+    fewest, most = VERBOSE_FILLERS[min(len(claimed), 3)]
+    fillers = rng.sample(POST_FILLERS, most if full else rng.randint(fewest, most))
     return " ".join([_concise(claimed, unit, rng), CHECK_OPENER, *fillers])
 
 
