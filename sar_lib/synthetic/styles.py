@@ -39,9 +39,9 @@ POST_FILLERS = ("Yes, that looks right.", "Everything adds up.", "I am confident
 OPENERS = (REASONING_OPENER, "Okay, let me read the problem carefully.", "Let's solve this problem.",
            "Alright, let me work through this slowly.", "Let me think about this.")
 FILLERS = (CHECK_OPENER, *POST_FILLERS, "Hmm, let me think about this carefully.", "Let me keep going.")
-# (fewest, most) POST_FILLERS of a verbose answer by its number of steps: shorter chains get more
-# filler, so verbose answers to easy one-step problems are as long as those to three-step ones and
-# greedy correct answers are not the short ones (premise P2).
+# (fewest, most) POST_FILLERS of a verbose answer by its number of steps (3: three or more):
+# shorter chains get more filler, so verbose answers to easy one-step problems are as long as those
+# to three-step ones and greedy correct answers are not the short ones (premise P2).
 VERBOSE_FILLERS = {1: (6, 8), 2: (5, 7), 3: (4, 6)}
 
 
