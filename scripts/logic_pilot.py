@@ -70,6 +70,11 @@ class FreshNames:
         return list(out)
 
 
+def draw_names(concepts, rng: random.Random, k: int) -> list[str]:
+    """k distinct names: fresh ones from a FreshNames source, else a sample of the word list."""
+    return concepts.sample(k) if isinstance(concepts, FreshNames) else rng.sample(list(concepts), k)
+
+
 def canonical_isa(x: str, y: str, rng: random.Random) -> str:
     return f"Every {x} is {_article(y)}."
 
@@ -82,8 +87,7 @@ def pilot_item(hops: int, truth: bool, concepts, rng: random.Random, pid: str, c
     """(problem, gold answer): the structure of sar_lib.synthetic.logic._logic_item, options of ``cfg``."""
     isa, has = (canonical_isa, canonical_has) if cfg["phrasing"] == "canonical" else (_isa, _has)
     n_before, n_after = rng.randint(0, 1), rng.randint(0, cfg["max_after"])
-    k = n_before + hops + n_after + 1
-    names = concepts.sample(k) if isinstance(concepts, FreshNames) else rng.sample(list(concepts), k)
+    names = draw_names(concepts, rng, n_before + hops + n_after + 1)
     chain, distractor = names[:-1], names[-1]
     adjectives = rng.sample(_ADJECTIVES, len(chain) + 1)
     target, others = adjectives[0], adjectives[1:]
@@ -124,7 +128,7 @@ def pilot_item(hops: int, truth: bool, concepts, rng: random.Random, pid: str, c
 def drill_item(concepts, rng: random.Random, pid: str) -> tuple[Problem, str]:
     """Six concepts, each with a rule to another name and a property; the answer restates three
     of the rules ("Every X is a Y."), so its Y slots measure the lookup by concept alone."""
-    names = concepts.sample(12) if isinstance(concepts, FreshNames) else rng.sample(list(concepts), 12)
+    names = draw_names(concepts, rng, 12)
     subjects, targets = names[:6], names[6:]
     facts = [canonical_isa(x, y, rng) for x, y in zip(subjects, targets)]
     facts += [canonical_has(x, adj, rng.random() < 0.5, rng) for x, adj in zip(subjects, rng.sample(_ADJECTIVES, 6))]
@@ -150,8 +154,6 @@ def encode(tokenizer, pairs, cfg: dict) -> list[tuple[list[int], list[int]]]:
         target = answer_ids(tokenizer, answer)
         if cfg["fact_loss"]:
             facts = encode_text(tokenizer, problem.question.split(" Is the following")[0])
-            if cfg["task"] == "drill":
-                raise SystemExit("fact_loss applies to the proof task only")
             cut = next(i for i in range(len(prompt)) if prompt[i:i + 8] == facts[:8])
             out.append((prompt[:cut + 1], prompt[cut + 1:] + target))
         else:
@@ -221,6 +223,10 @@ def main(name: str, overrides: dict) -> None:
     if unknown:
         raise SystemExit(f"unknown pilot options {sorted(unknown)}; choose from {sorted(PILOT)}")
     cfg = {**PILOT, **overrides}
+    if cfg["task"] not in ("proof", "drill"):
+        raise SystemExit(f'task must be "proof" or "drill", got {cfg["task"]!r}')
+    if cfg["task"] == "drill" and cfg["fact_loss"]:
+        raise SystemExit("fact_loss applies to the proof task only: drop it or use task \"proof\"")
     out_dir = Path("runs/logic_pilot")
     out_dir.mkdir(parents=True, exist_ok=True)
     log = open(out_dir / f"{name}.log", "w")
@@ -277,7 +283,8 @@ def main(name: str, overrides: dict) -> None:
     result = {"config": cfg, "evals": evals, "train_seconds": round(time.time() - start),
               "n_train_pairs": len(train), "hops_in_training": dict(sorted(
                   {h: hops.count(h) for h in set(hops)}.items())), "loss_every_10": losses[::10],
-              "slot_accuracy": {n: slot_accuracy(model, tokenizer, pairs) for n, pairs in sets.items()}}
+              "slot_accuracy": ({n: evals[-1][n] for n in sets} if cfg["task"] == "drill" else   # just measured
+                                {n: slot_accuracy(model, tokenizer, pairs) for n, pairs in sets.items()})}
     say("SLOTS " + json.dumps(result["slot_accuracy"]))
     (out_dir / f"{name}.json").write_text(json.dumps(result, indent=1))
 
