@@ -16,6 +16,15 @@ suppress_eos=True)``), so two variants of a step do the same amount of work what
   optimiser steps, the work of one of our steps.
 * ``logprob_memory_ratio``: chunked answer log-probs against a naive full-vocabulary log-softmax
   (``sar_lib.memory_probe``).
+* ``engine_step_speedup`` and ``engine_generate_speedup``: the rollout engine (``sar_lib.engine``,
+  ``GRPOConfig.engine``: prompts encoded once per group, finished answers leaving the batch, the
+  sampler's log-probs reused) against today's reference path (``--no-engine``: ``generate`` and one
+  full sequence per answer), both SA-GRPO, at the grid's shape: 16 questions x 6 answers, 192 new
+  tokens, the profile's micro-batch, **natural** answer lengths (the compaction is half the gain, and
+  forced lengths would hide it). Speedup = median over neighbouring pairs of step k of
+  ``(rollouts/s of the engine) / (rollouts/s of the reference)``, of the whole step and of sampling
+  alone. ``engine_checks``: greedy answers identical to ``generate``, the largest gap between the
+  sampled log-probs and the scorer's, and the same rollouts from the same seed.
 * ``generation_tokens_per_s`` and the step split ``time_generate`` / ``time_score`` / ``time_update``:
   medians over the SA-GRPO steps (``time_score`` includes SAR's pass, reported alone as ``time_sar``).
 
@@ -70,6 +79,8 @@ class BenchSizes:
     memory_answer_tokens: int = _PROBE.answer_tokens
     memory_context_tokens: int = _PROBE.context_tokens
     chunk_size: int = _PROBE.chunk_size
+    engine_questions: int = 16    # the grid's questions per step (sar compare)
+    engine_steps: int = 4
 
     def __post_init__(self):
         small = [f"{f.name}={getattr(self, f.name)}" for f in dataclasses.fields(self)
@@ -89,7 +100,8 @@ class BenchSizes:
 
 
 FULL = BenchSizes()
-QUICK = BenchSizes(questions_per_step=2, answer_tokens=32, steps=2, trl_cycles=1, memory_answer_tokens=128)
+QUICK = BenchSizes(questions_per_step=2, answer_tokens=32, steps=2, trl_cycles=1, memory_answer_tokens=128,
+                   engine_questions=2, engine_steps=1)
 
 
 def _median(values: list[float]) -> float | None:
@@ -246,6 +258,76 @@ def measure_sar_overhead(model: str, sizes: BenchSizes, *, device: str = "cpu", 
     }
 
 
+# ---------------------------------------------------------------- the rollout engine
+def engine_checks(model, tokenizer, problems, *, max_new_tokens: int) -> dict:
+    """The engine's exactness on ``problems``: ``greedy_identical`` (its greedy answers are
+    ``generation.generate``'s), ``max_logprob_gap`` (largest |sampled log-prob - scorer's log-prob| of
+    6 answers per problem at temperature 1) and ``same_seed_same_rollouts``."""
+    from sar_lib import engine
+    from sar_lib.generation import generate
+    from sar_lib.perplexity import score_answer_ids
+    from sar_lib.sar import prompt_text
+
+    prompts = [prompt_text(tokenizer, p.question) for p in problems]
+    greedy = dict(max_new_tokens=max_new_tokens, do_sample=False, batch_size=len(prompts))
+    identical = (engine.sample(model, tokenizer, prompts, **greedy).answer_ids
+                 == generate(model, tokenizer, prompts, **greedy).answer_ids)
+    draws = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        draws.append(engine.sample(model, tokenizer, prompts, max_new_tokens=max_new_tokens, do_sample=True,
+                                   num_return_sequences=6, batch_size=len(prompts)))
+    scores = score_answer_ids(model, draws[0].prompt_ids, draws[0].answer_ids, pad_token_id=tokenizer.pad_token_id)
+    gap = max(float((scores.logprobs[k, :len(a)] - torch.tensor(draws[0].logprobs[k])).abs().max())
+              for k, a in enumerate(draws[0].answer_ids))
+    return {"greedy_identical": identical, "max_logprob_gap": gap,
+            "same_seed_same_rollouts": draws[0].answer_ids == draws[1].answer_ids,
+            "passed": identical and gap < 1e-4 and draws[0].answer_ids == draws[1].answer_ids}
+
+
+def measure_engine_speedup(model: str, sizes: BenchSizes, *, device: str = "cpu", progress: bool = False) -> dict:
+    """The rollout engine against the reference path, SA-GRPO steps at natural lengths (module doc).
+
+    Both policies load identically and step k of each has the same questions and seed; their steps
+    alternate (order swapped every other pair) after ``sizes.warmup_steps`` untimed pairs.
+    """
+    from sar_lib.models import get_profile
+
+    shape = dataclasses.replace(sizes, questions_per_step=sizes.engine_questions)
+    common = dict(reward="sar", suppress_eos=False, micro_batch_size=get_profile("tiny-cpu").micro_batch_size)
+    n_total = sizes.warmup_steps + sizes.engine_steps
+    runs = {"engine": Stepper(step_config(model, shape, engine=True, **common), device, n_total),
+            "reference": Stepper(step_config(model, shape, engine=False, fast_generation=False, **common),
+                                 device, n_total)}
+    timed: dict[str, list[dict]] = {"engine": [], "reference": []}
+    try:
+        for k in tqdm(range(n_total), desc="engine / reference steps", disable=not progress):
+            for name in (("engine", "reference") if k % 2 == 0 else ("reference", "engine")):
+                metrics = runs[name].step()
+                if k >= sizes.warmup_steps:
+                    timed[name].append(metrics)
+        stepper = runs["engine"]
+        checks = engine_checks(stepper.training.sampler.model if stepper.training.sampler else stepper.model,
+                               stepper.training.tokenizer, stepper.problems[0], max_new_tokens=sizes.answer_tokens)
+    finally:
+        for stepper in runs.values():
+            stepper.close()
+    n_answers = shape.questions_per_step * shape.group_size
+
+    def speedup(key: str) -> float:
+        return _median([r[key] / e[key] for e, r in zip(timed["engine"], timed["reference"])])
+
+    return {
+        "engine_step_speedup": speedup("time/wall"),
+        "engine_generate_speedup": speedup("time/generate"),
+        "engine_rollouts_per_s": _median([n_answers / m["time/wall"] for m in timed["engine"]]),
+        "reference_rollouts_per_s": _median([n_answers / m["time/wall"] for m in timed["reference"]]),
+        "engine_checks": checks,
+        "engine_steps": step_summary(timed["engine"], n_answers),
+        "reference_steps": step_summary(timed["reference"], n_answers),
+    }
+
+
 # ---------------------------------------------------------------- TRL
 def measure_trl_ratio(model: str, sizes: BenchSizes, *, device: str = "cpu", workdir: Path) -> dict:
     """``trl_step_ratio = median_k t_ours,k / t_trl,k``: our SA-GRPO steps against TRL
@@ -344,6 +426,7 @@ def measure_trl_ratio(model: str, sizes: BenchSizes, *, device: str = "cpu", wor
 
 # ---------------------------------------------------------------- sar bench
 TARGETS = {"sar_overhead_ratio": 1.05, "trl_step_ratio": 1.0, "logprob_memory_ratio": 0.3}  # upper bounds
+LOWER_TARGETS = {"engine_step_speedup": 2.0}   # lower bounds (the aim: 3)
 
 
 def run_bench(*, device: str = "cpu", sizes: BenchSizes = FULL, threads: int | None = 1, with_trl: bool = True,
@@ -372,12 +455,14 @@ def _run_bench(device: str, sizes: BenchSizes, with_trl: bool, command: str | No
     start = time.perf_counter()
     result: dict = {"kind": "sar bench", "machine": machine_info(device, command), "sizes": dataclasses.asdict(sizes),
                     "targets": TARGETS}
-    bar = tqdm(total=3, desc="sar bench", disable=not progress)
+    bar = tqdm(total=4, desc="sar bench", disable=not progress)
     memory = measure_logprob_memory(sizes.probe_shape(), device=device)
     bar.update()
     with tempfile.TemporaryDirectory(prefix="sar-bench-") as tmp:
         model, result["model"] = bench_model(Path(tmp))
         overhead = measure_sar_overhead(model, sizes, device=device)
+        bar.update()
+        engine = measure_engine_speedup(model, sizes, device=device)
         bar.update()
         trl_result: dict = {"error": "skipped (with_trl=False)"}
         if with_trl:
@@ -392,16 +477,20 @@ def _run_bench(device: str, sizes: BenchSizes, with_trl: bool, command: str | No
         "sar_overhead_ratio": overhead["sar_overhead_ratio"],
         "trl_step_ratio": trl_result.get("trl_step_ratio"),
         "logprob_memory_ratio": memory["logprob_memory_ratio"],
+        "engine_step_speedup": engine["engine_step_speedup"],
+        "engine_generate_speedup": engine["engine_generate_speedup"],
+        "engine_checks_passed": engine["engine_checks"]["passed"],
         "generation_tokens_per_s": sar_steps["generation_tokens_per_s"],
         "time_generate": sar_steps["time_generate"],
         "time_score": sar_steps["time_score"],
         "time_update": sar_steps["time_update"],
         "time_sar": sar_steps["time_sar"],
         "time_step": sar_steps["time_step"],
-        "details": {"overhead": overhead, "trl": trl_result, "memory": memory},
+        "details": {"overhead": overhead, "engine": engine, "trl": trl_result, "memory": memory},
     })
     result["meets_targets"] = {key: None if result[key] is None else result[key] <= bound
                                for key, bound in TARGETS.items()}
+    result["meets_targets"].update({key: result[key] >= bound for key, bound in LOWER_TARGETS.items()})
     result["total_s"] = time.perf_counter() - start
     result["machine"]["load_average_1min_end"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     return result
@@ -421,10 +510,14 @@ def format_bench(result: dict) -> str:
     lines = [f"sar bench on {m['device']}: {where}, torch {m['versions']['torch']}, {m['date']}",
              f"model: {result['model']}",
              f"{'figure':<26}{'value':>10}  {'target':<9}{'met':<4}"]
-    for key in ("sar_overhead_ratio", "trl_step_ratio", "logprob_memory_ratio"):
+    bounds = {**{key: f"<= {bound}" for key, bound in TARGETS.items()},
+              **{key: f">= {bound}" for key, bound in LOWER_TARGETS.items()}}
+    for key, bound in bounds.items():
         met = result["meets_targets"][key]
         verdict = "-" if met is None else "yes" if met else "NO"
-        lines.append(f"{key:<26}{format_value(result[key]):>10}  <= {TARGETS[key]:<6}{verdict}")
+        lines.append(f"{key:<26}{format_value(result[key]):>10}  {bound:<9}{verdict}")
+    lines.append(f"{'engine_generate_speedup':<26}{format_value(result['engine_generate_speedup']):>10}")
+    lines.append(f"{'engine checks':<26}{'passed' if result['engine_checks_passed'] else 'FAILED':>10}")
     lines.append(f"{'generation_tokens_per_s':<26}{format_value(result['generation_tokens_per_s'], 4):>10}")
     for key in ("time_step", "time_generate", "time_score", "time_sar", "time_update"):
         lines.append(f"{key + ' (s)':<26}{format_value(result[key]):>10}")

@@ -333,9 +333,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_train)
 
     # -- bench
-    p = sub.add_parser("bench", help="benchmarks: SAR's cost per GRPO step, vs TRL, log-prob memory",
-                       description="Times SA-GRPO against plain GRPO steps and against TRL's GRPOTrainer at forced "
-                                   "answer lengths, measures the peak memory of the chunked answer log-probs against "
+    p = sub.add_parser("bench", help="benchmarks: the rollout engine's speedup, SAR's cost per GRPO step, vs TRL, "
+                                     "log-prob memory",
+                       description="Times the rollout engine against the reference path (SA-GRPO steps at the grid's "
+                                   "shape, natural lengths, with its exactness checks), SA-GRPO against plain GRPO "
+                                   "steps and against TRL's GRPOTrainer at forced answer lengths, measures the peak memory of the chunked answer log-probs against "
                                    "a naive full-vocabulary log-softmax, prints a table and writes --json "
                                    "(see docs/benchmarks.md).")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to run (default cpu)")

@@ -11,7 +11,8 @@ from typing import Sequence
 
 import torch
 
-from sar_lib.generation import answer_texts, generate
+from sar_lib.engine import sample
+from sar_lib.generation import answer_texts
 from sar_lib.grading import is_correct
 from sar_lib.models import get_profile
 from sar_lib.problem import Problem
@@ -65,7 +66,7 @@ def evaluate(model, tokenizer, problems: Sequence[Problem], *, max_new_tokens: i
     if not problems:
         raise ValueError("no problems to evaluate; check the dataset name or file and --limit")
     prompts = [prompt_text(tokenizer, p.question) for p in problems]
-    rollouts = generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens, do_sample=False,
+    rollouts = sample(model, tokenizer, prompts, max_new_tokens=max_new_tokens, do_sample=False,
                         batch_size=batch_size, progress=progress)
     responses = answer_texts(tokenizer, rollouts)
     records = []
@@ -97,8 +98,8 @@ def _sampled(model, tokenizer, problems, prompts, records, *, max_new_tokens: in
              seed: int, progress: bool) -> dict:
     """The sampled answers of :func:`evaluate`: their two means, and per-record lengths and correctness."""
     torch.manual_seed(seed)
-    rollouts = generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens, do_sample=True, temperature=1.0,
-                        top_p=1.0, num_return_sequences=samples, batch_size=batch_size, progress=progress)
+    rollouts = sample(model, tokenizer, prompts, max_new_tokens=max_new_tokens, do_sample=True, temperature=1.0,
+                      top_p=1.0, num_return_sequences=samples, batch_size=batch_size, progress=progress)
     texts = answer_texts(tokenizer, rollouts)
     for i, (problem, record) in enumerate(zip(problems, records)):
         rows = range(i * samples, (i + 1) * samples)

@@ -20,11 +20,14 @@ class Rollouts:
     prompt_ids[k]: the prompt's token ids (no padding).
     answer_ids[k]: the generated ids, ending with eos when the model stopped by itself.
     truncated[k]:  True when ``max_new_tokens`` ran out before an eos.
+    logprobs[k]:   log pi(a_t | prompt, a_<t) of each answer token at temperature 1, when the sampler
+                   recorded them (``sar_lib.engine``; None from ``generate``).
     """
 
     prompt_ids: list[list[int]]
     answer_ids: list[list[int]]
     truncated: list[bool]
+    logprobs: list[list[float]] | None = None
 
     @property
     def lengths(self) -> list[int]:
@@ -39,7 +42,8 @@ def _cut_at_eos(row: list[int], eos_ids: set[int]) -> tuple[list[int], bool]:
     return row, True
 
 
-def _eos_ids(model, tokenizer) -> set[int]:
+def eos_token_ids(model, tokenizer) -> set[int]:
+    """The ids that end an answer: the tokenizer's eos and the model's generation-config eos ids."""
     ids = {tokenizer.eos_token_id}
     configured = getattr(model.generation_config, "eos_token_id", None)
     if isinstance(configured, int):
@@ -47,6 +51,19 @@ def _eos_ids(model, tokenizer) -> set[int]:
     elif configured:
         ids.update(configured)
     return {i for i in ids if i is not None}
+
+
+def check_generation_args(tokenizer, *, max_new_tokens: int, do_sample: bool, temperature: float,
+                          num_return_sequences: int, batch_size: int) -> None:
+    """ValueError for a sampling setting no sampler can run, before any work."""
+    if max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    if num_return_sequences < 1 or batch_size < 1:
+        raise ValueError("num_return_sequences and batch_size must be >= 1")
+    if do_sample and temperature <= 0:
+        raise ValueError(f"temperature must be > 0 when sampling, got {temperature}")
+    if tokenizer.pad_token_id is None:
+        raise ValueError("the tokenizer has no pad token; set tokenizer.pad_token before generating")
 
 
 @torch.no_grad()
@@ -61,16 +78,9 @@ def generate(model, tokenizer, prompts: Sequence[str], *, max_new_tokens: int, d
     ``batch_size * num_return_sequences`` sequences. ``suppress_eos`` forbids the eos token so that
     every answer has exactly ``max_new_tokens`` tokens (benchmarks at forced lengths).
     """
-    if max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
-    if num_return_sequences < 1 or batch_size < 1:
-        raise ValueError("num_return_sequences and batch_size must be >= 1")
-    if do_sample and temperature <= 0:
-        raise ValueError(f"temperature must be > 0 when sampling, got {temperature}")
-    if tokenizer.pad_token_id is None:
-        raise ValueError("the tokenizer has no pad token; set tokenizer.pad_token before generating")
-
-    eos_ids = _eos_ids(model, tokenizer)
+    check_generation_args(tokenizer, max_new_tokens=max_new_tokens, do_sample=do_sample, temperature=temperature,
+                          num_return_sequences=num_return_sequences, batch_size=batch_size)
+    eos_ids = eos_token_ids(model, tokenizer)
     device = next(model.parameters()).device
     sampling = dict(do_sample=True, temperature=temperature, top_p=top_p, top_k=0) if do_sample \
         else dict(do_sample=False, temperature=None, top_p=None, top_k=None)

@@ -95,6 +95,10 @@ class GRPOConfig:
     fast_generation: bool | None = field(default=None, metadata={"help":
         "sample from a 16-bit copy of the policy with its LoRA merged, refreshed every step "
         "(sar_lib.fast_generation; default: the profile's)"})
+    engine: bool = field(default=True, metadata={"help":
+        "sample with the rollout engine (sar_lib.engine: each prompt encoded once for its G answers, finished "
+        "answers dropped from the batch) and score and update with each prompt encoded once per group; "
+        "--no-engine: transformers' generate and one full sequence per answer (the reference path)"})
     suppress_eos: bool = field(default=False, metadata={"help":
         "forbid eos: every answer is max_new_tokens long (benchmarks)"})
     # optimiser

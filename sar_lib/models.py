@@ -127,6 +127,9 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
         gradient_checkpointing=False,  # activations are tiny; recomputation would only cost time
         description="the embedded tiny reasoner, fp32 + LoRA on CPU (2 cores, no download)",
         threads=1,
+        # the merged fp32 copy (7 MB) samples 1.2x faster than the LoRA policy and, being fp32, gives the
+        # policy's log-probs, so the step reuses them as the old log-probs (policy_gradient.sample_and_score)
+        fast_generation=True,
     ),
     Profile(
         name="laptop-8gb", model="Qwen/Qwen2.5-0.5B-Instruct", load_in_4bit=True,

@@ -17,7 +17,6 @@ Everything SAR needs from a model is ``log pi(a_t | ctx, a_<t)`` for each answer
 from __future__ import annotations
 
 import contextlib
-import copy
 import math
 from dataclasses import dataclass
 from typing import Sequence
@@ -116,6 +115,19 @@ def _check_batch_fits(model, batch: PackedBatch) -> None:
                          "the tokenizer does not match the model")
 
 
+def _check_lengths_fit(model, lengths: Tensor, token_ids: Tensor) -> None:
+    """ValueError before a forward pass when a sequence of ``lengths`` ``[B]`` tokens exceeds the model's
+    context or ``token_ids`` holds an id outside its vocabulary."""
+    limit = getattr(text_config(model), "max_position_embeddings", None)
+    if limit is not None and int(lengths.max()) > limit:
+        raise ValueError(f"a sequence is {int(lengths.max())} tokens (prompt + answer) but the model's "
+                         f"max_position_embeddings is {limit}; truncate the answer or use a model with a longer context")
+    vocab = model.get_input_embeddings().num_embeddings
+    if int(token_ids.max()) >= vocab:
+        raise ValueError(f"token id {int(token_ids.max())} is outside the model's vocabulary of {vocab}: "
+                         "the tokenizer does not match the model")
+
+
 def answer_logprobs(model, batch: PackedBatch, *, chunk_size: int = 256,
                     with_certainty: bool = False, with_hidden: bool = False) -> TokenScores:
     """Per-token log-probabilities of the answers, computed chunk by chunk in fp32.
@@ -197,21 +209,6 @@ class BatchScores:
     hidden: Tensor | None = None     # [N, T, H] the hidden states that predict the tokens, when asked for
 
 
-def prefix_cache(model, prefix_ids: Sequence[int], batch_size: int):
-    """Keys/values of a context shared by a batch, computed once: ``(cache, last_hidden)``.
-
-    One forward pass over ``prefix_ids`` ``[P]`` (no padding) gives the cache of its P positions,
-    repeated over ``batch_size`` rows, and ``last_hidden`` ``[H]``, the hidden state of its last token
-    (it predicts the first token after the prefix). Rows that continue the prefix must use position
-    ids ``P, P+1, ...`` and an attention mask of P ones before their own.
-    """
-    device = model.get_input_embeddings().weight.device
-    out = model.get_decoder()(input_ids=torch.as_tensor([list(prefix_ids)], device=device), use_cache=True)
-    cache = out.past_key_values
-    cache.batch_repeat_interleave(batch_size)
-    return cache, out.last_hidden_state[0, -1]
-
-
 def _scores_of_rows(model, rows: Tensor, targets: Tensor, answer_mask: Tensor, *, chunk_size: int,
                     with_certainty: bool) -> TokenScores:
     """log pi of ``targets`` ``[N]`` from the hidden states ``rows`` ``[N, H]`` that predict them,
@@ -249,49 +246,128 @@ def _scores_of_rows(model, rows: Tensor, targets: Tensor, answer_mask: Tensor, *
     return TokenScores(logprobs, certainty)
 
 
-def score_answers_after_prefix(model, prefix_ids: Sequence[int], answers: Sequence[Sequence[int]], *,
-                               pad_token_id: int, batch_size: int = 8, chunk_size: int = 256,
-                               progress: bool = False, desc: str = "score") -> BatchScores:
-    """:func:`score_answer_ids` for answers that all share one context (e.g. SAR's ctx(0)), with the
-    context's keys and values computed once (:func:`prefix_cache`) instead of once per answer.
+@dataclass
+class PromptStates:
+    """Keys and values of ``Q`` prompts, each computed once and shared by every answer to it.
 
-    The same numbers as ``score_answer_ids(model, [prefix_ids] * N, answers)`` (to float rounding):
-    each answer sits at positions ``P ..`` after the P context tokens, exactly as there.
+    ``cache`` holds per layer ``[Q, kv_heads, W, head_dim]``: the prompts left-padded to ``W``.
+    ``mask`` ``[Q, W]`` (1 on real prompt tokens), ``lengths`` ``[Q]`` (prompt tokens) and
+    ``last_hidden`` ``[Q, H]``: the hidden state of each prompt's last token, which predicts the first
+    answer token. Built under gradients, it carries them: the keys and values of a prompt shared by G
+    answers receive the sum of their G gradients, exactly as G separate copies of the prompt would.
+    """
+
+    cache: object
+    mask: Tensor
+    lengths: Tensor
+    last_hidden: Tensor
+
+
+def encode_prompts(model, prompts: Sequence[Sequence[int]]) -> PromptStates:
+    """One forward pass over ``Q`` prompts (left-padded, position ids from the mask), keeping their
+    keys and values (:class:`PromptStates`). Gradients flow when enabled."""
+    if not prompts or any(len(p) == 0 for p in prompts):
+        raise ValueError("a prompt is empty: the first answer token needs at least one prompt token to be predicted from")
+    device = model.get_input_embeddings().weight.device
+    width = max(len(p) for p in prompts)
+    input_ids = torch.zeros((len(prompts), width), dtype=torch.long)
+    mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for q, ids in enumerate(prompts):
+        input_ids[q, width - len(ids):] = torch.as_tensor(list(ids), dtype=torch.long)
+        mask[q, width - len(ids):] = 1
+    input_ids, mask = input_ids.to(device), mask.to(device)
+    out = model.get_decoder()(input_ids=input_ids, attention_mask=mask,
+                              position_ids=(mask.cumsum(-1) - 1).clamp(min=0), use_cache=True)
+    return PromptStates(out.past_key_values, mask, mask.sum(-1), out.last_hidden_state[:, -1])
+
+
+def rows_cache(states: PromptStates, rows: Tensor):
+    """A new ``DynamicCache`` whose row ``b`` is prompt ``rows[b]``'s keys and values (``rows``: ``[B]``
+    long). Indexing is differentiable: gradients of the rows sum back into the shared prompt."""
+    from transformers import DynamicCache
+
+    cache = DynamicCache()
+    for layer, states_layer in enumerate(states.cache.layers):
+        cache.update(states_layer.keys.index_select(0, rows), states_layer.values.index_select(0, rows), layer)
+    return cache
+
+
+def logprobs_after_prompts(model, states: PromptStates, rows: Tensor, answers: Sequence[Sequence[int]], *,
+                           pad_token_id: int, chunk_size: int = 256, with_certainty: bool = False,
+                           with_hidden: bool = False) -> TokenScores:
+    """:func:`answer_logprobs` of ``B`` answers, answer ``b`` continuing prompt ``rows[b]`` of ``states``:
+    only the answer tokens go through the decoder, after their prompt's cached keys and values.
+
+    Answer ``b`` sits at positions ``lengths[rows[b]] + t`` and attends to its prompt's real tokens and
+    its own earlier tokens, exactly as in :func:`pack_sequences`' full sequence, so the numbers are
+    the same (to float rounding), gradients included. Returns :class:`TokenScores` ``[B, T]``.
+    """
+    if len(answers) != len(rows):
+        raise ValueError(f"got {len(answers)} answers for {len(rows)} prompt rows; pass one row per answer")
+    if any(len(a) == 0 for a in answers):
+        raise ValueError("an answer has no tokens: an answer must hold at least its eos token (use sar.answer_ids)")
+    device = states.mask.device
+    rows = torch.as_tensor(rows, dtype=torch.long, device=device)
+    T = max(len(a) for a in answers)
+    answer_ids = torch.full((len(answers), T), int(pad_token_id), dtype=torch.long)
+    answer_mask = torch.zeros((len(answers), T), dtype=torch.bool)
+    for b, ans in enumerate(answers):
+        answer_ids[b, :len(ans)] = torch.as_tensor(list(ans), dtype=torch.long)
+        answer_mask[b, :len(ans)] = True
+    answer_ids, answer_mask = answer_ids.to(device), answer_mask.to(device)
+    _check_lengths_fit(model, states.lengths[rows] + answer_mask.sum(-1), answer_ids)
+    attention = torch.cat([states.mask.index_select(0, rows), answer_mask.long()], 1)
+    positions = states.lengths.index_select(0, rows).unsqueeze(1) + torch.arange(T, device=device)
+    hidden = model.get_decoder()(input_ids=answer_ids, attention_mask=attention, position_ids=positions,
+                                 past_key_values=rows_cache(states, rows), use_cache=True).last_hidden_state
+    # the prompt's last hidden state predicts a_1; the hidden state of a_t predicts a_{t+1}
+    before = torch.cat([states.last_hidden.index_select(0, rows).unsqueeze(1), hidden[:, :-1]], 1)
+    scores = _scores_of_rows(model, before[answer_mask], answer_ids[answer_mask], answer_mask,
+                             chunk_size=chunk_size, with_certainty=with_certainty)
+    if with_hidden:
+        scores.hidden = before.detach().float() * answer_mask.unsqueeze(-1)
+    return scores
+
+
+def score_answers_after_prompts(model, prompts: Sequence[Sequence[int]], prompt_of: Sequence[int],
+                                answers: Sequence[Sequence[int]], *, pad_token_id: int, batch_size: int = 8,
+                                chunk_size: int = 256, with_certainty: bool = False, with_hidden: bool = False,
+                                progress: bool = False, desc: str = "score") -> BatchScores:
+    """:func:`score_answer_ids` for answers that share prompts: answer ``i`` continues
+    ``prompts[prompt_of[i]]``. Each prompt's keys and values are computed once (:func:`encode_prompts`)
+    and the answers alone go through the decoder, ``batch_size`` at a time, longest first (GRPO's G
+    answers per question; SAR's ctx(0), one prompt shared by all).
+
+    The same numbers as ``score_answer_ids(model, [prompts[j] for j in prompt_of], answers)`` (to float
+    rounding). Runs in :func:`scoring_mode`; results come back in input order.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if not prefix_ids:
-        raise ValueError("the shared context is empty: the first answer token needs a token to be predicted from")
+    if len(prompt_of) != len(answers):
+        raise ValueError(f"got {len(prompt_of)} prompt indices for {len(answers)} answers; pass one per answer")
+    if any(not 0 <= j < len(prompts) for j in prompt_of):
+        raise ValueError(f"prompt_of must index the {len(prompts)} prompts")
     n, width = len(answers), max((len(a) for a in answers), default=0)
     logprobs = torch.zeros(n, width)
     mask = torch.zeros(n, width, dtype=torch.bool)
-    P = len(prefix_ids)
-    device = model.get_input_embeddings().weight.device
+    certainty = torch.zeros(n, width) if with_certainty else None
+    hidden = torch.zeros(n, width, text_config(model).hidden_size) if with_hidden else None
     order = sorted(range(n), key=lambda i: -len(answers[i]))
     with scoring_mode(model):
-        shared, last_hidden = None, None
+        states = encode_prompts(model, prompts)
         for start in tqdm(range(0, n, batch_size), desc=desc, disable=not progress):
             idx = order[start:start + batch_size]
-            batch = pack_sequences([prefix_ids] * len(idx), [answers[i] for i in idx], pad_token_id)
-            _check_batch_fits(model, batch)
-            if shared is None or len(idx) != shared[0]:
-                shared = (len(idx), *prefix_cache(model, prefix_ids, len(idx)))
-            _, cache, last_hidden = shared
-            cache = copy.deepcopy(cache)            # a forward appends to the cache it is given
-            answer_ids = batch.answer_ids.to(device)
-            answer_mask = batch.answer_mask.to(device)
-            T = answer_ids.shape[1]
-            attention = torch.cat([torch.ones(len(idx), P, dtype=torch.long, device=device), answer_mask.long()], 1)
-            hidden = model.get_decoder()(input_ids=answer_ids, attention_mask=attention, past_key_values=cache,
-                                         position_ids=(P + torch.arange(T, device=device)).expand(len(idx), T),
-                                         use_cache=True).last_hidden_state
-            # the prefix's last hidden state predicts a_1; the hidden state of a_t predicts a_{t+1}
-            before = torch.cat([last_hidden.expand(len(idx), 1, -1), hidden[:, :-1]], 1)
-            scores = _scores_of_rows(model, before[answer_mask], answer_ids[answer_mask], answer_mask,
-                                     chunk_size=chunk_size, with_certainty=False)
-            logprobs[idx, :T] = scores.logprobs.cpu()
-            mask[idx, :T] = batch.answer_mask
-    return BatchScores(logprobs, mask, mean_nll(logprobs, mask))
+            scores = logprobs_after_prompts(model, states, [prompt_of[i] for i in idx], [answers[i] for i in idx],
+                                            pad_token_id=pad_token_id, chunk_size=chunk_size,
+                                            with_certainty=with_certainty, with_hidden=with_hidden)
+            t = scores.logprobs.shape[1]
+            logprobs[idx, :t] = scores.logprobs.cpu()
+            mask[idx, :t] = torch.arange(t) < torch.tensor([len(answers[i]) for i in idx]).unsqueeze(1)
+            if certainty is not None:
+                certainty[idx, :t] = scores.certainty.cpu()
+            if hidden is not None:
+                hidden[idx, :t] = scores.hidden.cpu()
+    return BatchScores(logprobs, mask, mean_nll(logprobs, mask), certainty, hidden)
 
 
 def score_answer_ids(model, contexts: Sequence[Sequence[int]], answers: Sequence[Sequence[int]], *,

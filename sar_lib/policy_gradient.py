@@ -18,10 +18,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from sar_lib import engine
 from sar_lib import rewards as R
 from sar_lib.generation import Rollouts, answer_texts, generate
 from sar_lib.grpo_config import GRPOConfig
-from sar_lib.perplexity import BatchScores, answer_logprobs, pack_sequences, score_answer_ids
+from sar_lib.perplexity import (BatchScores, answer_logprobs, encode_prompts, logprobs_after_prompts, mean_nll,
+                                pack_sequences, score_answer_ids, score_answers_after_prompts)
 from sar_lib.problem import Problem
 from sar_lib.sar import prompt_text, sar_from_nll, sar_from_token_ids
 
@@ -129,18 +131,30 @@ def sample_and_score(model, tokenizer, problems: list[Problem], config: GRPOConf
     t0 = time.perf_counter()
     if sampler is not None:
         sampler.sync()
-    rollouts = generate(model if sampler is None else sampler.model, tokenizer, [prompt_text(tokenizer, p.question) for p in problems],
-                        max_new_tokens=cfg.max_new_tokens, do_sample=True, temperature=cfg.temperature,
-                        top_p=cfg.top_p, num_return_sequences=G, batch_size=cfg.generation_batch_size,
-                        suppress_eos=cfg.suppress_eos)
+    sample = engine.sample if cfg.engine else generate
+    rollouts = sample(model if sampler is None else sampler.model, tokenizer,
+                      [prompt_text(tokenizer, p.question) for p in problems],
+                      max_new_tokens=cfg.max_new_tokens, do_sample=True, temperature=cfg.temperature,
+                      top_p=cfg.top_p, num_return_sequences=G, batch_size=cfg.generation_batch_size,
+                      suppress_eos=cfg.suppress_eos)
     texts = answer_texts(tokenizer, rollouts)
     lengths = torch.tensor(rollouts.lengths, dtype=torch.float32)
     t_generate = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    score = functools.partial(score_answer_ids, model, rollouts.prompt_ids, rollouts.answer_ids,
-                              pad_token_id=tokenizer.pad_token_id, batch_size=cfg.micro_batch_size)
-    old = score(with_certainty=cfg.reward == "certainty", with_hidden=with_hidden)  # log pi_old(a_t | ctx(q), a_<t)
+    common = dict(pad_token_id=tokenizer.pad_token_id, batch_size=cfg.micro_batch_size)
+    # In fp32 the sampler's log-probs are the policy's (to 1e-5, tested): the old pass is not run again.
+    exact_sampler = cfg.engine and fp32_weights(model) and (sampler is None or fp32_weights(sampler.model))
+    scorer = sampler.model if exact_sampler and sampler is not None else model
+    if cfg.engine:  # each question's prompt once, then its G answers
+        score = functools.partial(score_answers_after_prompts, model, rollouts.prompt_ids[::G],
+                                  [k // G for k in range(len(texts))], rollouts.answer_ids, **common)
+    else:
+        score = functools.partial(score_answer_ids, model, rollouts.prompt_ids, rollouts.answer_ids, **common)
+    if exact_sampler and cfg.reward != "certainty" and not with_hidden:
+        old = sampled_scores(rollouts)
+    else:
+        old = score(with_certainty=cfg.reward == "certainty", with_hidden=with_hidden)  # log pi_old(a_t | ctx(q), a_<t)
     ref = None
     if cfg.kl_coef > 0:
         with model.disable_adapter():  # the reference: the base model without LoRA
@@ -151,7 +165,7 @@ def sample_and_score(model, tokenizer, problems: list[Problem], config: GRPOConf
     needs_sar = cfg.reward in ("sar", "shuffled_sar")
     if needs_sar or cfg.log_sar:  # the one extra forward pass, over ctx(0) + a
         t0 = time.perf_counter()
-        nll_a = sar_from_token_ids(model, ctx0_ids, rollouts.answer_ids, pad_token_id=tokenizer.pad_token_id,
+        nll_a = sar_from_token_ids(scorer, ctx0_ids, rollouts.answer_ids, pad_token_id=tokenizer.pad_token_id,
                                    nll_qa=old.nll, batch_size=cfg.micro_batch_size)["nll_a"]
         sar = sar_from_nll(old.nll, nll_a, "ppl")
         t_sar = time.perf_counter() - t0
@@ -170,6 +184,23 @@ def sample_and_score(model, tokenizer, problems: list[Problem], config: GRPOConf
                           {"generate": t_generate, "score": t_score, "sar": t_sar})
 
 
+def fp32_weights(model) -> bool:
+    """Whether every weight of ``model`` is fp32 (no 4-bit, bf16 or fp16 ones): then its numbers are the
+    policy's to float rounding, whichever copy computes them."""
+    return all(p.dtype == torch.float32 for p in model.parameters())
+
+
+def sampled_scores(rollouts: Rollouts) -> BatchScores:
+    """The sampler's log-probs of its own answers (``Rollouts.logprobs``, at temperature 1) as
+    :class:`~sar_lib.perplexity.BatchScores` ``[N, T]``: the old log-probs without another pass."""
+    n, width = len(rollouts.answer_ids), max(rollouts.lengths)
+    logprobs = torch.zeros(n, width)
+    for k, row in enumerate(rollouts.logprobs):
+        logprobs[k, :len(row)] = torch.tensor(row)
+    mask = torch.arange(width) < torch.tensor(rollouts.lengths).unsqueeze(1)
+    return BatchScores(logprobs, mask, mean_nll(logprobs, mask))
+
+
 def completion_rows(scored: ScoredRollouts, problems: list[Problem], advantages: Tensor, step: int) -> list[dict]:
     """One ``completions.jsonl`` row per answer: step, problem id, text, length in tokens with eos,
     correctness, shaping term r, SAR when computed, reward and ``advantages`` ``[N]``."""
@@ -181,14 +212,40 @@ def completion_rows(scored: ScoredRollouts, problems: list[Problem], advantages:
 
 
 # ---------------------------------------------------------------- update
-def update_plan(n_questions: int, group_size: int, updates: int, micro_batch_size: int) -> list[list[list[int]]]:
-    """Answer indices per optimiser update (a contiguous 1/updates of the questions), cut into micro-batches."""
+def update_plan(n_questions: int, group_size: int, updates: int, micro_batch_size: int, *,
+                whole_groups: bool = False) -> list[list[list[int]]]:
+    """Answer indices per optimiser update (a contiguous 1/updates of the questions), cut into micro-batches
+    of ``micro_batch_size`` answers; with ``whole_groups``, of ``max(1, micro_batch_size // group_size)``
+    whole groups (so that each question's prompt is encoded once per micro-batch)."""
     per_update = n_questions // updates * group_size
+    size = max(1, micro_batch_size // group_size) * group_size if whole_groups else micro_batch_size
     plan = []
     for u in range(updates):
         idx = list(range(u * per_update, (u + 1) * per_update))
-        plan.append([idx[i:i + micro_batch_size] for i in range(0, len(idx), micro_batch_size)])
+        plan.append([idx[i:i + size] for i in range(0, len(idx), size)])
     return plan
+
+
+def policy_logprobs(model, tokenizer, rollouts: Rollouts, idx: list[int], group_size: int, *,
+                    shared_prompts: bool) -> tuple[Tensor, Tensor]:
+    """``(log pi(a_t | ctx(q), a_<t) [B, T], answer mask [B, T])`` of the answers ``idx`` under the
+    current policy, with gradients. ``shared_prompts``: each question's prompt is encoded once for its
+    answers in ``idx`` (``perplexity.logprobs_after_prompts``; the same loss and gradients to float
+    rounding); otherwise every answer is one full sequence (``perplexity.pack_sequences``)."""
+    if shared_prompts:
+        questions = sorted({i // group_size for i in idx})
+        states = encode_prompts(model, [rollouts.prompt_ids[q * group_size] for q in questions])
+        rows = [questions.index(i // group_size) for i in idx]
+        answers = [rollouts.answer_ids[i] for i in idx]
+        scores = logprobs_after_prompts(model, states, rows, answers, pad_token_id=tokenizer.pad_token_id)
+        T = scores.logprobs.shape[1]
+        mask = torch.arange(T, device=scores.logprobs.device) < torch.tensor(
+            [len(a) for a in answers], device=scores.logprobs.device).unsqueeze(1)
+        return scores.logprobs, mask
+    batch = pack_sequences([rollouts.prompt_ids[i] for i in idx], [rollouts.answer_ids[i] for i in idx],
+                           tokenizer.pad_token_id)
+    device = model.get_input_embeddings().weight.device
+    return answer_logprobs(model, batch).logprobs, batch.answer_mask.to(device)
 
 
 def update_policy(model, tokenizer, optimizer, scored: ScoredRollouts, config: GRPOConfig,
@@ -208,16 +265,14 @@ def update_policy(model, tokenizer, optimizer, scored: ScoredRollouts, config: G
     trainable = [p for p in model.parameters() if p.requires_grad]
     losses, grad_norms = [], []
     n_tokens = n_clipped = kl_sum = 0.0
-    for update in update_plan(n_questions, cfg.group_size, cfg.updates_per_step, cfg.micro_batch_size):
+    for update in update_plan(n_questions, cfg.group_size, cfg.updates_per_step, cfg.micro_batch_size,
+                              whole_groups=cfg.engine):
         n_answers = sum(len(idx) for idx in update)
         optimizer.zero_grad(set_to_none=True)
         loss_sum = 0.0
         for idx in update:
-            batch = pack_sequences([rollouts.prompt_ids[i] for i in idx], [rollouts.answer_ids[i] for i in idx],
-                                   tokenizer.pad_token_id)
-            T = batch.answer_mask.shape[1]
-            mask = batch.answer_mask.to(device)
-            logprobs = answer_logprobs(model, batch).logprobs
+            logprobs, mask = policy_logprobs(model, tokenizer, rollouts, idx, cfg.group_size, shared_prompts=cfg.engine)
+            T = mask.shape[1]
             adv = advantages[idx] if advantages.dim() == 1 else advantages[idx, :T]
             token_loss, clipped = ppo_clip_loss(logprobs, old.logprobs[idx, :T].to(device), adv,
                                                 eps_low=cfg.clip_eps_low, eps_high=cfg.clip_eps_high,

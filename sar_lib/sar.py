@@ -21,7 +21,7 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from sar_lib.perplexity import score_answer_ids, score_answers_after_prefix
+from sar_lib.perplexity import score_answer_ids, score_answers_after_prompts
 
 SYSTEM_PROMPT = ("You are a reasoning expert assistant. Given a question, you will use your reasoning skills "
                  "to solve the problem.")
@@ -140,7 +140,7 @@ def sar_from_token_ids(model, ctx_0: Sequence[int], answers: Sequence[Sequence[i
     ctx(q) already computed, e.g. from the GRPO old log-probs: only the ctx(0) pass runs then).
     Both passes run under ``no_grad`` with the model in eval mode (its mode is restored). ctx(0) is
     the same for every answer, so its keys and values are computed once and shared by the batch
-    (``perplexity.score_answers_after_prefix``): the extra pass costs the answer tokens only.
+    (``perplexity.score_answers_after_prompts``): the extra pass costs the answer tokens only.
 
     Returns a dict of CPU tensors ``[N]``: ``nll_qa``, ``nll_a``, ``ppl_qa``, ``ppl_a``, ``sar``
     (fp32) and ``n_tokens`` (long, answer tokens incl. eos); plus ``logprobs_a`` (list of ``[T_i]``,
@@ -161,7 +161,9 @@ def sar_from_token_ids(model, ctx_0: Sequence[int], answers: Sequence[Sequence[i
         nll_qa = scores_q.nll
         logprobs_q = [row[:len(a)] for row, a in zip(scores_q.logprobs, answers)]
     nll_qa = nll_qa.detach().float().cpu()
-    scores_a = score_answers_after_prefix(model, ctx_0, answers, desc="ppl(a)", **common)   # ctx(0)'s keys once
+    if not ctx_0:
+        raise ValueError("ctx_0 is empty: the first answer token needs a context token to be predicted from")
+    scores_a = score_answers_after_prompts(model, [ctx_0], [0] * n, answers, desc="ppl(a)", **common)  # ctx(0) once
     nll_a = scores_a.nll
     logprobs_a = [row[:len(a)] for row, a in zip(scores_a.logprobs, answers)]
     return {

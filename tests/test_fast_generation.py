@@ -71,13 +71,17 @@ def test_no_copy_when_disabled_or_without_lora(tiny_dir, capsys):
     assert generation_copy(policy, False) is None
     assert generation_copy(load_model(tiny_dir, device="cpu")[0], True) is None
     assert "no LoRA adapters" in capsys.readouterr().out
-    assert get_profile("laptop-8gb").fast_generation and not get_profile("tiny-cpu").fast_generation
+    assert get_profile("laptop-8gb").fast_generation and not get_profile("gpu-12gb").fast_generation
 
 
 def test_a_run_that_samples_from_the_copy_is_the_plain_run(tiny_dir, tmp_path):
     plain = train(small(tiny_dir, tmp_path / "plain", steps=3, log_completions=True, fast_generation=False))
     fast = train(small(tiny_dir, tmp_path / "fast", steps=3, log_completions=True, fast_generation=True))
-    assert read_completions(fast) == read_completions(plain)
+    for a, b in zip(read_completions(plain), read_completions(fast), strict=True):
+        assert {k: a[k] for k in ("step", "id", "completion", "length", "correct")} == \
+            {k: b[k] for k in ("step", "id", "completion", "length", "correct")}
+        for key in ("shaping", "sar", "reward", "advantage"):
+            assert b[key] == pytest.approx(a[key], abs=1e-5), key
     for a, b in zip(read_metrics(plain), read_metrics(fast)):
         for key in a:
             if not key.startswith(TIME):

@@ -196,29 +196,30 @@ def test_final_logit_softcapping_is_applied():
 
 @pytest.mark.parametrize("batch_size", [1, 3, 8])
 def test_a_shared_prefix_scored_once_gives_the_same_logprobs(sharp_model, batch_size):
-    from sar_lib.perplexity import score_answer_ids, score_answers_after_prefix
+    from sar_lib.perplexity import score_answer_ids, score_answers_after_prompts
 
     prefix = [5, 9, 2, 7, 11, 3]
     answers = [[4, 8, 1], [6], [12, 13, 14, 15, 2, 1], [3, 3], [9, 8, 7, 6, 5]]
     full = score_answer_ids(sharp_model, [prefix] * len(answers), answers, pad_token_id=0, batch_size=batch_size)
-    shared = score_answers_after_prefix(sharp_model, prefix, answers, pad_token_id=0, batch_size=batch_size)
+    shared = score_answers_after_prompts(sharp_model, [prefix], [0] * len(answers), answers, pad_token_id=0,
+                                         batch_size=batch_size)
     assert torch.equal(full.mask, shared.mask)
     torch.testing.assert_close(shared.logprobs, full.logprobs, atol=1e-5, rtol=0)
     torch.testing.assert_close(shared.nll, full.nll, atol=1e-5, rtol=0)
     with pytest.raises(ValueError, match="empty"):
-        score_answers_after_prefix(sharp_model, [], answers, pad_token_id=0)
+        score_answers_after_prompts(sharp_model, [[]], [0] * len(answers), answers, pad_token_id=0)
 
 
 def test_a_shared_prefix_works_through_lora_adapters(sharp_model):
     from peft import LoraConfig, get_peft_model
 
-    from sar_lib.perplexity import score_answer_ids, score_answers_after_prefix
+    from sar_lib.perplexity import score_answer_ids, score_answers_after_prompts
 
     policy = get_peft_model(copy.deepcopy(sharp_model), LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
                                                                    init_lora_weights=False))
     prefix, answers = [5, 9, 2, 7], [[4, 8, 1], [6, 2], [12, 13, 14]]
     full = score_answer_ids(policy, [prefix] * 3, answers, pad_token_id=0, batch_size=2)
-    shared = score_answers_after_prefix(policy, prefix, answers, pad_token_id=0, batch_size=2)
+    shared = score_answers_after_prompts(policy, [prefix], [0] * 3, answers, pad_token_id=0, batch_size=2)
     torch.testing.assert_close(shared.logprobs, full.logprobs, atol=1e-5, rtol=0)
     base = score_answer_ids(sharp_model, [prefix] * 3, answers, pad_token_id=0, batch_size=2)
     assert not torch.allclose(base.logprobs, full.logprobs)     # the adapters are really in the path
