@@ -7,8 +7,8 @@ are the policy's effective ones, every LoRA layer merged:
 
     W_copy = dequant(W_base) + (alpha / r) * B A        (peft's ``get_delta_weight``)
 
-in bf16 on CUDA (fp32 on CPU). :meth:`GenerationCopy.sync` rewrites them from the policy before a
-step samples, so the copy samples from the policy that the step then scores and updates: the same
+in bf16 on CUDA (fp32 on CPU, and for a policy whose weights are all fp32).
+:meth:`GenerationCopy.sync` rewrites them from the policy before a step samples, so the copy samples from the policy that the step then scores and updates: the same
 distribution up to the copy's rounding (on CPU in fp32: the same greedy answers, tested). It costs
 the model's size again in memory (0.5B: +1 GB; 1.5B: +3 GB), which is why of the GPU profiles only
 laptop-8gb turns it on (``GRPOConfig.fast_generation``); tiny-cpu does too (7 MB, and 1.2x faster).
@@ -52,7 +52,9 @@ class GenerationCopy:
         self.policy = policy
         base = policy.get_base_model()
         device = policy.get_input_embeddings().weight.device
-        dtype = dtype or (torch.bfloat16 if device.type == "cuda" else torch.float32)
+        # an fp32 policy (the tiny model) keeps fp32: its copy then gives the policy's own log-probs
+        full_precision = all(p.dtype == torch.float32 for p in policy.parameters())
+        dtype = dtype or (torch.bfloat16 if device.type == "cuda" and not full_precision else torch.float32)
         config = copy.deepcopy(base.config)
         if hasattr(config, "quantization_config"):
             del config.quantization_config

@@ -4,9 +4,12 @@ For each of :data:`GPU_CHECK_MODELS`: a randomly initialised model with the exac
 Qwen2.5-0.5B- or 1.5B-Instruct (``sar_lib/configs``), loaded 4-bit NF4 + LoRA r=16 through
 ``models.load_policy`` with the profile it is trained with, then a few SA-GRPO steps
 (``bench.Stepper``: the trainer's own setup and step) at forced answer lengths, with peak memory,
-step split and tokens/s; each model twice, sampling from the 4-bit policy itself and from its
-16-bit generation copy (``sar_lib.fast_generation``), side by side; also the log-prob memory probe
-(``sar_lib.memory_probe``) on the GPU. Random weights measure memory and time, not learning.
+step split and tokens/s; each model three ways (:data:`PATHS`): ``plain`` samples from the 4-bit
+policy with ``generate`` and scores full sequences (the reference path, ``--no-engine``), ``copy``
+samples from its 16-bit generation copy (``sar_lib.fast_generation``), ``engine`` samples from the
+copy (where the profile has one) with the rollout engine and shares each prompt in scoring and update (``sar_lib.engine``); also
+the log-prob memory probe (``sar_lib.memory_probe``) on the GPU. Random weights measure memory and
+time, not learning.
 """
 
 from __future__ import annotations
@@ -33,6 +36,12 @@ CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 GPU_CHECK_MODELS: dict[str, tuple[str, float]] = {
     "qwen2.5-0.5b-instruct": ("laptop-8gb", 3.0),
     "qwen2.5-1.5b-instruct": ("gpu-12gb", 5.0),
+}
+# The sampling paths of each model: GRPOConfig overrides. The entry of a path is "<model> <path>" ("<model>" for plain).
+PATHS: dict[str, dict] = {
+    "plain": dict(engine=False, fast_generation=False),
+    "copy": dict(engine=False, fast_generation=True),
+    "engine": dict(engine=True),   # from the copy where the profile samples from one (fast_generation)
 }
 MIN_MODEL_S = 90  # a model is not started with less time left: building, loading and one step take longer
 STEP_KEYS = ("time/wall", "time/generate", "time/score", "time/sar", "time/update", "completions/mean_length",
@@ -88,14 +97,14 @@ def _gb(n_bytes: int) -> float:
 
 def _check_model(name: str, profile: str, target_gb: float, *, tokenizer, device: str, four_bit: bool,
                  sizes: BenchSizes, workdir: Path, deadline: float, record: Callable[[dict], None],
-                 fast_generation: bool = False) -> dict:
-    """Build, load (NF4 + LoRA via ``load_policy``) and step one model, sampling from its generation
-    copy when ``fast_generation``; ``record`` gets the partial result after every stage. Stops
+                 path_name: str = "plain") -> dict:
+    """Build, load (NF4 + LoRA via ``load_policy``) and step one model on the sampling path
+    ``path_name`` (:data:`PATHS`); ``record`` gets the partial result after every stage. Stops
     early, with ``stopped_early`` set, when the next step would pass ``deadline`` (judged by the
     last step's time)."""
     cuda = torch.device(device).type == "cuda"
     result: dict = {"status": "building", "profile": profile, "target_peak_gb": target_gb, "load_in_4bit": four_bit,
-                    "fast_generation": fast_generation, "per_step": []}
+                    "path": path_name, **PATHS[path_name], "per_step": []}
     record(result)
     t0 = time.perf_counter()
     path = random_model_dir(name, tokenizer, workdir, device, shrink=not cuda)
@@ -103,9 +112,10 @@ def _check_model(name: str, profile: str, target_gb: float, *, tokenizer, device
     record(result)
     config = step_config(str(path), sizes, reward="sar", profile=profile, load_in_4bit=four_bit,
                          micro_batch_size=None,  # the profile's micro-batch: its memory budget
-                         fast_generation=fast_generation)
+                         **PATHS[path_name])
     result["config"] = {k: getattr(config, k) for k in ("questions_per_step", "group_size", "max_new_tokens",
                                                         "micro_batch_size", "updates_per_step", "kl_coef", "lora_r")}
+    result["fast_generation"] = config.fast_generation
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
@@ -152,9 +162,10 @@ def gpu_check(json_path: str | Path, *, dry_run: bool = False, steps: int | None
     For each of :data:`GPU_CHECK_MODELS`: a random model of the shipped config's exact shape, loaded
     4-bit NF4 + LoRA r=16 by ``models.load_policy`` with its profile (laptop-8gb / gpu-12gb),
     then ``steps`` (2) SA-GRPO steps (``grpo.grpo_step``) at G = 6 with ``answer_tokens`` (512)
-    answer tokens, eos suppressed, ``questions_per_step`` from the profile (8); then the same with
-    the 16-bit generation copy (entry ``"<model> fast"``; ``fast_vs_plain``: the ratios of step and
-    generation time, tokens/s and peaks side by side). Recorded per model and path:
+    answer tokens, eos suppressed, ``questions_per_step`` from the profile (8); each on every path
+    of :data:`PATHS` (entries ``"<model>"``, ``"<model> copy"``, ``"<model> engine"``;
+    ``paths_vs_plain``: each path's step and generation time over the plain path's, tokens/s and
+    peaks side by side; the target is a step at most 0.4x the plain one). Recorded per model and path:
     peak allocated memory (per step; the target applies to the max), load time and peak, step
     split, tokens/s (medians over the steps after the first), the 4-bit layer count. Also
     ``logprob_memory`` (:func:`measure_logprob_memory`) on the device. A model that fails gets
@@ -199,10 +210,10 @@ def gpu_check(json_path: str | Path, *, dry_run: bool = False, steps: int | None
     write()
     tokenizer = bench_tokenizer()
     with tempfile.TemporaryDirectory(prefix="sar-gpu-check-") as tmp:
-        checks = [(name, profile, target, fast) for name, (profile, target) in GPU_CHECK_MODELS.items()
-                  for fast in (False, True)]
-        for model_name, profile_name, target_gb, fast in tqdm(checks, desc="gpu check", disable=not progress):
-            name = f"{model_name} fast" if fast else model_name
+        checks = [(name, profile, target, path) for name, (profile, target) in GPU_CHECK_MODELS.items()
+                  for path in PATHS]
+        for model_name, profile_name, target_gb, path in tqdm(checks, desc="gpu check", disable=not progress):
+            name = model_name if path == "plain" else f"{model_name} {path}"
             q = questions_per_step or get_profile(profile_name).questions_per_step
             sizes = BenchSizes(questions_per_step=q, group_size=6, answer_tokens=answer_tokens, warmup_steps=0,
                                steps=steps)
@@ -212,13 +223,13 @@ def gpu_check(json_path: str | Path, *, dry_run: bool = False, steps: int | None
                 write()
 
             if not dry_run and deadline - time.perf_counter() < MIN_MODEL_S:
-                record({"status": "skipped", "profile": profile_name, "fast_generation": fast,
+                record({"status": "skipped", "profile": profile_name, "path": path, **PATHS[path],
                         "error": f"time budget: under {MIN_MODEL_S} s left"})
                 continue
             try:
                 record(_check_model(model_name, profile_name, target_gb, tokenizer=tokenizer, device=device,
                                     four_bit=four_bit, sizes=sizes, workdir=Path(tmp), deadline=deadline,
-                                    record=record, fast_generation=fast))
+                                    record=record, path_name=path))
             except Exception as err:  # e.g. out of memory: record it, free memory, check the next model
                 failed = report["models"].get(name, {})
                 failed.update(status="error", error=f"{type(err).__name__}: {err}",
@@ -227,25 +238,34 @@ def gpu_check(json_path: str | Path, *, dry_run: bool = False, steps: int | None
             gc.collect()
             if not dry_run:
                 torch.cuda.empty_cache()
-    report["fast_vs_plain"] = fast_vs_plain(report["models"])
-    used = [r for r in report["models"].values() if r["fast_generation"] == get_profile(r["profile"]).fast_generation]
+    report["paths_vs_plain"] = paths_vs_plain(report["models"])
+    used = [r for r in report["models"].values() if r["path"] == "engine"]   # the path training takes
     report["ok"] = (four_bit or dry_run) and all(r.get("status") == "ok" and r.get("meets_target") is not False
                                                  for r in used)
     write()
     return report
 
 
-def fast_vs_plain(models: dict) -> dict:
-    """Per model checked both ways: fast / plain step and generation time, both tokens/s and peaks."""
+STEP_RATIO_TARGET = 0.4   # a whole SA-GRPO step of the engine path, over the plain path's
+
+
+def paths_vs_plain(models: dict) -> dict:
+    """Per model and non-plain path that ran: ``"<model> <path>": {step_ratio, generate_ratio (path /
+    plain), tokens_per_s and peak_allocated_gb ([plain, path]), meets_target (step_ratio <= 0.4)}``."""
     out = {}
     for name, plain in models.items():
-        fast = models.get(f"{name} fast")
-        if not fast or plain.get("status") != "ok" or fast.get("status") != "ok":
+        if plain.get("path") != "plain" or plain.get("status") != "ok":
             continue
-        out[name] = {"step_ratio": fast["time_step"] / plain["time_step"],
-                     "generate_ratio": fast["time_generate"] / plain["time_generate"],
-                     "tokens_per_s": [plain["generation_tokens_per_s"], fast["generation_tokens_per_s"]],
-                     "peak_allocated_gb": [plain["peak_allocated_gb"], fast["peak_allocated_gb"]]}
+        for path in PATHS:
+            other = models.get(f"{name} {path}")
+            if path == "plain" or not other or other.get("status") != "ok":
+                continue
+            ratio = other["time_step"] / plain["time_step"]
+            out[f"{name} {path}"] = {
+                "step_ratio": ratio, "generate_ratio": other["time_generate"] / plain["time_generate"],
+                "tokens_per_s": [plain["generation_tokens_per_s"], other["generation_tokens_per_s"]],
+                "peak_allocated_gb": [plain["peak_allocated_gb"], other["peak_allocated_gb"]],
+                "meets_target": ratio <= STEP_RATIO_TARGET}
     return out
 
 
@@ -272,9 +292,9 @@ def format_gpu_check(report: dict) -> str:
                      f"({memory['chunked_peak_mb']:.0f} MB chunked / {memory['naive_peak_mb']:.0f} MB naive)")
     elif memory.get("error"):
         lines.append(f"logprob memory: error: {memory['error']}")
-    for name, r in (report.get("fast_vs_plain") or {}).items():
-        lines.append(f"{name}: the generation copy takes {r['step_ratio']:.2f}x the plain step time "
-                     f"({r['generate_ratio']:.2f}x its sampling), peak {r['peak_allocated_gb'][1]} GB vs "
+    for name, r in (report.get("paths_vs_plain") or {}).items():
+        lines.append(f"{name}: {r['step_ratio']:.2f}x the plain step time (target <= {STEP_RATIO_TARGET}), "
+                     f"{r['generate_ratio']:.2f}x its sampling, peak {r['peak_allocated_gb'][1]} GB vs "
                      f"{r['peak_allocated_gb'][0]} GB")
     lines.append(f"ok: {report['ok']}, total {report['total_s']:.0f} s")
     return "\n".join(lines)

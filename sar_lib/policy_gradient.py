@@ -21,7 +21,7 @@ from torch import Tensor
 from sar_lib import engine
 from sar_lib import rewards as R
 from sar_lib.generation import Rollouts, answer_texts, generate
-from sar_lib.grpo_config import GRPOConfig
+from sar_lib.grpo_config import GRPOConfig, policy_profile
 from sar_lib.perplexity import (BatchScores, answer_logprobs, encode_prompts, logprobs_after_prompts, mean_nll,
                                 pack_sequences, score_answer_ids, score_answers_after_prompts)
 from sar_lib.problem import Problem
@@ -263,15 +263,18 @@ def update_policy(model, tokenizer, optimizer, scored: ScoredRollouts, config: G
     n_questions = len(scored.texts) // cfg.group_size
     model.train()
     trainable = [p for p in model.parameters() if p.requires_grad]
+    # transformers drops every key/value cache inside checkpointed layers, so a profile with gradient
+    # checkpointing (the GPU ones) updates on full sequences; its scoring passes still share the prompts
+    shared_prompts = cfg.engine and not policy_profile(cfg).gradient_checkpointing
     losses, grad_norms = [], []
     n_tokens = n_clipped = kl_sum = 0.0
     for update in update_plan(n_questions, cfg.group_size, cfg.updates_per_step, cfg.micro_batch_size,
-                              whole_groups=cfg.engine):
+                              whole_groups=shared_prompts):
         n_answers = sum(len(idx) for idx in update)
         optimizer.zero_grad(set_to_none=True)
         loss_sum = 0.0
         for idx in update:
-            logprobs, mask = policy_logprobs(model, tokenizer, rollouts, idx, cfg.group_size, shared_prompts=cfg.engine)
+            logprobs, mask = policy_logprobs(model, tokenizer, rollouts, idx, cfg.group_size, shared_prompts=shared_prompts)
             T = mask.shape[1]
             adv = advantages[idx] if advantages.dim() == 1 else advantages[idx, :T]
             token_loss, clipped = ppo_clip_loss(logprobs, old.logprobs[idx, :T].to(device), adv,

@@ -10,6 +10,7 @@ from conftest import positive
 
 from sar_lib import gpu_check
 from sar_lib.cli import main
+from sar_lib.models import get_profile
 
 
 @pytest.mark.slow  # 25-40 s: two shrunk models, 4-bit, and the memory probe's two fresh processes
@@ -17,13 +18,18 @@ def test_gpu_check_dry_run_writes_every_key(tmp_path):
     path = tmp_path / "out" / "gpu_check.json"
     report = gpu_check.gpu_check(path, dry_run=True, steps=2, answer_tokens=4, progress=False, command="test")
     assert json.loads(path.read_text()) == json.loads(json.dumps(report))
-    names = {f"{name}{suffix}" for name in gpu_check.GPU_CHECK_MODELS for suffix in ("", " fast")}
+    names = {name if path == "plain" else f"{name} {path}" for name in gpu_check.GPU_CHECK_MODELS
+             for path in gpu_check.PATHS}
     assert report["ok"] and report["dry_run"] and set(report["models"]) == names
     assert report["logprob_memory"]["logprob_memory_ratio"] > 0
     for name, r in report["models"].items():
         assert r["status"] == "ok", (name, r.get("error"))
-        assert r["target_peak_gb"] == gpu_check.GPU_CHECK_MODELS[name.removesuffix(" fast")][1]
-        assert r["fast_generation"] == name.endswith(" fast")
+        model = name.split()[0]
+        assert r["target_peak_gb"] == gpu_check.GPU_CHECK_MODELS[model][1]
+        assert r["path"] == (name.split()[1] if " " in name else "plain")
+        assert r["engine"] == (r["path"] == "engine")
+        assert r["fast_generation"] == {"plain": False, "copy": True,
+                                        "engine": get_profile(gpu_check.GPU_CHECK_MODELS[model][0]).fast_generation}[r["path"]]
         assert r["config"]["group_size"] == 6 and r["config"]["max_new_tokens"] == 4 and r["config"]["lora_r"] == 16
         assert len(r["per_step"]) == 2 and r["steps_timed"] == 1
         assert r["answer_length_mean"] == 4 and r["truncation_rate"] == 1.0
@@ -34,11 +40,12 @@ def test_gpu_check_dry_run_writes_every_key(tmp_path):
         if report["settings"]["load_in_4bit"]:
             assert r["linear4bit_layers"] == 2 * 7  # shrunk to 2 layers; every linear of a block in NF4
         assert r["peak_allocated_gb"] is None and r["meets_target"] is None  # not measured on CPU
-    assert set(report["fast_vs_plain"]) == set(gpu_check.GPU_CHECK_MODELS)
-    for ratios in report["fast_vs_plain"].values():
+    assert set(report["paths_vs_plain"]) == names - set(gpu_check.GPU_CHECK_MODELS)
+    for ratios in report["paths_vs_plain"].values():
         assert positive(ratios["step_ratio"]) and positive(ratios["generate_ratio"])
+        assert ratios["meets_target"] == (ratios["step_ratio"] <= gpu_check.STEP_RATIO_TARGET)
     text = gpu_check.format_gpu_check(report)
-    assert "qwen2.5-1.5b-instruct fast" in text and "the generation copy takes" in text
+    assert "qwen2.5-1.5b-instruct engine" in text and "x the plain step time" in text
 
 
 def test_gpu_check_records_a_failing_model_and_goes_on(tmp_path, monkeypatch):
