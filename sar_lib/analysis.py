@@ -1,5 +1,6 @@
 """What a comparison grid's runs show: statistics over seeds, reasoning-behaviour counts, the styles
-of the answers, training curves, and the whole comparison as JSON-able numbers (:func:`summarise`),
+of the answers, training curves, greedy accuracy and length along training (:func:`budget_curve`),
+and the whole comparison as JSON-able numbers (:func:`summarise`),
 with the paper's claims checked on it (``sar_lib.claims``). Everything here reads the run folders
 (``sar_lib.runs``); nothing trains or evaluates.
 """
@@ -25,6 +26,7 @@ EVAL_KEYS = ("accuracy", "mean_length", "mean_length_correct", "truncation_rate"
 CURVE_KEYS = ("reward", "rewards/correctness/mean", "completions/mean_length", "sar/mean")
 CRITIC_CURVE_KEYS = ("critic/vf_explained_var", "critic/vf_loss")   # PPO methods only (sar_lib.ppo)
 STYLES = ("verbose", "concise", "answer_only", "other")   # synthetic.answer_style of an answer
+BUDGET_KEYS = ("accuracy", "mean_length")   # the greedy evaluations logged during training, as eval/<key>
 
 
 def stats(values: Sequence[float]) -> dict:
@@ -136,6 +138,28 @@ def method_curves(summary: Mapping, keys: Sequence[str]) -> dict[str, dict]:
     return {m["label"]: {k: m["curves"][k] for k in keys if k in m["curves"]} for m in summary["methods"].values()}
 
 
+def budget_curve(run_dirs: Sequence[str | Path], rollouts_per_step: int,
+                 base: Mapping[str, float] | None = None) -> list[dict]:
+    """Greedy accuracy and mean answer length of one method's runs along training, one entry per step
+    k at which every run evaluated its ``eval_dataset`` (``eval/accuracy`` and ``eval/mean_length`` in
+    ``metrics.jsonl``: every ``eval_every`` steps and at the last)::
+
+        {"step": k, "rollouts": k * Q * G, "accuracy": stats, "mean_length": stats}
+
+    with ``rollouts_per_step`` = Q * G (questions per step x answers per question) and :func:`stats`
+    over the runs (the seeds). ``base``: the base model's evaluation of the same set
+    ({"accuracy", "mean_length"}), the first entry, at step 0 (every run starts from it).
+    """
+    per_run = [{m["step"]: m for m in run_files.read_metrics(d) if m.get("eval/accuracy") is not None}
+               for d in run_dirs]
+    steps = sorted(set.intersection(*(set(r) for r in per_run))) if per_run else []
+    curve = [] if base is None else [{"step": 0, "rollouts": 0, **{k: stats([base[k]]) for k in BUDGET_KEYS}}]
+    for step in steps:
+        curve.append({"step": step, "rollouts": step * rollouts_per_step,
+                      **{k: stats([r[step][f"eval/{k}"] for r in per_run]) for k in BUDGET_KEYS}})
+    return curve
+
+
 def _rounded(curve: Mapping) -> dict:
     return {"step": list(curve["step"]), "mean": [round(v, 4) for v in curve["mean"]],
             "std": [round(v, 4) for v in curve["std"]]}
@@ -150,8 +174,9 @@ def summarise(runs: Sequence[RunSpec], results: Sequence[dict], base: Mapping[st
     metric (greedy, and sampled when the runs sampled), behaviour counts, answer styles, the drift of
     the sampled answers over training (:data:`DRIFT_KEYS`, mean over seeds of the first and last
     :data:`DRIFT_WINDOW` steps), the training curves (:data:`CURVE_KEYS`, :data:`CRITIC_CURVE_KEYS` for
-    PPO methods, and the styles of the sampled answers), time and memory; the base model's evaluations; the paper's claims
-    (``claims.check_claims``).
+    PPO methods, and the styles of the sampled answers), time and memory; the base model's evaluations;
+    per method the greedy evaluations of its ``eval_dataset`` along training (``budget_curve``:
+    :func:`budget_curve`, from the base model's at step 0); the paper's claims (``claims.check_claims``).
 
     ``results``: ``grid.run_grid``'s, one per run of ``runs`` (the methods keep the order of ``runs``).
     """
@@ -187,6 +212,11 @@ def summarise(runs: Sequence[RunSpec], results: Sequence[dict], base: Mapping[st
     if base is not None:
         summary["base"] = {dataset: {k: e[k] for k in ("n", *EVAL_KEYS, *SAMPLED_KEYS) if k in e}
                            for dataset, e in base.items()}
+    summary["budget_curve"] = {}
+    for name, method in methods.items():
+        config = next(spec.config.resolved() for spec in runs if spec.method == name)
+        summary["budget_curve"][name] = budget_curve(method["run_dirs"], config.questions_per_step * config.group_size,
+                                                     (base or {}).get(config.eval_dataset))
     ood_sets = [d for d in next(iter(methods.values()))["eval"] if d != IN_DOMAIN]
     baselines = {label: [n for n in methods if METHODS[n].reward == reward]
                  for label, reward in (("O1-pruner", "o1"), ("ER", "er"))}

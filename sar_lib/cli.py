@@ -230,10 +230,12 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
     # every value is checked where it is used: GRPOConfig.validate, grid.grid_runs, grid.run_grid
     settings = {k: v for k, v in (("questions_per_step", args.questions_per_step), ("eval_size", args.eval_size),
-                                  ("learning_rate", args.learning_rate), ("report_to", args.report_to))
+                                  ("eval_every", args.eval_every), ("learning_rate", args.learning_rate),
+                                  ("report_to", args.report_to))
                 if v is not None}
     summary = compare.compare(args.out, model=args.model, profile=args.profile, steps=args.steps, seeds=args.seeds,
-                              workers=args.workers, quick=args.quick, methods=args.methods or DEFAULT_METHODS,
+                              workers=args.workers, device=args.device, quick=args.quick,
+                              methods=args.methods or DEFAULT_METHODS,
                               json_path=args.json, figures_dir=args.figures,
                               command=shlex.join(["sar", *sys.argv[1:]]) if sys.argv[1:2] == ["compare"] else "",
                               progress=not args.no_progress, **settings)
@@ -386,12 +388,15 @@ def build_parser() -> argparse.ArgumentParser:
                                    "with the same settings; evaluates every run and the base model greedily and with 4 "
                                    "samples per problem on arith-test (in-domain), symbolic-test and logic-test (OOD); "
                                    "checks the paper's claims C1-C7 (sar_lib.claims) and writes the numbers to --json, "
-                                   "a Markdown table beside it and two figures. Runs in worker processes; finished runs "
+                                   "a Markdown table beside it and three figures. Runs in worker processes; finished runs "
                                    "and evaluations are reused, stopped runs resume. See the README for its time.")
     p.add_argument("--out", help="folder of the runs (default runs/compare; runs/compare-quick with --quick)")
     p.add_argument("--steps", type=int, help="GRPO steps per run (default: compare.DEFAULT_STEPS; 2 with --quick)")
     p.add_argument("--seeds", type=int, nargs="+", help="seeds of GRPO and SA-GRPO (default 0 1 2; 0 1 with --quick)")
-    p.add_argument("--workers", type=int, default=2, help="runs in parallel, one torch thread each (default 2)")
+    p.add_argument("--workers", type=int, help="runs in parallel, one torch thread each (default: 2 on cpu; "
+                                               "on cuda every run at once, at most 6)")
+    p.add_argument("--device", help="where every run trains and is evaluated: cpu | cuda | cuda:N "
+                                    "(default: cuda when available, else cpu)")
     p.add_argument("--quick", action="store_true",
                    help="a miniature grid (2 steps, 2 questions x 3 answers, 8 evaluation problems): a smoke test; "
                         "its JSON and figures go into the --out folder, never over figures/")
@@ -400,15 +405,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", nargs="+", help="the methods (sar_lib.grid.METHODS: grpo sa-grpo sar-only em o1-0.03 "
                                                 "o1-0.1 er-0.03 er-0.1 shuffled-sar, and the opt-in ppo sa-ppo; "
                                                 "default: all but ppo sa-ppo)")
-    p.add_argument("--questions-per-step", type=int, help="questions per GRPO step (default 4; 2 with --quick)")
+    p.add_argument("--questions-per-step", type=int, help="questions per GRPO step (default 16; 2 with --quick)")
     p.add_argument("--learning-rate", "--lr", type=float,
                    help="AdamW learning rate (default: grid.SHORT_RUN_LEARNING_RATES on tiny-cpu, else the profile's)")
     p.add_argument("--eval-size", type=int,
                    help="problems per evaluation set (default 200; the OOD sets at most 100; 8 with --quick)")
+    p.add_argument("--eval-every", type=int,
+                   help="a greedy in-domain evaluation every N steps, the points of the budget curve (default 10; "
+                        "1 with --quick)")
     p.add_argument("--report-to", choices=REPORT_TO,
                    help="also log every run's metrics to this tool (as sar train --report-to; default none)")
     p.add_argument("--json", help="results file (default figures/grpo_vs_sar.json; OUT/grpo_vs_sar.json with --quick)")
-    p.add_argument("--figures", help="folder of the two figures (default figures/; OUT with --quick)")
+    p.add_argument("--figures", help="folder of the three figures (default figures/; OUT with --quick)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_compare)
 

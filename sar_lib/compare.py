@@ -1,9 +1,11 @@
 """``sar compare``: the small-scale reproduction, GRPO vs SA-GRPO plus SAR alone, O1-pruner and ER.
 
 It trains and evaluates the grid (``sar_lib.grid``: the methods, the runs and their cache), tests
-the paper's claims on it (``sar_lib.analysis``, ``sar_lib.claims``), and writes the results JSON and two figures: greedy
-accuracy against answer length per evaluation set, and the training curves. Notebooks draw the same
-figures with :func:`accuracy_length_figure` and :func:`training_curves_figure`.
+the paper's claims on it (``sar_lib.analysis``, ``sar_lib.claims``), and writes the results JSON and three figures:
+greedy accuracy against answer length per evaluation set, the training curves, and the budget curve
+(greedy in-domain accuracy and length along training). Notebooks draw the same figures with
+:func:`accuracy_length_figure`, :func:`training_curves_figure` and :func:`budget_curve_figure`.
+``device="cuda"`` trains the grid on one GPU, :data:`DEFAULT_GPU_WORKERS` runs side by side.
 
 Default evaluation sets: the in-domain ``arith-test`` and the OOD synthetic sets ``symbolic-test``
 and ``logic-test`` (``data.HELD_OUT_SETS``).
@@ -17,6 +19,8 @@ import time
 from pathlib import Path
 from typing import Mapping, Sequence
 
+import matplotlib.pyplot as plt
+
 from sar_lib import plots
 from sar_lib.analysis import CURVE_KEYS, method_curves, summarise
 from sar_lib.claims import VERDICT_WORDS, claims_markdown, measured
@@ -27,22 +31,26 @@ from sar_lib.machine import machine_info
 from sar_lib.models import default_device
 
 # The default grid (`sar compare`): 3 + 3 seeds of GRPO and SA-GRPO and one of each other method,
-# DEFAULT_STEPS steps of 4 questions x 6 answers, two runs at a time (one torch thread each), every
-# run then evaluated greedily and with 4 samples per problem on the three held-out sets (the OOD
-# sets at most OOD_EVAL_SIZE problems). Its budget: 45 minutes on 2 CPU cores for the whole grid,
-# 20 for GRPO and SA-GRPO alone (the measured times are in the results JSON and the README). Within
-# it, fewer questions per step buy more updates: on this model a step of 8 questions takes ~10 s
-# per run and an evaluation ~2-4 min, so 8 questions would leave ~25 steps. 192 new tokens is the
-# tiny-cpu profile's budget: lower would cut verbose answers and shorten them by truncation, not by reward.
-DEFAULT_STEPS = 40
-DEFAULT_SETTINGS: dict = dict(questions_per_step=4, eval_size=200, eval_samples=4, log_completions=True,
-                              save_every=10, threads=1, progress=False)
+# each trained DEFAULT_STEPS = 100 steps x 16 questions x 6 answers = 9,600 rollouts; two runs at a
+# time on CPU (one torch thread each), up to DEFAULT_GPU_WORKERS side by side on one GPU. Every 10
+# steps (960 rollouts) a run answers the in-domain set greedily (analysis.budget_curve); at the end
+# it is evaluated greedily and with 4 samples per problem on the three held-out sets (the OOD sets
+# at most OOD_EVAL_SIZE problems). Its budget: 90 minutes on 2 CPU cores for the whole grid, 40 for
+# GRPO and SA-GRPO with 3 seeds (the measured times are in the results JSON and the README). 192 new
+# tokens is the tiny-cpu profile's budget: lower would cut verbose answers and shorten them by
+# truncation, not by reward.
+DEFAULT_STEPS = 100
+DEFAULT_SETTINGS: dict = dict(questions_per_step=16, eval_size=200, eval_samples=4, log_completions=True,
+                              save_every=10, eval_every=10, threads=1, progress=False)
 OOD_EVAL_SIZE = 100
+DEFAULT_CPU_WORKERS = 2   # one per core of the 2-core machine the budget is for
+# On one GPU the runs share it: 6 lets the 3 + 3 seeds of GRPO and SA-GRPO train at once.
+DEFAULT_GPU_WORKERS = 6
 # `sar compare --quick`: the same grid in miniature (2 seeds, so that the std is defined), ~2 min.
 QUICK_STEPS = 2
 QUICK_SEEDS = (0, 1)
 QUICK_SETTINGS: dict = dict(questions_per_step=2, group_size=3, eval_size=8, eval_samples=2, log_completions=True,
-                            save_every=1, threads=1, progress=False)
+                            save_every=1, eval_every=1, threads=1, progress=False)
 
 
 def default_grid(out_dir: str | Path, *, model: str = "tiny", profile: str = "tiny-cpu", quick: bool = False,
@@ -110,35 +118,62 @@ def training_curves_figure(summary: Mapping, keys: Sequence[str] = CURVE_KEYS, *
                                  colors=label_colors(summary["methods"]), title=title)
 
 
+def budget_curve_figure(summary: Mapping, *, title: str = "Greedy answers to the in-domain set along training "
+                                                         "(mean over seeds; band: min-max)"):
+    """Greedy mean length and accuracy of ``summary``'s methods against the rollouts trained on
+    (``summary["budget_curve"]``, :func:`analysis.budget_curve`), in each method's colour."""
+    methods = summary["methods"]
+    curves = {methods[name]["label"]: entries for name, entries in summary["budget_curve"].items()}
+    return plots.budget_curve(curves, colors=label_colors(methods), title=title)
+
+
 def plot_summary(summary: Mapping, figures_dir: str | Path, *, prefix: str = "grpo_vs_sar") -> list[Path]:
-    """``<prefix>.png`` (:func:`accuracy_length_figure`) and ``<prefix>_curves.png``
-    (:func:`training_curves_figure`) in ``figures_dir``; returns the paths."""
-    return [plots.save_figure(accuracy_length_figure(summary), prefix, figures_dir),
-            plots.save_figure(training_curves_figure(summary), f"{prefix}_curves", figures_dir)]
+    """``<prefix>.png`` (:func:`accuracy_length_figure`), ``<prefix>_curves.png``
+    (:func:`training_curves_figure`) and ``budget_curve.png`` (:func:`budget_curve_figure`) in
+    ``figures_dir``; returns the paths."""
+    figures = {prefix: accuracy_length_figure(summary), f"{prefix}_curves": training_curves_figure(summary),
+               "budget_curve": budget_curve_figure(summary)}
+    paths = []
+    for name, fig in figures.items():
+        paths.append(plots.save_figure(fig, name, figures_dir))
+        plt.close(fig)   # on disk now; kept open, every call would add figures to pyplot's list
+    return paths
+
+
+def default_workers(device: str, n_runs: int) -> int:
+    """Runs trained side by side: :data:`DEFAULT_CPU_WORKERS` on CPU (one core each); on CUDA every
+    run at once, at most :data:`DEFAULT_GPU_WORKERS`."""
+    return min(n_runs, DEFAULT_GPU_WORKERS) if device.startswith("cuda") else DEFAULT_CPU_WORKERS
 
 
 # ---------------------------------------------------------------- the command
 def compare(out_dir: str | Path | None = None, *, model: str = "tiny", profile: str = "tiny-cpu",
-            steps: int | None = None, seeds: Sequence[int] | None = None, workers: int = 2, quick: bool = False,
-            methods: Sequence[str] = DEFAULT_METHODS, eval_sets: Mapping[str, int | None] | None = None,
+            steps: int | None = None, seeds: Sequence[int] | None = None, workers: int | None = None,
+            device: str | None = None, quick: bool = False, methods: Sequence[str] = DEFAULT_METHODS,
+            eval_sets: Mapping[str, int | None] | None = None,
             json_path: str | Path | None = None, figures_dir: str | Path | None = None, command: str = "",
             progress: bool = True, **settings) -> dict:
-    """``sar compare``: run the grid, write the results JSON and the two figures; returns the JSON.
+    """``sar compare``: run the grid, write the results JSON and the three figures; returns the JSON.
 
     Defaults: out ``runs/compare``, :data:`DEFAULT_STEPS` steps, seeds ``grid.DEFAULT_SEEDS``,
     :data:`DEFAULT_SETTINGS` and ``grid.SHORT_RUN_LEARNING_RATES``, evaluation sets
     ``data.HELD_OUT_SETS``, JSON ``figures/grpo_vs_sar.json``, figures in ``figures/``.
     ``quick``: the miniature grid (:data:`QUICK_SETTINGS`) in ``runs/compare-quick``, whose JSON and
     figures stay in that folder (so a smoke test never overwrites the real results).
+    ``device``: where every run trains and is evaluated ("cpu", "cuda", "cuda:N"; default
+    ``models.default_device()``); ``workers``: runs side by side (default :func:`default_workers`).
     ``settings``: other GRPOConfig fields, over the defaults (checked by ``GRPOConfig.validate``).
     """
     out_dir = Path(out_dir or ("runs/compare-quick" if quick else "runs/compare"))
+    device = device or default_device()
+    # the configs check the device (GRPOConfig.validate) before anything loads
     runs, eval_sets = default_grid(out_dir, model=model, profile=profile, quick=quick, methods=methods, seeds=seeds,
-                                   steps=steps, eval_sets=eval_sets, **settings)
+                                   steps=steps, eval_sets=eval_sets, device=device, **settings)
+    workers = default_workers(device, len(runs)) if workers is None else workers
     json_path = Path(json_path or (out_dir / "grpo_vs_sar.json" if quick else "figures/grpo_vs_sar.json"))
     figures_dir = Path(figures_dir or (out_dir if quick else "figures"))
     start = time.perf_counter()
-    info = {"machine": machine_info(default_device(), command or None)}
+    info = {"machine": machine_info(device, command or None)}
     results, base = run_grid(runs, eval_sets, workers=workers, base_model=model, base_dir=out_dir, progress=progress)
     wall = time.perf_counter() - start
     resolved = runs[0].config.resolved()

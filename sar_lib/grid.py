@@ -222,8 +222,9 @@ def stale_reason(run_dir: str | Path, config: GRPOConfig, fingerprint: str) -> s
     saved_fingerprint = json.loads(marker.read_text()).get("model_fingerprint")
     if saved_fingerprint != fingerprint:
         return f"trained from other weights of {config.model!r} ({saved_fingerprint} -> {fingerprint})"
-    # the weights are identified by their fingerprint: "tiny" and a folder with the same files are one model
-    saved = dataclasses.replace(run_files.read_config(run_dir).resolved(), model=config.model)
+    # the weights are identified by their fingerprint: "tiny" and a folder with the same files are one model;
+    # the saved device is where the run trained, not where it continues (it need not exist here)
+    saved = dataclasses.replace(run_files.read_config(run_dir), model=config.model, device=config.device).resolved()
     differences = training_differences(saved, config)
     if differences:
         return "other training settings: " + "; ".join(differences)
@@ -276,9 +277,9 @@ def ensure_run(spec: RunSpec, eval_sets: Mapping[str, int | None], *, progress: 
             train(config)
     if config.threads is not None:
         torch.set_num_threads(config.threads)   # the evaluations below, also when training was skipped
-    evals = cached_evaluations(run_dir, lambda: load_run(run_dir), eval_sets, key={"step": config.steps},
-                               max_new_tokens=config.max_new_tokens, batch_size=config.eval_batch_size,
-                               samples=config.eval_samples)
+    evals = cached_evaluations(run_dir, lambda: load_run(run_dir, device=config.device), eval_sets,
+                               key={"step": config.steps}, max_new_tokens=config.max_new_tokens,
+                               batch_size=config.eval_batch_size, samples=config.eval_samples)
     info = json.loads(marker.read_text())
     if not finished:
         info.update({"wall_seconds": time.perf_counter() - start, **peak_memory_mb()})
@@ -292,8 +293,9 @@ def ensure_run(spec: RunSpec, eval_sets: Mapping[str, int | None], *, progress: 
 
 def ensure_base(model: str, out_dir: str | Path, eval_sets: Mapping[str, int | None], *, profile: str = "tiny-cpu",
                 max_new_tokens: int | None = None, batch_size: int | None = None, threads: int | None = 1,
-                samples: int = 0) -> dict:
-    """The base model (no training) on ``eval_sets``, cached in ``out_dir/base``: {set: summary}.
+                samples: int = 0, device: str | None = None) -> dict:
+    """The base model (no training) on ``eval_sets``, cached in ``out_dir/base``: {set: summary}
+    (``device``: where it answers, default ``models.default_device()``).
 
     Its evaluations are keyed by the weights' fingerprint too: the folder has no marker to go stale by."""
     import torch
@@ -305,7 +307,7 @@ def ensure_base(model: str, out_dir: str | Path, eval_sets: Mapping[str, int | N
     if threads is not None:
         torch.set_num_threads(threads)
     key = {"step": 0, "model_fingerprint": model_fingerprint(model)}
-    return cached_evaluations(Path(out_dir) / "base", lambda: load_model(model), eval_sets, key=key,
+    return cached_evaluations(Path(out_dir) / "base", lambda: load_model(model, device=device), eval_sets, key=key,
                               max_new_tokens=max_new_tokens or prof.max_new_tokens,
                               batch_size=batch_size or prof.eval_batch_size, samples=samples)
 
@@ -318,8 +320,9 @@ def run_grid(runs: Sequence[RunSpec], eval_sets: Mapping[str, int | None], *, wo
     ``(results in the order of runs, base model evaluations or None)``.
 
     ``workers > 1``: separate processes (``spawn``), each with its own torch and the runs' thread
-    count; ``workers == 1``: in this process. ``base_model``: also evaluate that model untrained
-    (:func:`ensure_base`, into ``base_dir``). Progress: one bar over the training steps of all runs
+    count, training on its run's ``config.device`` (on one GPU the runs share it); ``workers == 1``:
+    in this process. ``base_model``: also evaluate that model untrained (:func:`ensure_base`, into
+    ``base_dir``, on the first run's device). Progress: one bar over the training steps of all runs
     (read from their ``metrics.jsonl``) and one line per finished run.
     """
     eval_sets = dict(eval_sets)
@@ -351,7 +354,7 @@ def run_grid(runs: Sequence[RunSpec], eval_sets: Mapping[str, int | None], *, wo
             first = runs[0].config.resolved()
             base_job = pool.submit(ensure_base, base_model, base_dir, eval_sets, profile=first.profile,
                                    max_new_tokens=first.max_new_tokens, batch_size=first.eval_batch_size,
-                                   threads=first.threads, samples=first.eval_samples)
+                                   threads=first.threads, samples=first.eval_samples, device=first.device)
         results: list[dict | None] = [None] * len(runs)
         pending = set(jobs) | ({base_job} if base_job else set())
         try:

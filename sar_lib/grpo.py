@@ -172,10 +172,10 @@ class TrainingSetup:
 
 def setup_training(config: GRPOConfig, *, device: str | None = None) -> TrainingSetup:
     """The policy of ``config`` (the profile's LoRA, + 4-bit, on ``config.model``; its initialisation
-    seeded by ``config.seed``) and its optimizer, as ``train`` starts them (``device``: the
-    default device when None). ``config`` must be resolved."""
+    seeded by ``config.seed``) and its optimizer, as ``train`` starts them (``device``: default
+    ``config.device``, else the default device). ``config`` must be resolved."""
     seed_everything(config.seed)  # the LoRA (and critic) initialisation
-    model, tokenizer = _load_run_policy(config, device)
+    model, tokenizer = _load_run_policy(config, device or config.device)
     if config.kl_coef > 0 and not hasattr(model, "disable_adapter"):
         raise ValueError("kl_coef > 0 needs a LoRA policy (the reference is the model with its adapters "
                          "disabled); use a profile with LoRA or set kl_coef=0")
@@ -198,7 +198,8 @@ def _prepare_run_dir(config: GRPOConfig, resume: bool) -> Path:
     """Create the run folder, or check that ``resume`` may continue it (before anything loads)."""
     run_dir = Path(config.out)
     if resume:
-        saved = runs.read_config(run_dir).resolved()
+        # the saved device is where it ran, not where it resumes: it need not exist here
+        saved = dataclasses.replace(runs.read_config(run_dir), device=config.device).resolved()
         diff = training_differences(saved, config)
         if diff:
             raise ValueError(f"cannot resume {run_dir}: these training settings differ from the saved run: "
@@ -307,10 +308,11 @@ def _train(config: GRPOConfig, resume: bool) -> Path:
     return run_dir
 
 
-def load_run(run_dir: str | Path):
-    """``(model, tokenizer)`` of a run's last checkpoint: its policy with the trained weights."""
-    config = runs.read_config(run_dir).resolved()
-    model, tokenizer = _load_run_policy(config)
+def load_run(run_dir: str | Path, *, device: str | None = None):
+    """``(model, tokenizer)`` of a run's last checkpoint: its policy with the trained weights, on
+    ``device`` (default: the default device, wherever the run trained)."""
+    config = dataclasses.replace(runs.read_config(run_dir), device=device).resolved()
+    model, tokenizer = _load_run_policy(config, device)
     runs.load_trainable(run_dir, model)
     model.eval()
     return model, tokenizer

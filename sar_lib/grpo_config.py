@@ -12,6 +12,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from sar_lib import rewards as R
+from sar_lib.machine import check_device
 from sar_lib.models import PROFILES, get_profile
 from sar_lib.sar import VARIANTS
 from sar_lib.tracking import REPORT_TO, missing_library
@@ -21,11 +22,13 @@ ALGOS = ("grpo", "ppo")
 # Shaping rewards that compare an answer with the other answers to its question.
 GROUP_REWARDS = ("o1", "er", "shuffled_sar")
 
-# Fields that change what is logged or when, not the trained weights: --resume may change them.
+# Fields that change what is logged or when, or where, not the trained weights: --resume may change them
+# (a run may resume on another device).
 NON_TRAINING_FIELDS = ("steps", "out", "save_every", "eval_every", "eval_size", "eval_dataset",
-                       "eval_batch_size", "eval_samples", "log_sar", "log_completions", "report_to", "progress")
+                       "eval_batch_size", "eval_samples", "log_sar", "log_completions", "report_to", "progress",
+                       "device")
 # Fields that may stay None after resolving (None is a setting of theirs, not "the profile's").
-OPTIONAL_FIELDS = ("dual_clip", "train_size", "threads")
+OPTIONAL_FIELDS = ("dual_clip", "train_size", "threads", "device")
 
 
 @dataclass
@@ -124,6 +127,8 @@ class GRPOConfig:
     seed: int = field(default=0, metadata={"help": "seed of sampling, data order and LoRA init"})
     out: str | None = field(default=None, metadata={"help": "run folder (default: runs/<reward>-a<alpha>-s<seed>)"})
     save_every: int = field(default=0, metadata={"help": "checkpoint every N steps (0: only at the end)"})
+    device: str | None = field(default=None, metadata={"help":
+        "cpu | cuda | cuda:N (default: cuda when available, else cpu)"})
     threads: int | None = field(default=None, metadata={"help":
         "torch CPU threads for the whole process (default: the profile's, else torch's); see grpo.train"})
     report_to: str = field(default="none", metadata={"help":
@@ -200,6 +205,8 @@ class GRPOConfig:
              f"{self.updates_per_step}: each optimiser update takes whole groups")
         need(self.train_size is None or self.train_size >= 1, f"train_size must be >= 1, got {self.train_size}")
         need(self.threads is None or self.threads >= 1, f"threads must be >= 1 (or None), got {self.threads}")
+        if self.device is not None:
+            check_device(self.device)
         need(self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate}")
         need(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
         need(self.max_grad_norm > 0, f"max_grad_norm must be > 0, got {self.max_grad_norm}")

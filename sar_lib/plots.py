@@ -209,6 +209,14 @@ def difference_histograms(differences: Mapping[str, Sequence[float]], *, xlabel:
     return fig
 
 
+def _set_accuracy_limits(ax: plt.Axes, values: Sequence[float], min_span: float) -> None:
+    """A y range (accuracy in %) around ``values`` at least ``min_span`` points wide, inside [0, 100], so
+    that a difference of a point or two does not look like a gap."""
+    span = max(max(values) - min(values) + 4, min_span)
+    bottom = min(max(0.0, (max(values) + min(values) - span) / 2), 100.0 - span)   # shifted to stay in [0, 100]
+    ax.set_ylim(bottom, bottom + span)
+
+
 def accuracy_vs_length(panels: Mapping[str, Mapping[str, Sequence[tuple[float, float]]]], *,
                        reference: Mapping[str, tuple[float, float]] | None = None,
                        reference_label: str = "base model", colors: Mapping[str, str] | None = None,
@@ -251,9 +259,7 @@ def accuracy_vs_length(panels: Mapping[str, Mapping[str, Sequence[tuple[float, f
             all_x.append(reference[name][0])
             all_y.append(100 * reference[name][1])
         ax.set_xlim(0, 1.1 * max(all_x))
-        span = max(max(all_y) - min(all_y) + 4, min_accuracy_span)
-        bottom = min(max(0.0, (max(all_y) + min(all_y) - span) / 2), 100.0 - span)   # shifted to stay in [0, 100]
-        ax.set_ylim(bottom, bottom + span)
+        _set_accuracy_limits(ax, all_y, min_accuracy_span)
         ax.set_title(name)
         ax.set_xlabel("mean answer length (tokens)")
         ax.set_ylabel("accuracy (%)")
@@ -296,6 +302,54 @@ def training_curves(curves: Mapping[str, Mapping[str, Mapping[str, Sequence[floa
     for ax in list(axes.flat)[len(keys):]:
         ax.axis("off")
     handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(3, len(labels)), fontsize=9)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+# The two panels of budget_curve: (key of an entry, axis label, scale of its values)
+BUDGET_PANELS = (("mean_length", "greedy mean answer length (tokens)", 1.0), ("accuracy", "greedy accuracy (%)", 100.0))
+
+
+def budget_curve(curves: Mapping[str, Sequence[Mapping]], *, colors: Mapping[str, str] | None = None,
+                 xlabel: str = "rollouts per run", title: str = "", min_accuracy_span: float = 30.0) -> Figure:
+    """Greedy mean answer length (left) and accuracy (right) against the training budget, one line per series.
+
+    ``curves[series]``: entries ``{"rollouts", "mean_length", "accuracy"}`` with each metric as
+    ``{"mean", "per_seed"}`` (``analysis.budget_curve``; accuracy in [0, 1], drawn in %): the mean over
+    seeds as a line with markers, each seed's value as a faint point, and, where a series has several
+    seeds, a band from the lowest to the highest seed. A series without entries is left out. The
+    accuracy axis spans at least ``min_accuracy_span`` points (as in :func:`accuracy_vs_length`).
+    """
+    if not any(curves.values()):
+        raise ValueError("budget_curve needs at least one series with at least one entry")
+    fig, axes = plt.subplots(1, 2, figsize=(MAX_WIDTH, 4.0), layout="constrained")
+    for ax, (key, ylabel, scale) in zip(axes, BUDGET_PANELS):
+        ax.grid(alpha=0.3)
+        ax.set_axisbelow(True)
+        drawn = []
+        for k, (label, entries) in enumerate(curves.items()):
+            if not entries:
+                continue
+            color = (colors or {}).get(label, SERIES_COLORS[k % len(SERIES_COLORS)])
+            xs = [e["rollouts"] for e in entries]
+            seeds = [[scale * v for v in e[key]["per_seed"] if v is not None] for e in entries]
+            means = [scale * e[key]["mean"] for e in entries]
+            ax.plot(xs, means, marker="o", ms=4, lw=1.6, color=color, label=label, zorder=3)
+            drawn += means + [v for values in seeds for v in values]
+            ax.scatter([x for x, values in zip(xs, seeds) for _ in values], [v for values in seeds for v in values],
+                       s=10, alpha=0.35, color=color, lw=0)
+            if any(len(values) > 1 for values in seeds):
+                ax.fill_between(xs, [min(values) for values in seeds], [max(values) for values in seeds],
+                                color=color, alpha=0.15, lw=0)
+        if key == "accuracy":
+            _set_accuracy_limits(ax, drawn, min_accuracy_span)
+        ax.set_xlim(left=0)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+    handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=min(3, len(labels)), fontsize=9)
     if title:
         fig.suptitle(title)

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from sar_lib.analysis import count_behaviours, mean_curves, stats, style_shares
+from sar_lib.analysis import budget_curve, count_behaviours, mean_curves, stats, style_shares
 
 
 def test_stats_mean_and_sample_std():
@@ -50,3 +50,33 @@ def test_mean_curves_average_runs_step_by_step(tmp_path):
     assert curves["reward"] == {"step": [1, 2], "mean": [2.0, 4.0], "std": [pytest.approx(2 ** 0.5)] * 2}
     assert curves["completions/mean_length_correct"] == {"step": [1, 2], "mean": [15.0, 40.0],
                                              "std": [pytest.approx(50 ** 0.5), 0.0]}
+
+
+def write_metrics(directory, rows):
+    """A run folder's metrics.jsonl: ``rows`` = [(step, eval accuracy or None, eval mean length)]."""
+    directory.mkdir()
+    (directory / "metrics.jsonl").write_text("".join(
+        json.dumps({"step": s, "reward": 0.5, **({} if a is None else {"eval/accuracy": a, "eval/mean_length": n})})
+        + "\n" for s, a, n in rows))
+    return directory
+
+
+def test_budget_curve_over_seeds_from_the_base_model_on(tmp_path):
+    # two seeds evaluated at steps 2 and 4; seed a also at step 3, which b lacks: left out
+    a = write_metrics(tmp_path / "a", [(1, None, 0), (2, 0.5, 30.0), (3, 0.6, 28.0), (4, 0.7, 20.0)])
+    b = write_metrics(tmp_path / "b", [(1, None, 0), (2, 0.3, 40.0), (3, None, 0), (4, 0.5, 24.0)])
+    curve = budget_curve([a, b], rollouts_per_step=16 * 6, base={"accuracy": 0.4, "mean_length": 35.0, "n": 200})
+    assert [(e["step"], e["rollouts"]) for e in curve] == [(0, 0), (2, 2 * 96), (4, 4 * 96)]
+    assert curve[0]["accuracy"] == {"per_seed": [0.4], "mean": 0.4, "std": 0.0}
+    assert curve[0]["mean_length"]["mean"] == 35.0
+    assert curve[1]["accuracy"]["per_seed"] == [0.5, 0.3] and curve[1]["accuracy"]["mean"] == pytest.approx(0.4)
+    assert curve[1]["accuracy"]["std"] == pytest.approx(stats([0.5, 0.3])["std"]) and curve[1]["accuracy"]["std"] > 0
+    assert curve[2]["mean_length"] == stats([20.0, 24.0])
+
+
+def test_budget_curve_of_one_seed_has_no_spread_and_no_base_point_without_a_base(tmp_path):
+    a = write_metrics(tmp_path / "a", [(1, 0.2, 50.0), (2, 0.4, 45.0)])
+    curve = budget_curve([a], rollouts_per_step=6)
+    assert [(e["step"], e["rollouts"]) for e in curve] == [(1, 6), (2, 12)]
+    assert all(e[k]["std"] == 0.0 and len(e[k]["per_seed"]) == 1 for e in curve for k in ("accuracy", "mean_length"))
+    assert [e["accuracy"]["mean"] for e in curve] == [0.2, 0.4]

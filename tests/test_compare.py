@@ -34,8 +34,11 @@ def test_quick_grid_writes_the_schema_then_reuses_and_resumes(tiny_dir, tmp_path
     assert summary["runs_trained"] == n_runs == 11 and summary["runs_cached"] == 0   # 2 + 2 seeds, 7 single-seed
     on_disk = json.loads((out / "grpo_vs_sar.json").read_text())
     assert on_disk["figures"] == summary["figures"] and all(os.path.isfile(p) for p in summary["figures"])
-    assert {os.path.basename(p) for p in summary["figures"]} == {"grpo_vs_sar.png", "grpo_vs_sar_curves.png"}
+    assert {os.path.basename(p) for p in summary["figures"]} == {"grpo_vs_sar.png", "grpo_vs_sar_curves.png",
+                                                                 "budget_curve.png"}
     assert on_disk["command"] == "sar compare --quick" and on_disk["settings"]["steps"] == compare.QUICK_STEPS
+    assert on_disk["settings"]["device"] == on_disk["machine"]["device"] == "cpu"
+    assert on_disk["settings"]["workers"] == 1
     assert on_disk["settings"]["seeds"] == [0, 1] and on_disk["settings"]["eval_sets"] == EVAL_SETS
     assert on_disk["machine"]["cpu_cores"] >= 1 and on_disk["wall_seconds"] > 0
     assert list(on_disk["methods"]) == list(grid.DEFAULT_METHODS)
@@ -53,6 +56,15 @@ def test_quick_grid_writes_the_schema_then_reuses_and_resumes(tiny_dir, tmp_path
         assert method["train_seconds"]["mean"] > 0
     assert on_disk["methods"]["sar-only"]["correctness_weight"] == 0.0
     assert set(on_disk["base"]) == set(EVAL_SETS)
+    # the budget curve: the base model, then the greedy evaluation at every step (eval_every 1)
+    rollouts = compare.QUICK_SETTINGS["questions_per_step"] * compare.QUICK_SETTINGS["group_size"]
+    assert list(on_disk["budget_curve"]) == list(grid.DEFAULT_METHODS)
+    for name, curve in on_disk["budget_curve"].items():
+        assert [(e["step"], e["rollouts"]) for e in curve] == [(k, k * rollouts) for k in range(compare.QUICK_STEPS + 1)]
+        assert curve[0]["accuracy"]["mean"] == on_disk["base"]["arith-test"]["accuracy"]
+        final = on_disk["methods"][name]["eval"]["arith-test"]   # the last step's evaluation is the final one
+        assert curve[-1]["accuracy"]["per_seed"] == final["accuracy"]["per_seed"]
+        assert curve[-1]["mean_length"]["mean"] == pytest.approx(final["mean_length"]["mean"])
     claims = {c["id"]: c for c in on_disk["claims"]}
     assert list(claims) == ["C1", "C2", "C3", "C4", "C5", "C6", "C7"]
     grpo, sa = on_disk["methods"]["grpo"]["eval"]["arith-test"], on_disk["methods"]["sa-grpo"]["eval"]["arith-test"]
@@ -117,3 +129,88 @@ def test_cli_refuses_bad_options(capsys):
     assert "evaluation sizes must be >= 1" in capsys.readouterr().err
     assert main(["compare", "--learning-rate", "0"]) == 2
     assert "learning_rate must be > 0" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- defaults, figures and the device, without training
+def test_the_default_grid_trains_every_run_on_9600_rollouts_and_evaluates_every_960(tmp_path):
+    runs, _ = compare.default_grid(tmp_path)
+    for spec in runs:
+        config = spec.config.resolved()
+        assert config.steps * config.questions_per_step * config.group_size == 9600
+        assert config.eval_every * config.questions_per_step * config.group_size == 960
+    quick, _ = compare.default_grid(tmp_path, quick=True)
+    assert all(spec.config.resolved().eval_every == 1 for spec in quick)   # a budget curve of two points
+
+
+def fake_summary():
+    def seeds(values):
+        return {"per_seed": values, "mean": sum(values) / len(values), "std": 0.0}
+
+    curve = {"step": [1, 2], "mean": [0.1, 0.2], "std": [0.0, 0.0]}
+    methods = {name: {"label": grid.METHODS[name].label,
+                      "eval": {"arith-test": {"accuracy": seeds([0.5, 0.6]), "mean_length": seeds([30.0, 20.0])}},
+                      "curves": {k: curve for k in analysis.CURVE_KEYS}} for name in ("grpo", "sa-grpo")}
+    budget = [{"step": s, "rollouts": 96 * s, "accuracy": seeds([0.5, 0.6]), "mean_length": seeds([30.0, 20.0])}
+              for s in (0, 10)]
+    return {"methods": methods, "base": {"arith-test": {"accuracy": 0.4, "mean_length": 35.0}},
+            "budget_curve": {"grpo": budget, "sa-grpo": budget[:1]}}
+
+
+def test_plot_summary_writes_the_budget_curve_beside_the_other_figures(tmp_path):
+    import matplotlib.pyplot as plt
+
+    open_before = len(plt.get_fignums())
+    paths = compare.plot_summary(fake_summary(), tmp_path, prefix="results")
+    assert len(plt.get_fignums()) == open_before   # written and closed
+    assert [p.name for p in paths] == ["results.png", "results_curves.png", "budget_curve.png"]
+    assert all(p.parent == tmp_path and p.stat().st_size > 0 for p in paths)
+    fig = compare.budget_curve_figure(fake_summary())
+    assert [line.get_color() for line in fig.axes[1].lines] == [grid.METHODS["grpo"].color,
+                                                               grid.METHODS["sa-grpo"].color]
+    plt.close("all")
+
+
+def test_default_workers_share_one_gpu_up_to_a_cap():
+    assert compare.default_workers("cpu", 13) == compare.DEFAULT_CPU_WORKERS == 2
+    assert compare.default_workers("cuda", 6) == 6 and compare.default_workers("cuda:0", 4) == 4
+    assert compare.default_workers("cuda", 13) == compare.DEFAULT_GPU_WORKERS < 13
+
+
+class Stop(Exception):
+    """Raised by the stand-in for run_grid: what compare asked of it is all a test needs."""
+
+
+def grid_requests(monkeypatch, tmp_path, *flags):
+    """The runs and the keyword arguments that `sar compare --quick FLAGS` hands to run_grid (nothing trains)."""
+    asked = {}
+
+    def stand_in(runs, eval_sets, **kwargs):
+        asked.update(runs=runs, **kwargs)
+        raise Stop
+
+    monkeypatch.setattr(compare, "run_grid", stand_in)
+    with pytest.raises(Stop):
+        main(["compare", "--quick", "--out", str(tmp_path / "grid"), "--no-progress", *flags])
+    return asked
+
+
+def test_device_cpu_gives_the_runs_of_no_flag_on_a_machine_without_gpu(monkeypatch, tmp_path):
+    monkeypatch.setattr(compare, "default_device", lambda: "cpu")
+    plain, cpu = grid_requests(monkeypatch, tmp_path), grid_requests(monkeypatch, tmp_path, "--device", "cpu")
+    assert [s.config for s in plain["runs"]] == [s.config for s in cpu["runs"]]
+    assert {s.config.device for s in cpu["runs"]} == {"cpu"}
+    assert plain["workers"] == cpu["workers"] == compare.DEFAULT_CPU_WORKERS
+    assert grid_requests(monkeypatch, tmp_path, "--device", "cpu", "--workers", "3")["workers"] == 3
+
+
+def test_device_cuda_without_a_gpu_fails_before_anything_trains(monkeypatch, tmp_path, capsys):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(compare, "run_grid", lambda *a, **k: pytest.fail("the grid started"))
+    assert main(["compare", "--quick", "--device", "cuda", "--out", str(tmp_path / "grid")]) == 2
+    err = capsys.readouterr().err
+    assert "sees no CUDA GPU" in err and "--device cpu" in err
+    assert main(["compare", "--quick", "--device", "gpu", "--out", str(tmp_path / "grid")]) == 2
+    assert "device must be 'cpu' or 'cuda'" in capsys.readouterr().err
+    assert not (tmp_path / "grid").exists()

@@ -16,6 +16,7 @@ from sar_lib.runs import read_metrics
     (dict(seeds=()), "at least one seed"),
     (dict(alpha=0.3), "set per run by the method"),
     (dict(group_size=1), "group_size must be >= 2"),
+    (dict(device="gpu"), "device must be 'cpu' or 'cuda'"),
 ])
 def test_bad_grids_fail_before_training(tmp_path, kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -71,3 +72,18 @@ def test_two_worker_processes_give_the_same_runs_as_one(tiny_dir, tmp_path):
     assert base["arith-test"]["step"] == 0 and base["arith-test"]["n"] == 4
     assert read_metrics(tmp_path / "two" / "sa-grpo-s0")[0]["reward"] == \
         read_metrics(tmp_path / "one" / "sa-grpo-s0")[0]["reward"]
+
+
+def test_a_run_may_continue_on_another_device(tmp_path):
+    import dataclasses
+    import json
+
+    from sar_lib.runs import write_config
+
+    # a run that trained on a GPU, seen from a machine that may have none: not stale, nothing to resolve there
+    here = grid.method_config("grpo", 0, tmp_path / "run", steps=3, device="cpu").resolved()
+    (tmp_path / "run").mkdir()
+    write_config(tmp_path / "run", dataclasses.replace(here, device="cuda"))
+    (tmp_path / "run" / grid.MARKER).write_text(json.dumps({"model_fingerprint": "f"}))
+    assert grid.stale_reason(tmp_path / "run", here, "f") is None
+    assert grid.stale_reason(tmp_path / "run", dataclasses.replace(here, seed=1), "f").startswith("other training")

@@ -171,6 +171,7 @@ def test_sar_variant_reaches_the_reward():
     (dict(kl_coef=-1.0), "kl_coef"),
     (dict(learning_rate=0.0), "learning_rate"),
     (dict(threads=0), "threads must be >= 1"),
+    (dict(device="gpu"), "device must be 'cpu' or 'cuda'"),
     (dict(profile="laptop-2gb"), "unknown profile"),
 ])
 def test_bad_config_fails_before_anything_loads(monkeypatch, tmp_path, overrides, message):
@@ -181,6 +182,19 @@ def test_bad_config_fails_before_anything_loads(monkeypatch, tmp_path, overrides
     with pytest.raises(ValueError, match=message):
         train(GRPOConfig(out=str(tmp_path / "run"), **overrides))
     assert not (tmp_path / "run").exists()
+
+
+def test_a_run_saved_on_a_gpu_resumes_on_the_device_asked_for(monkeypatch, tmp_path):
+    from sar_lib.runs import write_config
+
+    monkeypatch.setattr(grpo, "load_policy", lambda *a, **k: pytest.fail("loaded before the checks"))
+    run = tmp_path / "run"
+    config = GRPOConfig(out=str(run), steps=3, device="cpu")
+    (run / "checkpoint").mkdir(parents=True)
+    write_config(run, dataclasses.replace(config.resolved(), device="cuda"))   # need not exist here
+    torch.save({"step": 5}, run / "checkpoint" / "state.pt")
+    with pytest.raises(ValueError, match="already trained for 5 steps"):   # past the saved config's checks
+        train(config, resume=True)
 
 
 def test_profile_fills_defaults_and_explicit_values_win():

@@ -8,6 +8,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
+from matplotlib.collections import PolyCollection  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from sar_lib import plots  # noqa: E402
@@ -152,3 +153,32 @@ def test_training_curves_one_panel_per_key_and_a_band_per_series():
     assert list(axes[0].lines[0].get_ydata()) == [0.1, 0.2, 0.3]
     with pytest.raises(ValueError, match="equal lengths"):
         plots.training_curves({"x": {"k": {"step": [1], "mean": [1.0, 2.0], "std": [0.0]}}}, ["k"])
+
+
+def test_budget_curve_two_panels_seed_points_and_a_band_only_for_several_seeds(tmp_path):
+    def entry(rollouts, accuracies, lengths):
+        return {"rollouts": rollouts,
+                "accuracy": {"per_seed": accuracies, "mean": sum(accuracies) / len(accuracies)},
+                "mean_length": {"per_seed": lengths, "mean": sum(lengths) / len(lengths)}}
+
+    curves = {"GRPO": [entry(0, [0.4], [30.0]), entry(960, [0.5, 0.3], [28.0, 34.0]),
+                       entry(1920, [0.6, 0.4], [25.0, 27.0])],
+              "SA-GRPO": [entry(0, [0.4], [30.0]), entry(960, [0.45], [20.0])], "empty": []}
+    fig = plots.budget_curve(curves, colors={"GRPO": "#2b8cbe"})
+    length_ax, accuracy_ax = fig.axes
+    assert accuracy_ax.get_ylabel() == "greedy accuracy (%)" and "length" in length_ax.get_ylabel()
+    assert [line.get_label() for line in accuracy_ax.lines] == ["GRPO", "SA-GRPO"]   # the empty series left out
+    assert list(accuracy_ax.lines[0].get_xdata()) == [0, 960, 1920]
+    assert list(accuracy_ax.lines[0].get_ydata()) == pytest.approx([40.0, 40.0, 50.0])   # in %
+    assert list(length_ax.lines[1].get_ydata()) == [30.0, 20.0]
+    assert accuracy_ax.lines[0].get_color() == "#2b8cbe"
+    points = [c for c in accuracy_ax.collections if type(c).__name__ == "PathCollection"]
+    assert [len(c.get_offsets()) for c in points] == [5, 2]   # every seed's value, base included
+    bands = [c for c in accuracy_ax.collections if isinstance(c, PolyCollection)]
+    assert len(bands) == 1   # GRPO's min-max band; SA-GRPO has one seed
+    low, high = bands[0].get_paths()[0].vertices[:, 1].min(), bands[0].get_paths()[0].vertices[:, 1].max()
+    assert (low, high) == pytest.approx((30.0, 60.0))
+    assert accuracy_ax.get_xlim()[0] == 0 and accuracy_ax.get_ylim()[1] - accuracy_ax.get_ylim()[0] >= 30
+    assert plots.save_figure(fig, "budget_curve", tmp_path).read_bytes().startswith(PNG_SIGNATURE)
+    with pytest.raises(ValueError, match="at least one entry"):
+        plots.budget_curve({"GRPO": []})
