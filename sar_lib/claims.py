@@ -5,7 +5,8 @@ result. With acc the greedy accuracy in [0, 1] and L the mean greedy answer leng
 the mean over the method's seeds, on the in-domain set unless said otherwise:
 
 * **C1** SA-GRPO is shorter at equal accuracy: ``1 - L_SA / L_GRPO >= 0.20`` and
-  ``100 (acc_GRPO - acc_SA) <= 1``.
+  ``100 (acc_GRPO - acc_SA) <= 1``; and, when the grid ran the shuffled-SAR control (SAR's values
+  dealt out at random within each group), SA-GRPO's answers are shorter than the control's.
 * **C2** Pareto: at SA-GRPO's length, SA-GRPO is at least as accurate as O1-pruner and as ER:
   ``acc_SA >= f_B(L_SA)`` for each baseline B, with f_B the piecewise-linear accuracy-vs-length
   curve through GRPO (alpha = 0) and B's runs at its alphas, held flat beyond its shortest and
@@ -15,16 +16,51 @@ the mean over the method's seeds, on the in-domain set unless said otherwise:
 * **C4** SA-GRPO beats R_VR + alpha R_EM: ``L_SA < L_EM`` and ``100 (acc_EM - acc_SA) <= 1``.
 * **C5** SA-GRPO trains no slower: mean training seconds (the sum of ``time/step``) of SA-GRPO
   <= GRPO's, for the same steps.
-* **C6** Out of domain, SA-GRPO keeps GRPO's accuracy and is shorter, on every OOD set:
-  ``100 (acc_GRPO - acc_SA) <= 1`` and ``L_SA < L_GRPO``.
+* **C6** Out of domain, SA-GRPO keeps GRPO's accuracy and is shorter, on every OOD set above its
+  floor: ``100 (acc_GRPO - acc_SA) <= 1`` and ``L_SA < L_GRPO``.
 * **C7** SA-PPO is shorter than PPO at equal accuracy: C1's criterion with PPO and SA-PPO (an
-  opt-in pair of the grid: it is "not run" unless the grid trained them).
+  opt-in pair of the grid: it is "not run" unless the grid trained them; the grid has no PPO
+  control, so C7 has no control clause).
 
-A claim whose methods are missing from the summary is reported with ``holds = None``.
+**When a measured difference counts** (the criteria above are unchanged by this; it decides only
+whether the difference they read is real). Two methods are compared on their per-seed values
+(:func:`compare_seeds`):
+
+* both with at least 2 seeds: a two-sided **Welch t-test at 5%** (:func:`welch`; unequal variances,
+  Welch-Satterthwaite degrees of freedom, p from the Student-t CDF of :func:`t_two_sided_p`, no
+  scipy): the difference is *separable from noise* when p < 0.05;
+* a method with fewer than 2 seeds has no measured spread, so Welch's test does not apply: the
+  difference is separable only when the per-seed ranges do not overlap, **every seed of one beyond
+  every seed of the other**; such a comparison is reported as single-seed (with one seed on both
+  sides any difference passes this rule: it says nothing about noise, and the text says so).
+
+A requirement that a difference exists (L_SA < L_GRPO, a drop of >= 10 points) is met only by a
+separable difference in the right direction; a separable difference in the wrong direction (or
+too small for the criterion) fails it; an inseparable one leaves it *not separable from noise*. A
+tolerance (accuracy at most 1 point lower, training no slower) is met when the means meet it, fails
+when they miss it by a separable difference, and is *not separable from noise* when they miss it
+by an inseparable one. C1's control clause is met only when SA-GRPO is shorter than shuffled SAR by
+a separable difference, and otherwise leaves C1 not separable from noise (a shortening that random
+SAR values also produce is not SAR's information at work). A claim **holds** when every part is
+met, **does not hold** when a part fails, and is **not separable from noise** otherwise.
+
+**Floor**: a set is at its floor for a claim when no method the claim compares there is above
+the floor (:func:`floor_check`): for answers with a chance level (True/False, kind "bool": 50%;
+A-D, kind "choice": 25%; :func:`answer_kind`) when the **Wilson 95% interval** of the greedy
+accuracy (mean over seeds, n = the number of evaluated problems of the set, one seed's n: the seeds
+answer the same problems) reaches down to chance or lies below it; for numeric answers (kind
+"math") when the accuracy is below 10%. A claim measured on a set at its floor is **untestable
+here**; C6 is judged only on the OOD sets above their floor, and is untestable here when none is.
+
+Each claim row has ``status`` (:data:`STATUSES`, JSON values ``"holds"``, ``"does_not_hold"``,
+``"not_separable"``, ``"untestable"``, ``"not_run"``: a method it needs is missing) and, for older
+readers, ``holds``: True, False, or None for every other status.
 """
 
 from __future__ import annotations
 
+import math
+import statistics
 from typing import Mapping, Sequence
 
 C1_MIN_LENGTH_REDUCTION = 0.20
@@ -32,7 +68,213 @@ ACCURACY_TOLERANCE_POINTS = 1.0
 C3_MIN_ACCURACY_DROP_POINTS = 10.0
 _ROUNDING = 1e-9   # 1 - 80/100 is 0.19999999999999996 in floating point
 
+SIGNIFICANCE = 0.05            # two-sided level of the Welch test over seeds
+CONTROL_METHOD = "shuffled-sar"
+# chance level of a set's answers by Problem.kind ("math": none; its floor is MATH_FLOOR_ACCURACY)
+CHANCE = {"bool": 0.5, "choice": 0.25}
+MATH_FLOOR_ACCURACY = 0.10
+FLOOR_Z = 1.96                 # 95% Wilson interval
+# Problem.kind of the sets whose answers are not numbers (sar_lib.data); every other set is "math".
+SET_KINDS = {"logic-test": "bool", "prontoqa": "bool", "logicbench": "choice"}
+_KIND_WORDS = {"bool": "True/False", "choice": "A-D"}
 
+STATUSES = ("holds", "does_not_hold", "not_separable", "untestable", "not_run")
+# status -> the words every table and verdict prints; True/False/None: the ``holds`` of rows written
+# before the statuses existed (and of readers that still index by it)
+VERDICT_WORDS = {"holds": "holds", "does_not_hold": "does not hold", "not_separable": "not separable from noise",
+                 "untestable": "untestable here", "not_run": "not run",
+                 True: "holds", False: "does not hold", None: "not run"}
+_HOLDS = {"holds": True, "does_not_hold": False}
+
+
+# ---------------------------------------------------------------- statistics
+def _betacf(a: float, b: float, x: float) -> float:
+    """Continued fraction of the incomplete beta function (modified Lentz)."""
+    tiny = 1e-300
+    c, d = 1.0, 1.0 - (a + b) * x / (a + 1.0)
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 500):
+        for aa in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+                   -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):
+            d = 1.0 + aa * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + aa / c
+            c = c if abs(c) > tiny else tiny
+            h *= d * c
+        if abs(d * c - 1.0) < 1e-15:
+            break
+    return h
+
+
+def regularized_beta(a: float, b: float, x: float) -> float:
+    """I_x(a, b), the regularized incomplete beta function, for a, b > 0 and x in [0, 1]."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x))
+    if x < (a + 1.0) / (a + b + 2.0):
+        return front * _betacf(a, b, x) / a
+    return 1.0 - front * _betacf(b, a, 1.0 - x) / b
+
+
+def t_two_sided_p(t: float, df: float) -> float:
+    """``P(|T| >= |t|)`` for T Student-t with ``df`` > 0 degrees of freedom (any real df):
+    ``I_{df / (df + t²)}(df / 2, 1 / 2)``."""
+    if df <= 0:
+        raise ValueError(f"degrees of freedom must be > 0, got {df}")
+    if math.isinf(t):
+        return 0.0
+    return regularized_beta(df / 2.0, 0.5, df / (df + t * t))
+
+
+def welch(a: Sequence[float], b: Sequence[float]) -> dict:
+    """Welch's t-test of mean(a) - mean(b), each sample with at least 2 values:
+
+        t  = (m_a - m_b) / sqrt(s_a²/n_a + s_b²/n_b)
+        df = (s_a²/n_a + s_b²/n_b)² / ((s_a²/n_a)²/(n_a - 1) + (s_b²/n_b)²/(n_b - 1))
+        p  = P(|T_df| >= |t|)   (two-sided, :func:`t_two_sided_p`)
+
+    with s² the sample variances. Both variances 0: p = 1 for equal means, 0 otherwise (df None).
+    Returns ``{"t", "df", "p"}`` (t None when infinite, for JSON)."""
+    if len(a) < 2 or len(b) < 2:
+        raise ValueError(f"Welch's test needs at least 2 values per sample, got {len(a)} and {len(b)}")
+    va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
+    diff = statistics.fmean(a) - statistics.fmean(b)
+    if va + vb == 0:
+        return {"t": 0.0 if diff == 0 else None, "df": None, "p": 1.0 if diff == 0 else 0.0}
+    t = diff / math.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    return {"t": t, "df": df, "p": t_two_sided_p(t, df)}
+
+
+def compare_seeds(a: Sequence[float], b: Sequence[float], level: float = SIGNIFICANCE) -> dict:
+    """Whether mean(a) - mean(b) is separable from the seed noise (module docstring):
+
+    * ``rule`` "welch" (both with >= 2 seeds): ``separable`` when Welch's two-sided p < ``level``;
+    * ``rule`` "ranges" (a side with one seed): ``separable`` when every value of one side is beyond
+      every value of the other (``single_seed`` True: no spread was measured on that side).
+
+    Returns ``{"rule", "difference", "p" (None for ranges), "t", "df", "seeds": [n_a, n_b],
+    "range_a", "range_b", "separable", "single_seed"}``."""
+    a, b = [float(v) for v in a], [float(v) for v in b]
+    if not a or not b:
+        raise ValueError("each side needs at least one value")
+    out = {"difference": statistics.fmean(a) - statistics.fmean(b), "seeds": [len(a), len(b)],
+           "range_a": [min(a), max(a)], "range_b": [min(b), max(b)], "single_seed": min(len(a), len(b)) < 2}
+    if len(a) >= 2 and len(b) >= 2:
+        test = welch(a, b)
+        out.update(rule="welch", **test, separable=test["p"] < level)
+    else:
+        out.update(rule="ranges", t=None, df=None, p=None, separable=max(a) < min(b) or min(a) > max(b))
+    return out
+
+
+def accuracy_interval(accuracy: float, n: int, z: float = FLOOR_Z) -> tuple[float, float]:
+    """Wilson score interval of an accuracy measured on ``n`` items (95% for z = 1.96):
+    ``(p + z²/2n ± z sqrt(p(1-p)/n + z²/4n²)) / (1 + z²/n)``."""
+    if n < 1 or not 0.0 <= accuracy <= 1.0:
+        raise ValueError(f"need n >= 1 and an accuracy in [0, 1], got n={n}, accuracy={accuracy}")
+    centre = accuracy + z * z / (2 * n)
+    spread = z * math.sqrt(accuracy * (1 - accuracy) / n + z * z / (4 * n * n))
+    return (centre - spread) / (1 + z * z / n), (centre + spread) / (1 + z * z / n)
+
+
+def answer_kind(dataset: str) -> str:
+    """``Problem.kind`` of a set's answers by its name (:data:`SET_KINDS`; "math" otherwise)."""
+    return SET_KINDS.get(dataset, "math")
+
+
+def floor_check(accuracy: float, n: int | None, kind: str) -> dict:
+    """Whether a greedy accuracy on ``n`` problems of answer ``kind`` is at the floor (module docstring):
+    kinds with a chance level (:data:`CHANCE`): the Wilson 95% interval (:func:`accuracy_interval`)
+    reaches down to chance or lies below it (without ``n``: the accuracy itself is at or below chance);
+    "math": the accuracy is below :data:`MATH_FLOOR_ACCURACY`.
+    Returns ``{"kind", "chance", "accuracy", "n", "interval", "at_floor"}``."""
+    chance = CHANCE.get(kind)
+    interval = accuracy_interval(accuracy, n) if n else None
+    if chance is None:
+        at_floor = accuracy < MATH_FLOOR_ACCURACY
+    else:
+        at_floor = (interval[0] if interval else accuracy) <= chance
+    return {"kind": kind, "chance": chance, "accuracy": accuracy, "n": n,
+            "interval": list(interval) if interval else None, "at_floor": at_floor}
+
+
+def floor_text(floor: Mapping) -> str:
+    """Why a set is (or is not) at its floor, with the numbers."""
+    parts = []
+    for method, f in floor["methods"].items():
+        interval = "" if f["interval"] is None else \
+            f", 95% interval {100 * f['interval'][0]:.1f}-{100 * f['interval'][1]:.1f}%"
+        parts.append(f"{f.get('label', method)} {100 * f['accuracy']:.1f}% of {f['n'] or '?'}{interval}")
+    return f"{'; '.join(parts)} ({floor_rule(floor['kind'])})"
+
+
+def floor_rule(kind: str) -> str:
+    """The floor rule of answers of ``kind`` (:func:`floor_check`), in words."""
+    chance = CHANCE.get(kind)
+    if chance is None:
+        return f"numeric answers are at the floor below {100 * MATH_FLOOR_ACCURACY:.0f}% accuracy"
+    return (f"{_KIND_WORDS.get(kind, kind)} answers are at the floor when the 95% interval reaches chance, "
+            f"{100 * chance:.0f}%, or lies below it")
+
+
+def test_text(test: Mapping, unit: str = "", scale: float = 1.0, *, difference: bool = True) -> str:
+    """A :func:`compare_seeds` result as text: the difference (unless ``difference`` is False), the
+    test (Welch's p, or the per-seed ranges of a single-seed comparison) and its outcome."""
+    unit = f" {unit}" if unit else ""
+    n_a, n_b = test["seeds"]
+    head = f"{scale * test['difference']:+.1f}{unit}" if difference else ""
+    if test["rule"] == "welch":
+        p = "p < 0.001" if test["p"] < 0.001 else f"p = {test['p']:.3f}"
+        body = (f"Welch {p} over {n_a} vs {n_b} seeds: "
+                f"{'beyond' if test['separable'] else 'inside'} the seed noise")
+        return f"{head}, {body}" if head else body
+
+    def span(r: Sequence[float]) -> str:
+        return f"{scale * r[0]:.1f}" if r[0] == r[1] else f"{scale * r[0]:.1f}-{scale * r[1]:.1f}"
+
+    body = (f"per seed {span(test['range_a'])} vs {span(test['range_b'])}{unit}, "
+            f"{'separate' if test['separable'] else 'overlapping'} ({n_a} vs {n_b} seeds; single-seed: "
+            "no spread measured, so no Welch test)")
+    return f"{head}; {body}" if head else body
+
+
+# ---------------------------------------------------------------- outcomes of a claim's parts
+def _exists(test: Mapping, shorter_or_lower: bool) -> str:
+    """A difference that must exist: "pass" when separable and mean(a) < mean(b) (``shorter_or_lower``)
+    or > (otherwise), "fail" when separable the other way, "noise" when not separable."""
+    if not test["separable"]:
+        return "noise"
+    return "pass" if (test["difference"] < 0) == shorter_or_lower else "fail"
+
+
+def _tolerance(met: bool, test: Mapping) -> str:
+    """A tolerance: "pass" when the means meet it, else "fail" if the miss is separable, "noise" if not."""
+    if met:
+        return "pass"
+    return "fail" if test["separable"] else "noise"
+
+
+def _combine(outcomes: Sequence[str]) -> str:
+    if "fail" in outcomes:
+        return "does_not_hold"
+    return "not_separable" if "noise" in outcomes else "holds"
+
+
+def _combine_statuses(statuses: Sequence[str]) -> str:
+    return _combine(["fail" if s == "does_not_hold" else "noise" if s == "not_separable" else "pass"
+                     for s in statuses])
+
+
+def _row(claim: str, statement: str, criterion: str, numbers: dict, status: str, **extra) -> dict:
+    return {"id": claim, "statement": statement, "criterion": criterion, "numbers": numbers, "status": status,
+            "holds": _HOLDS.get(status), **extra}
+
+
+# ---------------------------------------------------------------- reading the summary
 def _point(summary: Mapping, method: str, dataset: str) -> tuple[float, float] | None:
     """(mean length, mean accuracy) of ``method`` on ``dataset``, or None when it did not run."""
     entry = summary["methods"].get(method)
@@ -40,6 +282,29 @@ def _point(summary: Mapping, method: str, dataset: str) -> tuple[float, float] |
         return None
     e = entry["eval"][dataset]
     return e["mean_length"]["mean"], e["accuracy"]["mean"]
+
+
+def _per_seed(stat: Mapping) -> list[float]:
+    values = [v for v in stat.get("per_seed", ()) if v is not None]
+    return values or [stat["mean"]]
+
+
+def _seeds(summary: Mapping, method: str, dataset: str, key: str) -> list[float]:
+    """Per-seed values of ``key`` ("accuracy" or "mean_length"); the mean alone when none are stored."""
+    return _per_seed(summary["methods"][method]["eval"][dataset][key])
+
+
+def _set_floor(summary: Mapping, methods: Sequence[str], dataset: str, kinds: Mapping[str, str]) -> dict:
+    """:func:`floor_check` of each method's mean accuracy on ``dataset``; the set is at its floor when
+    no method is above it."""
+    kind = kinds.get(dataset) or answer_kind(dataset)
+    checks = {}
+    for m in methods:
+        e = summary["methods"][m]["eval"][dataset]
+        checks[m] = {**floor_check(e["accuracy"]["mean"], e.get("n"), kind),
+                     "label": summary["methods"][m].get("label", m.upper())}
+    return {"kind": kind, "chance": CHANCE.get(kind), "methods": checks,
+            "at_floor": all(c["at_floor"] for c in checks.values())}
 
 
 def curve_accuracy(points: Sequence[tuple[float, float]], length: float) -> float:
@@ -59,7 +324,8 @@ def curve_accuracy(points: Sequence[tuple[float, float]], length: float) -> floa
 
 
 def shorter_at_equal_accuracy(grpo: tuple[float, float], sa: tuple[float, float]) -> dict:
-    """C1 from (length, accuracy) of GRPO and SA-GRPO."""
+    """C1's criterion on the means, from (length, accuracy) of GRPO and SA-GRPO, before any noise
+    rule: ``holds`` is whether the means meet it (None when GRPO's length is not positive)."""
     reduction = 1 - sa[0] / grpo[0] if grpo[0] > 0 else None
     drop = 100 * (grpo[1] - sa[1])
     holds = None if reduction is None else (reduction >= C1_MIN_LENGTH_REDUCTION - _ROUNDING
@@ -67,117 +333,256 @@ def shorter_at_equal_accuracy(grpo: tuple[float, float], sa: tuple[float, float]
     return {"length_reduction": reduction, "accuracy_drop_points": drop, "holds": holds}
 
 
-def _shorter_row(summary: Mapping, claim: str, plain: str, shaped: str, in_domain: str) -> dict:
-    """C1 or C7: method ``shaped`` (e.g. "sa-grpo") against ``plain`` ("grpo") by C1's criterion."""
+# ---------------------------------------------------------------- the claims
+def _shorter_row(summary: Mapping, claim: str, plain: str, shaped: str, in_domain: str,
+                 kinds: Mapping[str, str], control: str | None) -> dict:
+    """C1 or C7: method ``shaped`` (e.g. "sa-grpo") against ``plain`` ("grpo") by C1's criterion, and
+    against ``control`` (C1: shuffled SAR) when the summary has it."""
     base, sa = _point(summary, plain, in_domain), _point(summary, shaped, in_domain)
-    numbers = shorter_at_equal_accuracy(base, sa) if base and sa else {"holds": None}
-    return {"id": claim, "statement": f"{shaped.upper()}'s answers are shorter than {plain.upper()}'s at equal accuracy",
-            "criterion": f">= {100 * C1_MIN_LENGTH_REDUCTION:.0f}% shorter, accuracy at most "
-                         f"{ACCURACY_TOLERANCE_POINTS:g} point lower ({in_domain}, greedy, mean over seeds)",
-            "numbers": {plain.replace("-", "_"): base, shaped.replace("-", "_"): sa, **numbers},
-            "holds": numbers["holds"]}
+    p, s = plain.replace("-", "_"), shaped.replace("-", "_")
+    statement = f"{shaped.upper()}'s answers are shorter than {plain.upper()}'s at equal accuracy"
+    criterion = (f">= {100 * C1_MIN_LENGTH_REDUCTION:.0f}% shorter, accuracy at most {ACCURACY_TOLERANCE_POINTS:g} "
+                 f"point lower ({in_domain}, greedy, mean over seeds)"
+                 + (f", and shorter than the {control} control" if control else "")
+                 + "; differences count beyond the seed noise (Welch 5%, or separate ranges for one seed)")
+    means = shorter_at_equal_accuracy(base, sa) if base and sa else {"length_reduction": None}
+    if means["length_reduction"] is None:
+        return _row(claim, statement, criterion, {p: base, s: sa, **means}, "not_run")
+    numbers = {"dataset": in_domain, p: base, s: sa, "length_reduction": means["length_reduction"],
+               "accuracy_drop_points": means["accuracy_drop_points"], "criterion_on_means": means["holds"]}
+    length = compare_seeds(_seeds(summary, shaped, in_domain, "mean_length"),
+                           _seeds(summary, plain, in_domain, "mean_length"))
+    length["outcome"] = _exists(length, shorter_or_lower=True)
+    if length["outcome"] == "pass" and means["length_reduction"] < C1_MIN_LENGTH_REDUCTION - _ROUNDING:
+        length["outcome"] = "fail"   # real, but shorter by less than the claim's margin
+    accuracy = compare_seeds(_seeds(summary, shaped, in_domain, "accuracy"),
+                             _seeds(summary, plain, in_domain, "accuracy"))
+    accuracy["outcome"] = _tolerance(means["accuracy_drop_points"] <= ACCURACY_TOLERANCE_POINTS + _ROUNDING, accuracy)
+    numbers.update(length_test=length, accuracy_test=accuracy, control=None)
+    outcomes = [length["outcome"], accuracy["outcome"]]
+    if control and _point(summary, control, in_domain):
+        test = compare_seeds(_seeds(summary, shaped, in_domain, "mean_length"),
+                             _seeds(summary, control, in_domain, "mean_length"))
+        test["outcome"] = "pass" if test["separable"] and test["difference"] < 0 else "noise"
+        numbers["control"] = {"method": control, "label": summary["methods"][control].get("label", control),
+                              "point": _point(summary, control, in_domain), "length_test": test}
+        outcomes.append(test["outcome"])
+    numbers["floor"] = _set_floor(summary, [plain, shaped], in_domain, kinds)
+    status = "untestable" if numbers["floor"]["at_floor"] else _combine(outcomes)
+    return _row(claim, statement, criterion, numbers, status)
 
 
 def check_claims(summary: Mapping, *, in_domain: str, ood_sets: Sequence[str],
-                 baselines: Mapping[str, Sequence[str]]) -> list[dict]:
-    """C1-C7 (module docstring) on a grid summary (``summary["methods"][name]["eval"][set]``).
+                 baselines: Mapping[str, Sequence[str]], kinds: Mapping[str, str] | None = None,
+                 control: str = CONTROL_METHOD) -> list[dict]:
+    """C1-C7 (module docstring) on a grid summary (``summary["methods"][name]["eval"][set]``: per
+    metric ``{"mean", "std", "per_seed"}``, and ``n``, the number of problems).
 
-    ``baselines``: {"O1-pruner": [method names at each alpha], "ER": [...]} for C2. Returns one dict
-    per claim: ``id``, ``statement``, ``criterion``, ``numbers`` (what the verdict was computed from)
-    and ``holds`` (True, False, or None when a method it needs is missing).
+    ``baselines``: {"O1-pruner": [method names at each alpha], "ER": [...]} for C2; ``kinds``: a set's
+    answer kind when :func:`answer_kind` does not know it; ``control``: C1's control method. Returns
+    one dict per claim: ``id``, ``statement``, ``criterion``, ``numbers`` (what the verdict was
+    computed from, the tests of :func:`compare_seeds` and the floor checks included), ``status``
+    (:data:`STATUSES`) and ``holds`` (True, False, or None for any other status).
     """
+    kinds = dict(kinds or {})
     grpo, sa = _point(summary, "grpo", in_domain), _point(summary, "sa-grpo", in_domain)
-    rows = [_shorter_row(summary, "C1", "grpo", "sa-grpo", in_domain)]
+    rows = [_shorter_row(summary, "C1", "grpo", "sa-grpo", in_domain, kinds, control)]
+    in_floor = _set_floor(summary, ["grpo", "sa-grpo"], in_domain, kinds) if grpo and sa else None
 
     c2 = {}
     for name, methods in baselines.items():
         points = [p for p in (_point(summary, m, in_domain) for m in methods) if p]
         if grpo and sa and points:
             expected = curve_accuracy([grpo, *points], sa[0])
-            c2[name] = {"points": points, "accuracy_at_sa_length": expected,
-                        "margin_points": 100 * (sa[1] - expected), "holds": sa[1] >= expected - _ROUNDING}
+            test = compare_seeds(_seeds(summary, "sa-grpo", in_domain, "accuracy"), [expected])
+            test["outcome"] = _tolerance(sa[1] >= expected - _ROUNDING, test)
+            status = _combine([test["outcome"]])
+            c2[name] = {"points": points, "accuracy_at_sa_length": expected, "margin_points": 100 * (sa[1] - expected),
+                        "accuracy_test": test, "status": status, "holds": _HOLDS.get(status)}
         else:
-            c2[name] = {"holds": None}
-    verdicts = [v["holds"] for v in c2.values()]
-    rows.append({"id": "C2", "statement": "Pareto: at matched length SA-GRPO is at least as accurate as the "
-                                          "length penalties",
-                 "criterion": "acc_SA >= the accuracy of each baseline's curve (GRPO and its alphas, "
-                              "piecewise linear, flat beyond its ends) at SA-GRPO's length",
-                 "numbers": {"sa_grpo": sa, **c2},
-                 "holds": None if not verdicts or None in verdicts else all(verdicts)})
+            c2[name] = {"status": "not_run", "holds": None}
+    statuses = [v["status"] for v in c2.values()]
+    c2_status = ("not_run" if not statuses or "not_run" in statuses else
+                 "untestable" if in_floor["at_floor"] else _combine_statuses(statuses))
+    rows.append(_row("C2", "Pareto: at matched length SA-GRPO is at least as accurate as the length penalties",
+                     "acc_SA >= the accuracy of each baseline's curve (GRPO and its alphas, piecewise linear, flat "
+                     "beyond its ends) at SA-GRPO's length; a shortfall counts when every SA-GRPO seed is below the "
+                     "curve (single-seed baselines)",
+                     {"sa_grpo": sa, **c2, **({"floor": in_floor} if in_floor else {})}, c2_status))
 
     alone = _point(summary, "sar-only", in_domain)
-    c3 = None if not (grpo and alone) else (100 * (grpo[1] - alone[1]) >= C3_MIN_ACCURACY_DROP_POINTS - _ROUNDING
-                                            and alone[0] < grpo[0])
-    rows.append({"id": "C3", "statement": "R_SA alone collapses",
-                 "criterion": f"accuracy at least {C3_MIN_ACCURACY_DROP_POINTS:g} points below GRPO's and "
-                              "shorter answers",
-                 "numbers": {"grpo": grpo, "sar_only": alone,
-                             "accuracy_drop_points": 100 * (grpo[1] - alone[1]) if grpo and alone else None},
-                 "holds": c3})
+    numbers = {"grpo": grpo, "sar_only": alone,
+               "accuracy_drop_points": 100 * (grpo[1] - alone[1]) if grpo and alone else None}
+    if grpo and alone:
+        accuracy = compare_seeds(_seeds(summary, "sar-only", in_domain, "accuracy"),
+                                 _seeds(summary, "grpo", in_domain, "accuracy"))
+        accuracy["outcome"] = _exists(accuracy, shorter_or_lower=True)
+        if accuracy["outcome"] == "pass" and numbers["accuracy_drop_points"] < C3_MIN_ACCURACY_DROP_POINTS - _ROUNDING:
+            accuracy["outcome"] = "fail"
+        length = compare_seeds(_seeds(summary, "sar-only", in_domain, "mean_length"),
+                               _seeds(summary, "grpo", in_domain, "mean_length"))
+        length["outcome"] = _exists(length, shorter_or_lower=True)
+        floor = _set_floor(summary, ["grpo", "sar-only"], in_domain, kinds)
+        numbers.update(accuracy_test=accuracy, length_test=length, floor=floor)
+        c3 = "untestable" if floor["at_floor"] else _combine([accuracy["outcome"], length["outcome"]])
+    else:
+        c3 = "not_run"
+    rows.append(_row("C3", "R_SA alone collapses",
+                     f"accuracy at least {C3_MIN_ACCURACY_DROP_POINTS:g} points below GRPO's and shorter answers, "
+                     "beyond the seed noise", numbers, c3))
 
     em = _point(summary, "em", in_domain)
-    c4 = None if not (sa and em) else (sa[0] < em[0] and 100 * (em[1] - sa[1]) <= ACCURACY_TOLERANCE_POINTS + _ROUNDING)
-    rows.append({"id": "C4", "statement": "SA-GRPO is shorter than R_VR + α·R_EM at no lower accuracy",
-                 "criterion": f"L_SA < L_EM and accuracy at most {ACCURACY_TOLERANCE_POINTS:g} point lower",
-                 "numbers": {"em": em, "sa_grpo": sa}, "holds": c4})
+    numbers = {"em": em, "sa_grpo": sa}
+    if sa and em:
+        length = compare_seeds(_seeds(summary, "sa-grpo", in_domain, "mean_length"),
+                               _seeds(summary, "em", in_domain, "mean_length"))
+        length["outcome"] = _exists(length, shorter_or_lower=True)
+        accuracy = compare_seeds(_seeds(summary, "sa-grpo", in_domain, "accuracy"),
+                                 _seeds(summary, "em", in_domain, "accuracy"))
+        accuracy["outcome"] = _tolerance(100 * (em[1] - sa[1]) <= ACCURACY_TOLERANCE_POINTS + _ROUNDING, accuracy)
+        floor = _set_floor(summary, ["em", "sa-grpo"], in_domain, kinds)
+        numbers.update(length_test=length, accuracy_test=accuracy, floor=floor)
+        c4 = "untestable" if floor["at_floor"] else _combine([length["outcome"], accuracy["outcome"]])
+    else:
+        c4 = "not_run"
+    rows.append(_row("C4", "SA-GRPO is shorter than R_VR + α·R_EM at no lower accuracy",
+                     f"L_SA < L_EM and accuracy at most {ACCURACY_TOLERANCE_POINTS:g} point lower, beyond the seed "
+                     "noise", numbers, c4))
 
-    times = {m: summary["methods"][m]["train_seconds"]["mean"] for m in ("grpo", "sa-grpo") if m in summary["methods"]}
-    c5 = times["sa-grpo"] <= times["grpo"] if len(times) == 2 else None
-    rows.append({"id": "C5", "statement": "SA-GRPO trains no slower than GRPO (shorter rollouts pay for the "
-                                          "extra pass)",
-                 "criterion": "mean training time of SA-GRPO <= GRPO's, same steps",
-                 "numbers": {"train_seconds": times}, "holds": c5})
+    present = [m for m in ("grpo", "sa-grpo") if m in summary["methods"]]
+    times = {m: summary["methods"][m]["train_seconds"]["mean"] for m in present}
+    numbers = {"train_seconds": times}
+    if len(times) == 2:
+        test = compare_seeds(_per_seed(summary["methods"]["sa-grpo"]["train_seconds"]),
+                             _per_seed(summary["methods"]["grpo"]["train_seconds"]))
+        test["outcome"] = _tolerance(times["sa-grpo"] <= times["grpo"], test)
+        numbers["test"] = test
+        c5 = _combine([test["outcome"]])
+    else:
+        c5 = "not_run"
+    rows.append(_row("C5", "SA-GRPO trains no slower than GRPO (shorter rollouts pay for the extra pass)",
+                     "mean training time of SA-GRPO <= GRPO's, same steps; slower counts beyond the seed noise",
+                     numbers, c5))
 
     c6 = {}
     for dataset in ood_sets:
         g, s = _point(summary, "grpo", dataset), _point(summary, "sa-grpo", dataset)
-        c6[dataset] = {"grpo": g, "sa_grpo": s,
-                       "holds": None if not (g and s) else (100 * (g[1] - s[1]) <= ACCURACY_TOLERANCE_POINTS + _ROUNDING
-                                                            and s[0] < g[0])}
-    verdicts = [v["holds"] for v in c6.values()]
-    rows.append({"id": "C6", "statement": "Out of domain SA-GRPO keeps GRPO's accuracy and is shorter",
-                 "criterion": f"on every OOD set: accuracy at most {ACCURACY_TOLERANCE_POINTS:g} point lower "
-                              "and L_SA < L_GRPO",
-                 "numbers": c6, "holds": None if not verdicts or None in verdicts else all(verdicts)})
-    rows.append(_shorter_row(summary, "C7", "ppo", "sa-ppo", in_domain))
+        if not (g and s):
+            c6[dataset] = {"grpo": g, "sa_grpo": s, "status": "not_run", "holds": None}
+            continue
+        length = compare_seeds(_seeds(summary, "sa-grpo", dataset, "mean_length"),
+                               _seeds(summary, "grpo", dataset, "mean_length"))
+        length["outcome"] = _exists(length, shorter_or_lower=True)
+        accuracy = compare_seeds(_seeds(summary, "sa-grpo", dataset, "accuracy"),
+                                 _seeds(summary, "grpo", dataset, "accuracy"))
+        accuracy["outcome"] = _tolerance(100 * (g[1] - s[1]) <= ACCURACY_TOLERANCE_POINTS + _ROUNDING, accuracy)
+        floor = _set_floor(summary, ["grpo", "sa-grpo"], dataset, kinds)
+        status = "untestable" if floor["at_floor"] else _combine([length["outcome"], accuracy["outcome"]])
+        c6[dataset] = {"grpo": g, "sa_grpo": s, "length_test": length, "accuracy_test": accuracy, "floor": floor,
+                       "status": status, "holds": _HOLDS.get(status)}
+    statuses = {d: v["status"] for d, v in c6.items()}
+    judged = [d for d, st in statuses.items() if st != "untestable"]
+    c6_status = ("not_run" if not statuses or "not_run" in statuses.values() else
+                 "untestable" if not judged else _combine_statuses([statuses[d] for d in judged]))
+    rows.append(_row("C6", "Out of domain SA-GRPO keeps GRPO's accuracy and is shorter",
+                     f"on every OOD set above its floor: accuracy at most {ACCURACY_TOLERANCE_POINTS:g} point lower "
+                     "and L_SA < L_GRPO beyond the seed noise",
+                     c6, c6_status, judged_on=judged,
+                     untestable_on=[d for d, st in statuses.items() if st == "untestable"]))
+    rows.append(_shorter_row(summary, "C7", "ppo", "sa-ppo", in_domain, kinds, None))
     return rows
 
 
+def current_claims(summary: Mapping, in_domain: str | None = None) -> list[dict]:
+    """The claims of a stored grid summary under this module's rules: its own rows when they carry a
+    ``status`` (written by this version), else :func:`check_claims` rerun on its stored per-seed
+    numbers (a file written before the noise and floor rules). ``in_domain``: default the grid's
+    ``settings["eval_dataset"]``, else the first evaluated set; OOD sets: the others; the C2
+    baselines: the methods whose ``reward`` is "o1" / "er"."""
+    rows = summary.get("claims") or []
+    if rows and all("status" in r for r in rows):
+        return list(rows)
+    methods = summary["methods"]
+    datasets = list(next(iter(methods.values()))["eval"]) if methods else []
+    in_domain = in_domain or summary.get("settings", {}).get("eval_dataset") or (datasets[0] if datasets else "")
+    baselines = {label: [n for n, m in methods.items() if m.get("reward", n.split("-")[0]) == reward]
+                 for label, reward in (("O1-pruner", "o1"), ("ER", "er"))}
+    return check_claims(summary, in_domain=in_domain, ood_sets=[d for d in datasets if d != in_domain],
+                        baselines=baselines)
+
+
+# ---------------------------------------------------------------- text
 def _fmt_point(point: tuple[float, float] | None) -> str:
     return "—" if point is None else f"{100 * point[1]:.1f}% / {point[0]:.1f} tok"
 
 
+def verdict_word(row: Mapping) -> str:
+    """The words of a claim row's verdict (:data:`VERDICT_WORDS`), from its ``status`` (or, for a row
+    written before the statuses, its ``holds``)."""
+    return VERDICT_WORDS[row["status"] if "status" in row else row["holds"]]
+
+
+def _tests_text(n: Mapping, *, length_unit: str = "tok") -> str:
+    parts = []
+    if "length_test" in n:
+        parts.append(f"length {test_text(n['length_test'], length_unit)}")
+    if "accuracy_test" in n:
+        parts.append(f"accuracy {test_text(n['accuracy_test'], 'points', 100)}")
+    control = n.get("control")
+    if control:
+        parts.append(f"against {control.get('label', control['method'])} ({_fmt_point(control['point'])}) length "
+                     f"{test_text(control['length_test'], length_unit)}")
+    floor = n.get("floor")
+    if floor and floor["at_floor"]:
+        parts.append(f"at the floor: {floor_text(floor)}")
+    return "; ".join(parts)
+
+
 def measured(row: Mapping) -> str:
-    """The numbers behind one claim's verdict, as a short text (accuracy % / length in tokens)."""
+    """The numbers behind one claim's verdict, as a short text (accuracy % / length in tokens), with
+    the noise tests (:func:`test_text`) and the floor when they decided it."""
     n = row["numbers"]
+    tests = _tests_text(n)
+    tail = f"; {tests}" if tests else ""
     if row["id"] in ("C1", "C7"):
         if n.get("length_reduction") is None:
             return "—"
         plain, shaped = ("grpo", "sa_grpo") if row["id"] == "C1" else ("ppo", "sa_ppo")
         return (f"{plain.upper()} {_fmt_point(n[plain])}, SA-{plain.upper()} {_fmt_point(n[shaped])}: "
-                f"{100 * n['length_reduction']:+.1f}% shorter, {-n['accuracy_drop_points']:+.1f} points")
+                f"{100 * n['length_reduction']:+.1f}% shorter, {-n['accuracy_drop_points']:+.1f} points{tail}")
     if row["id"] == "C2":
         parts = [f"{name}: curve gives {100 * v['accuracy_at_sa_length']:.1f}% at SA-GRPO's length "
-                 f"(SA-GRPO {v['margin_points']:+.1f} points)" for name, v in n.items()
-                 if isinstance(v, Mapping) and "accuracy_at_sa_length" in v]
+                 f"(SA-GRPO {v['margin_points']:+.1f} points"
+                 + ("" if v["accuracy_test"]["outcome"] == "pass" else
+                    f"; {test_text(v['accuracy_test'], 'points', 100, difference=False)}") + ")"
+                 for name, v in n.items() if isinstance(v, Mapping) and "accuracy_at_sa_length" in v]
+        floor = n.get("floor")
+        if floor and floor["at_floor"] and parts:
+            parts.append(f"at the floor: {floor_text(floor)}")
         return "; ".join(parts) or "—"
     if row["id"] == "C3":
-        return f"GRPO {_fmt_point(n['grpo'])}, R_SA alone {_fmt_point(n['sar_only'])}"
+        return f"GRPO {_fmt_point(n['grpo'])}, R_SA alone {_fmt_point(n['sar_only'])}{tail}"
     if row["id"] == "C4":
-        return f"R_VR + α·R_EM {_fmt_point(n['em'])}, SA-GRPO {_fmt_point(n['sa_grpo'])}"
+        return f"R_VR + α·R_EM {_fmt_point(n['em'])}, SA-GRPO {_fmt_point(n['sa_grpo'])}{tail}"
     if row["id"] == "C5":
         t = n["train_seconds"]
-        return "—" if len(t) < 2 else f"GRPO {t['grpo']:.0f} s, SA-GRPO {t['sa-grpo']:.0f} s"
-    return "; ".join(f"{d}: GRPO {_fmt_point(v['grpo'])}, SA-GRPO {_fmt_point(v['sa_grpo'])}" for d, v in n.items())
-
-
-VERDICT_WORDS = {True: "holds", False: "does not hold", None: "not run"}
+        if len(t) < 2:
+            return "—"
+        test = n.get("test")
+        extra = "" if not test or test["outcome"] == "pass" else f"; {test_text(test, 's')}"
+        return f"GRPO {t['grpo']:.0f} s, SA-GRPO {t['sa-grpo']:.0f} s{extra}"
+    cells = []
+    for d, v in n.items():
+        cell = f"{d}: GRPO {_fmt_point(v['grpo'])}, SA-GRPO {_fmt_point(v['sa_grpo'])}"
+        if "status" in v and v["status"] != "not_run":
+            cell += f" ({VERDICT_WORDS[v['status']]}; {_tests_text(v)})"
+        cells.append(cell)
+    return "; ".join(cells)
 
 
 def claims_markdown(rows: Sequence[Mapping]) -> str:
     """The claims as a Markdown table: claim, criterion, measured numbers, verdict."""
     lines = ["| claim | criterion | measured | verdict |", "|---|---|---|---|"]
-    lines += [f"| {r['id']} {r['statement']} | {r['criterion']} | {measured(r)} | **{VERDICT_WORDS[r['holds']]}** |"
+    lines += [f"| {r['id']} {r['statement']} | {r['criterion']} | {measured(r)} | **{verdict_word(r)}** |"
               for r in rows]
     return "\n".join(lines)

@@ -11,6 +11,7 @@ import dataclasses
 import json
 import sys
 import typing
+from pathlib import Path
 
 
 def _print_json(obj) -> None:
@@ -92,8 +93,6 @@ def _cmd_pretrain_tiny(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- premises
 def _cmd_premises(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     import torch
 
     from sar_lib.data import SYNTHETIC_SETS
@@ -176,8 +175,6 @@ def _command_line(name: str, args: argparse.Namespace) -> str:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from sar_lib import bench
 
     result = bench.run_bench(device=args.device, sizes=bench.QUICK if args.quick else bench.FULL,
@@ -225,9 +222,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_compare(args: argparse.Namespace) -> int:
     import shlex
 
-    from sar_lib import compare
+    from sar_lib import compare, shipped
     from sar_lib.grid import DEFAULT_METHODS
 
+    if args.quick and args.ship_adapters is not None and Path(args.ship_adapters).resolve() == shipped.SHIPPED_DIR.resolve():
+        raise ValueError("--quick trains smoke-test runs: they must not replace the package's shipped adapters; "
+                         "drop --ship-adapters or give it another folder")
     # every value is checked where it is used: GRPOConfig.validate, grid.grid_runs, grid.run_grid
     settings = {k: v for k, v in (("questions_per_step", args.questions_per_step), ("eval_size", args.eval_size),
                                   ("eval_every", args.eval_every), ("learning_rate", args.learning_rate),
@@ -241,12 +241,16 @@ def _cmd_compare(args: argparse.Namespace) -> int:
                               progress=not args.no_progress, **settings)
     print(compare.format_comparison(summary), flush=True)
     print(f"wrote {summary['json']}, {', '.join(summary['figures'])}", flush=True)
+    if args.ship_adapters is not None:
+        manifest = shipped.ship_adapters(summary["json"], args.ship_adapters)
+        print(f"shipped the adapters of {', '.join(manifest)} (first seed each) into {args.ship_adapters}", flush=True)
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     from sar_lib.evaluate import DEFAULT_BATCH_SIZE, DEFAULT_MAX_NEW_TOKENS
     from sar_lib.grpo_config import GRPOConfig
+    from sar_lib.shipped import SHIPPED_DIR
     from sar_lib.tracking import REPORT_TO
 
     parser = argparse.ArgumentParser(prog="sar", description="Self-Aligned Reward: score, train, evaluate.")
@@ -418,6 +422,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="results file (default figures/grpo_vs_sar.json; OUT/grpo_vs_sar.json with --quick)")
     p.add_argument("--figures", help="folder of the three figures (default figures/; OUT with --quick)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--ship-adapters", nargs="?", const=str(SHIPPED_DIR), metavar="DIR",
+                   help="then copy the final LoRA adapter of every method's first seed (fp16), the results JSON "
+                        "and a manifest into DIR, for notebooks (sar_lib.shipped; default DIR: the package's "
+                        "sar_lib/assets/grid)")
     p.set_defaults(func=_cmd_compare)
 
     return parser

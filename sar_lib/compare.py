@@ -23,7 +23,7 @@ import matplotlib.pyplot as plt
 
 from sar_lib import plots
 from sar_lib.analysis import CURVE_KEYS, method_curves, summarise
-from sar_lib.claims import VERDICT_WORDS, claims_markdown, measured
+from sar_lib.claims import claims_markdown, current_claims, measured, verdict_word
 from sar_lib.data import HELD_OUT_SETS
 from sar_lib.grid import (DEFAULT_METHODS, DEFAULT_SEEDS, METHODS, MULTI_SEED_METHODS, check_eval_sets, grid_runs, model_fingerprint,
                           run_grid, short_run_learning_rate)
@@ -227,7 +227,7 @@ def results_markdown(summary: Mapping) -> str:
         lines.append(f"| {m['label']} | {len(m['seeds'])} | " + " | ".join(
             f"{cell(m['eval'][d], 'accuracy', 'mean_length')} | "
             f"{cell(m['eval'][d], 'sampled_accuracy', 'sampled_mean_length')}" for d in datasets) + " |")
-    return "\n".join([claims_markdown(summary["claims"]), "", "accuracy % / mean length in tokens "
+    return "\n".join([claims_markdown(current_claims(summary)), "", "accuracy % / mean length in tokens "
                       "(± the standard deviation of the accuracy over seeds):", "", *lines])
 
 
@@ -249,8 +249,8 @@ def format_comparison(summary: Mapping) -> str:
             cells.append(f"{100 * acc['mean']:13.1f} ± {100 * acc['std']:4.1f}"
                          f"{length['mean']:13.1f} ± {length['std']:4.1f}")
         lines.append(f"{m['label'] + ' x' + str(len(m['seeds'])):24}" + "".join(cells))
-    for row in summary.get("claims", []):
-        lines.append(f"{row['id']} {row['statement']}: {VERDICT_WORDS[row['holds']].upper()} ({measured(row)})")
+    for row in current_claims(summary) if summary.get("claims") else []:
+        lines.append(f"{row['id']} {row['statement']}: {verdict_word(row).upper()} ({measured(row)})")
     lines.append(f"wall time {summary['wall_seconds'] / 60:.1f} min ({summary['runs_trained']} runs trained, "
                  f"{summary['runs_cached']} cached); the runs took {summary['runs_wall_seconds_total'] / 60:.1f} "
                  f"worker-minutes when they were trained")

@@ -15,6 +15,13 @@ is the only pressure on length (the paper's regime); where they are clearly less
 correctness reward already prunes them and SAR has little left to do.
 
 Length changes are "% shorter" everywhere (:func:`percent_shorter`): positive means shorter.
+
+The grid's verdicts follow ``sar_lib.claims``' rules word for word: a difference between methods is an
+effect only beyond the seed noise (a two-sided Welch t-test at 5% over seeds, or, where a method has one
+seed, every seed of one beyond every seed of the other) and, for C1, beyond the shuffled-SAR control;
+otherwise the verdict is "not separable from noise", never "holds" or "does not hold". A claim measured
+on a set at its floor (the accuracy's Wilson 95% interval reaches chance on True/False or A-D answers,
+or below 10% on numeric ones) is "untestable here". The sentences name the difference and the test.
 """
 
 from __future__ import annotations
@@ -25,7 +32,8 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from sar_lib.claims import (ACCURACY_TOLERANCE_POINTS, C1_MIN_LENGTH_REDUCTION, VERDICT_WORDS,
-                            claims_markdown, measured)
+                            accuracy_interval, answer_kind, claims_markdown, compare_seeds, current_claims, floor_check,
+                            floor_rule, floor_text, measured, test_text, verdict_word)
 
 # docs/paper.md §5, Qwen3-4B reward ablation: (accuracy %, mean length in tokens) over the math benchmarks.
 PAPER_ABLATION: dict[str, tuple[float, float]] = {
@@ -45,8 +53,6 @@ PAPER_MAIN: dict[str, tuple[float, float, float, float]] = {
 # |SAR| < 1 below the clip, so two answers' alpha * SAR differ by less than 2 alpha: with alpha < 1/2
 # a correct answer (R_VR = 1) always out-scores a wrong one (R_VR = 0) in the same group.
 CORRECTNESS_DOMINATES_BELOW = 0.5
-# An evaluation set on which the base model's 95% accuracy interval stays below this is too hard to compare on.
-FLOOR_ACCURACY = 0.15
 
 
 # ---------------------------------------------------------------- shared pieces
@@ -60,16 +66,6 @@ def _shorter_text(value: float | None) -> str:
     if value is None:
         return "—"
     return f"{value:.1f}% shorter" if value >= 0 else f"{-value:.1f}% longer"
-
-
-def accuracy_interval(accuracy: float, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score interval of an accuracy measured on ``n`` items (95% for z = 1.96):
-    ``(p + z²/2n ± z sqrt(p(1-p)/n + z²/4n²)) / (1 + z²/n)``."""
-    if n < 1 or not 0.0 <= accuracy <= 1.0:
-        raise ValueError(f"need n >= 1 and an accuracy in [0, 1], got n={n}, accuracy={accuracy}")
-    centre = accuracy + z * z / (2 * n)
-    spread = z * math.sqrt(accuracy * (1 - accuracy) / n + z * z / (4 * n * n))
-    return (centre - spread) / (1 + z * z / n), (centre + spread) / (1 + z * z / n)
 
 
 def paper_ablation_markdown() -> str:
@@ -88,7 +84,9 @@ def paper_ablation_markdown() -> str:
 
 def read_grid(path: str | Path) -> tuple[dict | None, str]:
     """``(results of sar compare, "")`` from the JSON at ``path``, or ``(None, why not)`` when the file
-    is missing, unreadable, or written before the claims were checked (no ``claims`` rows)."""
+    is missing, unreadable, or written before the claims were checked (no ``claims`` rows). Claims
+    written before the noise and floor rules (rows without ``status``) are judged again from the file's
+    per-seed numbers (``claims.current_claims``; ``claims_rechecked`` is then True)."""
     path = Path(path)
     if not path.is_file():
         return None, (f"`{path}` is not there: run `sar compare` (it writes that file) to check the paper's "
@@ -100,6 +98,10 @@ def read_grid(path: str | Path) -> tuple[dict | None, str]:
     if not grid.get("claims"):
         return None, (f"`{path}` predates the claims check (it has no `claims` rows): rerun `sar compare` "
                       "to test the claims on the current testbed.")
+    if not all("status" in row for row in grid["claims"]):
+        # written before the noise and floor rules: judge its stored per-seed numbers by the current ones
+        grid["claims"] = current_claims(grid)
+        grid["claims_rechecked"] = True
     return grid, ""
 
 
@@ -171,8 +173,13 @@ def verbosity_regime(premises: Mapping | None, alpha: float) -> dict:
             "verbose_accuracy": verbose, "concise_accuracy": concise}
 
 
+def _claims(grid: Mapping) -> list[dict]:
+    """The grid's claim rows under the current rules (``claims.current_claims``)."""
+    return current_claims(grid)
+
+
 def _claim(grid: Mapping, claim_id: str) -> Mapping | None:
-    return next((row for row in grid["claims"] if row["id"] == claim_id), None)
+    return next((row for row in _claims(grid) if row["id"] == claim_id), None)
 
 
 def _sampled_drift(grid: Mapping, method: str) -> tuple[float, float] | None:
@@ -185,17 +192,19 @@ def _sampled_drift(grid: Mapping, method: str) -> tuple[float, float] | None:
 
 
 def one_sentence(grid: Mapping | None, regime: Mapping) -> str:
-    """What SAR did on the testbed and why, in one sentence, from claim C1 of the grid and the
-    regime (:func:`verbosity_regime`)."""
+    """What SAR did on the testbed and why, in one sentence, from claim C1 of the grid (its status,
+    ``sar_lib.claims``: a difference inside the seed noise or not beyond the shuffled-SAR control is
+    "not separable from noise", a set at its floor "untestable here") and the regime
+    (:func:`verbosity_regime`). The sentence names the length difference and its test."""
     if grid is None:
         return ("Without the grid's results this notebook cannot say what SAR did on the testbed; its own runs "
                 "(one seed, a few steps) are below.")
     c1 = _claim(grid, "C1")
-    if c1 is None or c1["holds"] is None:
+    if c1 is None or c1["status"] == "not_run":
         return "The grid did not run GRPO and SA-GRPO both, so claim C1 (shorter at equal accuracy) is untested."
     n = c1["numbers"]
     shorter = _shorter_text(100 * n["length_reduction"])
-    points = -n["accuracy_drop_points"]
+    points = round(-n["accuracy_drop_points"], 1) + 0.0   # no "-0.0"
     seeds = len(grid["methods"]["sa-grpo"]["seeds"])
     drift = {m: _sampled_drift(grid, m) for m in ("grpo", "sa-grpo")}
     during = ""
@@ -204,29 +213,58 @@ def one_sentence(grid: Mapping | None, regime: Mapping) -> str:
         during = (f"; during training the sampled answers of GRPO got {_shorter_text(g)}, those of SA-GRPO "
                   f"{_shorter_text(s)}")
     head = (f"On this testbed SA-GRPO's greedy answers are {shorter} than GRPO's at {points:+.1f} points of "
-            f"accuracy (mean of {seeds} seeds{during})")
-    if c1["holds"]:
-        why = {"harmless": ": verbosity costs no accuracy here, so SAR's preference for concise answers is what "
-                           "shortened them, as in the paper",
-               "punished": ", although correctness already punishes verbosity here (GRPO prunes it too)",
-               "unknown": ""}[regime["regime"]]
-        return f"{head}, so the paper's main claim holds{why}."
+            f"accuracy (mean of {seeds} seed{'s' if seeds != 1 else ''}{during})")
+    status, length, accuracy = c1["status"], n["length_test"], n["accuracy_test"]
+    length_test = test_text(length, "tokens")
+    accuracy_test = test_text(accuracy, "points", 100)
+    control = n.get("control")
+    control_test = "" if not control else (f"shuffled SAR {control['point'][0]:.1f} tokens: "
+                                           f"{test_text(control['length_test'], 'tokens')}")
     margin = f"{100 * C1_MIN_LENGTH_REDUCTION:.0f}%"
     push = "" if regime["push"] is None else \
         f" (α·ΔSAR = {regime['push']:.3f} of reward per answer, against R_VR's step of 1)"
     no_room = regime["room"] is not None and not regime["room"]["holds"]
-    if n["length_reduction"] >= C1_MIN_LENGTH_REDUCTION:
-        return (f"{head}, shorter by the claim's margin, but accuracy fell by more than "
-                f"{ACCURACY_TOLERANCE_POINTS:g} point, so the paper's main claim does not hold here.")
-    if n["length_reduction"] > 0:
-        why = {"harmless": (f": verbosity costs no accuracy here, so correctness does not push towards the concise "
-                            f"style and SAR's preference for it is the push that does, a small one{push}"),
-               "punished": ": correctness already punishes verbosity here, so GRPO prunes the verbose answers too",
+    small = {"harmless": (f": verbosity costs no accuracy here, so correctness does not push towards the concise "
+                          f"style and SAR's preference for it is the push that does, a small one{push}"),
+             "punished": ": correctness already punishes verbosity here, so GRPO prunes the verbose answers too",
+             "unknown": ""}[regime["regime"]]
+    if regime["regime"] == "harmless" and no_room:
+        small = (": there was little length left to cut, the greedy answers being about as short as the shortest "
+                 "correct samples")
+    if status == "untestable":
+        return (f"{head}, but on {n.get('dataset', 'the in-domain set')} both are at the floor "
+                f"({floor_text(n['floor'])}), so the paper's main claim is untestable here.")
+    if status == "holds":
+        beyond = "" if not control else f" and shorter than the shuffled-SAR control ({control_test})"
+        why = {"harmless": ": verbosity costs no accuracy here, so SAR's preference for concise answers is what "
+                           "shortened them, as in the paper",
+               "punished": ", although correctness already punishes verbosity here (GRPO prunes it too)",
                "unknown": ""}[regime["regime"]]
-        if regime["regime"] == "harmless" and no_room:
-            why = (": there was little length left to cut, the greedy answers being about as short as the shortest "
-                   "correct samples")
-        return f"{head}, so SAR shortened the answers, but by less than the claim's {margin}{why}."
+        return (f"{head}; the shortening is beyond the seed noise ({length_test}){beyond}, so the paper's main "
+                f"claim holds{why}.")
+    if status == "not_separable":
+        if length["outcome"] == "noise":
+            also = "" if accuracy["outcome"] != "noise" else \
+                (f", and so is the accuracy drop, more than the claim's {ACCURACY_TOLERANCE_POINTS:g} point "
+                 f"({accuracy_test})")
+            return (f"{head}, but the length difference is inside the seed noise ({length_test}){also}, so the "
+                    f"paper's main claim is not separable from noise here, neither confirmed nor refuted{small}.")
+        if control and control["length_test"]["outcome"] == "noise":
+            return (f"{head}; the shortening is beyond the seed noise ({length_test}), but not beyond the "
+                    f"shuffled-SAR control, SAR's own values dealt out at random ({control_test}), so it cannot be "
+                    "credited to the information SAR measures: the paper's main claim is not separable from noise "
+                    "here.")
+        return (f"{head}; the shortening is beyond the seed noise ({length_test}), but the accuracy drop, more "
+                f"than the claim's {ACCURACY_TOLERANCE_POINTS:g} point, is not separable from the noise "
+                f"({accuracy_test}), so the paper's main claim is not separable from noise here.")
+    # does not hold: a part failed by a difference beyond the noise
+    if accuracy["outcome"] == "fail":
+        lead = "shorter by the claim's margin, but" if length["outcome"] == "pass" else "but"
+        return (f"{head}, {lead} accuracy fell by more than {ACCURACY_TOLERANCE_POINTS:g} point, beyond the seed "
+                f"noise ({accuracy_test}), so the paper's main claim does not hold here.")
+    if n["length_reduction"] > 0:
+        return (f"{head}: SAR shortened the answers beyond the seed noise ({length_test}), but by less than the "
+                f"claim's {margin}, so the paper's main claim does not hold here{small}.")
     if regime["regime"] == "punished":
         why = (": correctness already punishes verbosity here, so GRPO alone prunes the verbose answers and SAR "
                "has little left to cut")
@@ -238,13 +276,16 @@ def one_sentence(grid: Mapping | None, regime: Mapping) -> str:
                f"style is small{push}")
     else:
         why = ""
-    return f"{head}, so the paper's main claim does not hold here{why}."
+    return (f"{head}, longer beyond the seed noise ({length_test}), so the paper's main claim does not hold "
+            f"here{why}.")
 
 
 def _grid_source(grid: Mapping, path: str | Path) -> str:
     s = grid.get("settings", {})
+    rechecked = ("; its claims judged again from its per-seed numbers by the current noise and floor rules"
+                 if grid.get("claims_rechecked") else "")
     return (f"`{path}` (`{grid.get('command', 'sar compare')}`: {s.get('steps', '?')} steps, seeds "
-            f"{s.get('seeds', '?')}, model {grid.get('model', '?')})")
+            f"{s.get('seeds', '?')}, model {grid.get('model', '?')}{rechecked})")
 
 
 # ---------------------------------------------------------------- 01
@@ -379,7 +420,7 @@ def algorithms_markdown(grid: Mapping | None, grid_path: str | Path, dataset: st
     lines.append("")
     for _, _, claim_id in ALGORITHM_PAIRS:
         row = _claim(grid, claim_id)
-        lines.append(f"- **{claim_id}** {row['statement']}: **{VERDICT_WORDS[row['holds']]}** ({measured(row)}).")
+        lines.append(f"- **{claim_id}** {row['statement']}: **{verdict_word(row)}** ({measured(row)}).")
     return "\n".join(lines)
 
 
@@ -389,9 +430,76 @@ def grid_summary(grid: Mapping | None, regime: Mapping) -> str:
     return f"**In one sentence:** {one_sentence(grid, regime)}\n\n{regime['text']}"
 
 
+def budget_markdown(grid: Mapping | None, shaped: str = "sa-grpo", reference: str = "grpo",
+                    control: str = "shuffled-sar") -> str:
+    """Markdown: the budget curve of ``grid`` (``budget_curve``: greedy in-domain length and accuracy along
+    the runs) as one row per budget, then the sentence that says after how many rollouts ``shaped``'s
+    answers separate from ``reference``'s and from ``control``'s, by ``claims.compare_seeds`` (Welch's
+    test at 5% over seeds; every seed beyond the other side's one seed): the first budget from which
+    they are shorter and separable at that budget and every later one."""
+    curves = (grid or {}).get("budget_curve") or {}
+    if shaped not in curves or reference not in curves:
+        return f"_No budget curve of {reference} and {shaped} in this grid (run `sar compare`)._"
+    by_budget = {name: {e["rollouts"]: e for e in curves[name]} for name in (shaped, reference, control)
+                 if name in curves}
+    budgets = [r for r in sorted(by_budget[shaped]) if r > 0 and r in by_budget[reference]]
+    labels = {name: grid["methods"][name]["label"] for name in by_budget}
+
+    def test(name: str, budget: int) -> dict | None:
+        if budget not in by_budget.get(name, {}):
+            return None
+        return compare_seeds(by_budget[shaped][budget]["mean_length"]["per_seed"],
+                             by_budget[name][budget]["mean_length"]["per_seed"])
+
+    def cell(name: str, budget: int, key: str, scale: float = 1.0) -> str:
+        entry = by_budget.get(name, {}).get(budget)
+        if entry is None:
+            return "—"
+        values = ", ".join(f"{scale * v:.1f}" for v in entry[key]["per_seed"])
+        return f"{scale * entry[key]['mean']:.1f}" + (f" ({values})" if len(entry[key]["per_seed"]) > 1 else "")
+
+    def separates_from(name: str) -> int | None:
+        """The first budget from which ``shaped`` is shorter than ``name`` beyond the noise, at every later one too."""
+        first = None
+        for budget in budgets:
+            result = test(name, budget)
+            ok = result is not None and result["separable"] and result["difference"] < 0
+            first = (first or budget) if ok else None
+        return first
+
+    head = (f"| rollouts per run | {labels[reference]} length | {labels[shaped]} length | "
+            + (f"{labels[control]} length | " if control in labels else "")
+            + f"{labels[shaped]} vs {labels[reference]} | {labels[reference]} accuracy % | {labels[shaped]} accuracy % |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for budget in budgets:
+        result = test(reference, budget)
+        lines.append(f"| {budget:,} | {cell(reference, budget, 'mean_length')} | {cell(shaped, budget, 'mean_length')} | "
+                     + (f"{cell(control, budget, 'mean_length')} | " if control in labels else "")
+                     + f"{test_text(result, 'tok')} | {cell(reference, budget, 'accuracy', 100)} | "
+                     f"{cell(shaped, budget, 'accuracy', 100)} |")
+    last = budgets[-1]
+    change = percent_shorter(by_budget[reference][last]["mean_length"]["mean"], by_budget[shaped][last]["mean_length"]["mean"])
+    points = 100 * (by_budget[shaped][last]["accuracy"]["mean"] - by_budget[reference][last]["accuracy"]["mean"])
+    sentences = [f"At {last:,} rollouts per run {labels[shaped]}'s greedy answers are {_shorter_text(change)} than "
+                 f"{labels[reference]}'s at {points:+.1f} points of accuracy (mean of the seeds)."]
+    for name in (reference, control):
+        if name not in by_budget:
+            continue
+        what = labels[name] if name == reference else f"the {labels[name]} control"
+        first = separates_from(name)
+        sentences.append(f"They separate from {what}'s beyond the seed noise from {first:,} rollouts on."
+                         if first is not None else
+                         f"They do not separate from {what}'s beyond the seed noise at every budget up to {last:,}.")
+    return "\n".join(lines) + "\n\n" + " ".join(sentences)
+
+
 def _verdict_head(title: str, grid: Mapping | None, regime: Mapping) -> list[str]:
     """The lines every training verdict opens with: its title, then :func:`grid_summary`."""
     return [title, "", grid_summary(grid, regime), ""]
+
+
+_STATUS_LISTS = (("holds", "Held"), ("does_not_hold", "Did not hold"),
+                 ("not_separable", "Not separable from noise"), ("untestable", "Untestable here"))
 
 
 def training_verdict(*, grid: Mapping | None, grid_note: str, grid_path: str | Path, regime: Mapping,
@@ -408,17 +516,31 @@ def training_verdict(*, grid: Mapping | None, grid_note: str, grid_path: str | P
     else:
         lines.append(f"The paper's claims on the testbed, from {_grid_source(grid, grid_path)}:")
         lines.append("")
-        lines.append(claims_markdown(grid["claims"]))
-        held = [r["id"] for r in grid["claims"] if r["holds"] is True]
-        failed = [r["id"] for r in grid["claims"] if r["holds"] is False]
+        rows = _claims(grid)
+        lines.append(claims_markdown(rows))
         lines.append("")
-        lines.append(f"Held: {', '.join(held) or 'none'}. Did not hold: {', '.join(failed) or 'none'}.")
+        lines.append(" ".join(f"{label}: {', '.join(r['id'] for r in rows if r['status'] == status) or 'none'}."
+                              for status, label in _STATUS_LISTS))
     lines.append("")
     lines += _own_runs(evals, drift, dataset, steps)
     return "\n".join(lines)
 
 
 # ---------------------------------------------------------------- 04
+def _claim_line(row: Mapping) -> str:
+    """"C6 untestable here (symbolic-test: untestable here; logic-test: ...)": a claim's verdict, for C6
+    each OOD set's, for C2 whether its baselines are single-seed."""
+    line = f"{row['id']} {verdict_word(row)}"
+    if row["id"] == "C6":
+        sets = [f"{d}: {VERDICT_WORDS[v['status']]}" for d, v in row["numbers"].items()
+                if isinstance(v, Mapping) and "status" in v]
+        line += f" ({'; '.join(sets)})" if sets else ""
+    if row["id"] == "C2" and any(isinstance(v, Mapping) and v.get("accuracy_test", {}).get("single_seed")
+                                 for v in row["numbers"].values()):
+        line += " (against single-seed baselines: no spread measured for them)"
+    return line
+
+
 def ood_verdict(*, grid: Mapping | None, grid_note: str, grid_path: str | Path, regime: Mapping,
                 versus_grpo: Sequence[Mapping], logic: Mapping, ood_base: Mapping[str, Mapping],
                 behaviours_absent: Sequence[str], steps: int) -> str:
@@ -427,35 +549,42 @@ def ood_verdict(*, grid: Mapping | None, grid_note: str, grid_path: str | Path, 
     "accuracy_points", "percent_shorter"}``), the logic set's status (``logic``: ``{"accuracy", "n",
     "logic_share"}`` of the base model, and the share of logic in its pretraining, None if unknown),
     the base model's accuracy on the other OOD sets (``ood_base``: ``{set: {"accuracy", "n"}}``; a set
-    whose 95% interval stays below :data:`FLOOR_ACCURACY` is named as too hard to compare methods on)
+    at its floor by ``claims.floor_check``, of the kind ``claims.answer_kind`` gives its name, is named as
+    too hard to compare methods on)
     and the behaviours no answer showed."""
     lines = _verdict_head("### Verdict: in and out of domain", grid, regime)
     if grid is None:
         lines.append(grid_note)
     else:
-        rows = [r for r in grid["claims"] if r["id"] in ("C2", "C6")]
+        rows = [r for r in _claims(grid) if r["id"] in ("C2", "C6")]
         lines.append(f"The Pareto and out-of-domain claims, from {_grid_source(grid, grid_path)}:")
         lines.append("")
         lines.append(claims_markdown(rows))
         lines.append("")
-        lines.append("; ".join(f"{r['id']} {VERDICT_WORDS[r['holds']]}" for r in rows) + ".")
+        lines.append("; ".join(_claim_line(r) for r in rows) + ".")
     lines.append("")
     low, high = accuracy_interval(logic["accuracy"], logic["n"])
-    at_chance = low <= 0.5 <= high
     share = "" if logic.get("logic_share") is None else \
         f" ({100 * logic['logic_share']:.0f}% of its pretraining corpus was logic chains over other, made-up words)"
-    status = ("at chance: the model cannot do this task, so SAR's out-of-domain claim cannot be judged on it "
-              "(issue 14, a model that can, is open)" if at_chance else
-              "above chance" if low > 0.5 else "below chance")
+    if low > 0.5:
+        status = "above chance"
+    else:
+        status = ("at chance: the model cannot do this task" if high >= 0.5 else
+                  "below chance: the model does worse than guessing and cannot do this task either") + \
+            ("; the set is at its floor, so SAR's out-of-domain claim is untestable on it here "
+             "(issue 14, a model that can, is open)")
     lines.append(f"- **logic-test is {status}.** The base model answers {100 * logic['accuracy']:.1f}% of "
                  f"{logic['n']} True/False items correctly (95% interval {100 * low:.1f}-{100 * high:.1f}%; "
                  f"chance is 50%){share}.")
     for name, e in ood_base.items():
-        low, high = accuracy_interval(e["accuracy"], e["n"])
-        if high < FLOOR_ACCURACY:
-            lines.append(f"- **{name} is near zero**: the base model answers {100 * e['accuracy']:.1f}% "
-                         f"of {e['n']} items (95% interval {100 * low:.1f}-{100 * high:.1f}%), so accuracy differences "
-                         "between methods there are a few items, and only the length side of claim C6 says anything.")
+        floor = floor_check(e["accuracy"], e["n"], answer_kind(name))
+        if floor["at_floor"]:
+            low, high = floor["interval"]
+            lines.append(f"- **{name} is at its floor**: the base model answers {100 * e['accuracy']:.1f}% of "
+                         f"{e['n']} items (95% interval {100 * low:.1f}-{100 * high:.1f}%; "
+                         f"{floor_rule(floor['kind'])}), "
+                         "so accuracy differences between methods there are a few items, and a claim measured on it "
+                         "is untestable here.")
     if versus_grpo:
         cells = "; ".join(f"{r['method']} on {r['set']}: {_shorter_text(r['percent_shorter'])}, "
                           f"{r['accuracy_points']:+.1f} points" for r in versus_grpo)

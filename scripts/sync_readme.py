@@ -8,7 +8,10 @@ Each block sits between ``<!-- begin:NAME -->`` and ``<!-- end:NAME -->`` in REA
   ``sar premises --model <first testbed's model> --json docs/premises_testbed_v1.json``);
 * ``grpo-vs-sar``: the claims and results tables of ``sar compare`` (``figures/grpo_vs_sar.md``);
 * ``grid-verdict``: what SAR did on the testbed and why, in the words of notebook 03's verdict
-  (``sar_lib.verdicts.grid_summary``, from the grid's JSON and the card).
+  (``sar_lib.verdicts.grid_summary``, from the grid's JSON and the card);
+* ``budget-curve``: the budget curve of ``sar compare`` and when SA-GRPO separates from GRPO and the
+  shuffled-SAR control (``sar_lib.verdicts.budget_markdown``, from the grid's JSON);
+* ``bench-cpu``: the CPU cost table of ``sar bench --json docs/bench_cpu.json``.
 
     python scripts/sync_readme.py           # rewrite the blocks
     python scripts/sync_readme.py --check   # exit 1 if a block is stale (the tests run this)
@@ -40,7 +43,35 @@ def blocks() -> dict[str, str]:
     return {"premises-v2": premises_table(card["premises"]),
             "premises-v1": premises_table(first),
             "grpo-vs-sar": (REPO / "figures" / "grpo_vs_sar.md").read_text().strip(),
-            "grid-verdict": verdicts.grid_summary(grid, regime)}
+            "grid-verdict": verdicts.grid_summary(grid, regime),
+            "budget-curve": verdicts.budget_markdown(grid),
+            "bench-cpu": bench_table(json.loads((REPO / "docs" / "bench_cpu.json").read_text()))}
+
+
+def bench_table(result: dict) -> str:
+    """The CPU rows of the README's cost table from a ``sar bench`` result."""
+    engine = result["details"]["engine"]
+    checks = engine["engine_checks"]
+    when = f"{result['machine']['cpu_cores']} CPU cores, {result['machine']['date'][:10]}"
+    rows = [
+        ("a whole SA-GRPO step, rollout engine / reference path (`engine_step_speedup`)",
+         f"{result['engine_step_speedup']:.2f}x ({engine['engine_rollouts_per_s']:.1f} against "
+         f"{engine['reference_rollouts_per_s']:.1f} rollouts/s)", "≥ 2 (aim 3)"),
+        ("sampling alone, rollout engine / `generate` (`engine_generate_speedup`)",
+         f"{result['engine_generate_speedup']:.2f}x", ""),
+        ("the engine's exactness: greedy answers, log-probs, seed",
+         f"greedy identical to `generate`: {'yes' if checks['greedy_identical'] else 'NO'}; largest log-prob gap "
+         f"{checks['max_logprob_gap']:.1e}; same seed, same rollouts: {'yes' if checks['same_seed_same_rollouts'] else 'NO'}",
+         "identical; < 1e-4"),
+        ("SAR's extra pass per step at forced lengths (`sar_overhead_ratio`)",
+         f"{result['sar_overhead_ratio']:.2f} (the step's own timer: "
+         f"{result['details']['overhead']['sar_overhead_ratio_from_step_timer']:.2f})", "≤ 1.05"),
+        ("our GRPO step / TRL `GRPOTrainer` step (`trl_step_ratio`)", f"{result['trl_step_ratio']:.2f}", "≤ 1.0"),
+        ("chunked / naive log-prob memory, vocab 151,936, 6 × 512 tokens", f"{result['logprob_memory_ratio']:.3f}",
+         "≤ 0.3"),
+    ]
+    return "\n".join(["| figure | value | target | machine, date |", "|---|---|---|---|",
+                      *(f"| {figure} | {value} | {target} | {when} |" for figure, value, target in rows)])
 
 
 def synced(text: str, new_blocks: dict[str, str]) -> str:

@@ -1,13 +1,15 @@
 """sar_lib.compare: the `sar compare` command end to end on the random test model (the grid, its cache
 and the results JSON and figures), and its command line."""
 
+import hashlib
 import json
 import os
 
 import pytest
+import torch
 from conftest import SMALL_GRID
 
-from sar_lib import analysis, compare, grid
+from sar_lib import analysis, compare, grid, shipped
 from sar_lib.cli import main
 from sar_lib.runs import read_config, read_eval, read_metrics
 
@@ -214,3 +216,119 @@ def test_device_cuda_without_a_gpu_fails_before_anything_trains(monkeypatch, tmp
     assert main(["compare", "--quick", "--device", "gpu", "--out", str(tmp_path / "grid")]) == 2
     assert "device must be 'cpu' or 'cuda'" in capsys.readouterr().err
     assert not (tmp_path / "grid").exists()
+
+
+# ---------------------------------------------------------------- the shipped adapters (sar_lib.shipped)
+@pytest.fixture(scope="module")
+def finished_grid(tiny_dir, tmp_path_factory):
+    """A miniature grid of GRPO and SA-GRPO, seeds 0 and 1, trained once for the shipping tests: its results JSON."""
+    out = tmp_path_factory.mktemp("shipped") / "grid"
+    return small_compare(tiny_dir, out, methods=("grpo", "sa-grpo"))
+
+
+@pytest.fixture(scope="module")
+def shipment(finished_grid, tmp_path_factory):
+    """The adapters of ``finished_grid`` shipped into a folder of their own: ``(folder, manifest)``."""
+    folder = tmp_path_factory.mktemp("assets") / "grid"
+    return folder, shipped.ship_adapters(finished_grid["json"], folder)
+
+
+def test_shipping_writes_fp16_adapters_and_a_manifest_that_match_the_grid(finished_grid, shipment, tiny_dir):
+    from safetensors.torch import load_file
+
+    folder, manifest = shipment
+    assert sorted(p.name for p in folder.iterdir()) == ["grpo", "grpo_vs_sar.json", "manifest.json", "sa-grpo"]
+    assert json.loads((folder / "manifest.json").read_text()) == manifest
+    assert (folder / "grpo_vs_sar.json").read_text() == open(finished_grid["json"]).read()
+    assert shipped.shipped_methods(folder) == ["grpo", "sa-grpo"]
+    rollouts = compare.QUICK_SETTINGS["questions_per_step"] * compare.QUICK_SETTINGS["group_size"]
+    for name, entry in manifest.items():
+        method = finished_grid["methods"][name]
+        assert entry["seed"] == 0 and entry["run_dir"] == method["run_dirs"][0]
+        assert entry["run_dir"].endswith(f"{name}-s0")
+        assert entry["steps"] == compare.QUICK_STEPS and entry["rollouts"] == compare.QUICK_STEPS * rollouts
+        assert entry["greedy"] == {d: {k: e[k]["per_seed"][0] for k in ("accuracy", "mean_length")}
+                                   for d, e in method["eval"].items()}
+        assert set(entry["greedy"]) == set(EVAL_SETS) and entry["model"] == tiny_dir
+        assert sorted(p.name for p in (folder / name).iterdir()) == ["adapter_config.json",
+                                                                    "adapter_model.safetensors", "config.json"]
+        source = os.path.join(entry["run_dir"], "checkpoint", "adapter", "adapter_model.safetensors")
+        weights, original = load_file(folder / name / "adapter_model.safetensors"), load_file(source)
+        assert set(weights) == set(original) and {w.dtype for w in weights.values()} == {torch.float16}
+        assert all(torch.equal(weights[k], original[k].half()) for k in weights)
+        assert (folder / name / "adapter_model.safetensors").stat().st_size < 0.6 * os.path.getsize(source)
+        assert entry["sha256"] == hashlib.sha256((folder / name / "adapter_model.safetensors").read_bytes()).hexdigest()
+        assert json.loads((folder / name / "adapter_config.json").read_text())["base_model_name_or_path"] == tiny_dir
+        assert read_config(folder / name) == read_config(entry["run_dir"])
+
+
+def test_a_shipped_adapter_gives_the_logits_of_its_run(shipment):
+    from sar_lib.grpo import load_run
+
+    folder, manifest = shipment
+    model, tokenizer = shipped.load_shipped("sa-grpo", directory=folder)
+    run_model, _ = load_run(manifest["sa-grpo"]["run_dir"])
+    assert not model.training
+    batch = tokenizer(["Tom has 3 apples and buys 5 more.", "Every wumpus is a yumpus."], return_tensors="pt",
+                      padding=True)
+    with torch.no_grad():
+        logits, expected = model(**batch).logits, run_model(**batch).logits
+        with model.disable_adapter():
+            base = model(**batch).logits
+    trained = (expected - base).abs().max().item()
+    assert trained > 0   # SA-GRPO moved the policy: the comparison below can fail
+    assert torch.allclose(logits, expected, atol=1e-2) and (logits - expected).abs().max().item() < trained / 10
+
+
+def test_unfinished_or_changed_runs_refuse_to_ship_and_leave_the_folder_as_it_was(finished_grid, shipment, tmp_path):
+    folder, _ = shipment
+    before = mtimes(folder)
+    summary = json.loads(open(finished_grid["json"]).read())
+    unfinished = tmp_path / "unfinished.json"
+    more_steps = {**summary["settings"], "steps": compare.QUICK_STEPS + 1}
+    unfinished.write_text(json.dumps({**summary, "settings": more_steps}))
+    with pytest.raises(ValueError, match=f"grpo-s0 \\(grpo\\) has a checkpoint at step {compare.QUICK_STEPS}, "
+                                         f"not the grid's {compare.QUICK_STEPS + 1}"):
+        shipped.ship_adapters(unfinished, folder)
+    summary["methods"]["sa-grpo"]["eval"]["logic-test"]["accuracy"]["per_seed"][0] += 0.5
+    changed = tmp_path / "changed.json"
+    changed.write_text(json.dumps(summary))
+    with pytest.raises(ValueError, match="sa-grpo-s0 holds no evaluation of logic-test at step 2 matching"):
+        shipped.ship_adapters(changed, folder)
+    assert mtimes(folder) == before
+    with pytest.raises(FileNotFoundError, match="run `sar compare` first"):
+        shipped.ship_adapters(tmp_path / "missing.json", tmp_path / "nothing")
+    assert not (tmp_path / "nothing").exists()
+
+
+def test_load_shipped_names_what_is_shipped_and_how_to_ship(shipment, tmp_path, no_weight_loading):
+    folder, _ = shipment
+    with pytest.raises(ValueError, match="no adapter of 'o1-0.1' is shipped in .*; shipped: grpo, sa-grpo"):
+        shipped.load_shipped("o1-0.1", directory=folder)
+    assert shipped.shipped_methods(tmp_path) == []
+    with pytest.raises(FileNotFoundError, match="`sar compare --ship-adapters` trains the grid and ships them"):
+        shipped.load_shipped("grpo", directory=tmp_path)
+
+
+def test_cli_ships_the_adapters_only_with_the_flag(finished_grid, monkeypatch, tmp_path, capsys):
+    from sar_lib.cli import build_parser
+
+    assert build_parser().parse_args(["compare", "--ship-adapters"]).ship_adapters == str(shipped.SHIPPED_DIR)
+    monkeypatch.setattr(compare, "compare", lambda *args, **kwargs: finished_grid)   # the grid is trained already
+    shipped_into = []
+    real = shipped.ship_adapters
+    monkeypatch.setattr(shipped, "ship_adapters", lambda *args: shipped_into.append(args[1]) or real(*args))
+    assert main(["compare", "--quick", "--no-progress"]) == 0 and shipped_into == []
+    assert main(["compare", "--quick", "--no-progress", "--ship-adapters", str(tmp_path / "assets")]) == 0
+    assert shipped_into == [str(tmp_path / "assets")]
+    assert shipped.shipped_methods(tmp_path / "assets") == ["grpo", "sa-grpo"]
+    out = capsys.readouterr().out
+    assert f"shipped the adapters of grpo, sa-grpo (first seed each) into {tmp_path / 'assets'}" in out
+
+
+def test_a_quick_grid_never_replaces_the_shipped_adapters(capsys):
+    from sar_lib.shipped import SHIPPED_DIR
+
+    assert main(["compare", "--quick", "--ship-adapters"]) == 2
+    assert "--quick" in capsys.readouterr().err
+    assert main(["compare", "--quick", "--ship-adapters", str(SHIPPED_DIR)]) == 2

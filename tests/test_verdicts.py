@@ -8,23 +8,37 @@ import json
 import pytest
 
 from sar_lib import verdicts
+from sar_lib import claims
 from sar_lib.claims import check_claims
 
 
-def _method(accuracy: float, length: float, *, seconds: float = 100.0, seeds=(0, 1, 2), drift=None) -> dict:
-    sets = {"arith-test": (accuracy, length), "logic-test": (0.5, length + 5)}
-    entry = {"seeds": list(seeds), "train_seconds": {"mean": seconds},
-             "eval": {d: {"accuracy": {"mean": a}, "mean_length": {"mean": n}} for d, (a, n) in sets.items()}}
+def _method(accuracy: float, length: float, *, seconds: float = 100.0, seeds=(0, 1, 2), drift=None,
+            spread: float = 0.2, logic: float = 0.5) -> dict:
+    """A grid entry: per seed k of ``seeds``, length + (k - 1) * spread tokens and accuracy + (k - 1) * spread
+    / 100 (seeds ``spread`` tokens and points apart) on arith-test, 5 tokens longer at ``logic`` on logic-test."""
+    offsets = [spread * (k - (len(seeds) - 1) / 2) for k in range(len(seeds))]
+    sets = {"arith-test": (accuracy, length), "logic-test": (logic, length + 5)}
+
+    def stat(values):
+        return {"mean": sum(values) / len(values), "per_seed": values}
+    entry = {"seeds": list(seeds), "train_seconds": stat([seconds + o for o in offsets]),
+             "eval": {d: {"accuracy": stat([a + o / 100 for o in offsets]), "mean_length": stat([n + o for o in offsets]),
+                          "n": 200} for d, (a, n) in sets.items()}}
     if drift:
         entry["training_drift"] = {"completions/mean_length": {"first_5_steps": drift[0], "last_5_steps": drift[1]}}
     return entry
 
 
-def _grid(sa_accuracy: float, sa_length: float) -> dict:
-    """A grid summary with GRPO at 70% / 40 tokens and SA-GRPO as given, its claims checked."""
-    summary = {"methods": {"grpo": _method(0.70, 40.0, drift=(50.0, 40.0)),
-                           "sa-grpo": _method(sa_accuracy, sa_length, seconds=90.0, drift=(50.0, 30.0)),
+def _grid(sa_accuracy: float, sa_length: float, *, spread: float = 0.2, shuffled: float | None = None,
+          grpo_accuracy: float = 0.70, logic: float = 0.5) -> dict:
+    """A grid summary with GRPO at 70% / 40 tokens and SA-GRPO as given (three seeds each, ``spread`` tokens
+    and points apart), shuffled SAR (one seed) at length ``shuffled`` when given, its claims checked."""
+    summary = {"methods": {"grpo": _method(grpo_accuracy, 40.0, drift=(50.0, 40.0), logic=logic),
+                           "sa-grpo": _method(sa_accuracy, sa_length, seconds=90.0, drift=(50.0, 30.0), spread=spread,
+                                              logic=logic),
                            "o1-0.1": _method(0.60, 30.0, seeds=(0,))}}
+    if shuffled is not None:
+        summary["methods"]["shuffled-sar"] = _method(0.70, shuffled, seeds=(0,))
     summary["claims"] = check_claims(summary, in_domain="arith-test", ood_sets=["logic-test"],
                                      baselines={"O1-pruner": ["o1-0.1"], "ER": []})
     summary.update(command="sar compare", model="tiny", settings={"steps": 100, "seeds": [0, 1, 2]})
@@ -68,6 +82,27 @@ def test_read_grid_explains_a_missing_or_old_file(tmp_path):
     good.write_text(json.dumps(_grid(0.70, 30.0)))
     grid, note = verdicts.read_grid(good)
     assert note == "" and [r["id"] for r in grid["claims"]] == ["C1", "C2", "C3", "C4", "C5", "C6", "C7"]
+    assert "claims_rechecked" not in grid
+
+
+def test_read_grid_judges_a_file_written_before_the_noise_rule_again(tmp_path):
+    old = _grid(0.70, 39.0, spread=5.0)
+    old["settings"]["eval_dataset"] = "arith-test"
+    old["claims"] = [{k: v for k, v in row.items() if k != "status"} | {"holds": False} for row in old["claims"]]
+    path = tmp_path / "old_rules.json"
+    path.write_text(json.dumps(old))
+    grid, note = verdicts.read_grid(path)
+    assert note == "" and grid["claims_rechecked"] is True
+    c1 = next(r for r in grid["claims"] if r["id"] == "C1")
+    assert c1["status"] == "not_separable" and c1["holds"] is None
+    regime = verdicts.verbosity_regime(_premises(0.58, 0.56, 0.03, room=2.0), alpha=0.2)
+    text = verdicts.training_verdict(grid=grid, grid_note="", grid_path=path, regime=regime,
+                                     evals={"GRPO": {"n": 100, "accuracy": 0.7, "mean_length": 40.0},
+                                            "SA-GRPO": {"n": 100, "accuracy": 0.7, "mean_length": 40.0}},
+                                     drift={}, dataset="arith-test", steps=10)
+    assert "judged again from its per-seed numbers" in text and "Not separable from noise: C1" in text
+    # the raw file (as scripts/sync_readme.py reads it) gets the same sentence
+    assert verdicts.grid_summary(json.loads(path.read_text()), regime) == verdicts.grid_summary(grid, regime)
 
 
 def test_read_premises_from_a_card(tmp_path):
@@ -91,22 +126,66 @@ def test_one_sentence_says_what_held_and_why():
     punished = verdicts.verbosity_regime(_premises(0.40, 0.60, 0.03), alpha=0.2)
     harmless_no_room = verdicts.verbosity_regime(_premises(0.58, 0.56, 0.03), alpha=0.2)
     harmless_room = verdicts.verbosity_regime(_premises(0.58, 0.56, 0.03, room=2.0), alpha=0.2)
+    # a real shortening (seeds 0.2 tokens apart: Welch p = 0.004), but of 2.5%
     failed = verdicts.one_sentence(_grid(0.70, 39.0), punished)
-    assert "2.5% shorter" in failed and "by less than the claim's 20%" in failed and "GRPO prunes" in failed
+    assert "2.5% shorter" in failed and "SAR shortened the answers beyond the seed noise" in failed
+    assert "-1.0 tokens, Welch p = 0.004 over 3 vs 3 seeds" in failed
+    assert "by less than the claim's 20%, so the paper's main claim does not hold" in failed and "GRPO prunes" in failed
     assert "GRPO got 20.0% shorter" in failed and "SA-GRPO 40.0% shorter" in failed
     assert "little length left to cut" in verdicts.one_sentence(_grid(0.70, 39.0), harmless_no_room)
     weak = verdicts.one_sentence(_grid(0.70, 39.0), harmless_room)
     assert "SAR's preference for it is the push that does" in weak and "α·ΔSAR = 0.016" in weak
-    same = verdicts.one_sentence(_grid(0.70, 40.0), harmless_room)
-    assert "0.0% shorter" in same and "does not hold" in same and "push towards the concise style is small" in same
     held = verdicts.one_sentence(_grid(0.71, 28.0), harmless_room)
-    assert "30.0% shorter" in held and "+1.0 points" in held and "claim holds" in held
+    assert "30.0% shorter" in held and "+1.0 points" in held and "beyond the seed noise" in held
+    assert "claim holds" in held and "Welch p < 0.001" in held
     longer = verdicts.one_sentence(_grid(0.70, 44.0), punished)
-    assert "10.0% longer" in longer and "GRPO alone prunes" in longer
+    assert "10.0% longer" in longer and "longer beyond the seed noise" in longer and "GRPO alone prunes" in longer
     costly = verdicts.one_sentence(_grid(0.60, 28.0), harmless_room)
     assert "30.0% shorter" in costly and "-10.0 points" in costly and "accuracy fell by more than 1 point" in costly
-    assert "does not hold" in costly
+    assert "does not hold" in costly and "beyond the seed" in costly
     assert "cannot say" in verdicts.one_sentence(None, punished)
+
+
+def test_one_sentence_inside_the_noise_neither_holds_nor_fails():
+    harmless_room = verdicts.verbosity_regime(_premises(0.58, 0.56, 0.03, room=2.0), alpha=0.2)
+    same = verdicts.one_sentence(_grid(0.70, 40.0), harmless_room)
+    assert "0.0% shorter" in same and "+0.0 points" in same and "inside the seed noise" in same
+    assert "Welch p = 1.000" in same and "not separable from noise" in same
+    assert "neither confirmed nor refuted" in same and "holds" not in same and "does not hold" not in same
+    # 25% shorter on the means, seeds 10 tokens apart: inside the noise, and no "SAR shortened the answers"
+    noisy = verdicts.one_sentence(_grid(0.70, 30.0, spread=10.0), harmless_room)
+    assert "25.0% shorter" in noisy and "-10.0 tokens, Welch p = 0.225 over 3 vs 3 seeds: inside the seed noise" in noisy
+    assert "shortened the answers" not in noisy and "neither confirmed nor refuted" in noisy
+    assert "accuracy drop" not in noisy    # the accuracy is within the claim's point
+    both = verdicts.one_sentence(_grid(0.65, 30.0, spread=10.0), harmless_room)
+    assert "and so is the accuracy drop, more than the claim's 1 point (-5.0 points" in both
+
+
+def test_one_sentence_when_the_shuffled_control_is_as_short():
+    regime = verdicts.verbosity_regime(_premises(0.58, 0.56, 0.03, room=2.0), alpha=0.2)
+    beaten = verdicts.one_sentence(_grid(0.70, 28.0, shuffled=27.5), regime)
+    assert "30.0% shorter" in beaten and "not beyond the shuffled-SAR control" in beaten
+    assert "shuffled SAR 27.5 tokens" in beaten and "single-seed" in beaten and "not separable from noise" in beaten
+    assert "holds" not in beaten
+    held = verdicts.one_sentence(_grid(0.70, 28.0, shuffled=36.0), regime)
+    assert "claim holds" in held and "shorter than the shuffled-SAR control (shuffled SAR 36.0 tokens" in held
+
+
+def test_one_sentence_on_a_set_at_its_floor():
+    regime = verdicts.verbosity_regime(_premises(0.58, 0.56, 0.03, room=2.0), alpha=0.2)
+    text = verdicts.one_sentence(_grid(0.05, 28.0, grpo_accuracy=0.05), regime)
+    assert "untestable here" in text and "numeric answers are at the floor below 10% accuracy" in text
+    assert "holds" not in text
+
+
+def test_grid_summary_agrees_with_the_claims_table():
+    regime = verdicts.verbosity_regime(_premises(0.58, 0.56, 0.03, room=2.0), alpha=0.2)
+    for grid, word in ((_grid(0.71, 28.0), "holds"), (_grid(0.70, 30.0, spread=10.0), "not separable from noise"),
+                       (_grid(0.70, 39.0), "does not hold"), (_grid(0.70, 28.0, shuffled=27.5), "not separable")):
+        c1 = next(r for r in grid["claims"] if r["id"] == "C1")
+        assert word in claims.VERDICT_WORDS[c1["status"]]
+        summary = verdicts.grid_summary(grid, regime)
+        assert (word if word != "holds" else "claim holds") in summary, (word, summary)
 
 
 def test_training_verdict_has_the_claims_table_and_the_own_runs():
@@ -117,12 +196,29 @@ def test_training_verdict_has_the_claims_table_and_the_own_runs():
                                      regime=regime, evals=evals, drift={"GRPO": (50.0, 40.0)}, dataset="arith-test",
                                      steps=10)
     assert "| C1 SA-GRPO's answers are shorter" in text and "**does not hold**" in text
-    assert "Did not hold: C1" in text and "figures/g.json" in text
+    assert "Did not hold: C1" in text and "figures/g.json" in text and "Untestable here: C6." in text
     assert "5.0% longer" in text and "+2.0 points" in text and "6.5 points" in text   # sqrt(2 .7 .3 / 100)
     assert "50.0 → 40.0 tokens (20.0% shorter)" in text
+    noisy = verdicts.training_verdict(grid=_grid(0.70, 30.0, spread=10.0), grid_note="", grid_path="g.json",
+                                      regime=regime, evals=evals, drift={}, dataset="arith-test", steps=10)
+    assert "**not separable from noise**" in noisy and "Not separable from noise: C1" in noisy
+    assert "Did not hold: none" in noisy.replace("C2, ", "").replace("Did not hold: C2.", "Did not hold: none.")
     missing = verdicts.training_verdict(grid=None, grid_note="NO GRID HERE", grid_path="x", regime=regime,
                                         evals=evals, drift={}, dataset="arith-test", steps=10)
     assert "NO GRID HERE" in missing and "| C1" not in missing
+
+
+def test_algorithms_markdown_words_follow_the_status():
+    grid = _grid(0.70, 30.0, spread=10.0)
+    grid["methods"]["ppo"] = _method(0.6, 50.0)
+    grid["methods"]["sa-ppo"] = _method(0.6, 35.0)
+    grid["methods"]["grpo"]["label"], grid["methods"]["sa-grpo"]["label"] = "GRPO", "SA-GRPO"
+    grid["methods"]["ppo"]["label"], grid["methods"]["sa-ppo"]["label"] = "PPO", "SA-PPO"
+    grid["claims"] = check_claims(grid, in_domain="arith-test", ood_sets=[], baselines={})
+    text = verdicts.algorithms_markdown(grid, "g.json", "arith-test")
+    assert "- **C1** SA-GRPO's answers are shorter than GRPO's at equal accuracy: **not separable from noise**" in text
+    assert "- **C7** SA-PPO's answers are shorter than PPO's at equal accuracy: **holds**" in text
+    assert "Welch p" in text
 
 
 def test_ood_verdict_states_the_logic_status():
@@ -134,13 +230,32 @@ def test_ood_verdict_states_the_logic_status():
                                           "easy-test": {"accuracy": 0.60, "n": 100}},
                                 behaviours_absent=["backtracking"], steps=10)
     assert "logic-test is at chance" in text and "52.0% of 100" in text and "30%" in text and "issue 14" in text
+    assert "untestable on it here" in text
     assert "| C2" in text and "| C6" in text and "| C1" not in text
+    # logic-test at 50% in the grid: C6 is untestable, never "C6 holds"
+    assert "C6 untestable here (logic-test: untestable here)" in text and "C6 holds" not in text
+    assert "**untestable here**" in text
     assert "SA-GRPO on logic-test: 3.0% shorter, -1.0 points" in text and "backtracking" in text
-    assert "symbolic-test is near zero" in text and "3.0% of 100" in text and "easy-test" not in text
+    assert "symbolic-test is at its floor" in text and "3.0% of 100" in text and "easy-test" not in text
+    assert "numeric answers are at the floor below 10% accuracy" in text
     above = verdicts.ood_verdict(grid=None, grid_note="n", grid_path="g", regime=regime, versus_grpo=[],
                                  logic={"accuracy": 0.80, "n": 200, "logic_share": None}, ood_base={},
                                  behaviours_absent=[], steps=10)
     assert "logic-test is above chance" in above and "pretraining" not in above
+    below = verdicts.ood_verdict(grid=None, grid_note="n", grid_path="g", regime=regime, versus_grpo=[],
+                                 logic={"accuracy": 0.34, "n": 100, "logic_share": None}, ood_base={},
+                                 behaviours_absent=[], steps=10)
+    assert "logic-test is below chance" in below and "at its floor" in below
+
+
+def test_ood_verdict_judges_c6_on_a_set_above_its_floor():
+    regime = verdicts.verbosity_regime(_premises(0.58, 0.56, 0.03), alpha=0.2)
+    kwargs = dict(grid_note="", grid_path="g.json", regime=regime, versus_grpo=[],
+                  logic={"accuracy": 0.80, "n": 200, "logic_share": None}, ood_base={}, behaviours_absent=[], steps=10)
+    held = verdicts.ood_verdict(grid=_grid(0.71, 28.0, logic=0.80), **kwargs)
+    assert "C6 holds (logic-test: holds)" in held and "**holds**" in held
+    noisy = verdicts.ood_verdict(grid=_grid(0.71, 28.0, logic=0.80, spread=30.0), **kwargs)
+    assert "C6 not separable from noise (logic-test: not separable from noise)" in noisy and "C6 holds" not in noisy
 
 
 def test_perplexity_verdict_states_its_inputs():
@@ -180,3 +295,40 @@ def test_paper_ablation_compares_sa_with_em_not_em_alone():
     text = verdicts.paper_ablation_markdown()
     assert "| R_VR + α·R_EM | 69.85 | 936.4 |" in text
     assert "4.5% shorter" in text and "+1.56 points" in text
+
+
+def _budget_grid(sa_lengths: dict[int, list[float]], control: dict[int, float] | None = None) -> dict:
+    """A grid holding only a budget curve: GRPO at 80 tokens (seeds 79, 80, 81), SA-GRPO as given."""
+    def entry(budget, lengths, accuracy=0.5):
+        return {"step": budget // 96, "rollouts": budget,
+                "mean_length": {"mean": sum(lengths) / len(lengths), "std": 0.0, "per_seed": lengths},
+                "accuracy": {"mean": accuracy, "std": 0.0, "per_seed": [accuracy] * len(lengths)}}
+
+    curve = {"grpo": [entry(b, [79.0, 80.0, 81.0]) for b in sa_lengths],
+             "sa-grpo": [entry(b, v, 0.49) for b, v in sa_lengths.items()]}
+    methods = {"grpo": {"label": "GRPO"}, "sa-grpo": {"label": "SA-GRPO"}}
+    if control:
+        curve["shuffled-sar"] = [entry(b, [v]) for b, v in control.items()]
+        methods["shuffled-sar"] = {"label": "shuffled SAR"}
+    return {"budget_curve": curve, "methods": methods}
+
+
+def test_the_budget_curve_names_the_first_budget_from_which_sar_separates():
+    from sar_lib.verdicts import budget_markdown
+
+    grid = _budget_grid({960: [78.0, 80.0, 82.0], 4800: [60.0, 61.0, 62.0], 9600: [40.0, 41.0, 42.0]},
+                        control={960: 80.0, 4800: 79.0, 9600: 78.0})
+    text = budget_markdown(grid)
+    assert sum(line.startswith("|") for line in text.splitlines()) == 2 + 3   # header, rule, one row per budget
+    assert "from 4,800 rollouts on" in text     # vs GRPO: inside the noise at 960, beyond from 4,800
+    assert "shuffled SAR control's beyond the seed noise from 4,800" in text
+    assert "At 9,600 rollouts per run SA-GRPO's greedy answers are 48.8% shorter" in text
+    assert "-1.0 points" in text
+
+
+def test_a_separation_that_does_not_last_is_not_reported():
+    from sar_lib.verdicts import budget_markdown
+
+    text = budget_markdown(_budget_grid({960: [60.0, 61.0, 62.0], 9600: [78.0, 80.0, 82.0]}))
+    assert "do not separate from GRPO's beyond the seed noise at every budget up to 9,600" in text
+    assert "No budget curve" in budget_markdown({"budget_curve": {}, "methods": {}})

@@ -1,0 +1,155 @@
+"""The grid's trained models, shipped with the package: one LoRA adapter per method of ``sar compare``.
+
+:func:`ship_adapters` (``sar compare --ship-adapters [DIR]``) copies the final adapter of the first
+seed of every method of a finished grid into ``DIR`` (default :data:`SHIPPED_DIR`, package data)::
+
+    grpo_vs_sar.json                 the grid's results JSON the adapters come from
+    manifest.json                    {method: {"seed", "run_dir", "steps", "rollouts", "greedy": {set:
+                                     {"accuracy", "mean_length"}}, "model", "model_fingerprint", "sha256"}}
+    <method>/adapter_config.json     peft's LoRA config (base_model_name_or_path: the grid's model name)
+    <method>/adapter_model.safetensors  the LoRA weights in fp16 (half the run's fp32 file)
+    <method>/config.json             the run's GRPOConfig (``runs.read_config`` reads it)
+
+:func:`load_shipped` gives a notebook the policy of one method as ``grpo.load_run`` gives a run's:
+the profile's LoRA policy (``models.load_policy``) with the shipped weights, in eval mode.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Mapping
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from sar_lib import runs as run_files
+
+SHIPPED_DIR = Path(__file__).resolve().parent / "assets" / "grid"
+MANIFEST = "manifest.json"
+GRID_JSON = "grpo_vs_sar.json"
+ADAPTER_CONFIG = "adapter_config.json"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+SHIP_COMMAND = "sar compare --ship-adapters"
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _first_seed(name: str, method: Mapping, summary: Mapping, json_path: Path) -> dict:
+    """The manifest entry of ``method``'s first seed, from the grid JSON ``summary`` (read from
+    ``json_path``); ValueError when its run folder is unfinished or no longer holds the run the JSON describes."""
+    run_dir, steps = Path(method["run_dirs"][0]), summary["settings"]["steps"]
+    done = run_files.checkpoint_step(run_dir)
+    if done != steps:
+        raise ValueError(f"{run_dir} ({name}) has a checkpoint at step {done}, not the grid's {steps}: the run is "
+                         f"unfinished or was trained again since {json_path} was written; run the same "
+                         "`sar compare` again to finish it, then ship")
+    adapter = run_dir / run_files.CHECKPOINT / "adapter"
+    if not (adapter / ADAPTER_WEIGHTS).is_file():
+        raise ValueError(f"{adapter} holds no {ADAPTER_WEIGHTS}: the run was trained without LoRA, "
+                         "so it has no adapter to ship; train the grid with a LoRA profile")
+    greedy = {}
+    for dataset, metrics in method["eval"].items():
+        greedy[dataset] = {k: metrics[k]["per_seed"][0] for k in ("accuracy", "mean_length")}
+        stored = run_files.matching_eval(run_dir, dataset=dataset, step=steps)
+        if stored is None or {k: stored[k] for k in greedy[dataset]} != greedy[dataset]:
+            raise ValueError(f"{run_dir} holds no evaluation of {dataset} at step {steps} matching "
+                             f"{json_path}: the run changed since; run `sar compare` again, then ship")
+    config = run_files.read_config(run_dir).resolved()
+    return {"seed": method["seeds"][0], "run_dir": str(run_dir), "steps": steps,
+            "rollouts": steps * config.questions_per_step * config.group_size, "greedy": greedy,
+            "model": summary["model"], "model_fingerprint": summary["model_fingerprint"]}
+
+
+def _write_fp16_adapter(source: Path, target: Path, model: str) -> None:
+    """``source``'s peft adapter in ``target``, weights in fp16, the config naming the base ``model``."""
+    weights = load_file(source / ADAPTER_WEIGHTS)
+    half = {k: v.to(torch.float16).contiguous() for k, v in weights.items()}
+    target.mkdir(parents=True)
+    save_file(half, target / ADAPTER_WEIGHTS, metadata={"format": "pt"})
+    config = json.loads((source / ADAPTER_CONFIG).read_text())
+    config["base_model_name_or_path"] = model   # not the training machine's path
+    (target / ADAPTER_CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+
+
+def ship_adapters(json_path: str | Path, directory: str | Path = SHIPPED_DIR) -> dict:
+    """Copy the final LoRA adapter of the first seed of every method of the grid whose results JSON
+    is ``json_path`` (``compare.compare``'s) into ``directory/<method>/`` in fp16, with the run's
+    config, a copy of the JSON and ``manifest.json``; returns the manifest.
+
+    Every run is checked first (finished at the grid's steps, its evaluations those of the JSON):
+    a ValueError leaves ``directory`` untouched. A previous shipment there is replaced."""
+    json_path = Path(json_path)
+    if not json_path.is_file():
+        raise FileNotFoundError(f"{json_path} does not exist: run `sar compare` first (it writes the grid's JSON)")
+    summary = json.loads(json_path.read_text())
+    manifest = {name: _first_seed(name, method, summary, json_path) for name, method in summary["methods"].items()}
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    old = directory / MANIFEST
+    for name in json.loads(old.read_text()) if old.is_file() else ():
+        shutil.rmtree(directory / name, ignore_errors=True)
+    for name, entry in manifest.items():
+        target = directory / name
+        shutil.rmtree(target, ignore_errors=True)
+        source = Path(entry["run_dir"])
+        _write_fp16_adapter(source / run_files.CHECKPOINT / "adapter", target, summary["model"])
+        shutil.copyfile(source / "config.json", target / "config.json")
+        entry["sha256"] = _sha256(target / ADAPTER_WEIGHTS)
+    shutil.copyfile(json_path, directory / GRID_JSON)
+    (directory / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def read_manifest(directory: str | Path = SHIPPED_DIR) -> dict:
+    """``manifest.json`` of the shipped adapters in ``directory`` (FileNotFoundError naming the
+    command that ships them when there is none)."""
+    path = Path(directory) / MANIFEST
+    if not path.is_file():
+        raise FileNotFoundError(f"no adapters are shipped in {directory} (no {MANIFEST}); "
+                                f"`{SHIP_COMMAND}` trains the grid and ships them there")
+    return json.loads(path.read_text())
+
+
+def shipped_methods(directory: str | Path = SHIPPED_DIR) -> list[str]:
+    """The methods whose adapter is shipped in ``directory``, in the grid's order ([] when none)."""
+    return list(read_manifest(directory)) if (Path(directory) / MANIFEST).is_file() else []
+
+
+def load_shipped(method: str, *, directory: str | Path = SHIPPED_DIR, device: str | None = None):
+    """``(model, tokenizer)``: the policy of ``method``'s shipped run, as ``grpo.load_run`` loads the
+    run (its profile's LoRA policy, ``models.load_policy``) with the shipped weights, in eval mode,
+    on ``device`` (default: the default device). A PPO method's critic is not shipped: the policy
+    answers without it. ``read_manifest(directory)[method]`` says which run it is."""
+    from peft import get_peft_model_state_dict, set_peft_model_state_dict
+
+    from sar_lib.grid import model_fingerprint
+    from sar_lib.grpo_config import policy_profile
+    from sar_lib.models import load_policy
+
+    manifest = read_manifest(directory)
+    if method not in manifest:
+        raise ValueError(f"no adapter of {method!r} is shipped in {directory}; shipped: {', '.join(manifest)}")
+    entry, folder = manifest[method], Path(directory) / method
+    weights = folder / ADAPTER_WEIGHTS
+    if _sha256(weights) != entry["sha256"]:
+        raise ValueError(f"{weights} is not the file {MANIFEST} lists (sha256 differs); ship again with "
+                         f"`{SHIP_COMMAND}`")
+    config = dataclasses.replace(run_files.read_config(folder), device=device).resolved()
+    if model_fingerprint(config.model) != entry["model_fingerprint"]:
+        raise ValueError(f"the adapter of {method!r} was trained on other weights of {config.model!r} than "
+                         f"those installed; ship adapters trained on them with `{SHIP_COMMAND}`")
+    model, tokenizer = load_policy(config.model, policy_profile(config), device=device)
+    expected = get_peft_model_state_dict(model)
+    state = load_file(weights)
+    if set(state) != set(expected):
+        raise ValueError(f"{weights} does not fit the policy of {folder / 'config.json'}: its LoRA weights differ "
+                         f"({len(state)} shipped, {len(expected)} in the policy)")
+    set_peft_model_state_dict(model, {k: v.to(expected[k].dtype) for k, v in state.items()})
+    model.eval()
+    return model, tokenizer
