@@ -50,13 +50,13 @@ def test_evaluate_random_model_gives_consistent_metrics(tiny_model, tiny_tokeniz
 
 def _fixed_rollouts(monkeypatch, tokenizer, texts, finished):
     """Make ``evaluate`` see these answers (eos appended where ``finished``), whatever the model."""
-    def fake_generate(model, tok, prompts, *, max_new_tokens, do_sample, batch_size, progress):
+    def fake_sample(model, tok, prompts, *, max_new_tokens, do_sample, batch_size, progress):
         assert do_sample is False and len(prompts) == len(texts)
         assert all(p.endswith("<|im_start|>assistant\n") and "Please explain your reasoning" in p for p in prompts)
         answers = [tok(t, add_special_tokens=False)["input_ids"] + ([tok.eos_token_id] if f else [])
                    for t, f in zip(texts, finished)]
         return Rollouts([[0]] * len(texts), answers, [not f for f in finished])
-    monkeypatch.setattr(evaluate_module, "generate", fake_generate)
+    monkeypatch.setattr(evaluate_module, "sample", fake_sample)
 
 
 def test_evaluate_grades_by_kind_and_excludes_eos_from_length(monkeypatch, tiny_model, tiny_tokenizer):
