@@ -294,6 +294,11 @@ def _seeds(summary: Mapping, method: str, dataset: str, key: str) -> list[float]
     return _per_seed(summary["methods"][method]["eval"][dataset][key])
 
 
+def _seed_test(summary: Mapping, a: str, b: str, dataset: str, key: str) -> dict:
+    """:func:`compare_seeds` of method ``a``'s per-seed ``key`` on ``dataset`` against method ``b``'s."""
+    return compare_seeds(_seeds(summary, a, dataset, key), _seeds(summary, b, dataset, key))
+
+
 def _set_floor(summary: Mapping, methods: Sequence[str], dataset: str, kinds: Mapping[str, str]) -> dict:
     """:func:`floor_check` of each method's mean accuracy on ``dataset``; the set is at its floor when
     no method is above it."""
@@ -350,19 +355,16 @@ def _shorter_row(summary: Mapping, claim: str, plain: str, shaped: str, in_domai
         return _row(claim, statement, criterion, {p: base, s: sa, **means}, "not_run")
     numbers = {"dataset": in_domain, p: base, s: sa, "length_reduction": means["length_reduction"],
                "accuracy_drop_points": means["accuracy_drop_points"], "criterion_on_means": means["holds"]}
-    length = compare_seeds(_seeds(summary, shaped, in_domain, "mean_length"),
-                           _seeds(summary, plain, in_domain, "mean_length"))
+    length = _seed_test(summary, shaped, plain, in_domain, "mean_length")
     length["outcome"] = _exists(length, shorter_or_lower=True)
     if length["outcome"] == "pass" and means["length_reduction"] < C1_MIN_LENGTH_REDUCTION - _ROUNDING:
         length["outcome"] = "fail"   # real, but shorter by less than the claim's margin
-    accuracy = compare_seeds(_seeds(summary, shaped, in_domain, "accuracy"),
-                             _seeds(summary, plain, in_domain, "accuracy"))
+    accuracy = _seed_test(summary, shaped, plain, in_domain, "accuracy")
     accuracy["outcome"] = _tolerance(means["accuracy_drop_points"] <= ACCURACY_TOLERANCE_POINTS + _ROUNDING, accuracy)
     numbers.update(length_test=length, accuracy_test=accuracy, control=None)
     outcomes = [length["outcome"], accuracy["outcome"]]
     if control and _point(summary, control, in_domain):
-        test = compare_seeds(_seeds(summary, shaped, in_domain, "mean_length"),
-                             _seeds(summary, control, in_domain, "mean_length"))
+        test = _seed_test(summary, shaped, control, in_domain, "mean_length")
         test["outcome"] = "pass" if test["separable"] and test["difference"] < 0 else "noise"
         numbers["control"] = {"method": control, "label": summary["methods"][control].get("label", control),
                               "point": _point(summary, control, in_domain), "length_test": test}
@@ -414,13 +416,11 @@ def check_claims(summary: Mapping, *, in_domain: str, ood_sets: Sequence[str],
     numbers = {"grpo": grpo, "sar_only": alone,
                "accuracy_drop_points": 100 * (grpo[1] - alone[1]) if grpo and alone else None}
     if grpo and alone:
-        accuracy = compare_seeds(_seeds(summary, "sar-only", in_domain, "accuracy"),
-                                 _seeds(summary, "grpo", in_domain, "accuracy"))
+        accuracy = _seed_test(summary, "sar-only", "grpo", in_domain, "accuracy")
         accuracy["outcome"] = _exists(accuracy, shorter_or_lower=True)
         if accuracy["outcome"] == "pass" and numbers["accuracy_drop_points"] < C3_MIN_ACCURACY_DROP_POINTS - _ROUNDING:
             accuracy["outcome"] = "fail"
-        length = compare_seeds(_seeds(summary, "sar-only", in_domain, "mean_length"),
-                               _seeds(summary, "grpo", in_domain, "mean_length"))
+        length = _seed_test(summary, "sar-only", "grpo", in_domain, "mean_length")
         length["outcome"] = _exists(length, shorter_or_lower=True)
         floor = _set_floor(summary, ["grpo", "sar-only"], in_domain, kinds)
         numbers.update(accuracy_test=accuracy, length_test=length, floor=floor)
@@ -434,11 +434,9 @@ def check_claims(summary: Mapping, *, in_domain: str, ood_sets: Sequence[str],
     em = _point(summary, "em", in_domain)
     numbers = {"em": em, "sa_grpo": sa}
     if sa and em:
-        length = compare_seeds(_seeds(summary, "sa-grpo", in_domain, "mean_length"),
-                               _seeds(summary, "em", in_domain, "mean_length"))
+        length = _seed_test(summary, "sa-grpo", "em", in_domain, "mean_length")
         length["outcome"] = _exists(length, shorter_or_lower=True)
-        accuracy = compare_seeds(_seeds(summary, "sa-grpo", in_domain, "accuracy"),
-                                 _seeds(summary, "em", in_domain, "accuracy"))
+        accuracy = _seed_test(summary, "sa-grpo", "em", in_domain, "accuracy")
         accuracy["outcome"] = _tolerance(100 * (em[1] - sa[1]) <= ACCURACY_TOLERANCE_POINTS + _ROUNDING, accuracy)
         floor = _set_floor(summary, ["em", "sa-grpo"], in_domain, kinds)
         numbers.update(length_test=length, accuracy_test=accuracy, floor=floor)
@@ -470,11 +468,9 @@ def check_claims(summary: Mapping, *, in_domain: str, ood_sets: Sequence[str],
         if not (g and s):
             c6[dataset] = {"grpo": g, "sa_grpo": s, "status": "not_run", "holds": None}
             continue
-        length = compare_seeds(_seeds(summary, "sa-grpo", dataset, "mean_length"),
-                               _seeds(summary, "grpo", dataset, "mean_length"))
+        length = _seed_test(summary, "sa-grpo", "grpo", dataset, "mean_length")
         length["outcome"] = _exists(length, shorter_or_lower=True)
-        accuracy = compare_seeds(_seeds(summary, "sa-grpo", dataset, "accuracy"),
-                                 _seeds(summary, "grpo", dataset, "accuracy"))
+        accuracy = _seed_test(summary, "sa-grpo", "grpo", dataset, "accuracy")
         accuracy["outcome"] = _tolerance(100 * (g[1] - s[1]) <= ACCURACY_TOLERANCE_POINTS + _ROUNDING, accuracy)
         floor = _set_floor(summary, ["grpo", "sa-grpo"], dataset, kinds)
         status = "untestable" if floor["at_floor"] else _combine([length["outcome"], accuracy["outcome"]])

@@ -43,6 +43,12 @@ def _effective(module, attr: str) -> torch.Tensor:
     return _dense(getattr(module, attr))
 
 
+def fp32_weights(model) -> bool:
+    """Whether every weight of ``model`` is fp32 (no 4-bit, bf16 or fp16 ones): then its numbers are the
+    policy's to float rounding, whichever copy computes them."""
+    return all(p.dtype == torch.float32 for p in model.parameters())
+
+
 class GenerationCopy:
     """The policy's effective weights in a plain model (``.model``) that samples in its place."""
 
@@ -53,8 +59,7 @@ class GenerationCopy:
         base = policy.get_base_model()
         device = policy.get_input_embeddings().weight.device
         # an fp32 policy (the tiny model) keeps fp32: its copy then gives the policy's own log-probs
-        full_precision = all(p.dtype == torch.float32 for p in policy.parameters())
-        dtype = dtype or (torch.bfloat16 if device.type == "cuda" and not full_precision else torch.float32)
+        dtype = dtype or (torch.bfloat16 if device.type == "cuda" and not fp32_weights(policy) else torch.float32)
         config = copy.deepcopy(base.config)
         if hasattr(config, "quantization_config"):
             del config.quantization_config

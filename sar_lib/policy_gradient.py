@@ -20,6 +20,7 @@ from torch import Tensor
 
 from sar_lib import engine
 from sar_lib import rewards as R
+from sar_lib.fast_generation import fp32_weights
 from sar_lib.generation import Rollouts, answer_texts, generate
 from sar_lib.grpo_config import GRPOConfig, policy_profile
 from sar_lib.perplexity import (BatchScores, answer_logprobs, encode_prompts, logprobs_after_prompts, mean_nll,
@@ -182,12 +183,6 @@ def sample_and_score(model, tokenizer, problems: list[Problem], config: GRPOConf
     t_score += time.perf_counter() - t0
     return ScoredRollouts(rollouts, texts, lengths, old, ref, sar, correct, shaping, total,
                           {"generate": t_generate, "score": t_score, "sar": t_sar})
-
-
-def fp32_weights(model) -> bool:
-    """Whether every weight of ``model`` is fp32 (no 4-bit, bf16 or fp16 ones): then its numbers are the
-    policy's to float rounding, whichever copy computes them."""
-    return all(p.dtype == torch.float32 for p in model.parameters())
 
 
 def sampled_scores(rollouts: Rollouts) -> BatchScores:
