@@ -81,6 +81,9 @@ print(f"model {MODEL!r}: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M
 #
 # $$\mathrm{NLL} = -\frac1T\sum_t \log\pi(a_t\mid \mathrm{ctx}, a_{<t}),\qquad \mathrm{ppl} = e^{\mathrm{NLL}} .$$
 #
+# The logarithms are natural ones, so these quantities are measured in **nats** (the unit of information of base
+# `e`; one nat is `1 / ln 2` bits): a token of probability `p` costs `−log p` nats, 0 when `p = 1`.
+#
 # Perplexity is "the number of equally likely tokens the model was choosing between, on average": 1 means
 # certain, `V` (the vocabulary size) means uniform guessing. A toy vocabulary of four tokens, an answer of
 # three tokens (`7`, `8`, end-of-turn):
@@ -115,7 +118,8 @@ assert torch.allclose(perplexity.perplexity(token_logp[None], mask), toy_nll.exp
 # SAR compares two contexts for the **same** answer tokens (`docs/paper.md` §1):
 #
 # * `ctx(q)`: the chat prompt with the system prompt `S` and the user turn `question + " " + instruction`;
-# * `ctx(0)`: the *same* template and system prompt with an **empty user turn**.
+# * `ctx(0)`: the *same* template and system prompt with an **empty user turn** (read "the context with no
+#   question"; `ppl(a)`, the answer's perplexity without the question, is measured under it).
 #
 # The answer is tokenised once, with the end-of-turn token appended (as a finished generation ends). The problems
 # have two or three steps, so that a "partially correct" answer can get its first steps right before it slips.
@@ -153,12 +157,28 @@ fig = plots.token_logprobs(tokens, {"log π(a_t | ctx(q), a_<t)": logp_q.tolist(
 plots.save_figure(fig, "01_token_logprobs", FIGURES_DIR)
 
 # %% [markdown]
-# Where the two lines separate, the question carried the information. The numbers copied from the question are
-# nearly certain with the question in view and a guess without it; so are the operators (the question's words say
-# whether to add or subtract) and the words that decide how many steps there are (`Then` or `The answer is`). The
-# opening sentence, the formatting (`=`, `.`) and the result of each step (the answer's own arithmetic predicts it
-# once its operands are written) are about as likely either way.
+# Where the two lines separate, the question carried the information. Look there for the numbers copied from the
+# question (the question in view makes them easy to write, without it they are a guess), the operators (the
+# question's words say whether to add or subtract) and the words that decide how many steps there are (`Then` or
+# `The answer is`). The formatting (`=`, `.`) and the result of each step (the answer's own arithmetic predicts it
+# once its operands are written) have little to take from the question.
 #
+# The opening sentence is a case of its own. Every arithmetic answer of the training corpus that shows its steps
+# opens with it, so once its first word is written the rest follows with or without the question. The first word is a choice, though: the
+# corpus also has answers that open otherwise (a bare `The answer is N.`, the logic problems' chains of facts), and
+# the question tells at least whether a word problem's answer or a logic chain comes next. The gap between the two
+# lines, token by token, is `v_t` in nats (section 4 names it):
+
+# %%
+gap = (logp_q - logp_0).tolist()
+n_opener = len(sar.answer_ids(tokenizer, synthetic.REASONING_OPENER)) - 1   # its tokens, without the eos
+print(f"first token of the opening sentence, {tokens[0]!r}: log p {float(logp_q[0]):.3f} with the question, "
+      f"{float(logp_0[0]):.3f} without: v_t = {gap[0]:+.2f}")
+print(f"its other {n_opener - 1} tokens: mean v_t = {sum(gap[1:n_opener]) / (n_opener - 1):+.3f}")
+largest = sorted(zip(gap, range(len(gap))), reverse=True)[:6]
+print("largest v_t:", ", ".join(f"{tokens[k]!r} (token {k + 1}) {g:+.2f}" for g, k in largest))
+
+# %% [markdown]
 # ## 3. Conditional vs standalone perplexity
 #
 # `ppl(a|q)` asks "how natural is this answer **to this question**?", `ppl(a)` asks "how natural is this text
@@ -419,14 +439,33 @@ fig = plots.grouped_bars([ranking.SHORT_NAMES[t] for t in types], {name: values.
 plots.save_figure(fig, "01_context_choice", FIGURES_DIR)
 
 # %% [markdown]
-# What to notice (compare with the printed shifts and orders above):
+# The tiny model saw only the paper's two contexts in training, so any other context is a prompt it never saw, and
+# it moves `ppl(a|q)`, `ppl(a)` or both. **no instruction** changes `ctx(q)` alone: SAR rises for an answer whose
+# `ppl(a|q)` the bare question lowers and falls for one whose `ppl(a|q)` it raises. The other three strip the
+# contexts down: **no system prompt** drops the system turn from both, the last two keep the paper's `ctx(q)` and
+# change `ctx(0)` alone, so for them SAR rises for an answer exactly when the stripped `ctx(0)` predicts it worse
+# than the paper's does (`ppl(a)` rises). Where that happens, the reward measures "unlikely without the usual
+# prompt" rather than "uses this question". Which way each type's mean SAR moved here:
+
+# %%
+def listed(names):
+    return "every type" if len(names) == len(types) else ", ".join(names)
+
+lines = []
+for name, values in list(means.items())[1:]:
+    change = (values - means["paper"]).tolist()
+    rises = [ranking.SHORT_NAMES[t] for t, c in zip(types, change) if c > 0]
+    falls = [ranking.SHORT_NAMES[t] for t, c in zip(types, change) if c < 0]
+    moves = [f"rises for {listed(rises)}"] * bool(rises) + [f"falls for {listed(falls)}"] * bool(falls)
+    k = max(range(len(types)), key=lambda j: abs(change[j]))
+    same_order = "the paper's order" if order[name] == order["paper"] else "another order than the paper's"
+    lines.append(f"* **{name}**: SAR {' and '.join(moves) or 'does not move'}; the largest change is on "
+                 f"{ranking.SHORT_NAMES[types[k]]} ({change[k]:+.3f}); {same_order}.")
+display(Markdown("\n".join(lines)))
+
+# %% [markdown]
+# What to notice:
 #
-# * Every alternative moves SAR, and it reorders the answer types. The tiny model saw only the paper's two contexts
-#   in training, so any other context is a prompt it never saw. Dropping the instruction from `ctx(q)` alone (**no
-#   instruction**) makes `ppl(a|q)` worse, and SAR falls. The alternatives that strip the contexts down (no system
-#   turn in either; the assistant header alone, or a single boundary token, as `ctx(0)`) hurt the question-free
-#   side more: SAR rises for every answer, and most for the bare `answer-only` answer, which the stripped context
-#   predicts worst. The reward then measures "unlikely without the usual prompt" rather than "uses this question".
 # * SAR is a property of the answer **and of the pair of contexts**. Keeping everything but the question identical
 #   cancels what the two contexts share; that is why the paper keeps the template and system prompt in `ctx(0)` and
 #   only empties the user turn, and why this model was trained with some answers under exactly that `ctx(0)`.
@@ -453,7 +492,8 @@ print(f"SA-GRPO's reward: R = R_VR + {alpha:g} * SAR; two answers' {alpha:g} * S
 # That is why the paper never trains on SAR alone: SA-GRPO keeps the correctness reward `R_VR` and adds SAR to it
 # with a small weight, so that a correct answer always out-scores a wrong one in its group, and SAR only orders
 # answers of equal correctness (concise above redundant). `docs/paper.md` §5 reports what happens with SAR alone:
-# the answers collapse. Notebook 03 trains both.
+# the answers collapse. Notebook 03 trains GRPO (`R_VR` alone) and SA-GRPO (`R_VR + α·SAR`); SAR alone is the
+# method `sar-only` of `sar compare`'s grid, and one of notebook 03's exercises.
 #
 # ## 9. Verdict and summary for `sar demo`
 

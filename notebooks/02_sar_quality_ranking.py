@@ -53,7 +53,7 @@ from IPython.display import Markdown, display
 from sar_lib import plots, ranking, rewards, sar, synthetic, verdicts
 from sar_lib.demo import write_summary
 from sar_lib.grading import is_correct
-from sar_lib.models import default_device, get_profile, load_model
+from sar_lib.models import default_device, get_profile, load_model, resolve_model
 
 started = time.perf_counter()
 profile = get_profile(PROFILE)
@@ -91,8 +91,10 @@ for name, text in sets[0].items():
 # %% [markdown]
 # ## 2. Scoring every answer
 #
-# `ranking.score_answer_sets` scores each answer once under `ctx(q)` (log-probs and per-token certainty) and
-# once under `ctx(0)`, and returns, per answer type, `[N]` tensors of SAR, `ppl(a|q)`, `ppl(a)`, length (tokens,
+# SAR compares two contexts for the same answer tokens (notebook 01, section 2): `ctx(q)`, the chat prompt with
+# the question, and `ctx(0)`, the same prompt with an empty user turn (the context with no question; `ppl(a)` is
+# measured under it). `ranking.score_answer_sets` scores each answer once under `ctx(q)` (log-probs and per-token
+# certainty) and once under `ctx(0)`, and returns, per answer type, `[N]` tensors of SAR, `ppl(a|q)`, `ppl(a)`, length (tokens,
 # eos included) and self-certainty.
 
 # %%
@@ -117,6 +119,44 @@ fig = plots.means_with_errors(list(by_type), [m for m, _ in by_type.values()], [
                               ylabel="mean SAR (95% interval)",
                               title=f"SAR by answer type, {len(problems)} problems ({MODEL})")
 plots.save_figure(fig, "02_sar_by_answer_type", FIGURES_DIR)
+
+# %% [markdown]
+# A bar far longer than the others (its mean plus error bar more than `plots.CLIP_RATIO` times the median bar's)
+# would squash them into a few pixels, so `plots.means_with_errors` cuts the axis: such a bar is hatched, runs to
+# the edge of the figure and has its value written on it.
+#
+# The embedded model comes with a **model card** (`sar_lib/assets/tiny/MODEL_CARD.md`, every number also in
+# `card.json`, both written by `sar pretrain-tiny`): how the model was trained and what was measured on it. Among
+# those measurements are SAR's five premises **P1-P5** (`sar_lib/premises.py`), the conditions under which SAR can
+# shorten answers at all: P1, `ctx(0)` gives a real "no question" likelihood; P2, verbosity does not cost
+# correctness; P3, the model's answers are longer than they need to be; P4, too-short answers exist and are less
+# accurate; P5, the model is right on some questions and wrong on others, so RL has room. The card also reports
+# the mean SAR of each problem's correct solution written in three styles of the training corpus, the bars above
+# for three of the types, and notebooks 03 and 04 read those figures for their verdicts. Side by side:
+
+# %%
+premises = verdicts.read_premises(resolve_model(MODEL) / "card.json")
+styles = premises.get("sar_by_style") if premises else None
+if styles is None:
+    print(f"no model card with SAR by style for {MODEL!r}: nothing to compare")
+else:
+    same_style = {"concise_correct": "concise", "redundant_correct": "verbose", "answer_only": "answer_only"}
+    print(f"{'mean SAR':18} {'this notebook':>14} {'model card':>11}")
+    for here, there in same_style.items():
+        print(f"{here:18} {by_type[here][0]:14.3f} {styles[there]:11.3f}   (card: {there})")
+    order_here = sorted(same_style, key=lambda t: -by_type[t][0])
+    order_card = sorted(same_style, key=lambda t: -styles[same_style[t]])
+    card_steps = premises.get("P4_too_short_exists", {}).get("by_steps", {})
+    steps_here = sorted({len(p.meta["steps"]) for p in problems})
+    display(Markdown(
+        f"The two {'rank the three styles in the same order' if order_here == order_card else 'rank the three styles differently'}"
+        f"; their values can differ because they score different samples. This notebook: {len(problems)} held-out "
+        f"problems of {steps_here[0]}-{steps_here[-1]} steps (`min_steps=2`, since a partially correct answer needs a "
+        f"right first step), each redundant answer carrying the verbose style's longest re-check. The card: its own "
+        f"{premises['n_problems']} held-out problems (`sar premises`' `arith-test` set, "
+        + (f"{card_steps['1']['n']} of them of one step" if "1" in card_steps else "one-step problems included")
+        + "), each verbose solution with a random number of re-check sentences, as in the training corpus. Quote the "
+        "card's figure for the model, this notebook's for the answer types built here."))
 
 # %% [markdown]
 # ## 4. Pairwise ranking accuracy: SAR and three other scores
@@ -161,8 +201,9 @@ for i in range(3):
 # %% [markdown]
 # ### By number of steps
 #
-# A share near 0.5 can hide two opposite effects. On a two-step problem the partial answer has one right step
-# before its slip, on a three-step problem two. `ranking.select` keeps a subset of problems; the SAR table again:
+# A share over all problems mixes problems of different lengths, and can hide effects that pull in opposite
+# directions. On a two-step problem the partial answer has one right step before its slip, on a three-step problem
+# two. `ranking.select` keeps a subset of problems; the SAR table again, by the number of steps:
 
 # %%
 steps = torch.tensor([len(p.meta["steps"]) for p in problems])
@@ -241,9 +282,40 @@ fig = plots.difference_histograms(differences, xlabel="SAR difference on the sam
 plots.save_figure(fig, "02_restatement_probe", FIGURES_DIR)
 
 # %% [markdown]
+# Before reading the probe as an answer to the worry, look at how the model sees the padded answers at all. The
+# median perplexities of the probe's answers, next to the plain concise and redundant ones:
+
+# %%
+probe_view = ("concise_correct", "redundant_correct", *ranking.PROBE_TYPES)
+median_ppl = {t: (float(scores[t]["ppl_qa"].median()), float(scores[t]["ppl_a"].median())) for t in probe_view}
+for t, (with_q, without_q) in median_ppl.items():
+    print(f"{ranking.SHORT_NAMES[t]:20} median ppl(a|q) {with_q:8.2f}   median ppl(a) {without_q:8.2f}")
+restated, filler = median_ppl["concise_restated"][0], median_ppl["concise_filler"][0]
+concise_ppl, redundant_ppl = median_ppl["concise_correct"][0], median_ppl["redundant_correct"][0]
+display(Markdown(
+    f"The restated answers have a median `ppl(a|q)` of {restated:.0f}, the filler ones {filler:.0f}, against "
+    f"{concise_ppl:.2f} for the concise answer and {redundant_ppl:.2f} for the redundant one: "
+    + ("both padded variants are text the model never saw in training, so the probe measures how SAR treats such "
+       "text as well as what copying the question does."
+       if min(restated, filler) > 2 * max(concise_ppl, redundant_ppl) else
+       "the padded variants are about as natural to the model as its own styles, so the probe measures what copying "
+       "the question does.")))
+
+# %% [markdown]
+# What the model was trained on explains both these perplexities and the redundant answer's SAR. The pretraining corpus
+# (`sar_lib/synthetic/styles.py`) writes its verbose answers as the concise solution followed by `Let me
+# double-check.` and re-check sentences (`Everything adds up.`, `All the numbers fit together.`, ...) that never
+# depend on the question, and it never writes anything before the opening sentence. The question gives the model
+# nothing to predict those re-check sentences with, so their `v_t` sits near zero (notebook 01, section 5 measures
+# it) and they only dilute the mean: that is why SAR ranks concise above redundant on this testbed (section 4). The
+# probe's filler is made of sentences of the same kind (some of those re-check sentences, and openers the corpus
+# does not use), but in front of the solution, where the corpus never puts anything, and no arithmetic answer of
+# the corpus restates its problem.
+#
 # Where do the restated tokens land? The heat map of `v_t` over one `concise_restated` answer, then, over the
 # first `N_TOKEN_PROBE` problems, where the information gain sits (`ranking.gain_split`): on the restatement, on
-# the concise answer that follows it, and on the same concise answer without the restatement.
+# the concise answer that follows it, and on the same concise answer without the restatement. Gains are in nats,
+# the natural-log unit of information (notebook 01, section 1).
 
 # %%
 n = min(N_TOKEN_PROBE, len(problems))
@@ -268,10 +340,29 @@ print(f"  mean_t v_t: {average['mean_alone']:.3f} alone -> {average['mean_padded
 
 # %% [markdown]
 # SAR sees only the mean over all tokens, so a restatement pays only if its words gain more per token than the
-# answer already did. On this model they do not: no answer of its training corpus restates the problem, so the
-# restated words are unlikely text with and without the question (their summed gain above), and the equations after
-# them lose most of their own gain, because their numbers are now predictable from the answer itself.
-#
+# answer already did. Once the restatement has written the question's numbers into the answer, the equations after
+# it can copy them from the answer itself, with or without the question in the prompt, so the question has little
+# left to add to them; whatever else moves is the model reading a text unlike its training data. On this model:
+
+# %%
+per_token_restated = average["prefix"] / average["prefix_tokens"]
+if average["alone"] <= 0:
+    fate = "the answer alone had no gain to lose"
+elif average["suffix"] < 0:
+    fate = f"their gain turns negative: they lose all of it and {-average['suffix']:.1f} nats more"
+elif average["suffix"] < average["alone"]:
+    fate = f"they keep {average['suffix'] / average['alone']:.0%} of their gain"
+else:
+    fate = "they gain at least as much as without it"
+display(Markdown(
+    f"The restatement's {average['prefix_tokens']:.0f} tokens gain {average['prefix']:+.1f} nats in all "
+    f"({per_token_restated:+.3f} a token, against {average['mean_alone']:+.3f} for the concise answer alone). The "
+    f"concise answer's tokens after it gain {average['suffix']:+.1f} nats against {average['alone']:+.1f} without "
+    f"the restatement: {fate}. On average the mean `v_t`, the quantity SAR is monotone in, goes from "
+    f"{average['mean_alone']:.3f} to {average['mean_padded']:.3f}: restating "
+    f"{'lowers' if average['mean_padded'] < average['mean_alone'] else 'does not lower'} it here."))
+
+# %% [markdown]
 # ## 7. Verdict
 #
 # Our answers are written by templates, while the paper's are sampled from the policy; a template "incorrect"

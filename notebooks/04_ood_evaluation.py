@@ -15,49 +15,47 @@
 #     name: python3
 # ---
 
+# %%
+
 # %% [markdown]
 # # 04 · Out of domain: accuracy, length and reasoning behaviours
 #
 # The paper's Pareto claim and its last two qualitative claims (`docs/paper.md` §5): at every amount of length
 # reduction SA-GRPO keeps accuracy where the length penalties O1-pruner and ER lose it; SA-GRPO **keeps "advanced
 # reasoning behaviours"** (verification, backtracking, enumeration) that those penalties suppress; and it
-# **generalises out of domain** (trained on math, evaluated on logic). This notebook evaluates the base model and
-# the policies trained in notebook 03 (GRPO, SA-GRPO), plus short O1-pruner and ER runs, on:
+# **generalises out of domain** (trained on math, evaluated on logic). This notebook evaluates, live, the models the
+# grid of `sar compare` trained for 100 steps on arithmetic only (their LoRA adapters ship with the package,
+# `sar_lib.shipped`; notebook 03 shows their training) and the base model, on:
 #
 # | set | what it is | domain |
 # |---|---|---|
 # | `arith-test` | held-out synthetic arithmetic word problems, like the training set | in-domain |
+# | `claim-test` | True/False claims about held-out word problems ("Tom has more than 10 apples."), a family of the pretraining corpus that RL never trains on | OOD (task format) |
 # | `symbolic-test` | the same problems with other names and numbers and an irrelevant sentence (GSM-Symbolic-style) | near OOD |
 # | `logic-test` | True/False questions over chains of rules (ProntoQA-style) with made-up concept names that pretraining never used | OOD |
 # | GSM8K, GSM-Symbolic P2, ProntoQA | the real benchmarks, a few problems each, when the project's data folder is present | real |
 #
 # **What you'll learn**
 #
-# 1. how to evaluate checkpoints on several sets with one cached runner (`grid.run_grid`);
-# 2. what logic-test can and cannot show on this model (its accuracy against chance);
-# 3. accuracy-vs-length Pareto plots: this notebook's runs, and `sar compare`'s grid with error bars over seeds;
+# 1. how to evaluate trained adapters on several sets with a cached runner (`shipped.evaluate_shipped`);
+# 2. which OOD sets can show anything on this model: accuracy against chance, and the floor rule;
+# 3. accuracy-vs-length Pareto plots: the shipped models, and the grid with error bars over seeds;
 # 4. counting reasoning behaviours in answers (`analysis.count_behaviours`) and what such counts can and cannot show;
 # 5. the verdict: the Pareto and out-of-domain claims on the testbed, and the regime that decides them.
 #
-# Notebook 03's runs are reused when it ran before with the same parameters; the two baseline runs train here (the
-# last cell prints this run's time).
+# Nothing trains here (the last cell prints this run's time); the evaluations are cached in `RUNS_DIR`.
 
 # %% tags=["parameters"]
 PROFILE = "tiny-cpu"          # sar_lib.models.PROFILES: tiny-cpu | laptop-8gb | gpu-12gb
-MODEL = "tiny"                # "tiny" (embedded), a local model dir, or a hub name such as get_profile(PROFILE).model
-STEPS = 10                    # as notebook 03: its GRPO / SA-GRPO runs are reused when these settings match
-SEED = 0
-QUESTIONS_PER_STEP = 8
-EVAL_SIZE = 100               # problems per synthetic set (arith-test, symbolic-test, logic-test)
-EVAL_SAMPLES = 0              # as notebook 03
-MAX_NEW_TOKENS = None         # answer budget; None: the profile's
-MAX_PROMPT_TOKENS = None      # None: the profile's
-WORKERS = 2                   # runs / evaluations at the same time (processes)
-BASELINES = ("o1-0.1", "er-0.1")   # grid.METHODS trained here with the same settings; () to skip
+MODEL = "tiny"                # the base model the shipped adapters were trained on ("tiny": the embedded one)
+METHODS = ("grpo", "sa-grpo", "shuffled-sar", "o1-0.1", "er-0.1")   # shipped adapters evaluated here
+EVAL_SIZE = 100               # problems per synthetic set (arith-test, claim-test, symbolic-test, logic-test)
+WORKERS = 2                   # models evaluated at the same time (processes)
 BENCHMARK_LIMIT = 30          # problems per real benchmark file; 0 skips them
 DATA_DIR = None               # folder of gsm8k_test.jsonl, ...; None: the project's shared/data next to the repo
 COMPARE_JSON = "../figures/grpo_vs_sar.json"  # results of `sar compare`: the grid's Pareto plot and claims
-RUNS_DIR = "../runs/notebooks"  # shared with notebook 03
+SHIPPED_DIR = None            # the grid's adapters (`sar compare --ship-adapters DIR`); None: those in the package
+RUNS_DIR = "../runs/notebooks/ood"  # the cached evaluations
 FIGURES_DIR = "../figures"    # figures and 04_summary.json go here
 
 # %%
@@ -67,7 +65,7 @@ from pathlib import Path
 
 from IPython.display import Markdown, display
 
-from sar_lib import analysis, compare, data, grid, models, plots, verdicts
+from sar_lib import analysis, claims, compare, data, grid, models, plots, shipped, verdicts
 from sar_lib.demo import format_table, write_summary
 
 started = time.perf_counter()
@@ -82,95 +80,125 @@ print("evaluation sets:", ", ".join(f"{names[s]} ({n})" for s, n in wanted.items
 # %% [markdown]
 # ## 1. The models
 #
-# `compare.default_grid` builds the runs as `sar compare` does (and as notebook 03 did); `grid.run_grid` trains
-# what is missing and evaluates every model on every set, caching each evaluation in the run's folder
-# (`eval_<set>.json` and the answers in `eval_<set>_records.jsonl`). The GRPO and SA-GRPO runs of notebook 03 are
-# reused when `STEPS`, `SEED`, `QUESTIONS_PER_STEP` and the model match; otherwise they are trained here.
-# O1-pruner and ER (`R = R_VR + α · r`, α from the paper's sweep, `docs/paper.md` §2) train with the same settings.
+# `shipped.read_manifest` says which run each adapter comes from (method, seed, steps, the answers it trained on).
+# `shipped.evaluate_shipped` loads each adapter on the base model and answers every set greedily, `WORKERS` models
+# at a time; `grid.ensure_base` does the same for the untrained base model. Each evaluation is cached in its
+# model's folder (`eval_<set>.json`, the answers in `eval_<set>_records.jsonl`), keyed by the adapter's checksum:
+# running the cell again returns at once.
 
 # %%
-runs, eval_sets = compare.default_grid(RUNS_DIR, model=MODEL, profile=PROFILE, methods=("grpo", "sa-grpo", *BASELINES),
-                                       seeds=(SEED,), steps=STEPS, eval_sets=wanted,
-                                       questions_per_step=QUESTIONS_PER_STEP, eval_samples=EVAL_SAMPLES,
-                                       max_new_tokens=MAX_NEW_TOKENS, max_prompt_tokens=MAX_PROMPT_TOKENS)
+adapters = SHIPPED_DIR or shipped.SHIPPED_DIR
+manifest = shipped.read_manifest(adapters)
+if any(manifest[m]["model"] != MODEL for m in METHODS):
+    raise ValueError(f"the shipped adapters in {adapters} were trained on {manifest[METHODS[0]]['model']!r}, not "
+                     f"MODEL = {MODEL!r}: train and ship adapters for it with `sar compare --model {MODEL} "
+                     "--ship-adapters DIR`, then set SHIPPED_DIR = DIR")
+grid_results, grid_note = verdicts.read_grid(COMPARE_JSON)
 start = time.perf_counter()
-results, base = grid.run_grid(runs, eval_sets, workers=WORKERS, base_model=MODEL, base_dir=RUNS_DIR, progress=False)
+evals = shipped.evaluate_shipped(METHODS, wanted, RUNS_DIR, directory=adapters, workers=WORKERS)
+evals["base"] = grid.ensure_base(MODEL, RUNS_DIR, wanted, profile=PROFILE)
 wall = time.perf_counter() - start
-print(f"{wall:.0f} s; {sum(r['trained'] for r in results)} run(s) trained now, the others were cached")
-summary = analysis.summarise(runs, results, base)   # what `sar compare` reports, for these runs
-labels = {**{name: m["label"] for name, m in summary["methods"].items()}, "base": "base model"}
-colors = {**compare.label_colors(summary["methods"]), "base model": plots.BASE_COLOR}
-evals = {**{r["method"]: r["evals"] for r in results}, "base": base}
-folders = {**{r["method"]: r["run_dir"] for r in results}, "base": str(Path(RUNS_DIR) / "base")}
-for method in summary["methods"].values():
-    print(f"{method['label']:22} reward {method['reward']}, alpha {method['alpha']:g}")
+print(f"{wall:.0f} s to evaluate {len(evals)} models on {len(wanted)} sets (cached evaluations return at once)")
+labels = {m: grid.METHODS[m].label for m in METHODS} | {"base": "base model"}
+colors = {grid.METHODS[m].label: grid.METHODS[m].color for m in METHODS} | {"base model": plots.BASE_COLOR}
+folders = {m: str(Path(RUNS_DIR) / m) for m in METHODS} | {"base": str(Path(RUNS_DIR) / "base")}
+print(format_table(["method", "reward", "alpha", "seed", "steps", "sampled answers trained on"],
+                   [[labels[m], grid.METHODS[m].reward, grid.METHODS[m].alpha, manifest[m]["seed"],
+                     manifest[m]["steps"], manifest[m]["rollouts"]] for m in METHODS]))
 
 # %% [markdown]
 # ## 2. Accuracy and length on every set
 #
-# "% shorter" is against GRPO (positive: shorter than GRPO's answers).
+# "% shorter" is against GRPO (positive: shorter than GRPO's answers). Every model is one trained run (the first
+# seed of the grid): a difference of a few points on `EVAL_SIZE` problems can be noise; section 3 shows the seed
+# spread the grid measured.
 
 # %%
-for s in eval_sets:
+for s in wanted:
     print(f"\n{names[s]} (n = {evals['base'][s]['n']}, greedy, <= {evals['base'][s]['max_new_tokens']} new tokens)")
     print(format_table(["model", "accuracy", "mean length", "% shorter than GRPO", "mean length (correct)", "truncated"],
                        [[labels[m], e[s]["accuracy"], e[s]["mean_length"],
                          verdicts.percent_shorter(evals["grpo"][s]["mean_length"], e[s]["mean_length"]),
                          e[s]["mean_length_correct"] if e[s]["mean_length_correct"] is not None else float("nan"),
                          e[s]["truncation_rate"]] for m, e in evals.items()]))
-fig = plots.grouped_bars([names[s] for s in eval_sets],
-                         {labels[m]: [100 * e[s]["accuracy"] for s in eval_sets] for m, e in evals.items()},
+fig = plots.grouped_bars([names[s] for s in wanted],
+                         {labels[m]: [100 * e[s]["accuracy"] for s in wanted] for m, e in evals.items()},
                          ylabel="greedy accuracy (%)", value_labels=True, fmt="{:.0f}", colors=colors,
-                         title=f"Accuracy in and out of domain ({MODEL}, {STEPS} training steps)")
+                         title=f"Accuracy in and out of domain ({MODEL}; adapters trained on arithmetic only)")
 plots.save_figure(fig, "04_accuracy_by_set", FIGURES_DIR)
 
 # %% [markdown]
-# ### What logic-test can show on this model
+# ### Which sets can show anything: the floor
 #
-# `logic-test` answers are True/False and the set is balanced, so 50% is chance: a model that always says "True"
-# scores about 50%. The embedded model did see logic in pretraining (short chains over made-up words of its own
-# training vocabulary; the share is printed below), but logic-test uses other made-up concept names, and the
-# model has to look the next rule up in the question. Whether it can, the base model's accuracy and its interval
-# say:
+# A claim about keeping accuracy needs a model that has accuracy to keep. `claims.floor_check` puts a set **at its
+# floor** for a model when, for True/False (or A-D) answers, the 95% interval of its accuracy (Wilson) reaches down
+# to chance (50%, or 25%) or lies below it, and for numeric answers when it is below 10%. A model below chance is
+# not guessing: it answers worse than a coin, systematically (on logic-test the base model tends to answer with the
+# concept its proof wrongly copied). Either way a comparison of methods there measures a few items, and a claim
+# judged there is **untestable here**.
 
 # %%
-card = models.resolve_model(MODEL) / "card.json"
-card_config = json.loads(card.read_text())["config"] if card.is_file() else {}
-logic_share = card_config.get("logic_share")
-base_logic = evals["base"]["logic-test"]
-low, high = verdicts.accuracy_interval(base_logic["accuracy"], base_logic["n"])
-print(f"base model on logic-test: {100 * base_logic['accuracy']:.1f}% of {base_logic['n']} items correct, "
-      f"95% interval {100 * low:.1f}-{100 * high:.1f}% (chance: 50%)")
-print("share of logic chains in the pretraining corpus:",
-      "unknown (no card.json)" if logic_share is None else f"{logic_share:.0%}")
+floors = {}
+for s in wanted:
+    e = evals["base"][s]
+    floor = claims.floor_check(e["accuracy"], e["n"], claims.answer_kind(names[s]))
+    floors[names[s]] = floor
+    chance = "no chance level" if floor["chance"] is None else f"chance {100 * floor['chance']:.0f}%"
+    low, high = floor["interval"]
+    print(f"{names[s]:16} base model {100 * e['accuracy']:5.1f}% of {e['n']} (95% interval {100 * low:.1f}-"
+          f"{100 * high:.1f}%; {chance}): {'at its floor' if floor['at_floor'] else 'above its floor'}")
 
 # %% [markdown]
-# When the interval holds 50%, the model is guessing on logic, and no change of a few points after training says
-# anything about out-of-domain generalisation (a model that can do this task is issue 14 of the project). On the
-# real benchmarks the tiny model is expected to score near zero: it has never seen their vocabulary or their
-# length; they are here so that the same cell works unchanged for a real model (`MODEL =
-# "Qwen/Qwen2.5-0.5B-Instruct"` with `PROFILE = "laptop-8gb"`).
+# `claim-test` is the OOD family this testbed was built to have: its True/False statements need the arithmetic the
+# model learnt and one comparison, and no lookup of one fact among several by name, the skill logic-test needs and a
+# model of this size does not learn on a CPU budget (`docs/logic_attempts.md`). Its pretraining answers come in the
+# arithmetic styles (verbose with the question-free re-check, concise, answer-only), so a shorter answer there can
+# come from SAR's push carried over from arithmetic. On the real benchmarks the tiny model is expected to be at
+# its floor: it has never seen their vocabulary or their length; they are here so that the same cells work for a
+# real model.
+#
+# What the answers look like on two OOD sets (questions where the models' answers differ come first):
+
+# %%
+for s in ("claim-test", "logic-test"):
+    example = analysis.example_answers({labels[m]: folders[m] for m in ("base", "grpo", "sa-grpo")}, s, 1)[0]
+    print(f"{s}: {example['question']}\n   gold: {example['gold']}")
+    for name, answer in example["answers"].items():
+        print(f"  [{name}] ({answer['length']} tokens, {'correct' if answer['correct'] else 'wrong'}) "
+              f"{answer['response']}")
+    print()
+styles = {labels[m]: analysis.answer_styles([folders[m]], "logic-test")["greedy"] for m in evals}
+print("logic-test: share of the greedy answers written in an arithmetic style (an equation in a logic proof):")
+print(format_table(["model", "verbose", "concise", "answer only", "other"],
+                   [[name, *shares.values()] for name, shares in styles.items()]))
+
+# %% [markdown]
+# The grader reads only the final "True" or "False". An answer that writes an equation into a logic proof and ends
+# with the right word counts as correct: on a True/False set at chance level about half of all answers are right
+# by luck, which is one more reason to read an accuracy there against its interval, never alone.
 #
 # ## 3. The Pareto view: accuracy against length
 #
 # Each method is a point per evaluation set: up is more accurate, left is shorter. The paper's picture (its
 # "performance gain vs length reduction" figure): SA-GRPO moves left without moving down, O1-pruner and ER move left
-# and down. The star is the base model before training. First this notebook's runs, one seed each:
+# and down. The star is the base model before training. First the shipped models, one run each, evaluated above:
 
 # %%
-fig = compare.accuracy_length_figure(summary, datasets=list(synthetic_sets),
-                                     title=f"Accuracy vs length after {STEPS} steps, seed {SEED} (one run per method)")
+points = {s: {labels[m]: [(evals[m][s]["mean_length"], evals[m][s]["accuracy"])] for m in METHODS}
+          for s in synthetic_sets}
+fig = plots.accuracy_vs_length(points, colors=colors, title="Shipped models (one run each), greedy, "
+                                                            f"{EVAL_SIZE} problems per set",
+                               reference={s: (evals["base"][s]["mean_length"], evals["base"][s]["accuracy"])
+                                          for s in synthetic_sets})
 plots.save_figure(fig, "04_pareto", FIGURES_DIR)
 
 # %% [markdown]
-# One run per method and a few steps give one noisy point each. `sar compare` runs GRPO and SA-GRPO with three seeds
-# (and each baseline at two α with one seed) for longer; when its results file is present, here are its points:
-# each seed small, the mean large with error bars of ± one standard deviation over the seeds. The accuracy axis
+# The grid's points (`COMPARE_JSON`): each seed small, the mean large with error bars of ± one standard deviation
+# over the seeds ("—" in the table for a method trained with one seed: no spread was measured). The accuracy axis
 # never spans less than `plots.accuracy_vs_length`'s `min_accuracy_span`, so that a difference of a point or two
 # does not look like a gap.
 
 # %%
-grid_results, grid_note = verdicts.read_grid(COMPARE_JSON)
 if grid_results is None:
     print(grid_note)
 else:
@@ -193,7 +221,7 @@ else:
 # * **restatement**: "the problem says", "we are told", "the question asks", ...: copying the question, which a
 #   reward for "information from the question" could in principle encourage (notebook 02 probes this).
 #
-# For each method: the share of answers with at least one phrase of the behaviour. The tiny model learned these
+# For each model: the share of answers with at least one phrase of the behaviour. The tiny model learned these
 # phrases from its pretraining corpus (its concise and verbose styles), so a change after GRPO is a change in which
 # learned style the policy prefers. The chart shows the behaviours that some answer used; the others are named
 # below it.
@@ -224,24 +252,16 @@ print(f"\nno {grid.IN_DOMAIN} answer of any model shows: {', '.join(absent) or '
 # answers is what any length pressure produces; the paper's claim is that SAR shortens answers *without* removing
 # these phrases.
 #
-# One answer per method to the same OOD question:
-
-# %%
-example = analysis.example_answers({labels[m]: folders[m] for m in evals}, "logic-test", 1)[0]
-print(f"Q: {example['question']}\n   gold: {example['gold']}")
-for name, answer in example["answers"].items():
-    print(f"  [{name}] ({answer['length']} tokens, {'correct' if answer['correct'] else 'wrong'}) {answer['response']}")
-
-# %% [markdown]
 # ## 5. Verdict
 #
-# This notebook's runs are one seed and `STEPS` steps of a tiny model: differences of a few points on `EVAL_SIZE`
-# problems are within the noise. The claims are tested on `sar compare`'s grid (`COMPARE_JSON`); the model card's
-# premises say which regime the testbed is in.
+# The shipped models are one seed each; the claims are judged on `sar compare`'s grid (`COMPARE_JSON`, three seeds
+# for GRPO and SA-GRPO), with the rules of `sar_lib.claims`: a difference is an effect only beyond the seed noise
+# (a two-sided Welch test at 5% over the seeds), and a claim measured on a set at its floor is untestable here. The
+# model card's premises (P1-P5, `sar_lib/assets/tiny/MODEL_CARD.md`) say which regime the testbed is in.
 
 # %%
 versus_grpo = []
-for m in [m for m in summary["methods"] if m != "grpo"]:
+for m in [m for m in METHODS if m != "grpo"]:
     for s in synthetic_sets:
         versus_grpo.append({"method": labels[m], "set": s,
                             "accuracy_points": 100 * (evals[m][s]["accuracy"] - evals["grpo"][s]["accuracy"]),
@@ -249,23 +269,27 @@ for m in [m for m in summary["methods"] if m != "grpo"]:
                                                                         evals[m][s]["mean_length"])})
 print(format_table(["method", "set", "accuracy vs GRPO (points)", "% shorter than GRPO"],
                    [[r["method"], r["set"], r["accuracy_points"], r["percent_shorter"]] for r in versus_grpo]))
+card = models.resolve_model(MODEL) / "card.json"
+card_config = json.loads(card.read_text())["config"] if card.is_file() else {}
 premises = verdicts.read_premises(card)
 regime = verdicts.verbosity_regime(premises, grid.METHODS["sa-grpo"].alpha)
+base_logic = evals["base"]["logic-test"]
 display(Markdown(verdicts.ood_verdict(grid=grid_results, grid_note=grid_note, grid_path=COMPARE_JSON, regime=regime,
                                       versus_grpo=[r for r in versus_grpo if r["method"] == labels["sa-grpo"]],
                                       logic={"accuracy": base_logic["accuracy"], "n": base_logic["n"],
-                                             "logic_share": logic_share},
-                                      ood_base={s: evals["base"][s] for s in synthetic_sets
+                                             "logic_share": card_config.get("logic_share")},
+                                      ood_base={names[s]: evals["base"][s] for s in wanted
                                                 if s not in (grid.IN_DOMAIN, "logic-test")},
-                                      behaviours_absent=absent, steps=STEPS)))
+                                      behaviours_absent=absent, steps=manifest["grpo"]["steps"])))
 summary_path = write_summary(
-    FIGURES_DIR, "04_ood_evaluation", title=f"in-domain and OOD evaluation after {STEPS} steps ({MODEL})",
-    numbers={"wall seconds of the grid cell (this run)": round(wall, 1),
-             "base model on logic-test (accuracy)": round(base_logic["accuracy"], 3)},
-    tables=[{"title": "greedy accuracy per set", "columns": ["model"] + [names[s] for s in eval_sets],
-             "rows": [[labels[m]] + [round(e[s]["accuracy"], 3) for s in eval_sets] for m, e in evals.items()]},
-            {"title": "mean answer length per set (tokens)", "columns": ["model"] + [names[s] for s in eval_sets],
-             "rows": [[labels[m]] + [round(e[s]["mean_length"], 1) for s in eval_sets] for m, e in evals.items()]},
+    FIGURES_DIR, "04_ood_evaluation", title=f"in-domain and OOD evaluation of the shipped models ({MODEL})",
+    numbers={"wall seconds of the evaluation cell (this run)": round(wall, 1),
+             "base model on logic-test (accuracy)": round(base_logic["accuracy"], 3),
+             "base model on claim-test (accuracy)": round(evals["base"]["claim-test"]["accuracy"], 3)},
+    tables=[{"title": "greedy accuracy per set", "columns": ["model"] + [names[s] for s in wanted],
+             "rows": [[labels[m]] + [round(e[s]["accuracy"], 3) for s in wanted] for m, e in evals.items()]},
+            {"title": "mean answer length per set (tokens)", "columns": ["model"] + [names[s] for s in wanted],
+             "rows": [[labels[m]] + [round(e[s]["mean_length"], 1) for s in wanted] for m, e in evals.items()]},
             {"title": f"share of answers with each behaviour ({grid.IN_DOMAIN})", "columns": ["model"] + kinds,
              "rows": [[labels[m]] + [round(b[grid.IN_DOMAIN][k]["share"], 3) for k in kinds]
                       for m, b in behaviours.items()]}])
@@ -280,14 +304,15 @@ print(f"{summary_path}; this notebook ran in {time.perf_counter() - started:.0f}
 #    "re-check" behaviour (`r"\bdouble-check\b"`) to a copy of `analysis.BEHAVIOUR_PATTERNS` and pass it to
 #    `analysis.count_behaviours(texts, patterns)`. Which method uses each most? Find two answers where your patterns
 #    miscount and refine them.
-# 2. **Harder OOD.** `synthetic.logic_problems(n, SEED, min_hops=1, max_hops=1)` and `(..., min_hops=3, max_hops=4)`
+# 2. **Harder OOD.** `synthetic.logic_problems(n, 0, min_hops=1, max_hops=1)` and `(..., min_hops=3, max_hops=4)`
 #    build short and long rule chains. Evaluate the base model on both (`evaluate.evaluate`) and compare its accuracy
-#    with chance using `verdicts.accuracy_interval`. Does it do better on one-hop chains?
+#    with chance using `claims.accuracy_interval`. Does it do better on one-hop chains?
 # 3. **A baseline's curve.** Claim C2 compares SA-GRPO with each baseline's accuracy-vs-length curve through GRPO and
-#    the baseline's runs at several α. Train O1-pruner at its other α (`"o1-0.03"`) as in section 1, and draw the
-#    curve `claims.curve_accuracy` gives through GRPO and the two O1-pruner runs. Where does SA-GRPO sit against it?
+#    the baseline's runs at several α. Evaluate the shipped O1-pruner adapter at its other α (`"o1-0.03"`) as in
+#    section 1, and draw the curve `claims.curve_accuracy` gives through GRPO and the two O1-pruner points. Where
+#    does SA-GRPO sit against it?
 # 4. **Which answers got shorter?** For SA-GRPO and GRPO, pair the answers to the same `arith-test` problems
 #    (`runs.read_eval`) and plot SA-GRPO's length against GRPO's. Are the changes spread evenly, or concentrated on
 #    the answers that were long (verbose style) before?
-# 5. **How many items does logic need?** With `verdicts.accuracy_interval`, find how many True/False items a model
+# 5. **How many items does an OOD set need?** With `claims.accuracy_interval`, find how many True/False items a model
 #    slightly above chance (say 55% accuracy) needs before its 95% interval excludes 50%. Compare with `EVAL_SIZE`.

@@ -75,7 +75,7 @@ CHANCE = {"bool": 0.5, "choice": 0.25}
 MATH_FLOOR_ACCURACY = 0.10
 FLOOR_Z = 1.96                 # 95% Wilson interval
 # Problem.kind of the sets whose answers are not numbers (sar_lib.data); every other set is "math".
-SET_KINDS = {"logic-test": "bool", "prontoqa": "bool", "logicbench": "choice"}
+SET_KINDS = {"logic-test": "bool", "claim-test": "bool", "prontoqa": "bool", "logicbench": "choice"}
 _KIND_WORDS = {"bool": "True/False", "choice": "A-D"}
 
 STATUSES = ("holds", "does_not_hold", "not_separable", "untestable", "not_run")

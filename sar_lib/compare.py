@@ -123,7 +123,7 @@ def budget_curve_figure(summary: Mapping, *, title: str = "Greedy answers to the
     """Greedy mean length and accuracy of ``summary``'s methods against the rollouts trained on
     (``summary["budget_curve"]``, :func:`analysis.budget_curve`), in each method's colour."""
     methods = summary["methods"]
-    curves = {methods[name]["label"]: entries for name, entries in summary["budget_curve"].items()}
+    curves = {methods[name]["label"]: entries for name, entries in summary["budget_curve"].items() if name in methods}
     return plots.budget_curve(curves, colors=label_colors(methods), title=title)
 
 
@@ -232,8 +232,8 @@ def results_markdown(summary: Mapping) -> str:
 
 
 def format_comparison(summary: Mapping) -> str:
-    """A text table: accuracy and mean length (mean ± std over seeds) per method and evaluation set,
-    then the claims with their numbers."""
+    """A text table: accuracy and mean length (mean ± std over seeds; "—" for a single-seed method,
+    which has no spread) per method and evaluation set, then the claims with their numbers."""
     lines = []
     methods = summary["methods"]
     datasets = list(next(iter(methods.values()))["eval"])
@@ -246,8 +246,11 @@ def format_comparison(summary: Mapping) -> str:
         cells = []
         for d in datasets:
             acc, length = m["eval"][d]["accuracy"], m["eval"][d]["mean_length"]
-            cells.append(f"{100 * acc['mean']:13.1f} ± {100 * acc['std']:4.1f}"
-                         f"{length['mean']:13.1f} ± {length['std']:4.1f}")
+            if len(acc["per_seed"]) > 1:
+                cells.append(f"{100 * acc['mean']:13.1f} ± {100 * acc['std']:4.1f}"
+                             f"{length['mean']:13.1f} ± {length['std']:4.1f}")
+            else:   # one seed: no spread was measured, which "± 0.0" would misstate
+                cells.append(f"{100 * acc['mean']:13.1f}   {'—':>4}{length['mean']:13.1f}   {'—':>4}")
         lines.append(f"{m['label'] + ' x' + str(len(m['seeds'])):24}" + "".join(cells))
     for row in current_claims(summary) if summary.get("claims") else []:
         lines.append(f"{row['id']} {row['statement']}: {verdict_word(row).upper()} ({measured(row)})")

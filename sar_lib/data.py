@@ -65,8 +65,10 @@ SYNTHETIC_SETS: dict[str, Callable[[int, int], list[Problem]]] = {
     "arith-test": functools.partial(synthetic.arithmetic_problems, split="test"),
     "symbolic-test": _symbolic_test,
     "logic-test": synthetic.logic_problems,
+    "claim-test": synthetic.claim_problems,
 }
-HELD_OUT_SETS = ("arith-test", "symbolic-test", "logic-test")   # held-out in-domain, then the OOD sets
+# held-out in-domain, then the OOD sets (claim-test: the True/False family the tiny model can answer)
+HELD_OUT_SETS = ("arith-test", "claim-test", "symbolic-test", "logic-test")
 
 # Real benchmark files for the OOD notebook, when the project's shared/data folder (next to the repository)
 # holds them: {name: file}. A user's clone has no such folder; the notebook then skips them.

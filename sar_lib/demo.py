@@ -38,13 +38,14 @@ NUMBERS = ("01", "02", "03", "04")
 FAST: dict[str, dict] = {
     "01_perplexity_math": {"N_EXAMPLES": 8},
     "02_sar_quality_ranking": {"N_PROBLEMS": 24, "N_TOKEN_PROBE": 8},
-    # 03 and 04 share their runs: the training settings must be equal in both (short answers, long prompts
-    # allowed, so that a random test model runs too); their own folder keeps the full demo's runs intact
+    # short answers and long prompts allowed, so that a random test model runs too; their own folders keep the
+    # full demo's runs intact
     "03_grpo_lora_4bit_training": {"STEPS": 2, "QUESTIONS_PER_STEP": 2, "EVAL_SIZE": 8, "MAX_NEW_TOKENS": 24,
                                    "MAX_PROMPT_TOKENS": 512, "EXTRA_STEPS": 1, "N_EXAMPLES": 2,
-                                   "FOUR_BIT_NEW_TOKENS": 16, "RUNS_DIR": "../runs/notebooks-fast"},
-    "04_ood_evaluation": {"STEPS": 2, "QUESTIONS_PER_STEP": 2, "EVAL_SIZE": 8, "MAX_NEW_TOKENS": 24,
-                          "MAX_PROMPT_TOKENS": 512, "BENCHMARK_LIMIT": 3, "RUNS_DIR": "../runs/notebooks-fast"},
+                                   "FOUR_BIT_NEW_TOKENS": 16, "SHIPPED_METHODS": ["grpo", "sa-grpo"],
+                                   "SHIPPED_EVAL_SIZE": 8, "RUNS_DIR": "../runs/notebooks-fast"},
+    "04_ood_evaluation": {"EVAL_SIZE": 8, "BENCHMARK_LIMIT": 3, "METHODS": ["grpo", "sa-grpo"],
+                          "RUNS_DIR": "../runs/notebooks-fast/ood"},
     # the answer keys (notebooks/solutions), their runs in folders of their own
     "01_perplexity_math_solutions": {"N_EXAMPLES": 4},
     "02_sar_quality_ranking_solutions": {"N_PROBLEMS": 12, "N_LOGIC": 6},

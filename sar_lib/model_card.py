@@ -73,7 +73,8 @@ def render(card: Mapping) -> str:
 A {card['n_parameters'] / 1e6:.2f}M-parameter Qwen2-architecture causal LM with a {card['vocab_size']}-token
 byte-level BPE tokenizer (digits split, ChatML chat template with a system role), trained from scratch
 on the synthetic corpus of `sar_lib.synthetic`: arithmetic word problems answered in four styles
-(answer-only, concise, verbose, flawed) plus 1-2 hop logic chains ({100 * c['logic_share']:.0f}% logic), prompted exactly like
+(answer-only, concise, verbose, flawed), True/False claims about such problems in the same styles
+({100 * c.get('claim_share', 0):.0f}%) and 1-2 hop logic chains ({100 * c['logic_share']:.0f}%), prompted exactly like
 the paper (`sar_lib.sar.prompt_text`: system prompt + question + instruction). {100 * c['empty_question_share']:.0f}% of the answers
 are taught under ctx(0), the same prompt with an empty user turn, so that ppl(a) is a real "no
 question" likelihood. The loss covers the answer tokens (and the eos) only, plus an arithmetic drill
@@ -98,9 +99,10 @@ The full configuration is in `card.json` (`config`), every figure below in `card
 |---|---|---|---|---|---|
 {rows}
 
-arith-test is held-out in-domain (question texts never in training); symbolic-test (renamed entities,
-changed numbers, one irrelevant clause) and logic-test (ProntoQA-style True/False, made-up concept
-names not in training; chance = 50%) are out of domain. Reproduce with
+arith-test is held-out in-domain (question texts never in training); claim-test (True/False claims
+about held-out word problems, "Tom has more than 10 apples."; chance = 50%), symbolic-test (renamed
+entities, changed numbers, one irrelevant clause) and logic-test (ProntoQA-style True/False, made-up
+concept names not in training; chance = 50%) are out of domain: RL trains on arithmetic only. Reproduce with
 `sar eval --model tiny --dataset arith-test --limit {c['eval_items']} --seed {c['seed']}`.
 
 ## SAR's premises (held-out arithmetic, {p['n_problems']} questions, {p['samples_per_item']} samples each at temperature 1)
@@ -113,6 +115,27 @@ SAR of each problem's correct solution written in each style: concise {sar['conc
 Reproduce with `sar premises --model tiny --limit {p['n_problems']}` (`sar_lib.premises`).
 
 {examples}
+{_claim_section(card)}"""
+
+
+def _claim_section(card: Mapping) -> str:
+    """P2/P3 on claim-test: whether the OOD family has verbosity that SAR could cut there too."""
+    claims = card.get("claim_premises")
+    if claims is None:
+        return ""
+    p2, p3 = claims["P2_harmless_verbosity"], claims["P3_room_to_cut"]
+    gap = p2["verbose_minus_concise"]
+    gap_text = "—" if gap["difference"] is None else f"{100 * gap['difference']:+.1f} ± {100 * gap['stderr']:.1f} points"
+    room = "—" if p3["ratio"] is None else f"{p3['ratio']:.2f}x"
+    shares = ", ".join(f"{style} {_pct(share)}" for style, share in claims["greedy_style_shares"].items())
+    return f"""
+## The OOD family claim-test: verbosity to cut there too
+
+On {claims['n_problems']} claim-test questions ({claims['samples_per_item']} samples each): greedy accuracy
+{_pct(claims['greedy']['accuracy'])}, greedy answers {shares}. P2: verbose samples minus concise ones
+{gap_text} correct ({_mark(p2['holds'])}); P3: greedy length / shortest correct sample {room}
+({_mark(p3['holds'])}). SAR of the correct solution: concise {claims['sar_by_style']['concise']:.3f}, verbose
+{claims['sar_by_style']['verbose']:.3f}.
 """
 
 

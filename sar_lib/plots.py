@@ -16,7 +16,7 @@ from typing import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.colors import TwoSlopeNorm
+from matplotlib.colors import TwoSlopeNorm, to_rgb
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
@@ -62,6 +62,27 @@ def _check_equal_lengths(**series: Sequence) -> None:
         raise ValueError(f"series must have equal lengths, got {lengths}")
 
 
+# Relative luminance below which white text reads better than black (WCAG 2: where the contrast ratios
+# (1.05) / (L + 0.05) against white and (L + 0.05) / 0.05 against black are equal, L = sqrt(0.0525) - 0.05).
+DARK_LUMINANCE = 0.0525 ** 0.5 - 0.05
+
+
+def luminance(color) -> float:
+    """Relative luminance of a colour (any matplotlib colour spec), WCAG 2 / sRGB:
+
+    L = 0.2126 R + 0.7152 G + 0.0722 B, each channel linearised: c / 12.92 if c <= 0.04045,
+    else ((c + 0.055) / 1.055) ** 2.4. 0 is black, 1 is white.
+    """
+    r, g, b = (c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in to_rgb(color))
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def text_color(background) -> str:
+    """"white" on a dark background (:func:`luminance` below :data:`DARK_LUMINANCE`), else "black":
+    the one of the two with the higher contrast ratio against ``background``."""
+    return "white" if luminance(background) < DARK_LUMINANCE else "black"
+
+
 def _visible(token: str) -> str:
     """A token as printable text: newlines as ⏎, a whitespace-only token as ␣, an empty one as ∅."""
     text = token.replace("\n", "⏎")
@@ -74,7 +95,8 @@ def token_heatmap(tokens: Sequence[str], values: Sequence[float], *, title: str 
 
     Tokens wrap into lines of about ``max_chars_per_line`` characters; newlines show as ``⏎`` and
     whitespace-only tokens as ``␣``.
-    Red: positive values (for v_t: the question made the token more likely), blue: negative.
+    Red: positive values (for v_t: the question made the token more likely), blue: negative. Each
+    token is written in white on a dark cell and in black on a light one (:func:`text_color`).
     """
     _check_equal_lengths(tokens=tokens, values=values)
     if not tokens:
@@ -97,8 +119,10 @@ def token_heatmap(tokens: Sequence[str], values: Sequence[float], *, title: str 
         x = 0.0
         for text, value in items:
             w = max(len(text), 1) * char_w
-            ax.add_patch(plt.Rectangle((x, -row - 0.9), w, 0.8, color=cmap(norm(value)), lw=0))
-            ax.text(x + w / 2, -row - 0.5, text, ha="center", va="center", family="monospace", fontsize=9)
+            cell = cmap(norm(value))
+            ax.add_patch(plt.Rectangle((x, -row - 0.9), w, 0.8, color=cell, lw=0))
+            ax.text(x + w / 2, -row - 0.5, text, ha="center", va="center", family="monospace", fontsize=9,
+                    color=text_color(cell))
             x += w
     ax.set_xlim(0, 1.0)
     ax.set_ylim(-len(lines) - 0.1, 0.0)
@@ -171,14 +195,74 @@ def grouped_bars(groups: Sequence[str], series: Mapping[str, Sequence[float]], *
     return fig
 
 
+# means_with_errors cuts its axis when one bar reaches more than CLIP_RATIO times as far from 0 as the
+# median bar (its mean plus its error bar), so that one very long bar does not squash the others.
+CLIP_RATIO = 3.0
+CLIP_ROOM = 0.35   # room beyond the kept bars, as a share of the largest kept extent
+CUT_SHOWN = 0.75   # how far a cut bar runs, at least, as a share of the largest kept extent
+
+
+def bar_axis_limits(means: Sequence[float], errors: Sequence[float], *,
+                    clip_ratio: float | None = CLIP_RATIO) -> tuple[tuple[float, float], list[int]]:
+    """``((bottom, top), cut)``: the y range of a bar chart of ``means`` ± ``errors`` and the indices
+    of the bars it cuts.
+
+    A bar's extent is ``e_i = |mean_i| + error_i``. Bar i is cut when ``e_i > clip_ratio * median_j e_j``
+    (never with ``clip_ratio=None``, nor when the median is 0). With ``E = max`` of the kept extents,
+    the range holds 0 and every kept bar with its error bar, plus ``CLIP_ROOM * E`` on each side that
+    has a bar; on a side with a cut bar it reaches at least ``CUT_SHOWN * E`` from 0, and the cut bar
+    runs to that edge.
+    """
+    _check_equal_lengths(means=means, errors=errors)
+    if not means:
+        raise ValueError("need at least one bar")
+    means = [float(m) for m in means]
+    errors = [abs(float(e)) for e in errors]
+    extents = [abs(m) + e for m, e in zip(means, errors)]
+    typical = statistics.median(extents)
+    cut = [] if clip_ratio is None or typical <= 0 else [i for i, e in enumerate(extents) if e > clip_ratio * typical]
+    kept = [i for i in range(len(means)) if i not in cut]
+    largest = max(extents[i] for i in kept)
+    low = min([0.0] + [means[i] - errors[i] for i in kept])
+    high = max([0.0] + [means[i] + errors[i] for i in kept])
+    bottom = low - CLIP_ROOM * largest if low < 0 else 0.0
+    top = high + CLIP_ROOM * largest if high > 0 else 0.0
+    if any(means[i] < 0 for i in cut):
+        bottom = min(bottom, -CUT_SHOWN * largest)
+    if any(means[i] > 0 for i in cut):
+        top = max(top, CUT_SHOWN * largest)
+    if top <= bottom:   # every bar 0 without an error bar
+        bottom, top = -1.0, 1.0
+    return (bottom, top), cut
+
+
 def means_with_errors(names: Sequence[str], means: Sequence[float], errors: Sequence[float], *, ylabel: str,
-                      title: str = "", colors: Mapping[str, str] | None = None) -> Figure:
-    """One bar per name (e.g. answer type) with its mean and an error bar (e.g. a 95% interval)."""
+                      title: str = "", colors: Mapping[str, str] | None = None,
+                      clip_ratio: float | None = CLIP_RATIO, fmt: str = "{:.3f} ± {:.3f}") -> Figure:
+    """One bar per name (e.g. answer type) with its mean and an error bar (e.g. a 95% interval).
+
+    A bar far longer than the others (:func:`bar_axis_limits`: more than ``clip_ratio`` times the
+    median bar) would squash them into a few pixels, so the axis is cut instead: that bar runs to the
+    edge, hatched, without its error bar, and its value is written on it with ``fmt`` (mean, error)
+    and "(axis cut)". ``clip_ratio=None`` keeps every bar whole.
+    """
     _check_equal_lengths(names=names, means=means, errors=errors)
     colors = TYPE_COLORS if colors is None else colors
+    (bottom, top), cut = bar_axis_limits(means, errors, clip_ratio=clip_ratio)
     fig, ax = _new(max(6.0, 1.1 * len(names)), 4.0)
-    ax.bar(range(len(names)), means, yerr=errors, capsize=4,
-           color=[colors.get(name, SERIES_COLORS[0]) for name in names])
+    face = [colors.get(name, SERIES_COLORS[0]) for name in names]
+    shown_errors = [0.0 if i in cut else e for i, e in enumerate(errors)]
+    bars = ax.bar(range(len(names)), means, yerr=shown_errors, capsize=4, color=face)
+    for i in cut:
+        bars[i].set_hatch("//")
+        bars[i].set_edgecolor(text_color(face[i]))
+        edge = bottom if means[i] < 0 else top
+        # written inside the axis, near the edge the bar runs into
+        y = edge + (0.04 if means[i] < 0 else -0.04) * (top - bottom)
+        ax.text(i, y, fmt.format(means[i], errors[i]) + "\n(axis cut)", ha="center",
+                va="bottom" if means[i] < 0 else "top", fontsize=8, color=text_color(face[i]),
+                bbox={"boxstyle": "round,pad=0.2", "facecolor": face[i], "edgecolor": "none"})
+    ax.set_ylim(bottom, top)
     ax.set_xticks(range(len(names)), [name.replace("_", "\n") for name in names])
     ax.axhline(0, color="black", lw=0.6)
     ax.set_ylabel(ylabel)
@@ -209,12 +293,49 @@ def difference_histograms(differences: Mapping[str, Sequence[float]], *, xlabel:
     return fig
 
 
+# Space between the outermost point and the frame, as a share of the axis span: a big marker centred
+# there is drawn whole, inside the frame.
+FRAME_MARGIN = 0.06
+
+
+def accuracy_limits(values: Sequence[float], min_span: float, margin: float = FRAME_MARGIN) -> tuple[float, float]:
+    """The y range (accuracy in %) of ``values``: every value at least ``margin * span`` inside the frame,
+    ``span = max((max - min) / (1 - 2 * margin), min_span)`` wide (so that a difference of a point or
+    two does not look like a gap), centred on the values and shifted, where the span leaves room, to
+    stay within ``[min(0, min) - margin * span, max(100, max) + margin * span]``: no empty band below 0
+    % or above 100 % beyond the margin."""
+    if not values:
+        raise ValueError("need at least one value")
+    low, high = min(values), max(values)
+    span = max((high - low) / (1 - 2 * margin), min_span)
+    pad = margin * span
+    bottom = (low + high - span) / 2
+    # the bottoms that keep every value pad inside the frame, and those that stay in the allowed band
+    fits = (high + pad - span, low - pad)
+    band = (min(0.0, low) - pad, max(100.0, high) + pad - span)
+    lowest, highest = max(fits[0], band[0]), min(fits[1], band[1])
+    if lowest <= highest:
+        bottom = min(max(bottom, lowest), highest)
+    return bottom, bottom + span
+
+
 def _set_accuracy_limits(ax: plt.Axes, values: Sequence[float], min_span: float) -> None:
-    """A y range (accuracy in %) around ``values`` at least ``min_span`` points wide, inside [0, 100], so
-    that a difference of a point or two does not look like a gap."""
-    span = max(max(values) - min(values) + 4, min_span)
-    bottom = min(max(0.0, (max(values) + min(values) - span) / 2), 100.0 - span)   # shifted to stay in [0, 100]
-    ax.set_ylim(bottom, bottom + span)
+    ax.set_ylim(*accuracy_limits(values, min_span))
+
+
+def length_limits(values: Sequence[float], margin: float = FRAME_MARGIN) -> tuple[float, float]:
+    """The x range (answer length) of ``values``: ``(0, max / (1 - margin))``, so that every value is at
+    least ``margin`` of the span inside the right edge; when a value would then sit within ``margin`` of
+    the left edge (e.g. an error bar reaching 0), ``(min - margin * S, max + margin * S)`` with
+    ``S = (max - min) / (1 - 2 * margin)`` instead."""
+    if not values:
+        raise ValueError("need at least one value")
+    low, high = min(values), max(values)
+    top = max(high, 1e-9) / (1 - margin)
+    if low >= margin * top:
+        return 0.0, top
+    span = max(high - low, 1e-9) / (1 - 2 * margin)
+    return low - margin * span, high + margin * span
 
 
 def accuracy_vs_length(panels: Mapping[str, Mapping[str, Sequence[tuple[float, float]]]], *,
@@ -226,8 +347,10 @@ def accuracy_vs_length(panels: Mapping[str, Mapping[str, Sequence[tuple[float, f
     ``panels[set][series]``: ``(mean length, accuracy in [0, 1])`` points, e.g. one per seed; each is
     drawn small, their mean as a big marker of the same colour with error bars of ± 1 standard
     deviation over the points (when there are several). ``reference[set]``: one extra point drawn
-    as a black star (e.g. the model before training). Up and left is better. The length axis
-    starts at 0 and the accuracy axis spans at least ``min_accuracy_span`` points, so that a
+    as a black star (e.g. the model before training). Up and left is better. Every point and every
+    error bar lies inside the frame, :data:`FRAME_MARGIN` of the span away from it
+    (:func:`length_limits`, :func:`accuracy_limits`): the length axis starts at 0 unless something
+    reaches that low, and the accuracy axis spans at least ``min_accuracy_span`` points, so that a
     difference of a point or two does not look like a gap; the legend sits below the panels.
     """
     if not panels or not all(panels.values()):
@@ -246,9 +369,11 @@ def accuracy_vs_length(panels: Mapping[str, Mapping[str, Sequence[tuple[float, f
             xs, ys = [p[0] for p in points], [100 * p[1] for p in points]
             mx, my = statistics.fmean(xs), statistics.fmean(ys)
             if len(points) > 1:
+                sx, sy = statistics.stdev(xs), statistics.stdev(ys)
                 ax.scatter(xs, ys, s=18, alpha=0.45, color=color, lw=0)
-                ax.errorbar([mx], [my], xerr=[statistics.stdev(xs)], yerr=[statistics.stdev(ys)], color=color,
-                            lw=1.2, capsize=3, zorder=3)
+                ax.errorbar([mx], [my], xerr=[sx], yerr=[sy], color=color, lw=1.2, capsize=3, zorder=3)
+                all_x += [mx - sx, mx + sx]   # the error bars' ends must fit in the frame too
+                all_y += [my - sy, my + sy]
             handles[label] = ax.scatter([mx], [my], s=110, color=color, edgecolor="black", lw=0.8, zorder=4,
                                         label=label)
             all_x += xs
@@ -258,7 +383,7 @@ def accuracy_vs_length(panels: Mapping[str, Mapping[str, Sequence[tuple[float, f
                                                   s=220, color="black", label=reference_label, zorder=5)
             all_x.append(reference[name][0])
             all_y.append(100 * reference[name][1])
-        ax.set_xlim(0, 1.1 * max(all_x))
+        ax.set_xlim(*length_limits(all_x))
         _set_accuracy_limits(ax, all_y, min_accuracy_span)
         ax.set_title(name)
         ax.set_xlabel("mean answer length (tokens)")

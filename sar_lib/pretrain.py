@@ -61,7 +61,8 @@ class PretrainConfig:
     max_length: int = 320          # longest training sequence (prompt + answer); longer pairs dropped
     # data and optimisation
     corpus_size: int = 24000
-    logic_share: float = 0.30      # share of 1-2 hop logic chains in the corpus (the rest: arithmetic)
+    logic_share: float = 0.30      # share of 1-2 hop logic chains in the corpus
+    claim_share: float = 0.0       # share of True/False numeric claims (synthetic.claims; the rest: arithmetic)
     # share of pairs whose answer is taught under ctx(0), the empty user turn, instead of ctx(q): the
     # model then knows answers without their question, so ppl(a) is a real answer marginal (docs/paper.md §1)
     empty_question_share: float = 0.12
@@ -77,6 +78,9 @@ class PretrainConfig:
     drill_equations: int = 8       # equations per row
     drill_problems: int = 40000    # training problems whose steps make the drill equations
     drill_weight: float = 1.0
+    # share of drill items that are comparisons "Is r more than k? Yes." (loss on " Yes." / " No."), r a
+    # drill result and k = r -/+ 1..8: the one step of the claim family (synthetic.claims) beyond arithmetic
+    drill_comparison_share: float = 0.0
     grad_clip: float = 1.0
     # float sums depend on how work is split over threads: a fixed count gives the same weights on
     # any machine of the same kind (2: the cores of the smallest machine this project supports)
@@ -109,6 +113,8 @@ class PretrainConfig:
         if self.drill_batch_size and (self.drill_problems < 1 or self.drill_equations < 1 or self.drill_weight < 0):
             raise ValueError("with drill_batch_size > 0, drill_problems and drill_equations must be >= 1 and "
                              f"drill_weight >= 0 (got {self.drill_problems}, {self.drill_equations}, {self.drill_weight})")
+        if not 0 <= self.drill_comparison_share <= 1:
+            raise ValueError(f"drill_comparison_share must be in [0, 1], got {self.drill_comparison_share}")
         if not 0 <= self.empty_question_share < 1:
             raise ValueError(f"empty_question_share must be in [0, 1), got {self.empty_question_share}")
         if self.max_minutes is not None and not self.max_minutes > 0:
@@ -158,12 +164,20 @@ def _drill_rows(tokenizer, config: PretrainConfig) -> list[tuple[list[int], list
     problems = synthetic.arithmetic_problems(config.drill_problems, config.seed + 1, split="train")
     equations = [step for p in problems for step in p.meta["steps"]]
     random.Random(config.seed).shuffle(equations)
+    compare_rng = random.Random(f"drill-comparisons:{config.seed}")
     rows = []
     for start in range(0, len(equations) - config.drill_equations + 1, config.drill_equations):
         ids, mask = [], []
         for k, (a, op, b, r) in enumerate(equations[start:start + config.drill_equations]):
-            lhs = encode_text(tokenizer, f"{' ' if k else ''}{a} {op} {b} =")
-            rhs = encode_text(tokenizer, f" {r}.")
+            space = " " if k else ""
+            if config.drill_comparison_share and compare_rng.random() < config.drill_comparison_share:
+                threshold = max(synthetic.claims.MIN_THRESHOLD, r + compare_rng.choice((-1, 1)) * compare_rng.randint(
+                    1, synthetic.claims.MAX_GAP))
+                question, decision = synthetic.claims.comparison(r, threshold).split("? ")
+                lhs, rhs = encode_text(tokenizer, f"{space}{question}?"), encode_text(tokenizer, f" {decision}")
+            else:
+                lhs = encode_text(tokenizer, f"{space}{a} {op} {b} =")
+                rhs = encode_text(tokenizer, f" {r}.")
             ids += lhs + rhs
             mask += [False] * len(lhs) + [True] * len(rhs)
         rows.append((ids, mask))
@@ -252,7 +266,8 @@ def train_tiny(config: PretrainConfig, *, progress: bool = True):
     ``n_examples`` and ``n_parameters``."""
     config.validate()
     torch.set_num_threads(config.threads)
-    pairs = synthetic.training_corpus(config.corpus_size, config.seed, logic_share=config.logic_share)
+    pairs = synthetic.training_corpus(config.corpus_size, config.seed, logic_share=config.logic_share,
+                                      claim_share=config.claim_share)
     tokenizer = train_tokenizer(_tokenizer_texts(pairs), vocab_size=config.vocab_size)
     examples = _encode_pairs(tokenizer, pairs, config)
     if not examples:
@@ -314,17 +329,21 @@ def save_checkpoint(model, tokenizer, out_dir: str | Path) -> None:
     tokenizer.save_pretrained(out_dir)
 
 
-def measure(model, tokenizer, config: PretrainConfig, *, progress: bool = True) -> tuple[dict, dict]:
-    """``(greedy, premises)``: greedy accuracy and answer length on each of ``HELD_OUT_SETS``
-    (``evaluate``), and SAR's premises P1-P5 on held-out arithmetic (``premises.measure_premises``)."""
+def measure(model, tokenizer, config: PretrainConfig, *, progress: bool = True) -> tuple[dict, dict, dict]:
+    """``(greedy, premises, claim_premises)``: greedy accuracy and answer length on each of
+    ``HELD_OUT_SETS`` (``evaluate``), SAR's premises P1-P5 on held-out arithmetic
+    (``premises.measure_premises``), and the same figures on claim-test, the OOD family whose
+    P2/P3 say whether SAR has verbosity to cut there."""
     results = {}
     for name in HELD_OUT_SETS:
         problems = SYNTHETIC_SETS[name](config.eval_items, config.seed)
         report = evaluate(model, tokenizer, problems, max_new_tokens=config.eval_max_new_tokens, progress=progress)
         results[name] = summary(report)
-    held_out = SYNTHETIC_SETS["arith-test"](config.eval_items, config.seed)
-    return results, measure_premises(model, tokenizer, held_out, samples_per_item=config.samples_per_item,
-                                     max_new_tokens=config.eval_max_new_tokens, seed=config.seed)
+    premises = [measure_premises(model, tokenizer, SYNTHETIC_SETS[name](config.eval_items, config.seed),
+                                 samples_per_item=config.samples_per_item,
+                                 max_new_tokens=config.eval_max_new_tokens, seed=config.seed)
+                for name in ("arith-test", "claim-test")]
+    return results, premises[0], premises[1]
 
 
 def command_line(config: PretrainConfig, out_dir: str | Path) -> str:
@@ -358,7 +377,7 @@ def pretrain_tiny(config: PretrainConfig, out_dir: str | Path, progress: bool = 
     model, tokenizer, info = train_tiny(config, progress=progress)
     save_checkpoint(model, tokenizer, out_dir)
     model, tokenizer = load_model(str(out_dir))   # measure exactly what was saved
-    results, premises = measure(model, tokenizer, config, progress=progress)
+    results, premises, claim_premises = measure(model, tokenizer, config, progress=progress)
     card = {"command": command or command_line(config, out_dir), "config": asdict(config),
             "steps_done": info["steps_done"], "stopped_by_time": info["stopped_by_time"],
             "train_seconds": round(info["train_seconds"], 1), "train_cpu_seconds": round(info["train_cpu_seconds"], 1),
@@ -366,6 +385,6 @@ def pretrain_tiny(config: PretrainConfig, out_dir: str | Path, progress: bool = 
             "machine": machine_summary(), "n_parameters": info["n_parameters"], "vocab_size": len(tokenizer),
             "n_examples": info["n_examples"], "final_loss": statistics.fmean(info["loss_history"][-20:]),
             "checkpoint_bytes": (out_dir / "model.safetensors").stat().st_size,
-            "eval": results, "premises": premises, "loss_history": [round(x, 4) for x in info["loss_history"]]}
+            "eval": results, "premises": premises, "claim_premises": claim_premises, "loss_history": [round(x, 4) for x in info["loss_history"]]}
     write_model_card(card, out_dir)
     return card

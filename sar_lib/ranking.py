@@ -59,13 +59,16 @@ def pair_label(pair: tuple[str, str]) -> str:
 def probe_answers(problem: Problem, concise: str, rng: random.Random) -> dict[str, str]:
     """Two padded copies of the concise answer, same content, one extra prefix each:
 
-    * ``concise_restated``: ``"We are told: " + <the question without its final ask>`` first (the
-      restatement the verbose training solutions use);
-    * ``concise_filler``: generic sentences from the training corpus (openers, fillers) first, as
+    * ``concise_restated``: ``"We are told: " + <the question without its final ask>`` first (no
+      arithmetic answer of the pretraining corpus restates its problem);
+    * ``concise_filler``: generic sentences (``synthetic.OPENERS`` and ``synthetic.FILLERS``: the
+      corpus's question-independent re-check sentences and a few openers it does not use) first, as
       many words as the restatement, none of them about this problem.
 
-    If SAR only rewarded "more tokens that fit the question", the restated copy would win; the
-    filler copy controls for length alone.
+    Both prefixes sit in front of the solution, where the corpus never writes anything, so the probe
+    also measures how a model scores text unlike its training data (notebook 02 prints the padded
+    answers' perplexities). If SAR only rewarded "more tokens that fit the question", the restated
+    copy would win; the filler copy controls for length alone.
     """
     sentences = re.split(r"(?<=[.?!]) ", problem.question.strip())
     body = " ".join(sentences[:-1]) if len(sentences) > 1 else sentences[0]

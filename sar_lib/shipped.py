@@ -11,7 +11,8 @@ seed of every method of a finished grid into ``DIR`` (default :data:`SHIPPED_DIR
     <method>/config.json             the run's GRPOConfig (``runs.read_config`` reads it)
 
 :func:`load_shipped` gives a notebook the policy of one method as ``grpo.load_run`` gives a run's:
-the profile's LoRA policy (``models.load_policy``) with the shipped weights, in eval mode.
+the profile's LoRA policy (``models.load_policy``) with the shipped weights, in eval mode;
+:func:`evaluate_shipped` evaluates several of them on data sets, cached as the grid caches its runs'.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import multiprocessing
 import shutil
+from concurrent import futures
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -153,3 +156,45 @@ def load_shipped(method: str, *, directory: str | Path = SHIPPED_DIR, device: st
     set_peft_model_state_dict(model, {k: v.to(expected[k].dtype) for k, v in state.items()})
     model.eval()
     return model, tokenizer
+
+
+def _evaluate_one(method: str, eval_sets: Mapping[str, int | None], out_dir: str, directory: str,
+                  device: str | None) -> dict:
+    """One shipped method on ``eval_sets`` (:func:`evaluate_shipped`), in this process."""
+    import torch
+
+    from sar_lib.grid import cached_evaluations
+
+    entry = read_manifest(directory)[method]
+    config = dataclasses.replace(run_files.read_config(Path(directory) / method), device=device).resolved()
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    return cached_evaluations(Path(out_dir) / method, lambda: load_shipped(method, directory=directory, device=device),
+                              eval_sets, key={"adapter_sha256": entry["sha256"]}, max_new_tokens=config.max_new_tokens,
+                              batch_size=config.eval_batch_size)
+
+
+def evaluate_shipped(methods: Sequence[str], eval_sets: Mapping[str, int | None], out_dir: str | Path, *,
+                     directory: str | Path = SHIPPED_DIR, workers: int = 1, device: str | None = None) -> dict:
+    """``{method: {data set: summary}}``: the greedy evaluation of each shipped ``method``'s policy
+    (:func:`load_shipped`) on ``eval_sets`` ({data set: size, None = all}), with the answer budget and
+    batch size of its run's config, ``workers`` methods at a time (processes, each with the run's
+    thread count). Cached in ``out_dir/<method>`` as ``grid.cached_evaluations`` caches a run's,
+    keyed by the adapter's sha256: evaluating again returns at once; a new shipment is evaluated anew."""
+    from sar_lib.grid import check_eval_sets
+
+    check_eval_sets(eval_sets)
+    shipped = shipped_methods(directory)
+    unknown = [m for m in methods if m not in shipped]
+    if unknown:
+        raise ValueError(f"no adapter of {', '.join(unknown)} is shipped in {directory}; shipped: "
+                         f"{', '.join(shipped) or 'none'} (`{SHIP_COMMAND}` ships them)")
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    args = (dict(eval_sets), str(out_dir), str(directory), device)
+    if workers == 1 or len(methods) == 1:
+        return {m: _evaluate_one(m, *args) for m in methods}
+    with futures.ProcessPoolExecutor(max_workers=min(workers, len(methods)),
+                                     mp_context=multiprocessing.get_context("spawn")) as pool:
+        jobs = {m: pool.submit(_evaluate_one, m, *args) for m in methods}
+        return {m: job.result() for m, job in jobs.items()}

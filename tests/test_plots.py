@@ -51,6 +51,22 @@ def test_token_heatmap_draws_every_token_and_wraps():
     assert fig.axes[0].get_ylim()[0] < -2, "48 tokens at 20 characters a line must wrap onto several lines"
 
 
+def test_luminance_and_text_colour_by_hand():
+    assert plots.luminance("white") == pytest.approx(1.0) and plots.luminance("black") == 0.0
+    assert plots.luminance("#808080") == pytest.approx(0.2159, abs=1e-3)   # sRGB mid-grey is darker than 0.5
+    assert plots.text_color("#67001f") == "white" and plots.text_color("#053061") == "white"   # RdBu's ends
+    assert plots.text_color("#fddbc7") == "black" and plots.text_color("white") == "black"
+
+
+def test_token_heatmap_writes_white_on_dark_cells_and_black_on_light_ones():
+    fig = plots.token_heatmap(["neg", "zero", "pos", "weak"], [-2.0, 0.0, 2.0, 0.3])
+    colours = {t.get_text(): matplotlib.colors.to_hex(t.get_color()) for t in fig.axes[0].texts}
+    assert colours == {"neg": "#ffffff", "zero": "#000000", "pos": "#ffffff", "weak": "#000000"}
+    for patch, text in zip(fig.axes[0].patches, fig.axes[0].texts):   # every label against its own cell
+        assert plots.text_color(patch.get_facecolor()) == {"#ffffff": "white", "#000000": "black"}[
+            matplotlib.colors.to_hex(text.get_color())]
+
+
 def test_token_heatmap_rejects_mismatched_lengths():
     with pytest.raises(ValueError, match="equal lengths"):
         plots.token_heatmap(["a", "b"], [1.0])
@@ -110,6 +126,33 @@ def test_means_with_errors_uses_type_colours():
     assert matplotlib.colors.to_hex(bars[0].get_facecolor()) == plots.TYPE_COLORS["concise_correct"]
 
 
+# the means and 95% half-widths of notebook 02's SAR by answer type (the irrelevant answer far below)
+TYPES = ["concise_correct", "redundant_correct", "answer_only", "partially_correct", "incorrect", "irrelevant"]
+MEANS, HALVES = [0.184, 0.096, 0.067, 0.150, 0.047, -0.640], [0.006, 0.004, 0.009, 0.009, 0.013, 0.041]
+
+
+def test_means_with_errors_cuts_the_axis_so_an_outlier_does_not_squash_the_others():
+    fig = plots.means_with_errors(TYPES, MEANS, HALVES, ylabel="SAR")
+    ax = fig.axes[0]
+    bottom, top = ax.get_ylim()
+    assert bottom > -0.3 > MEANS[-1], "the irrelevant bar must be cut"
+    assert (MEANS[0] + HALVES[0]) / (top - bottom) > 0.4, "the kept bars must fill a good part of the axis"
+    for mean, half in zip(MEANS[:-1], HALVES[:-1]):   # the kept bars and their error bars stay whole
+        assert bottom < mean - half and mean + half < top
+    assert [t.get_text() for t in ax.texts] == ["-0.640 ± 0.041\n(axis cut)"]
+    assert ax.patches[-1].get_hatch() == "//" and not ax.patches[0].get_hatch()
+    whole = plots.means_with_errors(TYPES, MEANS, HALVES, ylabel="SAR", clip_ratio=None).axes[0]
+    assert whole.get_ylim()[0] < MEANS[-1] - HALVES[-1] and not whole.texts
+
+
+def test_means_with_errors_keeps_comparable_bars_whole():
+    (bottom, top), cut = plots.bar_axis_limits([0.8, -0.1, 0.3], [0.01, 0.2, 0.05])
+    assert cut == [] and bottom < -0.3 and top > 0.81
+    (bottom, top), cut = plots.bar_axis_limits([0.5, 0.4], [0.0, 0.0])
+    assert cut == [] and bottom == 0.0, "no room below 0 without a bar there"
+    assert plots.bar_axis_limits([0.0, 0.0], [0.0, 0.0])[0] == (-1.0, 1.0)
+
+
 def test_difference_histograms_counts_all_values():
     fig = plots.difference_histograms({"restated": [0.1, -0.2, 0.05], "filler": [-0.3, -0.4, -0.1]}, xlabel="diff",
                                       bins=5)
@@ -139,6 +182,39 @@ def test_accuracy_vs_length_draws_seeds_means_and_reference():
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["GRPO", "SA-GRPO", "base model"]
     with pytest.raises(ValueError, match="has no points"):
         plots.accuracy_vs_length({"a": {"GRPO": []}})
+
+
+def _inside(value, limits, margin):
+    low, high = limits
+    return low + margin * (high - low) <= value <= high - margin * (high - low)
+
+
+def test_accuracy_vs_length_keeps_every_point_and_error_bar_inside_the_frame():
+    # accuracies at 100% and 0% (on the old frame's edge), a wide spread of lengths (error bar past 1.1 x max)
+    panels = {"arith-test": {"GRPO": [(10.0, 1.0), (100.0, 0.96)], "SA-GRPO": [(30.0, 0.0), (32.0, 0.02)]},
+              "logic-test": {"GRPO": [(40.0, 0.99)], "SA-GRPO": [(35.0, 1.0)]}}
+    fig = plots.accuracy_vs_length(panels, reference={"logic-test": (42.0, 1.0)})
+    for ax in fig.axes:
+        points = [xy for c in ax.collections if type(c).__name__ == "PathCollection" for xy in c.get_offsets().tolist()]
+        ends = [xy for c in ax.collections if type(c).__name__ == "LineCollection"
+                for segment in c.get_segments() for xy in segment.tolist()]
+        assert points
+        for x, y in points + ends:
+            assert _inside(x, ax.get_xlim(), 0.05), (ax.get_title(), x, ax.get_xlim())
+            assert _inside(y, ax.get_ylim(), 0.05), (ax.get_title(), y, ax.get_ylim())
+        assert ax.get_ylim()[1] - ax.get_ylim()[0] >= 30
+    assert fig.axes[1].get_xlim()[0] == 0, "nothing reaches 0 tokens: the length axis starts at 0"
+
+
+def test_accuracy_limits_keep_the_minimum_span_and_the_band_around_0_100():
+    assert plots.accuracy_limits([50.0, 51.0], 30.0) == pytest.approx((35.5, 65.5))   # centred, 30 wide
+    bottom, top = plots.accuracy_limits([98.0, 100.0], 30.0)
+    assert top - bottom == pytest.approx(30.0) and top == pytest.approx(100 + plots.FRAME_MARGIN * 30)
+    bottom, top = plots.accuracy_limits([0.0, 100.0], 30.0)
+    assert bottom < 0 < 100 < top and _inside(0.0, (bottom, top), plots.FRAME_MARGIN - 1e-9)
+    assert plots.length_limits([20.0, 34.0]) == pytest.approx((0.0, 34.0 / (1 - plots.FRAME_MARGIN)))
+    low, high = plots.length_limits([-5.0, 50.0])
+    assert low < -5.0 and _inside(-5.0, (low, high), plots.FRAME_MARGIN - 1e-9)
 
 
 def test_training_curves_one_panel_per_key_and_a_band_per_series():

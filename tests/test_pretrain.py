@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 
 import pytest
 import torch
@@ -45,6 +46,26 @@ def test_empty_question_rows_teach_answers_under_ctx0():
     assert encoded == _encode_pairs(tokenizer, pairs, config)
     assert not any(prompt == empty for prompt, _ in _encode_pairs(tokenizer, pairs, PretrainConfig(
         empty_question_share=0.0, max_length=10_000)))
+
+
+def test_drill_comparisons_ask_about_a_result_and_score_the_decision_only():
+    from sar_lib.pretrain import _drill_rows
+    from sar_lib.tokenizer import train_tokenizer
+
+    pairs = synthetic.training_corpus(300, 0, logic_share=0.0, claim_share=0.3)
+    tokenizer = train_tokenizer([p.question + " " + t for p, t in pairs], vocab_size=300)
+    plain = _drill_rows(tokenizer, PretrainConfig(drill_problems=60))
+    assert all("more than" not in tokenizer.decode(ids) for ids, _ in plain)
+    mixed = _drill_rows(tokenizer, PretrainConfig(drill_problems=60, drill_comparison_share=0.5))
+    assert len(mixed) == len(plain)
+    texts = [tokenizer.decode(ids) for ids, _ in mixed]
+    scored = [tokenizer.decode([t for t, keep in zip(ids, mask) if keep]) for ids, mask in mixed]
+    comparisons = [c for text in texts for c in re.findall(r"Is (\d+) more than (\d+)\? (Yes|No)\.", text)]
+    assert 0.3 < len(comparisons) / (8 * len(mixed)) < 0.7
+    assert all((d == "Yes") == (int(v) > int(k)) and int(k) >= 2 for v, k, d in comparisons)
+    assert {"Yes", "No"} == {d for _, _, d in comparisons}
+    assert all("more than" not in s and "Is" not in s for s in scored)   # the question is context, not target
+    assert sum(s.count("Yes") + s.count("No") for s in scored) == len(comparisons)
 
 
 def test_quick_run_writes_a_loadable_checkpoint_and_card(quick_run):

@@ -15,8 +15,9 @@ from sar_lib.synthetic import arithmetic
 from sar_lib.synthetic import logic as logic_module
 from sar_lib.grading import is_correct
 from sar_lib import synthetic
-from sar_lib.synthetic import (ANSWER_TYPES, STYLES, answer_types, arithmetic_problems,
+from sar_lib.synthetic import (ANSWER_TYPES, STYLES, answer_style, answer_types, arithmetic_problems, claim_problems,
                                logic_problems, solution, split_of, symbolic_variants, training_corpus)
+from sar_lib.synthetic.claims import MAX_GAP, claim_holds
 
 EQUATION = re.compile(r"(\d+) ([-+*/]) (\d+) = (\d+)")
 FINAL = re.compile(r"The answer is (\S+)\.")
@@ -288,9 +289,66 @@ def test_answer_types_for_logic():
 
 
 def test_synthetic_sets():
-    assert set(SYNTHETIC_SETS) == {"arith-train", "arith-test", "symbolic-test", "logic-test"}
+    assert set(SYNTHETIC_SETS) == {"arith-train", "arith-test", "symbolic-test", "logic-test", "claim-test"}
     for name, make in SYNTHETIC_SETS.items():
         problems = make(30, 1)
         assert len(problems) == 30
         assert [p.id for p in problems] == [f"{name}-{i}" for i in range(30)]
         assert [p.question for p in make(30, 1)] == [p.question for p in problems]
+
+
+# ------------------------------------------------------------------ True/False claims (OOD family)
+CLAIM = re.compile(r"Is (\d+) more than (\d+)\? (Yes|No)\.")
+
+
+def test_claims_are_balanced_held_out_and_their_gold_follows_the_arithmetic():
+    problems = claim_problems(200, 0)
+    assert [p.id for p in problems] == [f"claim-test-{i}" for i in range(200)]
+    assert 90 <= Counter(p.gold for p in problems)["True"] <= 100   # a result below 3 cannot make a true claim
+    assert {p.kind for p in problems} == {"bool"}
+    held_out = {p.question for p in arithmetic_problems(200, 0, split="test", max_steps=2)}
+    for p in problems:
+        result, k = p.meta["steps"][-1][3], p.meta["threshold"]
+        assert p.gold == str(claim_holds(result, k)) == str(result > k)
+        assert 1 <= abs(result - k) <= MAX_GAP and k >= 2
+        assert len(p.meta["steps"]) <= 2
+        assert p.question.endswith(f"Is the following statement true or false? {p.meta['statement']}")
+        assert "How many" not in p.question and f"more than {k} " in p.meta["statement"]
+        base = p.question.split(" Is the following statement")[0]
+        assert any(q.startswith(base) for q in held_out)   # built on a test-split word problem
+    train_claims = {p.question for p in claim_problems(2000, 0, split="train")}
+    assert not train_claims & {p.question for p in problems}
+    assert [p.question for p in claim_problems(200, 0)] == [p.question for p in problems]
+
+
+def test_claim_solutions_compare_then_conclude_in_every_style():
+    rng = random.Random(0)
+    for p in claim_problems(60, 1):
+        for style in STYLES:
+            text = solution(p, style, rng)
+            if style == "answer_only":
+                assert text == f"The answer is {p.gold}." and answer_style(text) == "answer_only"
+                continue
+            (value, k, decision), = CLAIM.findall(text)
+            # the verdict follows from the written comparison, which follows from the written chain
+            assert equations(text)[-1][3] == int(value) and int(k) == p.meta["threshold"]
+            assert (decision == "Yes") == (int(value) > int(k))
+            assert final_answer(text) == str(decision == "Yes")
+            if style in ("concise", "verbose"):
+                assert is_correct(text, p.gold, "bool") and all(true_equation(e) for e in equations(text))
+                assert answer_style(text) == style
+            else:   # a slip or a wrong operation: the written chain is not the problem's
+                assert equations(text) != [tuple(step) for step in p.meta["steps"]]
+
+
+def test_the_corpus_mixes_claims_in_the_arithmetic_styles():
+    corpus = training_corpus(1000, 0, logic_share=0.1, claim_share=0.2)
+    sources = Counter(p.source for p, _ in corpus)
+    assert sources == {"synthetic-arith": 700, "synthetic-claim-train": 200, "synthetic-logic-train": 100}
+    claim_styles = Counter(p.meta["style"] for p, _ in corpus if p.source == "synthetic-claim-train")
+    assert claim_styles["verbose"] > claim_styles["concise"] > 0 and claim_styles["answer_only"] > 0
+    for p, text in corpus:
+        if p.source == "synthetic-claim-train":
+            assert is_correct(text, p.gold, "bool") or p.meta["style"] == "flawed"
+    with pytest.raises(ValueError, match="sum of at most 1"):
+        training_corpus(10, 0, logic_share=0.6, claim_share=0.6)

@@ -229,14 +229,16 @@ def test_ood_verdict_states_the_logic_status():
                                 ood_base={"symbolic-test": {"accuracy": 0.03, "n": 100},
                                           "easy-test": {"accuracy": 0.60, "n": 100}},
                                 behaviours_absent=["backtracking"], steps=10)
-    assert "logic-test is at chance" in text and "52.0% of 100" in text and "30%" in text and "issue 14" in text
+    assert "logic-test is at chance" in text and "52.0% of 100" in text and "30%" in text
+    assert "logic_attempts.md" in text and "claim-test" in text
     assert "untestable on it here" in text
     assert "| C2" in text and "| C6" in text and "| C1" not in text
     # logic-test at 50% in the grid: C6 is untestable, never "C6 holds"
     assert "C6 untestable here (logic-test: untestable here)" in text and "C6 holds" not in text
     assert "**untestable here**" in text
     assert "SA-GRPO on logic-test: 3.0% shorter, -1.0 points" in text and "backtracking" in text
-    assert "symbolic-test is at its floor" in text and "3.0% of 100" in text and "easy-test" not in text
+    assert "symbolic-test is at its floor" in text and "3.0% of 100" in text
+    assert "easy-test is above its floor" in text and "60.0% of 100" in text and "C6 can be judged there" in text
     assert "numeric answers are at the floor below 10% accuracy" in text
     above = verdicts.ood_verdict(grid=None, grid_note="n", grid_path="g", regime=regime, versus_grpo=[],
                                  logic={"accuracy": 0.80, "n": 200, "logic_share": None}, ood_base={},

@@ -165,4 +165,6 @@ print(f"{'change':30}" + "".join(f"{v:+12.3f}" for v in change.tolist()))
 # Read the change row: the types whose SAR moves most are the ones whose `ppl(a)` the unfamiliar context changes
 # most. Whether this context is "closer to the paper's intent" is a modelling choice: it removes exactly the
 # question, but it asks the model for a likelihood under a prompt it never saw without a question, and SAR is only
-# meaningful where `ppl(a)` is a likelihood the model actually has (premise P1 of the model card).
+# meaningful where `ppl(a)` is a likelihood the model actually has: premise P1 of the **model card**, the record
+# of how the embedded model was trained and what was measured on it (`sar_lib/assets/tiny/MODEL_CARD.md`), which
+# checks SAR's five premises P1-P5 (`sar_lib/premises.py`; notebook 02, section 3, lists them).

@@ -157,7 +157,7 @@ def _steps(ops: Sequence[str], numbers: Sequence[int]) -> list[tuple[int, str, i
     return steps
 
 
-def _fields(spec: dict) -> dict:
+def template_fields(spec: dict) -> dict:
     he, his, him = _PRONOUNS[spec["gender"]]
     fields = {"name": spec["name"], "friend": spec["friend"], "he": he, "He": he.capitalize(),
               "his": his, "His": his.capitalize(), "him": him}
@@ -173,9 +173,9 @@ def _asks(family: dict, ops: Sequence[str]) -> list[str]:
     return family["ask"] + (family["ask-"] if ops[-1] == "-" else [])
 
 
-def _sentences(spec: dict) -> list[str]:
+def question_sentences(spec: dict) -> list[str]:
     """The question of ``spec`` as a list of sentences (one or two per step, the ask last)."""
-    family, fields = _FAMILIES[spec["family"]], _fields(spec)
+    family, fields = _FAMILIES[spec["family"]], template_fields(spec)
     ops, nums = spec["ops"], spec["numbers"]
     text = family["start"][ops[0]][spec["start"]].format(
         a=nums[0], b=nums[1], thing=_THINGS[spec["entity"] % len(_THINGS)], **fields)
@@ -244,12 +244,12 @@ def _random_spec(n_steps: int, rng: random.Random) -> dict | None:
 
 
 def _unit_noun(spec: dict) -> str:
-    return _FAMILIES[spec["family"]]["unit"].format(**_fields(spec))
+    return _FAMILIES[spec["family"]]["unit"].format(**template_fields(spec))
 
 
 def _problem_from_spec(spec: dict, pid: str, source: str, sentences: list[str] | None = None) -> Problem:
     steps = _steps(spec["ops"], spec["numbers"])
-    question = " ".join(sentences or _sentences(spec))
+    question = " ".join(sentences or question_sentences(spec))
     return Problem(id=pid, question=question, gold=str(steps[-1][3]), kind="math", source=source,
                    meta={"steps": steps, "spec": spec, "unit": _unit_noun(spec)})
 
@@ -286,7 +286,7 @@ def arithmetic_problems(n: int, seed: int, *, split: str = "train", min_steps: i
         spec = _random_spec(rng.randint(min_steps, max_steps), rng)
         if spec is None:
             continue
-        question = " ".join(_sentences(spec))
+        question = " ".join(question_sentences(spec))
         if question in seen or split_of(question) != split:
             continue
         seen.add(question)
@@ -315,9 +315,9 @@ def symbolic_variants(problems: Sequence[Problem], seed: int, *, id_prefix: str 
         while numbers is None or numbers == spec["numbers"]:
             numbers = _sample_numbers(spec["ops"], family, spec["conts"], rng)
         spec["numbers"] = numbers
-        sentences = _sentences(spec)
+        sentences = question_sentences(spec)
         clause = rng.choice(_DISTRACTORS).format(
-            k=rng.randint(2, 40), relative=rng.choice(_RELATIVES), place=rng.choice(_PLACES), **_fields(spec))
+            k=rng.randint(2, 40), relative=rng.choice(_RELATIVES), place=rng.choice(_PLACES), **template_fields(spec))
         slots = [k for k in range(1, len(sentences)) if sentences[k].split()[0] not in ("He", "She", "His", "Her")]
         sentences.insert(rng.choice(slots), clause)
         variant = _problem_from_spec(spec, f"{id_prefix}-{i}", "synthetic-symbolic", sentences)

@@ -6,6 +6,7 @@ import random
 
 from sar_lib.problem import Problem
 from sar_lib.synthetic.arithmetic import check_count, arithmetic_problems
+from sar_lib.synthetic.claims import claim_problems
 from sar_lib.synthetic.logic import logic_set, train_concepts
 from sar_lib.synthetic.styles import DEFAULT_STYLE_MIX, STYLES, solution
 
@@ -23,29 +24,39 @@ def _quota(n: int, mix: dict[str, float]) -> list[str]:
 
 
 def training_corpus(n: int, seed: int, *, style_mix: dict[str, float] | None = None,
-                    logic_share: float = 0.10, min_steps: int = 1, max_steps: int = 3) -> list[tuple[Problem, str]]:
+                    logic_share: float = 0.10, claim_share: float = 0.0, min_steps: int = 1,
+                    max_steps: int = 3) -> list[tuple[Problem, str]]:
     """``n`` (problem, solution text) pairs for pretraining, shuffled.
 
     round(n * logic_share) are 1-2 hop logic chains over made-up training words (concise proofs
-    ending "The answer is True." / "The answer is False."); the rest are train-split arithmetic
-    problems whose styles follow ``style_mix`` exactly up to rounding (default
-    :data:`DEFAULT_STYLE_MIX`). Each problem's meta["style"] records the style of its text.
+    ending "The answer is True." / "The answer is False."); round(n * claim_share) are True/False
+    claims on train-split problems (``claims.claim_problems``); the rest are train-split arithmetic
+    problems. Arithmetic and claims are written in styles that follow ``style_mix`` exactly up to
+    rounding (default :data:`DEFAULT_STYLE_MIX`), each family on its own. Each problem's
+    meta["style"] records the style of its text.
     """
     check_count(n)
     mix = DEFAULT_STYLE_MIX if style_mix is None else style_mix
     if set(mix) - set(STYLES):
         raise ValueError(f"style_mix keys must be among {STYLES}, got {sorted(mix)}")
-    if not 0.0 <= logic_share <= 1.0:
-        raise ValueError(f"logic_share must be in [0, 1], got {logic_share}")
+    if not (0.0 <= logic_share <= 1.0 and 0.0 <= claim_share <= 1.0 and logic_share + claim_share <= 1.0):
+        raise ValueError(f"logic_share and claim_share must be in [0, 1] with a sum of at most 1, got "
+                         f"{logic_share} and {claim_share}")
     rng = random.Random(f"corpus:{seed}")
-    n_logic = round(n * logic_share)
-    problems = arithmetic_problems(n - n_logic, seed, split="train", min_steps=min_steps, max_steps=max_steps)
-    styles = _quota(len(problems), mix)
-    rng.shuffle(styles)
+    n_logic, n_claims = round(n * logic_share), round(n * claim_share)
+    n_claims = min(n_claims, n - n_logic)
+    problems = arithmetic_problems(n - n_logic - n_claims, seed, split="train", min_steps=min_steps,
+                                   max_steps=max_steps)
+    claims = claim_problems(n_claims, seed, split="train")
+    styles = []
+    for family in (problems, claims):
+        family_styles = _quota(len(family), mix) if family else []
+        rng.shuffle(family_styles)
+        styles += family_styles
     logic = logic_set(n_logic, seed, 1, 2, train_concepts(), "logic-train", "synthetic-logic-train")
     styles += ["concise"] * len(logic)
     pairs = []
-    for problem, style in zip(problems + logic, styles):
+    for problem, style in zip(problems + claims + logic, styles):
         problem.meta["style"] = style
         pairs.append((problem, solution(problem, style, rng)))
     rng.shuffle(pairs)

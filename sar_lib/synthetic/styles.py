@@ -10,6 +10,7 @@ from typing import Sequence
 
 from sar_lib.problem import Problem
 from sar_lib.synthetic.arithmetic import MAX_RESULT, apply_op
+from sar_lib.synthetic.claims import claim_holds, comparison
 
 STYLES = ("answer_only", "concise", "verbose", "flawed")
 # Verbose by far the most common style, so that the base model's greedy answers are verbose and
@@ -60,19 +61,31 @@ def _chain(claimed: Sequence, unit: str, with_units: bool) -> str:
                     for k, step in enumerate(claimed))
 
 
-def _concise(claimed: Sequence, unit: str, rng: random.Random, with_units: bool | None = None) -> str:
-    """REASONING_OPENER, the claimed chain and the final answer:
+def _conclusion(problem: Problem, claimed: Sequence) -> str:
+    """What follows the chain: "The answer is 14." for a word problem; for a claim (``claims``) the
+    comparison of the claimed result with the threshold, then its verdict: "Is 14 more than 10? Yes.
+    The answer is True."."""
+    value = claimed[-1][3]
+    if problem.kind != "bool":
+        return _final(value)
+    k = problem.meta["threshold"]
+    return f"{comparison(value, k)} {_final(claim_holds(value, k))}"
+
+
+def _concise(problem: Problem, claimed: Sequence, rng: random.Random, with_units: bool | None = None) -> str:
+    """REASONING_OPENER, the claimed chain and its conclusion:
     "Let me think about this step by step. First, 3 + 4 = 7. Then 7 * 2 = 14. The answer is 14."."""
     with_units = rng.random() < 0.3 if with_units is None else with_units
-    return f"{REASONING_OPENER} {_chain(claimed, unit, with_units)} {_final(claimed[-1][3])}"
+    unit = problem.meta.get("unit", "")
+    return f"{REASONING_OPENER} {_chain(claimed, unit, with_units)} {_conclusion(problem, claimed)}"
 
 
-def _verbose(claimed: Sequence, unit: str, rng: random.Random, *, full: bool = False) -> str:
+def _verbose(problem: Problem, claimed: Sequence, rng: random.Random, *, full: bool = False) -> str:
     """The concise answer, then CHECK_OPENER and VERBOSE_FILLERS[steps] POST_FILLERS (the most when
     ``full``): about twice the concise length, the same computation and the same last number."""
     fewest, most = VERBOSE_FILLERS[min(len(claimed), 3)]
     fillers = rng.sample(POST_FILLERS, most if full else rng.randint(fewest, most))
-    return " ".join([_concise(claimed, unit, rng), CHECK_OPENER, *fillers])
+    return " ".join([_concise(problem, claimed, rng), CHECK_OPENER, *fillers])
 
 
 def answer_style(text: str) -> str:
@@ -155,23 +168,24 @@ def solution(problem: Problem, style: str, rng: random.Random) -> str:
     """A solution text of ``problem`` in ``style``: "answer_only" (the final answer alone),
     "concise" (the chain of equations, then the answer), "verbose" (the same chain wrapped in
     question-independent sentences, see :func:`_verbose`) or "flawed" (one wrong step, so a wrong
-    final answer; concise or verbose). Always ends with ``The answer is N.``. Needs meta["steps"]
-    (math) or meta["chain"] (bool), as written by the generators of this module."""
+    final answer; concise or verbose). Always ends with ``The answer is N.`` (True/False for a claim
+    of ``claims``, after the comparison that decides it). Needs meta["steps"] (math, claims) or
+    meta["chain"] (logic), as written by the generators of this package."""
     if style not in STYLES:
         raise ValueError(f"unknown style {style!r}; choose one of {STYLES}")
     if problem.kind == "bool" and "chain" in problem.meta:
         return _logic_solution(problem, style, rng)
     if "steps" not in problem.meta:
         raise ValueError(f"problem {problem.id!r} has no meta['steps']; only synthetic problems have solutions")
-    steps, unit = problem.meta["steps"], problem.meta.get("unit", "")
+    steps = problem.meta["steps"]
     if style == "answer_only":
         return _final(problem.gold)
     if style == "concise":
-        return _concise(steps, unit, rng)
+        return _concise(problem, steps, rng)
     if style == "verbose":
-        return _verbose(steps, unit, rng)
+        return _verbose(problem, steps, rng)
     claimed = _flawed_steps(steps, rng)
-    return _concise(claimed, unit, rng) if rng.random() < 0.5 else _verbose(claimed, unit, rng)
+    return _concise(problem, claimed, rng) if rng.random() < 0.5 else _verbose(problem, claimed, rng)
 
 
 def _all_wrong(steps: Sequence, rng: random.Random) -> list[tuple]:
@@ -203,15 +217,15 @@ def answer_types(problem: Problem, other: Problem, rng: random.Random) -> dict[s
                  "incorrect": " ".join(problem.meta["wrong_chain"]
                                        + [_final("False" if problem.gold == "True" else "True")])}
     elif "steps" in problem.meta:
-        steps, unit = problem.meta["steps"], problem.meta.get("unit", "")
+        steps = problem.meta["steps"]
         if len(steps) < 2:
             raise ValueError(f"problem {problem.id!r} has one step: a partially correct answer needs right first "
                              "steps before its slip; use problems of 2-3 steps (arithmetic_problems(min_steps=2))")
         units = rng.random() < 0.3     # one format for the short types, so the pairs differ in content only
-        types = {"concise_correct": _concise(steps, unit, rng, units),
-                 "redundant_correct": _verbose(steps, unit, rng, full=True),
-                 "partially_correct": _concise(_flawed_steps(steps, rng, last_only=True), unit, rng, units),
-                 "incorrect": _concise(_all_wrong(steps, rng), unit, rng, units)}
+        types = {"concise_correct": _concise(problem, steps, rng, units),
+                 "redundant_correct": _verbose(problem, steps, rng, full=True),
+                 "partially_correct": _concise(problem, _flawed_steps(steps, rng, last_only=True), rng, units),
+                 "incorrect": _concise(problem, _all_wrong(steps, rng), rng, units)}
     else:
         raise ValueError(f"problem {problem.id!r} is not a synthetic problem (no meta['steps'] or meta['chain'])")
     types.update(answer_only=final, irrelevant=solution(other, "concise", rng))
