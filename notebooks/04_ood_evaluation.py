@@ -15,8 +15,6 @@
 #     name: python3
 # ---
 
-# %%
-
 # %% [markdown]
 # # 04 · Out of domain: accuracy, length and reasoning behaviours
 #
@@ -308,9 +306,10 @@ print(f"{summary_path}; this notebook ran in {time.perf_counter() - started:.0f}
 #    build short and long rule chains. Evaluate the base model on both (`evaluate.evaluate`) and compare its accuracy
 #    with chance using `claims.accuracy_interval`. Does it do better on one-hop chains?
 # 3. **A baseline's curve.** Claim C2 compares SA-GRPO with each baseline's accuracy-vs-length curve through GRPO and
-#    the baseline's runs at several α. Evaluate the shipped O1-pruner adapter at its other α (`"o1-0.03"`) as in
-#    section 1, and draw the curve `claims.curve_accuracy` gives through GRPO and the two O1-pruner points. Where
-#    does SA-GRPO sit against it?
+#    the baseline's runs at several α. Take O1-pruner at its other α (`"o1-0.03"`): evaluate its shipped adapter as
+#    in section 1, or train it yourself (`compare.default_grid(..., methods=("grpo", "sa-grpo", "o1-0.03", "o1-0.1"))`,
+#    as the answer key does), and draw the curve `claims.curve_accuracy` gives through GRPO and the two O1-pruner
+#    points. Where does SA-GRPO sit against it?
 # 4. **Which answers got shorter?** For SA-GRPO and GRPO, pair the answers to the same `arith-test` problems
 #    (`runs.read_eval`) and plot SA-GRPO's length against GRPO's. Are the changes spread evenly, or concentrated on
 #    the answers that were long (verbose style) before?

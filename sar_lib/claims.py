@@ -178,7 +178,8 @@ def accuracy_interval(accuracy: float, n: int, z: float = FLOOR_Z) -> tuple[floa
         raise ValueError(f"need n >= 1 and an accuracy in [0, 1], got n={n}, accuracy={accuracy}")
     centre = accuracy + z * z / (2 * n)
     spread = z * math.sqrt(accuracy * (1 - accuracy) / n + z * z / (4 * n * n))
-    return (centre - spread) / (1 + z * z / n), (centre + spread) / (1 + z * z / n)
+    # at p = 0 or 1 the bound is 0 or 1 exactly; rounding must not print it as "-0.0%"
+    return max(0.0, (centre - spread) / (1 + z * z / n)), min(1.0, (centre + spread) / (1 + z * z / n))
 
 
 def answer_kind(dataset: str) -> str:

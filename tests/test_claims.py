@@ -83,6 +83,7 @@ def test_floor_is_chance_in_the_wilson_interval_or_ten_percent_of_numbers():
     assert claims.floor_check(0.30, 100, "choice")["at_floor"] and not claims.floor_check(0.45, 100, "choice")["at_floor"]
     assert claims.floor_check(0.08, 100, "math")["at_floor"] and not claims.floor_check(0.12, 100, "math")["at_floor"]
     assert claims.floor_check(0.535, 200, "bool")["interval"] == pytest.approx([0.4659, 0.6028], abs=1e-4)
+    assert claims.accuracy_interval(0.0, 30)[0] == 0.0 and claims.accuracy_interval(1.0, 30)[1] == 1.0
 
 
 def test_answer_kinds_match_the_data_sets():

@@ -184,6 +184,15 @@ def test_shipped_checkpoint_reaches_the_logic_target(shipped):
     assert card["eval"]["logic-test"]["n"] >= 200 and card["eval"]["logic-test"]["accuracy"] >= 0.60
 
 
+@pytest.mark.xfail(strict=True, reason="issue 30: the shipped model predates claim-test (docs/claims_pilots.md); "
+                   "it stays open until `sar pretrain-tiny` ships a model that answers it at >= 65% (then this XPASSes "
+                   "and fails)")
+def test_shipped_checkpoint_answers_the_claim_family(shipped):
+    _, _, card = shipped
+    claim = card["eval"].get("claim-test", {"n": 0, "accuracy": 0.0})
+    assert claim["n"] >= 200 and claim["accuracy"] >= 0.65
+
+
 def test_shipped_tokenizer_round_trips_and_has_the_chat_template(shipped):
     _, tokenizer, _ = shipped
     rng = random.Random(0)
