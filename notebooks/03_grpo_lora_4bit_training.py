@@ -26,7 +26,8 @@
 #   and the same sampling noise, to show how a step works: one group's rewards and advantages, the training
 #   curves, what a step costs, how a run resumes. A few steps are far too few to change what a model answers, so
 #   this half shows no result;
-# * **the result, from the grid**: `sar compare` trained every method for 100 steps with three seeds (9,600
+# * **the result, from the grid**: `sar compare` trained every method for 100 steps (GRPO and SA-GRPO with three
+#   seeds; 9,600
 #   sampled answers per run), and the package ships the final LoRA adapter of each method's first seed
 #   (`sar_lib.shipped`). The notebook loads them and shows what training did: the curves with their seed spread,
 #   the answers of the base model, GRPO and SA-GRPO to the same questions, and the accuracy/length table with the
