@@ -436,9 +436,7 @@ if manifest and next(iter(manifest.values()))["model"] == MODEL:
     shipped_dir = Path(RUNS_DIR) / "shipped"
     shipped_evals = shipped.evaluate_shipped(SHIPPED_METHODS, {grid.IN_DOMAIN: size}, shipped_dir,
                                              directory=SHIPPED_DIR or shipped.SHIPPED_DIR, workers=WORKERS)
-    first = runs[0].config.resolved()
-    shipped_base = grid.ensure_base(MODEL, shipped_dir, {grid.IN_DOMAIN: size}, profile=PROFILE,
-                                    max_new_tokens=first.max_new_tokens, batch_size=first.eval_batch_size)
+    shipped_base = grid.ensure_base(MODEL, shipped_dir, {grid.IN_DOMAIN: size}, profile=PROFILE)   # the grid's budget
     shipped_rows = [["base model", shipped_base[grid.IN_DOMAIN]["accuracy"],
                      shipped_base[grid.IN_DOMAIN]["mean_length"], "—", "—"]]
     for m, e in shipped_evals.items():

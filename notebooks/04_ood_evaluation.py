@@ -136,11 +136,13 @@ plots.save_figure(fig, "04_accuracy_by_set", FIGURES_DIR)
 # judged there is **untestable here**.
 
 # %%
-floors = {}
+card = models.resolve_model(MODEL) / "card.json"
+card_config = json.loads(card.read_text())["config"] if card.is_file() else {}
+print("share of claims in the base model's pretraining corpus (model card):",
+      "unknown (no card.json)" if not card_config else f"{card_config.get('claim_share', 0.0):.0%}")
 for s in wanted:
     e = evals["base"][s]
     floor = claims.floor_check(e["accuracy"], e["n"], claims.answer_kind(names[s]))
-    floors[names[s]] = floor
     chance = "no chance level" if floor["chance"] is None else f"chance {100 * floor['chance']:.0f}%"
     low, high = floor["interval"]
     print(f"{names[s]:16} base model {100 * e['accuracy']:5.1f}% of {e['n']} (95% interval {100 * low:.1f}-"
@@ -151,9 +153,10 @@ for s in wanted:
 # model learnt and one comparison, and no lookup of one fact among several by name, the skill logic-test needs and a
 # model of this size does not learn on a CPU budget (`docs/logic_attempts.md`). Its pretraining answers come in the
 # arithmetic styles (verbose with the question-free re-check, concise, answer-only), so a shorter answer there can
-# come from SAR's push carried over from arithmetic. On the real benchmarks the tiny model is expected to be at
-# its floor: it has never seen their vocabulary or their length; they are here so that the same cells work for a
-# real model.
+# come from SAR's push carried over from arithmetic. A model pretrained without claims (the share printed above)
+# answers them with a number, and the set is then at its floor. On the real benchmarks the tiny model is expected
+# to be at its floor: it has never seen their vocabulary or their length; they are here so that the same cells work
+# for a real model.
 #
 # What the answers look like on two OOD sets (questions where the models' answers differ come first):
 
@@ -267,8 +270,6 @@ for m in [m for m in METHODS if m != "grpo"]:
                                                                         evals[m][s]["mean_length"])})
 print(format_table(["method", "set", "accuracy vs GRPO (points)", "% shorter than GRPO"],
                    [[r["method"], r["set"], r["accuracy_points"], r["percent_shorter"]] for r in versus_grpo]))
-card = models.resolve_model(MODEL) / "card.json"
-card_config = json.loads(card.read_text())["config"] if card.is_file() else {}
 premises = verdicts.read_premises(card)
 regime = verdicts.verbosity_regime(premises, grid.METHODS["sa-grpo"].alpha)
 base_logic = evals["base"]["logic-test"]

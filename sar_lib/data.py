@@ -67,7 +67,7 @@ SYNTHETIC_SETS: dict[str, Callable[[int, int], list[Problem]]] = {
     "logic-test": synthetic.logic_problems,
     "claim-test": synthetic.claim_problems,
 }
-# held-out in-domain, then the OOD sets (claim-test: the True/False family the tiny model can answer)
+# held-out in-domain, then the OOD sets (claim-test: the True/False family built for the tiny model)
 HELD_OUT_SETS = ("arith-test", "claim-test", "symbolic-test", "logic-test")
 
 # Real benchmark files for the OOD notebook, when the project's shared/data folder (next to the repository)

@@ -18,6 +18,11 @@ def _mark(holds: bool) -> str:
     return "**met**" if holds else "**not met**"
 
 
+def _gap_text(gap: Mapping) -> str:
+    """P2's verbose-minus-concise accuracy gap (``premises.style_gap``) as "+1.2 ± 2.7 points" ("—" if undefined)."""
+    return "—" if gap["difference"] is None else f"{100 * gap['difference']:+.1f} ± {100 * gap['stderr']:.1f} points"
+
+
 def premises_table(premises: Mapping) -> str:
     """P1-P5 (``premises.measure_premises``) as a Markdown table: premise, measured, target, met."""
     t = premises["targets"]
@@ -25,8 +30,7 @@ def premises_table(premises: Mapping) -> str:
                                                  "P4_too_short_exists", "P5_room_for_rl"))
     spread = p2["long_minus_short_accuracy"]
     by_style = premises["sampled_accuracy_by_style"]
-    gap = p2["verbose_minus_concise"]
-    gap_text = "—" if gap["difference"] is None else f"{100 * gap['difference']:+.1f} ± {100 * gap['stderr']:.1f} points"
+    gap_text = _gap_text(p2["verbose_minus_concise"])
     long_short = "—" if spread is None else \
         f"{100 * spread['mean']:+.1f} ± {100 * spread['stderr']:.1f} points (longer minus shorter half)"
     ratio = "—" if p2["correct_length_ratio"] is None else f"{p2['correct_length_ratio']:.2f}"
@@ -124,8 +128,6 @@ def _claim_section(card: Mapping) -> str:
     if claims is None:
         return ""
     p2, p3 = claims["P2_harmless_verbosity"], claims["P3_room_to_cut"]
-    gap = p2["verbose_minus_concise"]
-    gap_text = "—" if gap["difference"] is None else f"{100 * gap['difference']:+.1f} ± {100 * gap['stderr']:.1f} points"
     room = "—" if p3["ratio"] is None else f"{p3['ratio']:.2f}x"
     shares = ", ".join(f"{style} {_pct(share)}" for style, share in claims["greedy_style_shares"].items())
     return f"""
@@ -133,7 +135,7 @@ def _claim_section(card: Mapping) -> str:
 
 On {claims['n_problems']} claim-test questions ({claims['samples_per_item']} samples each): greedy accuracy
 {_pct(claims['greedy']['accuracy'])}, greedy answers {shares}. P2: verbose samples minus concise ones
-{gap_text} correct ({_mark(p2['holds'])}); P3: greedy length / shortest correct sample {room}
+{_gap_text(p2['verbose_minus_concise'])} correct ({_mark(p2['holds'])}); P3: greedy length / shortest correct sample {room}
 ({_mark(p3['holds'])}). SAR of the correct solution: concise {claims['sar_by_style']['concise']:.3f}, verbose
 {claims['sar_by_style']['verbose']:.3f}.
 """

@@ -171,8 +171,8 @@ def _drill_rows(tokenizer, config: PretrainConfig) -> list[tuple[list[int], list
         for k, (a, op, b, r) in enumerate(equations[start:start + config.drill_equations]):
             space = " " if k else ""
             if config.drill_comparison_share and compare_rng.random() < config.drill_comparison_share:
-                threshold = max(synthetic.claims.MIN_THRESHOLD, r + compare_rng.choice((-1, 1)) * compare_rng.randint(
-                    1, synthetic.claims.MAX_GAP))
+                gap = compare_rng.randint(1, synthetic.claims.MAX_GAP)
+                threshold = max(synthetic.claims.MIN_THRESHOLD, r - gap if compare_rng.random() < 0.5 else r + gap)
                 question, decision = synthetic.claims.comparison(r, threshold).split("? ")
                 lhs, rhs = encode_text(tokenizer, f"{space}{question}?"), encode_text(tokenizer, f" {decision}")
             else:
@@ -385,6 +385,7 @@ def pretrain_tiny(config: PretrainConfig, out_dir: str | Path, progress: bool = 
             "machine": machine_summary(), "n_parameters": info["n_parameters"], "vocab_size": len(tokenizer),
             "n_examples": info["n_examples"], "final_loss": statistics.fmean(info["loss_history"][-20:]),
             "checkpoint_bytes": (out_dir / "model.safetensors").stat().st_size,
-            "eval": results, "premises": premises, "claim_premises": claim_premises, "loss_history": [round(x, 4) for x in info["loss_history"]]}
+            "eval": results, "premises": premises, "claim_premises": claim_premises,
+            "loss_history": [round(x, 4) for x in info["loss_history"]]}
     write_model_card(card, out_dir)
     return card

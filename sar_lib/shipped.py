@@ -161,8 +161,6 @@ def load_shipped(method: str, *, directory: str | Path = SHIPPED_DIR, device: st
 def _evaluate_one(method: str, eval_sets: Mapping[str, int | None], out_dir: str, directory: str,
                   device: str | None) -> dict:
     """One shipped method on ``eval_sets`` (:func:`evaluate_shipped`), in this process."""
-    import torch
-
     from sar_lib.grid import cached_evaluations
 
     entry = read_manifest(directory)[method]

@@ -576,7 +576,7 @@ def ood_verdict(*, grid: Mapping | None, grid_note: str, grid_path: str | Path, 
                   "below chance: the model does worse than guessing and cannot do this task either") + \
             ("; the set is at its floor, so SAR's out-of-domain claim is untestable on it here "
              "(the task needs a lookup of one fact among several by name, which a model of this size does not learn "
-             "on a CPU budget: docs/logic_attempts.md; claim-test is the OOD family it can answer)")
+             "on a CPU budget: docs/logic_attempts.md; claim-test is the OOD family built for it)")
     lines.append(f"- **logic-test is {status}.** The base model answers {100 * logic['accuracy']:.1f}% of "
                  f"{logic['n']} True/False items correctly (95% interval {100 * low:.1f}-{100 * high:.1f}%; "
                  f"chance is 50%){share}.")

@@ -316,8 +316,8 @@ def symbolic_variants(problems: Sequence[Problem], seed: int, *, id_prefix: str 
             numbers = _sample_numbers(spec["ops"], family, spec["conts"], rng)
         spec["numbers"] = numbers
         sentences = question_sentences(spec)
-        clause = rng.choice(_DISTRACTORS).format(
-            k=rng.randint(2, 40), relative=rng.choice(_RELATIVES), place=rng.choice(_PLACES), **template_fields(spec))
+        clause = rng.choice(_DISTRACTORS).format(k=rng.randint(2, 40), relative=rng.choice(_RELATIVES),
+                                                 place=rng.choice(_PLACES), **template_fields(spec))
         slots = [k for k in range(1, len(sentences)) if sentences[k].split()[0] not in ("He", "She", "His", "Her")]
         sentences.insert(rng.choice(slots), clause)
         variant = _problem_from_spec(spec, f"{id_prefix}-{i}", "synthetic-symbolic", sentences)

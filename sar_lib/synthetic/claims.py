@@ -1,4 +1,4 @@
-"""True/False numeric claims about a word problem: the out-of-domain family the tiny model can answer.
+"""True/False numeric claims about a word problem: the out-of-domain family built for the tiny model.
 
 A claim item is a one- or two-step arithmetic word problem whose question is replaced by a statement
 that compares the result with a number k:
@@ -10,8 +10,9 @@ Answering needs the arithmetic the model has and one comparison, and no lookup o
 several by name (the skill the logic sets need and the tiny model does not learn,
 docs/logic_attempts.md). Its solutions come in the arithmetic styles (answer-only, concise, verbose
 with the question-free re-check, flawed): the chain, then the comparison "Is 12 more than 10? Yes.",
-which writes both numbers before it decides, then "The answer is True.". The corpus trains on claims built from train-split problems; ``claim-test``
-builds them from test-split problems, so every test question is a new combination.
+which writes both numbers before it decides, then "The answer is True.". The corpus trains on claims
+built from train-split problems; ``claim-test`` builds them from test-split problems, so every test
+question is a new combination. Pretraining pilots on it: docs/claims_pilots.md.
 """
 
 from __future__ import annotations

@@ -43,8 +43,8 @@ def training_corpus(n: int, seed: int, *, style_mix: dict[str, float] | None = N
         raise ValueError(f"logic_share and claim_share must be in [0, 1] with a sum of at most 1, got "
                          f"{logic_share} and {claim_share}")
     rng = random.Random(f"corpus:{seed}")
-    n_logic, n_claims = round(n * logic_share), round(n * claim_share)
-    n_claims = min(n_claims, n - n_logic)
+    n_logic = round(n * logic_share)
+    n_claims = min(round(n * claim_share), n - n_logic)
     problems = arithmetic_problems(n - n_logic - n_claims, seed, split="train", min_steps=min_steps,
                                    max_steps=max_steps)
     claims = claim_problems(n_claims, seed, split="train")
