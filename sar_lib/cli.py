@@ -299,7 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Trains the tokenizer and the tiny Qwen2 model on the synthetic corpus "
                                    "(sar_lib.pretrain.PretrainConfig), saves them into --out, measures greedy "
                                    "accuracy / length on held-out arithmetic and the OOD sets, and writes "
-                                   "MODEL_CARD.md and card.json there. About 25 minutes on 2 idle CPU cores "
+                                   "MODEL_CARD.md and card.json there. About 25 minutes on one CPU core "
                                    "(the model card states the time).")
     p.add_argument("--out", default="tiny-reasoner",
                    help="output directory (default ./tiny-reasoner; the shipped model in sar_lib/assets/tiny "
@@ -390,7 +390,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Trains GRPO and SA-GRPO (alpha 0.2) with every seed, and R_SA alone, R_VR + 0.2 R_EM, "
                                    "O1-pruner and ER at alphas 0.03 and 0.1, and a shuffled-SAR control (first seed), all "
                                    "with the same settings; evaluates every run and the base model greedily and with 4 "
-                                   "samples per problem on arith-test (in-domain), symbolic-test and logic-test (OOD); "
+                                   "samples per problem on arith-test (in-domain), claim-test, symbolic-test and "
+                                   "logic-test (OOD); "
                                    "checks the paper's claims C1-C7 (sar_lib.claims) and writes the numbers to --json, "
                                    "a Markdown table beside it and three figures. Runs in worker processes; finished runs "
                                    "and evaluations are reused, stopped runs resume. See the README for its time.")

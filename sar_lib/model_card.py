@@ -88,7 +88,7 @@ It exists so that notebooks, the demo and the tests run offline on a CPU; it is 
 ## How it was made
 
 - command: `{card['command']}`
-- seed: {c['seed']}; steps: {card['steps_done']} of {c['steps']} (batch {c['batch_size']}, {card['n_examples']} training pairs, peak lr {c['learning_rate']}, cosine), {c['threads']} torch threads
+- seed: {c['seed']}; steps: {card['steps_done']} of {c['steps']} (batch {c['batch_size']}, {card['n_examples']} training pairs, peak lr {c['learning_rate']}, cosine), torch threads: {c['threads']}
 - wall time: {card['train_seconds'] / 60:.1f} min training, {card['total_seconds'] / 60:.1f} min in all (measurement included);
   CPU time of the training loop {card['train_cpu_seconds'] / 60:.1f} min summed over threads
 - machine: {card['machine']}
@@ -137,7 +137,8 @@ On {claims['n_problems']} claim-test questions ({claims['samples_per_item']} sam
 {_pct(claims['greedy']['accuracy'])}, greedy answers {shares}. P2: verbose samples minus concise ones
 {_gap_text(p2['verbose_minus_concise'])} correct ({_mark(p2['holds'])}); P3: greedy length / shortest correct sample {room}
 ({_mark(p3['holds'])}). SAR of the correct solution: concise {claims['sar_by_style']['concise']:.3f}, verbose
-{claims['sar_by_style']['verbose']:.3f}.
+{claims['sar_by_style']['verbose']:.3f}. The answers are True or False, so an answer-only guess is right half the time:
+the shortest correct sample is often a guess, and P3 reads higher here than the room there is to cut.
 """
 
 

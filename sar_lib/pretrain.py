@@ -61,12 +61,12 @@ class PretrainConfig:
     max_length: int = 320          # longest training sequence (prompt + answer); longer pairs dropped
     # data and optimisation
     corpus_size: int = 24000
-    logic_share: float = 0.30      # share of 1-2 hop logic chains in the corpus
-    claim_share: float = 0.0       # share of True/False numeric claims (synthetic.claims; the rest: arithmetic)
+    logic_share: float = 0.10      # share of 1-2 hop logic chains in the corpus
+    claim_share: float = 0.20      # share of True/False numeric claims (synthetic.claims; the rest: arithmetic)
     # share of pairs whose answer is taught under ctx(0), the empty user turn, instead of ctx(q): the
     # model then knows answers without their question, so ppl(a) is a real answer marginal (docs/paper.md §1)
     empty_question_share: float = 0.12
-    steps: int = 1500
+    steps: int = 1350
     batch_size: int = 32
     learning_rate: float = 3e-3
     warmup_steps: int = 40
@@ -80,11 +80,11 @@ class PretrainConfig:
     drill_weight: float = 1.0
     # share of drill items that are comparisons "Is r more than k? Yes." (loss on " Yes." / " No."), r a
     # drill result and k = r -/+ 1..8: the one step of the claim family (synthetic.claims) beyond arithmetic
-    drill_comparison_share: float = 0.0
+    drill_comparison_share: float = 0.25
     grad_clip: float = 1.0
     # float sums depend on how work is split over threads: a fixed count gives the same weights on
-    # any machine of the same kind (2: the cores of the smallest machine this project supports)
-    threads: int = 2
+    # any machine of the same kind (1: every machine has it, and a second thread saves only ~10% here)
+    threads: int = 1
     max_minutes: float | None = None   # optional wall-clock cap on the training loop (the schedule is by steps)
     # measurement written into the model card
     eval_items: int = 200

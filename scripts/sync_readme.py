@@ -4,6 +4,7 @@ Each block sits between ``<!-- begin:NAME -->`` and ``<!-- end:NAME -->`` in REA
 
 * ``premises-v2``: the shipped model's premises P1-P5 (``sar_lib/assets/tiny/card.json``, written by
   ``sar pretrain-tiny``);
+* ``tiny-model``: the shipped model's making and its out-of-domain accuracy (the same card);
 * ``premises-v1``: the first testbed's premises (``docs/premises_testbed_v1.json``, written by
   ``sar premises --model <first testbed's model> --json docs/premises_testbed_v1.json``);
 * ``grpo-vs-sar``: the claims and results tables of ``sar compare`` (``figures/grpo_vs_sar.md``);
@@ -11,7 +12,10 @@ Each block sits between ``<!-- begin:NAME -->`` and ``<!-- end:NAME -->`` in REA
   (``sar_lib.verdicts.grid_summary``, from the grid's JSON and the card);
 * ``budget-curve``: the budget curve of ``sar compare`` and when SA-GRPO separates from GRPO and the
   shuffled-SAR control (``sar_lib.verdicts.budget_markdown``, from the grid's JSON);
-* ``bench-cpu``: the CPU cost table of ``sar bench --json docs/bench_cpu.json``.
+* ``bench-cpu``: the CPU cost table of ``sar bench --json docs/bench_cpu.json``;
+* ``model-change``: what the new embedded model moved on C1-C7: each claim's verdict and the greedy
+  figures of the grid on the previous model (``docs/grid_model_v2.json``, its ``sar compare`` JSON)
+  and on the shipped one (``figures/grpo_vs_sar.json``).
 
     python scripts/sync_readme.py           # rewrite the blocks
     python scripts/sync_readme.py --check   # exit 1 if a block is stale (the tests run this)
@@ -26,6 +30,7 @@ import sys
 from pathlib import Path
 
 from sar_lib import verdicts
+from sar_lib.claims import VERDICT_WORDS
 from sar_lib.grid import METHODS
 from sar_lib.model_card import premises_table
 from sar_lib.models import TINY_DIR
@@ -41,11 +46,13 @@ def blocks() -> dict[str, str]:
     grid = json.loads((REPO / "figures" / "grpo_vs_sar.json").read_text())
     regime = verdicts.verbosity_regime(card["premises"], METHODS["sa-grpo"].alpha)
     return {"premises-v2": premises_table(card["premises"]),
+            "tiny-model": tiny_model_text(card),
             "premises-v1": premises_table(first),
             "grpo-vs-sar": (REPO / "figures" / "grpo_vs_sar.md").read_text().strip(),
             "grid-verdict": verdicts.grid_summary(grid, regime),
             "budget-curve": verdicts.budget_markdown(grid),
-            "bench-cpu": bench_table(json.loads((REPO / "docs" / "bench_cpu.json").read_text()))}
+            "bench-cpu": bench_table(json.loads((REPO / "docs" / "bench_cpu.json").read_text())),
+            "model-change": model_change_table(json.loads((REPO / "docs" / "grid_model_v2.json").read_text()), grid)}
 
 
 def bench_table(result: dict) -> str:
@@ -72,6 +79,49 @@ def bench_table(result: dict) -> str:
     ]
     return "\n".join(["| figure | value | target | machine, date |", "|---|---|---|---|",
                       *(f"| {figure} | {value} | {target} | {when} |" for figure, value, target in rows)])
+
+
+def tiny_model_text(card: dict) -> str:
+    """The shipped model's pretraining time, size and out-of-domain accuracy, from its card."""
+    evals, config = card["eval"], card["config"]
+    claim, logic = evals["claim-test"], evals["logic-test"]
+    return (f"The pretraining took {card['total_seconds'] / 60:.1f} min in all ({card['train_seconds'] / 60:.1f} "
+            f"min of training, {config['threads']} torch thread; the card's figures, {card['machine'].split(',')[0]}), "
+            f"within the 45-minute budget; the checkpoint is {card['checkpoint_bytes'] / 1e6:.1f} MB. Out of domain it "
+            f"answers claim-test (True/False claims about held-out word problems, {100 * config['claim_share']:.0f}% "
+            f"of its corpus) at {100 * claim['accuracy']:.1f}% of {claim['n']} items, and logic-test at "
+            f"{100 * logic['accuracy']:.1f}% of {logic['n']}: chance is 50%, so the logic rows below say nothing about "
+            "logic (the lookup by name that logic needs is not learnt at this scale, `docs/logic_attempts.md`).")
+
+
+def _greedy(grid: dict, method: str, dataset: str) -> str:
+    """'accuracy % / length tok' of ``method``'s greedy answers on ``dataset`` (mean over seeds)."""
+    if method == "base":
+        point = grid["base"].get(dataset)
+        accuracy, length = (point["accuracy"], point["mean_length"]) if point else (None, None)
+    else:
+        point = grid["methods"].get(method, {}).get("eval", {}).get(dataset)
+        accuracy, length = (point["accuracy"]["mean"], point["mean_length"]["mean"]) if point else (None, None)
+    return "—" if point is None else f"{100 * accuracy:.1f}% / {length:.1f} tok"
+
+
+def model_change_table(before: dict, after: dict) -> str:
+    """Markdown: each claim's verdict on the grid of the previous model (``before``) and of the shipped
+    one (``after``), then the greedy accuracy / length of the base model, GRPO and SA-GRPO on every set
+    either grid evaluated."""
+    status = {name: {c["id"]: c for c in grid["claims"]} for name, grid in (("before", before), ("after", after))}
+    rows = ["| claim | previous model | this model |", "|---|---|---|"]
+    for claim_id, claim in status["after"].items():
+        old = status["before"].get(claim_id)
+        rows.append(f"| {claim_id} {claim['statement']} | {VERDICT_WORDS[old['status']] if old else '—'} "
+                    f"| **{VERDICT_WORDS[claim['status']]}** |")
+    sets = list(dict.fromkeys([*before["settings"]["eval_sets"], *after["settings"]["eval_sets"]]))
+    rows += ["", "greedy accuracy / mean length, previous model → this model (mean over seeds):", "",
+             "| set | base model | GRPO | SA-GRPO (α=0.2) |", "|---|---|---|---|"]
+    for dataset in sets:
+        cells = [f"{_greedy(before, m, dataset)} → {_greedy(after, m, dataset)}" for m in ("base", "grpo", "sa-grpo")]
+        rows.append(f"| {dataset} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
 
 
 def synced(text: str, new_blocks: dict[str, str]) -> str:
