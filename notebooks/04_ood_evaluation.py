@@ -279,7 +279,8 @@ display(Markdown(verdicts.ood_verdict(grid=grid_results, grid_note=grid_note, gr
                                              "logic_share": card_config.get("logic_share")},
                                       ood_base={names[s]: evals["base"][s] for s in wanted
                                                 if s not in (grid.IN_DOMAIN, "logic-test")},
-                                      behaviours_absent=absent, steps=manifest["grpo"]["steps"])))
+                                      behaviours_absent=absent, steps=manifest["grpo"]["steps"],
+                                      seed=manifest["sa-grpo"]["seed"])))
 summary_path = write_summary(
     FIGURES_DIR, "04_ood_evaluation", title=f"in-domain and OOD evaluation of the shipped models ({MODEL})",
     numbers={"wall seconds of the evaluation cell (this run)": round(wall, 1),

@@ -32,8 +32,9 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from sar_lib.claims import (ACCURACY_TOLERANCE_POINTS, C1_MIN_LENGTH_REDUCTION, VERDICT_WORDS,
-                            accuracy_interval, answer_kind, claims_markdown, compare_seeds, current_claims, floor_check,
+                            accuracy_interval, answer_kind, claims_markdown, current_claims, floor_check,
                             floor_rule, floor_text, measured, test_text, verdict_word)
+from sar_lib.grid import IN_DOMAIN
 
 # docs/paper.md §5, Qwen3-4B reward ablation: (accuracy %, mean length in tokens) over the math benchmarks.
 PAPER_ABLATION: dict[str, tuple[float, float]] = {
@@ -62,7 +63,8 @@ def percent_shorter(reference_length: float, length: float) -> float | None:
     return 100 * (1 - length / reference_length) if reference_length > 0 else None
 
 
-def _shorter_text(value: float | None) -> str:
+def shorter_text(value: float | None) -> str:
+    """A :func:`percent_shorter` value in words: '12.3% shorter', '4.0% longer', '—' for None."""
     if value is None:
         return "—"
     return f"{value:.1f}% shorter" if value >= 0 else f"{-value:.1f}% longer"
@@ -76,7 +78,7 @@ def paper_ablation_markdown() -> str:
     sa, em = PAPER_ABLATION["R_VR + α·R_SA (SA-GRPO)"], PAPER_ABLATION["R_VR + α·R_EM"]
     lines.append("")
     lines.append(f"The fair comparison keeps R_VR in both rewards: R_VR + α·R_SA is "
-                 f"{_shorter_text(percent_shorter(em[1], sa[1]))} than R_VR + α·R_EM and "
+                 f"{shorter_text(percent_shorter(em[1], sa[1]))} than R_VR + α·R_EM and "
                  f"{sa[0] - em[0]:+.2f} points in accuracy (docs/paper.md §5). R_EM alone against R_VR alone "
                  "compares a reward without the correctness term to one with it, and says nothing about SAR.")
     return "\n".join(lines)
@@ -205,15 +207,15 @@ def one_sentence(grid: Mapping | None, regime: Mapping) -> str:
     if c1 is None or c1["status"] == "not_run":
         return "The grid did not run GRPO and SA-GRPO both, so claim C1 (shorter at equal accuracy) is untested."
     n = c1["numbers"]
-    shorter = _shorter_text(100 * n["length_reduction"])
+    shorter = shorter_text(100 * n["length_reduction"])
     points = round(-n["accuracy_drop_points"], 1) + 0.0   # no "-0.0"
     seeds = len(grid["methods"]["sa-grpo"]["seeds"])
     drift = {m: _sampled_drift(grid, m) for m in ("grpo", "sa-grpo")}
     during = ""
     if all(drift.values()):
         g, s = (percent_shorter(*drift[m]) for m in ("grpo", "sa-grpo"))
-        during = (f"; during training the sampled answers of GRPO got {_shorter_text(g)}, those of SA-GRPO "
-                  f"{_shorter_text(s)}")
+        during = (f"; during training the sampled answers of GRPO got {shorter_text(g)}, those of SA-GRPO "
+                  f"{shorter_text(s)}")
     head = (f"On this testbed SA-GRPO's greedy answers are {shorter} than GRPO's at {points:+.1f} points of "
             f"accuracy (mean of {seeds} seed{'s' if seeds != 1 else ''}{during})")
     status, length, accuracy = c1["status"], n["length_test"], n["accuracy_test"]
@@ -389,11 +391,11 @@ def _own_runs(evals: Mapping[str, Mapping], drift: Mapping[str, tuple[float, flo
              f"{dataset} problems): "
              f"GRPO {100 * g['accuracy']:.1f}% / {g['mean_length']:.1f} tokens, SA-GRPO "
              f"{100 * s['accuracy']:.1f}% / {s['mean_length']:.1f} tokens: "
-             f"{_shorter_text(percent_shorter(g['mean_length'], s['mean_length']))}, "
+             f"{shorter_text(percent_shorter(g['mean_length'], s['mean_length']))}, "
              f"{100 * (s['accuracy'] - g['accuracy']):+.1f} points (a difference of two accuracies on {n} problems "
              f"has a standard error of about {se:.1f} points)."]
     if drift:
-        moves = "; ".join(f"{label} {first:.1f} → {last:.1f} tokens ({_shorter_text(percent_shorter(first, last))})"
+        moves = "; ".join(f"{label} {first:.1f} → {last:.1f} tokens ({shorter_text(percent_shorter(first, last))})"
                           for label, (first, last) in drift.items())
         lines.append(f"- Sampled answers during training (first vs last steps): {moves}.")
     return lines
@@ -431,69 +433,6 @@ def grid_summary(grid: Mapping | None, regime: Mapping) -> str:
     """Markdown: the one sentence (:func:`one_sentence`), then the regime's text (:func:`verbosity_regime`);
     notebooks 03 and 04 open their verdicts with it, and the README shows it above its grid bullets."""
     return f"**In one sentence:** {one_sentence(grid, regime)}\n\n{regime['text']}"
-
-
-def budget_markdown(grid: Mapping | None, shaped: str = "sa-grpo", reference: str = "grpo",
-                    control: str = "shuffled-sar") -> str:
-    """Markdown: the budget curve of ``grid`` (``budget_curve``: greedy in-domain length and accuracy along
-    the runs) as one row per budget, then the sentence that says after how many rollouts ``shaped``'s
-    answers separate from ``reference``'s and from ``control``'s, by ``claims.compare_seeds`` (Welch's
-    test at 5% over seeds; every seed beyond the other side's one seed): the first budget from which
-    they are shorter and separable at that budget and every later one."""
-    curves = (grid or {}).get("budget_curve") or {}
-    if shaped not in curves or reference not in curves:
-        return f"_No budget curve of {reference} and {shaped} in this grid (run `sar compare`)._"
-    by_budget = {name: {e["rollouts"]: e for e in curves[name]} for name in (shaped, reference, control)
-                 if name in curves}
-    budgets = [r for r in sorted(by_budget[shaped]) if r > 0 and r in by_budget[reference]]
-    labels = {name: grid["methods"][name]["label"] for name in by_budget}
-
-    def test(name: str, budget: int) -> dict | None:
-        if budget not in by_budget.get(name, {}):
-            return None
-        return compare_seeds(by_budget[shaped][budget]["mean_length"]["per_seed"],
-                             by_budget[name][budget]["mean_length"]["per_seed"])
-
-    def cell(name: str, budget: int, key: str, scale: float = 1.0) -> str:
-        entry = by_budget.get(name, {}).get(budget)
-        if entry is None:
-            return "—"
-        values = ", ".join(f"{scale * v:.1f}" for v in entry[key]["per_seed"])
-        return f"{scale * entry[key]['mean']:.1f}" + (f" ({values})" if len(entry[key]["per_seed"]) > 1 else "")
-
-    def separates_from(name: str) -> int | None:
-        """The first budget from which ``shaped`` is shorter than ``name`` beyond the noise, at every later one too."""
-        first = None
-        for budget in budgets:
-            result = test(name, budget)
-            ok = result is not None and result["separable"] and result["difference"] < 0
-            first = (first or budget) if ok else None
-        return first
-
-    head = (f"| rollouts per run | {labels[reference]} length | {labels[shaped]} length | "
-            + (f"{labels[control]} length | " if control in labels else "")
-            + f"{labels[shaped]} vs {labels[reference]} | {labels[reference]} accuracy % | {labels[shaped]} accuracy % |")
-    lines = [head, "|" + "---|" * (head.count("|") - 1)]
-    for budget in budgets:
-        result = test(reference, budget)
-        lines.append(f"| {budget:,} | {cell(reference, budget, 'mean_length')} | {cell(shaped, budget, 'mean_length')} | "
-                     + (f"{cell(control, budget, 'mean_length')} | " if control in labels else "")
-                     + f"{test_text(result, 'tok')} | {cell(reference, budget, 'accuracy', 100)} | "
-                     f"{cell(shaped, budget, 'accuracy', 100)} |")
-    last = budgets[-1]
-    change = percent_shorter(by_budget[reference][last]["mean_length"]["mean"], by_budget[shaped][last]["mean_length"]["mean"])
-    points = 100 * (by_budget[shaped][last]["accuracy"]["mean"] - by_budget[reference][last]["accuracy"]["mean"])
-    sentences = [f"At {last:,} rollouts per run {labels[shaped]}'s greedy answers are {_shorter_text(change)} than "
-                 f"{labels[reference]}'s at {points:+.1f} points of accuracy (mean of the seeds)."]
-    for name in (reference, control):
-        if name not in by_budget:
-            continue
-        what = labels[name] if name == reference else f"the {labels[name]} control"
-        first = separates_from(name)
-        sentences.append(f"They separate from {what}'s beyond the seed noise from {first:,} rollouts on."
-                         if first is not None else
-                         f"They do not separate from {what}'s beyond the seed noise at every budget up to {last:,}.")
-    return "\n".join(lines) + "\n\n" + " ".join(sentences)
 
 
 def _verdict_head(title: str, grid: Mapping | None, regime: Mapping) -> list[str]:
@@ -544,12 +483,21 @@ def _claim_line(row: Mapping) -> str:
     return line
 
 
+def _seed_spread(grid: Mapping, shaped: str = "sa-grpo", reference: str = "grpo") -> str:
+    """Each seed's greedy in-domain length of ``shaped`` and ``reference`` in ``grid``, in words."""
+    def lengths(name: str) -> str:
+        return ", ".join(f"{v:.1f}" for v in grid["methods"][name]["eval"][IN_DOMAIN]["mean_length"]["per_seed"])
+    return (f"on {IN_DOMAIN} the grid's {grid['methods'][shaped]['label']} seeds {grid['methods'][shaped]['seeds']} "
+            f"end at {lengths(shaped)} tokens and {grid['methods'][reference]['label']}'s "
+            f"{grid['methods'][reference]['seeds']} at {lengths(reference)}")
+
+
 def ood_verdict(*, grid: Mapping | None, grid_note: str, grid_path: str | Path, regime: Mapping,
                 versus_grpo: Sequence[Mapping], logic: Mapping, ood_base: Mapping[str, Mapping],
-                behaviours_absent: Sequence[str], steps: int) -> str:
+                behaviours_absent: Sequence[str], steps: int, seed: int) -> str:
     """Notebook 04's verdict: the one sentence (:func:`one_sentence`), the Pareto and OOD claims (C2,
     C6) of the grid, the notebook's own runs against GRPO (``versus_grpo``: rows ``{"method", "set",
-    "accuracy_points", "percent_shorter"}``), the logic set's status (``logic``: ``{"accuracy", "n",
+    "accuracy_points", "percent_shorter"}``; the shipped adapters of ``seed``, beside the grid's seeds), the logic set's status (``logic``: ``{"accuracy", "n",
     "logic_share"}`` of the base model, and the share of logic in its pretraining, None if unknown),
     the base model's accuracy on the other OOD sets (``ood_base``: ``{set: {"accuracy", "n"}}``; a set
     at its floor by ``claims.floor_check``, of the kind ``claims.answer_kind`` gives its name, is named as
@@ -592,9 +540,10 @@ def ood_verdict(*, grid: Mapping | None, grid_note: str, grid_path: str | Path, 
             lines.append(f"- **{name} is above its floor**: {measured}, so there is accuracy to keep, and C6 can be "
                          "judged there.")
     if versus_grpo:
-        cells = "; ".join(f"{r['method']} on {r['set']}: {_shorter_text(r['percent_shorter'])}, "
+        cells = "; ".join(f"{r['method']} on {r['set']}: {shorter_text(r['percent_shorter'])}, "
                           f"{r['accuracy_points']:+.1f} points" for r in versus_grpo)
-        lines.append(f"- **This notebook's own runs against GRPO** (one seed, {steps} steps): {cells}.")
+        lines.append(f"- **This notebook's own runs against GRPO** (the shipped adapters: seed {seed}, {steps} steps): "
+                     f"{cells}." + ("" if grid is None else " One seed is one sample: " + _seed_spread(grid) + "."))
     if behaviours_absent:
         lines.append(f"- No in-domain greedy answer of any model showed {', '.join(behaviours_absent)}, so claim 3 "
                      "(reasoning behaviours kept) can only be read on the behaviours that occur.")

@@ -11,7 +11,7 @@ Each block sits between ``<!-- begin:NAME -->`` and ``<!-- end:NAME -->`` in REA
 * ``grid-verdict``: what SAR did on the testbed and why, in the words of notebook 03's verdict
   (``sar_lib.verdicts.grid_summary``, from the grid's JSON and the card);
 * ``budget-curve``: the budget curve of ``sar compare`` and when SA-GRPO separates from GRPO and the
-  shuffled-SAR control (``sar_lib.verdicts.budget_markdown``, from the grid's JSON);
+  shuffled-SAR control (``sar_lib.budget.budget_markdown``, from the grid's JSON);
 * ``bench-cpu``: the CPU cost table of ``sar bench --json docs/bench_cpu.json``;
 * ``model-change``: what the new embedded model moved on C1-C7: each claim's verdict and the greedy
   figures of the grid on the previous model (``docs/grid_model_v2.json``, its ``sar compare`` JSON)
@@ -29,7 +29,7 @@ import re
 import sys
 from pathlib import Path
 
-from sar_lib import verdicts
+from sar_lib import budget, verdicts
 from sar_lib.claims import VERDICT_WORDS
 from sar_lib.grid import METHODS
 from sar_lib.model_card import premises_table
@@ -50,7 +50,7 @@ def blocks() -> dict[str, str]:
             "premises-v1": premises_table(first),
             "grpo-vs-sar": (REPO / "figures" / "grpo_vs_sar.md").read_text().strip(),
             "grid-verdict": verdicts.grid_summary(grid, regime),
-            "budget-curve": verdicts.budget_markdown(grid),
+            "budget-curve": budget.budget_markdown(grid),
             "bench-cpu": bench_table(json.loads((REPO / "docs" / "bench_cpu.json").read_text())),
             "model-change": model_change_table(json.loads((REPO / "docs" / "grid_model_v2.json").read_text()), grid)}
 

@@ -56,7 +56,7 @@ def test_drill_comparisons_ask_about_a_result_and_score_the_decision_only():
 
     pairs = synthetic.training_corpus(300, 0, logic_share=0.0, claim_share=0.3)
     tokenizer = train_tokenizer([p.question + " " + t for p, t in pairs], vocab_size=300)
-    plain = _drill_rows(tokenizer, PretrainConfig(drill_problems=60))
+    plain = _drill_rows(tokenizer, PretrainConfig(drill_problems=60, drill_comparison_share=0.0))
     assert all("more than" not in tokenizer.decode(ids) for ids, _ in plain)
     mixed = _drill_rows(tokenizer, PretrainConfig(drill_problems=60, drill_comparison_share=0.5))
     assert len(mixed) == len(plain)

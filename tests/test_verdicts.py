@@ -42,6 +42,8 @@ def _grid(sa_accuracy: float, sa_length: float, *, spread: float = 0.2, shuffled
     summary["claims"] = check_claims(summary, in_domain="arith-test", ood_sets=["logic-test"],
                                      baselines={"O1-pruner": ["o1-0.1"], "ER": []})
     summary.update(command="sar compare", model="tiny", settings={"steps": 100, "seeds": [0, 1, 2]})
+    for name, method in summary["methods"].items():
+        method["label"] = {"grpo": "GRPO", "sa-grpo": "SA-GRPO"}.get(name, name)
     return summary
 
 
@@ -228,7 +230,7 @@ def test_ood_verdict_states_the_logic_status():
                                 versus_grpo=rows, logic={"accuracy": 0.52, "n": 100, "logic_share": 0.3},
                                 ood_base={"symbolic-test": {"accuracy": 0.03, "n": 100},
                                           "easy-test": {"accuracy": 0.60, "n": 100}},
-                                behaviours_absent=["backtracking"], steps=10)
+                                behaviours_absent=["backtracking"], steps=10, seed=0)
     assert "logic-test is at chance" in text and "52.0% of 100" in text and "30%" in text
     assert "logic_attempts.md" in text and "claim-test" in text
     assert "untestable on it here" in text
@@ -237,23 +239,25 @@ def test_ood_verdict_states_the_logic_status():
     assert "C6 untestable here (logic-test: untestable here)" in text and "C6 holds" not in text
     assert "**untestable here**" in text
     assert "SA-GRPO on logic-test: 3.0% shorter, -1.0 points" in text and "backtracking" in text
+    assert "(the shipped adapters: seed 0, 10 steps)" in text
+    assert "the grid's SA-GRPO seeds [0, 1, 2] end at 38.8, 39.0, 39.2 tokens and GRPO's [0, 1, 2] at 39.8, 40.0, 40.2" in text
     assert "symbolic-test is at its floor" in text and "3.0% of 100" in text
     assert "easy-test is above its floor" in text and "60.0% of 100" in text and "C6 can be judged there" in text
     assert "numeric answers are at the floor below 10% accuracy" in text
     above = verdicts.ood_verdict(grid=None, grid_note="n", grid_path="g", regime=regime, versus_grpo=[],
                                  logic={"accuracy": 0.80, "n": 200, "logic_share": None}, ood_base={},
-                                 behaviours_absent=[], steps=10)
+                                 behaviours_absent=[], steps=10, seed=0)
     assert "logic-test is above chance" in above and "pretraining" not in above
     below = verdicts.ood_verdict(grid=None, grid_note="n", grid_path="g", regime=regime, versus_grpo=[],
                                  logic={"accuracy": 0.34, "n": 100, "logic_share": None}, ood_base={},
-                                 behaviours_absent=[], steps=10)
+                                 behaviours_absent=[], steps=10, seed=0)
     assert "logic-test is below chance" in below and "at its floor" in below
 
 
 def test_ood_verdict_judges_c6_on_a_set_above_its_floor():
     regime = verdicts.verbosity_regime(_premises(0.58, 0.56, 0.03), alpha=0.2)
     kwargs = dict(grid_note="", grid_path="g.json", regime=regime, versus_grpo=[],
-                  logic={"accuracy": 0.80, "n": 200, "logic_share": None}, ood_base={}, behaviours_absent=[], steps=10)
+                  logic={"accuracy": 0.80, "n": 200, "logic_share": None}, ood_base={}, behaviours_absent=[], steps=10, seed=0)
     held = verdicts.ood_verdict(grid=_grid(0.71, 28.0, logic=0.80), **kwargs)
     assert "C6 holds (logic-test: holds)" in held and "**holds**" in held
     noisy = verdicts.ood_verdict(grid=_grid(0.71, 28.0, logic=0.80, spread=30.0), **kwargs)
@@ -299,38 +303,3 @@ def test_paper_ablation_compares_sa_with_em_not_em_alone():
     assert "4.5% shorter" in text and "+1.56 points" in text
 
 
-def _budget_grid(sa_lengths: dict[int, list[float]], control: dict[int, float] | None = None) -> dict:
-    """A grid holding only a budget curve: GRPO at 80 tokens (seeds 79, 80, 81), SA-GRPO as given."""
-    def entry(budget, lengths, accuracy=0.5):
-        return {"step": budget // 96, "rollouts": budget,
-                "mean_length": {"mean": sum(lengths) / len(lengths), "std": 0.0, "per_seed": lengths},
-                "accuracy": {"mean": accuracy, "std": 0.0, "per_seed": [accuracy] * len(lengths)}}
-
-    curve = {"grpo": [entry(b, [79.0, 80.0, 81.0]) for b in sa_lengths],
-             "sa-grpo": [entry(b, v, 0.49) for b, v in sa_lengths.items()]}
-    methods = {"grpo": {"label": "GRPO"}, "sa-grpo": {"label": "SA-GRPO"}}
-    if control:
-        curve["shuffled-sar"] = [entry(b, [v]) for b, v in control.items()]
-        methods["shuffled-sar"] = {"label": "shuffled SAR"}
-    return {"budget_curve": curve, "methods": methods}
-
-
-def test_the_budget_curve_names_the_first_budget_from_which_sar_separates():
-    from sar_lib.verdicts import budget_markdown
-
-    grid = _budget_grid({960: [78.0, 80.0, 82.0], 4800: [60.0, 61.0, 62.0], 9600: [40.0, 41.0, 42.0]},
-                        control={960: 80.0, 4800: 79.0, 9600: 78.0})
-    text = budget_markdown(grid)
-    assert sum(line.startswith("|") for line in text.splitlines()) == 2 + 3   # header, rule, one row per budget
-    assert "from 4,800 rollouts on" in text     # vs GRPO: inside the noise at 960, beyond from 4,800
-    assert "shuffled SAR control's beyond the seed noise from 4,800" in text
-    assert "At 9,600 rollouts per run SA-GRPO's greedy answers are 48.8% shorter" in text
-    assert "-1.0 points" in text
-
-
-def test_a_separation_that_does_not_last_is_not_reported():
-    from sar_lib.verdicts import budget_markdown
-
-    text = budget_markdown(_budget_grid({960: [60.0, 61.0, 62.0], 9600: [78.0, 80.0, 82.0]}))
-    assert "do not separate from GRPO's beyond the seed noise at every budget up to 9,600" in text
-    assert "No budget curve" in budget_markdown({"budget_curve": {}, "methods": {}})

@@ -1,0 +1,54 @@
+"""The budget curve in words (sar_lib.budget): when SA-GRPO separates, and each seed's onset."""
+
+from sar_lib.budget import budget_markdown, shortening_onsets
+
+
+def _budget_grid(sa_lengths: dict[int, list[float]], control: dict[int, float] | None = None) -> dict:
+    """A grid holding only a budget curve: GRPO at 80 tokens (seeds 79, 80, 81), SA-GRPO as given."""
+    def entry(budget, lengths, accuracy=0.5):
+        return {"step": budget // 96, "rollouts": budget,
+                "mean_length": {"mean": sum(lengths) / len(lengths), "std": 0.0, "per_seed": lengths},
+                "accuracy": {"mean": accuracy, "std": 0.0, "per_seed": [accuracy] * len(lengths)}}
+
+    curve = {"grpo": [entry(b, [79.0, 80.0, 81.0]) for b in sa_lengths],
+             "sa-grpo": [entry(b, v, 0.49) for b, v in sa_lengths.items()]}
+    methods = {"grpo": {"label": "GRPO"}, "sa-grpo": {"label": "SA-GRPO"}}
+    if control:
+        curve["shuffled-sar"] = [entry(b, [v]) for b, v in control.items()]
+        methods["shuffled-sar"] = {"label": "shuffled SAR"}
+    return {"budget_curve": curve, "methods": methods}
+
+
+def test_the_budget_curve_names_the_first_budget_from_which_sar_separates():
+    grid = _budget_grid({960: [78.0, 80.0, 82.0], 4800: [60.0, 61.0, 62.0], 9600: [40.0, 41.0, 42.0]},
+                        control={960: 80.0, 4800: 79.0, 9600: 78.0})
+    text = budget_markdown(grid)
+    assert sum(line.startswith("|") for line in text.splitlines()) == 2 + 3   # header, rule, one row per budget
+    assert "from 4,800 rollouts on" in text     # vs GRPO: inside the noise at 960, beyond from 4,800
+    assert "shuffled SAR control's beyond the seed noise from 4,800" in text
+    assert "At 9,600 rollouts per run SA-GRPO's greedy answers are 48.8% shorter" in text
+    assert "-1.0 points" in text
+    assert "stay 20% shorter than GRPO's mean: seed 0 4,800, seed 1 4,800, seed 2 4,800." in text
+
+
+def test_the_budget_curve_names_each_seeds_onset_and_a_seed_that_lagged():
+    # seed 0 never gets 20% below GRPO's 80 tokens; seed 1 does from 4,800; seed 2 dips at 960 and comes back
+    text = budget_markdown(_budget_grid({960: [78.0, 80.0, 50.0], 4800: [79.0, 60.0, 70.0], 9600: [70.0, 40.0, 41.0]}))
+    assert "seed 0 none up to 9,600, seed 1 4,800, seed 2 9,600." in text
+
+
+def test_a_separation_that_does_not_last_is_not_reported():
+    text = budget_markdown(_budget_grid({960: [60.0, 61.0, 62.0], 9600: [78.0, 80.0, 82.0]}))
+    assert "do not separate from GRPO's beyond the seed noise at every budget up to 9,600" in text
+    assert "No budget curve" in budget_markdown({"budget_curve": {}, "methods": {}})
+
+
+def test_a_seeds_onset_is_the_first_budget_from_which_it_stays_below_the_fraction():
+    def entry(budget, lengths):
+        return {"rollouts": budget, "mean_length": {"mean": sum(lengths) / len(lengths), "per_seed": lengths}}
+
+    reference = [entry(0, [100.0]), entry(10, [100.0, 100.0]), entry(20, [90.0, 110.0]), entry(30, [100.0, 100.0])]
+    curve = [entry(0, [100.0]), entry(10, [79.0, 81.0]), entry(20, [81.0, 79.0]), entry(30, [80.0, 70.0])]
+    assert shortening_onsets(curve, reference, 0.8) == [30, 20]   # seed 0 dips at 10, is back above at 20
+    assert shortening_onsets(curve, reference, 0.5) == [None, None]
+    assert shortening_onsets([], reference, 0.8) == []
