@@ -86,9 +86,19 @@ def budget_markdown(grid: Mapping | None, shaped: str = "sa-grpo", reference: st
         sentences.append(f"They separate from {what}'s beyond the seed noise from {first:,} rollouts on."
                          if first is not None else
                          f"They do not separate from {what}'s beyond the seed noise at every budget up to {last:,}.")
-    onsets = shortening_onsets(curves[shaped], curves[reference], 1 - C1_MIN_LENGTH_REDUCTION)
-    seeds = grid["methods"][shaped].get("seeds", range(len(onsets)))
-    sentences.append(f"Seed by seed, the budget from which {labels[shaped]}'s answers stay {100 * C1_MIN_LENGTH_REDUCTION:.0f}% "
-                     f"shorter than {labels[reference]}'s mean: " + ", ".join(
-                         f"seed {s} " + (f"{b:,}" if b else f"none up to {last:,}") for s, b in zip(seeds, onsets)) + ".")
+    sentences.append(onsets_text(grid, shaped, reference))
     return "\n".join(lines) + "\n\n" + " ".join(sentences)
+
+
+def onsets_text(grid: Mapping, shaped: str = "sa-grpo", reference: str = "grpo") -> str:
+    """The sentence that names, seed by seed, the budget from which ``shaped``'s greedy answers stay at
+    least C1's 20% shorter than ``reference``'s mean (:func:`shortening_onsets` on the grid's
+    ``budget_curve``)."""
+    curves = grid["budget_curve"]
+    onsets = shortening_onsets(curves[shaped], curves[reference], 1 - C1_MIN_LENGTH_REDUCTION)
+    last = max(e["rollouts"] for e in curves[shaped])
+    seeds = grid["methods"][shaped].get("seeds", range(len(onsets)))
+    labels = {name: grid["methods"][name]["label"] for name in (shaped, reference)}
+    return (f"Seed by seed, the budget from which {labels[shaped]}'s answers stay {100 * C1_MIN_LENGTH_REDUCTION:.0f}% "
+            f"shorter than {labels[reference]}'s mean: " + ", ".join(
+                f"seed {s} " + (f"{b:,}" if b else f"none up to {last:,}") for s, b in zip(seeds, onsets)) + ".")

@@ -15,7 +15,10 @@ Each block sits between ``<!-- begin:NAME -->`` and ``<!-- end:NAME -->`` in REA
 * ``bench-cpu``: the CPU cost table of ``sar bench --json docs/bench_cpu.json``;
 * ``model-change``: what the new embedded model moved on C1-C7: each claim's verdict and the greedy
   figures of the grid on the previous model (``docs/grid_model_v2.json``, its ``sar compare`` JSON)
-  and on the shipped one (``figures/grpo_vs_sar.json``).
+  and on the shipped one (``figures/grpo_vs_sar.json``);
+* ``replicate``: GRPO and SA-GRPO rerun with seeds we did not choose for the grid
+  (``docs/grid_replicate_seeds_345.json``, written by the README's replicate command): C1 on those
+  seeds, when each seed shortened, and C1's length test over the grid's and the replicate's seeds pooled.
 
     python scripts/sync_readme.py           # rewrite the blocks
     python scripts/sync_readme.py --check   # exit 1 if a block is stale (the tests run this)
@@ -30,7 +33,7 @@ import sys
 from pathlib import Path
 
 from sar_lib import budget, verdicts
-from sar_lib.claims import VERDICT_WORDS
+from sar_lib.claims import C1_MIN_LENGTH_REDUCTION, VERDICT_WORDS, compare_seeds, measured, test_text
 from sar_lib.grid import METHODS
 from sar_lib.model_card import premises_table
 from sar_lib.models import TINY_DIR
@@ -52,7 +55,8 @@ def blocks() -> dict[str, str]:
             "grid-verdict": verdicts.grid_summary(grid, regime),
             "budget-curve": budget.budget_markdown(grid),
             "bench-cpu": bench_table(json.loads((REPO / "docs" / "bench_cpu.json").read_text())),
-            "model-change": model_change_table(json.loads((REPO / "docs" / "grid_model_v2.json").read_text()), grid)}
+            "model-change": model_change_table(json.loads((REPO / "docs" / "grid_model_v2.json").read_text()), grid),
+            "replicate": replicate_text(grid, json.loads((REPO / "docs" / "grid_replicate_seeds_345.json").read_text()))}
 
 
 def bench_table(result: dict) -> str:
@@ -122,6 +126,43 @@ def model_change_table(before: dict, after: dict) -> str:
         cells = [f"{_greedy(before, m, dataset)} → {_greedy(after, m, dataset)}" for m in ("base", "grpo", "sa-grpo")]
         rows.append(f"| {dataset} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
+
+
+def replicate_text(grid: dict, replicate: dict, dataset: str = "arith-test") -> str:
+    """Markdown: C1 on the replicate's seeds (its claims row), its per-seed greedy lengths and shortening
+    onsets, and C1's length test over the seeds of ``grid`` and ``replicate`` pooled (Welch's test, as
+    ``claims.compare_seeds``): more seeds, the same criterion's test, reported beside the fixed verdicts."""
+    c1 = next(c for c in replicate["claims"] if c["id"] == "C1")
+    evals = {name: [g["methods"][name]["eval"][dataset] for g in (grid, replicate)] for name in ("grpo", "sa-grpo")}
+    labels = {name: replicate["methods"][name]["label"] for name in evals}
+
+    def per_seed(name: str, key: str, which: int, scale: float = 1.0) -> str:
+        return ", ".join(f"{scale * v:.1f}" for v in evals[name][which][key]["per_seed"])
+
+    pooled = {name: {key: [v for e in evals[name] for v in e[key]["per_seed"]] for key in ("mean_length", "accuracy")}
+              for name in evals}
+    length = compare_seeds(pooled["sa-grpo"]["mean_length"], pooled["grpo"]["mean_length"])
+    accuracy = compare_seeds(pooled["sa-grpo"]["accuracy"], pooled["grpo"]["accuracy"])
+    mean = {name: sum(pooled[name]["mean_length"]) / len(pooled[name]["mean_length"]) for name in pooled}
+    seeds = {name: [s for g in (grid, replicate) for s in g["methods"][name]["seeds"]] for name in evals}
+    last = max(e["rollouts"] for e in replicate["budget_curve"]["sa-grpo"])
+    onsets = [b for g in (grid, replicate) for b in budget.shortening_onsets(
+        g["budget_curve"]["sa-grpo"], g["budget_curve"]["grpo"], 1 - C1_MIN_LENGTH_REDUCTION)]
+    switched = sorted(b for b in onsets if b is not None)
+    switch_text = (f"{len(switched)} of the {len(onsets)} SA-GRPO seeds stay {100 * C1_MIN_LENGTH_REDUCTION:.0f}% shorter than GRPO from some budget "
+                   f"on ({switched[0]:,}-{switched[-1]:,} rollouts), the other {len(onsets) - len(switched)} not up to "
+                   f"{last:,}" if switched else f"none of the {len(onsets)} SA-GRPO seeds stays {100 * C1_MIN_LENGTH_REDUCTION:.0f}% shorter than GRPO")
+    return (f"Seeds {', '.join(map(str, replicate['methods']['sa-grpo']['seeds']))}, {last:,} rollouts per run "
+            f"({replicate['wall_seconds'] / 60:.1f} min on 2 cores, `docs/grid_replicate_seeds_345.json`): "
+            f"C1 **{VERDICT_WORDS[c1['status']]}** ({measured(c1)}). Greedy {dataset} lengths per seed: "
+            f"{labels['sa-grpo']} {per_seed('sa-grpo', 'mean_length', 1)} tok, {labels['grpo']} "
+            f"{per_seed('grpo', 'mean_length', 1)} tok; accuracy {per_seed('sa-grpo', 'accuracy', 1, 100)} against "
+            f"{per_seed('grpo', 'accuracy', 1, 100)}%. {budget.onsets_text(replicate)}\n\n"
+            f"Pooled with the grid's seeds ({len(seeds['sa-grpo'])} seeds per method: {', '.join(map(str, seeds['sa-grpo']))}), "
+            f"an analysis beside the fixed three-seed criterion, not in place of it: {labels['sa-grpo']} "
+            f"{mean['sa-grpo']:.1f} tok against {labels['grpo']} {mean['grpo']:.1f} tok "
+            f"({verdicts.shorter_text(verdicts.percent_shorter(mean['grpo'], mean['sa-grpo']))}; {test_text(length, 'tok')}); "
+            f"accuracy {test_text(accuracy, 'points', 100)}. Over both grids {switch_text}.")
 
 
 def synced(text: str, new_blocks: dict[str, str]) -> str:

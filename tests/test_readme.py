@@ -34,3 +34,22 @@ def test_sync_fills_an_empty_block_and_is_idempotent():
 def test_sync_refuses_a_readme_without_the_block():
     with pytest.raises(ValueError, match="no block 'c'"):
         sync_readme.synced("no blocks here", {"c": "x"})
+
+
+def test_replicate_text_pools_the_seeds_of_both_grids():
+    import copy
+    import json
+
+    from sar_lib.claims import compare_seeds, test_text
+
+    grid = json.loads((REPO / "figures" / "grpo_vs_sar.json").read_text())
+    replicate = copy.deepcopy(grid)
+    for name in ("grpo", "sa-grpo"):
+        replicate["methods"][name]["seeds"] = [3, 4, 5]
+    lengths = replicate["methods"]["sa-grpo"]["eval"]["arith-test"]["mean_length"]
+    lengths["per_seed"] = [v - 10.0 for v in lengths["per_seed"]]
+    text = sync_readme.replicate_text(grid, replicate)
+    assert "Seeds 3, 4, 5," in text and "6 seeds per method: 0, 1, 2, 3, 4, 5" in text
+    pooled = compare_seeds(grid["methods"]["sa-grpo"]["eval"]["arith-test"]["mean_length"]["per_seed"] + lengths["per_seed"],
+                           2 * grid["methods"]["grpo"]["eval"]["arith-test"]["mean_length"]["per_seed"])
+    assert test_text(pooled, "tok") in text
