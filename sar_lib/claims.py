@@ -345,6 +345,7 @@ def _shorter_row(summary: Mapping, claim: str, plain: str, shaped: str, in_domai
     """C1 or C7: method ``shaped`` (e.g. "sa-grpo") against ``plain`` ("grpo") by C1's criterion, and
     against ``control`` (C1: shuffled SAR) when the summary has it."""
     base, sa = _point(summary, plain, in_domain), _point(summary, shaped, in_domain)
+    control = control if control and _point(summary, control, in_domain) else None   # a replicate runs without it
     p, s = plain.replace("-", "_"), shaped.replace("-", "_")
     statement = f"{shaped.upper()}'s answers are shorter than {plain.upper()}'s at equal accuracy"
     criterion = (f">= {100 * C1_MIN_LENGTH_REDUCTION:.0f}% shorter, accuracy at most {ACCURACY_TOLERANCE_POINTS:g} "
@@ -364,7 +365,7 @@ def _shorter_row(summary: Mapping, claim: str, plain: str, shaped: str, in_domai
     accuracy["outcome"] = _tolerance(means["accuracy_drop_points"] <= ACCURACY_TOLERANCE_POINTS + _ROUNDING, accuracy)
     numbers.update(length_test=length, accuracy_test=accuracy, control=None)
     outcomes = [length["outcome"], accuracy["outcome"]]
-    if control and _point(summary, control, in_domain):
+    if control:
         test = _seed_test(summary, shaped, control, in_domain, "mean_length")
         test["outcome"] = "pass" if test["separable"] and test["difference"] < 0 else "noise"
         numbers["control"] = {"method": control, "label": summary["methods"][control].get("label", control),

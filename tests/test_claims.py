@@ -202,6 +202,10 @@ def test_the_shuffled_sar_control_must_be_beaten_too():
     rows = _check(_summary(**base, shuffled_sar=_method({d: (55.0, 0.60)})))
     assert rows["C1"]["status"] == "holds" and rows["C1"]["numbers"]["control"]["length_test"]["separable"]
     assert "shuffled-sar control" in rows["C1"]["criterion"]
+    # a replicate without the control (sar compare --methods grpo sa-grpo): its criterion does not name it
+    rows = _check(_summary(**base))
+    assert rows["C1"]["status"] == "holds" and "control" not in rows["C1"]["criterion"]
+    assert rows["C1"]["numbers"]["control"] is None
 
 
 def test_c7_judges_sa_ppo_against_ppo_by_c1s_criterion_and_rule():
