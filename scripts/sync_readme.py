@@ -165,6 +165,50 @@ def replicate_text(grid: dict, replicate: dict, dataset: str = "arith-test") -> 
             f"accuracy {test_text(accuracy, 'points', 100)}. Over both grids {switch_text}.")
 
 
+def extension_text(extended: dict, before: int, dataset: str = "arith-test") -> str:
+    """Markdown: the answers to ``docs/budget_extension.md``'s questions from the grid continued past
+    ``before`` rollouts per run: which SA-GRPO seeds that had not shortened by ``before`` did later (Q1),
+    C1 at the end over every seed (Q2), the accuracy at ``before`` and at the end (Q3), and whether a
+    GRPO seed shortened by C1's margin from its own length at ``before`` (Q4)."""
+    curves = extended["budget_curve"]
+    last = max(e["rollouts"] for e in curves["sa-grpo"])
+    labels = {name: extended["methods"][name]["label"] for name in ("grpo", "sa-grpo")}
+    seeds = extended["methods"]["sa-grpo"]["seeds"]
+    margin = 1 - C1_MIN_LENGTH_REDUCTION
+    early = budget.shortening_onsets([e for e in curves["sa-grpo"] if e["rollouts"] <= before],
+                                     [e for e in curves["grpo"] if e["rollouts"] <= before], margin)
+    late = budget.shortening_onsets(curves["sa-grpo"], curves["grpo"], margin)
+    lagging = [(s, b) for s, a, b in zip(seeds, early, late) if a is None]
+    switched = [f"seed {s} from {b:,}" for s, b in lagging if b is not None]
+    q1 = (f"Of the {len(lagging)} SA-GRPO seeds that had not shortened by {before:,} rollouts "
+          f"({', '.join(str(s) for s, _ in lagging)}), {len(switched)} did by {last:,}"
+          + (f" ({'; '.join(switched)})" if switched else "") + ". " + budget.onsets_text(extended))
+    c1 = next(c for c in extended["claims"] if c["id"] == "C1")
+    at = {name: {e["rollouts"]: e for e in curves[name]} for name in curves}
+
+    def accuracy(name: str, rollouts: int) -> str:
+        return f"{100 * at[name][rollouts]['accuracy']['mean']:.1f}%"
+
+    base = extended["base"][dataset]["accuracy"]
+    q3 = (f"Greedy accuracy from {before:,} to {last:,} rollouts: {labels['grpo']} {accuracy('grpo', before)} → "
+          f"{accuracy('grpo', last)}, {labels['sa-grpo']} {accuracy('sa-grpo', before)} → {accuracy('sa-grpo', last)} "
+          f"(base model {100 * base:.1f}%).")
+    grpo_before = at["grpo"][before]["mean_length"]["per_seed"]
+    grpo_last = at["grpo"][last]["mean_length"]["per_seed"]
+    shortened = [s for s, a, b in zip(extended["methods"]["grpo"]["seeds"], grpo_before, grpo_last) if b <= margin * a]
+    q4 = (f"{labels['grpo']}'s lengths per seed at {before:,} and {last:,}: "
+          + ", ".join(f"{a:.1f} → {b:.1f}" for a, b in zip(grpo_before, grpo_last)) + " tok; "
+          + (f"seeds {', '.join(map(str, shortened))} shortened by {100 * C1_MIN_LENGTH_REDUCTION:.0f}% or more."
+             if shortened else f"no seed shortened by {100 * C1_MIN_LENGTH_REDUCTION:.0f}% or more."))
+    return "\n".join([
+        f"- **Q1, the lagging seeds.** {q1}",
+        f"- **Q2, C1 at {last:,} over {len(seeds)} seeds: {VERDICT_WORDS[c1['status']]}** ({measured(c1)}).",
+        f"- **Q3, accuracy.** {q3}",
+        f"- **Q4, GRPO.** {q4}",
+        f"\n{extended['wall_seconds'] / 60:.1f} min on 2 cores for the {extended['runs_trained']} runs "
+        f"({extended['settings']['steps']} steps each) and every evaluation (`docs/grid_budget_19200.json`)."])
+
+
 def synced(text: str, new_blocks: dict[str, str]) -> str:
     """``text`` with every named block's body replaced; a block missing from ``text`` is an error."""
     for name, body in new_blocks.items():

@@ -53,3 +53,18 @@ def test_replicate_text_pools_the_seeds_of_both_grids():
     pooled = compare_seeds(grid["methods"]["sa-grpo"]["eval"]["arith-test"]["mean_length"]["per_seed"] + lengths["per_seed"],
                            2 * grid["methods"]["grpo"]["eval"]["arith-test"]["mean_length"]["per_seed"])
     assert test_text(pooled, "tok") in text
+
+
+def test_extension_text_names_the_lagging_seeds_that_switched_later():
+    import json
+
+    grid = json.loads((REPO / "docs" / "grid_replicate_seeds_345.json").read_text())
+    for entry in grid["budget_curve"]["sa-grpo"]:
+        if entry["rollouts"] > 7000:  # seed 4 turns concise after 7,000 rollouts
+            entry["mean_length"]["per_seed"][1] = 30.0
+    text = sync_readme.extension_text(grid, before=4800)
+    assert "Of the 2 SA-GRPO seeds that had not shortened by 4,800 rollouts (4, 5), 1 did by 9,600 (seed 4 from 7,680)." in text
+    grpo = {e["rollouts"]: e["mean_length"]["per_seed"] for e in grid["budget_curve"]["grpo"]}
+    assert f"{grpo[4800][0]:.1f} → {grpo[9600][0]:.1f}" in text
+    assert "no seed shortened by 20% or more" in text
+    assert f"{grid['runs_trained']} runs ({grid['settings']['steps']} steps each)" in text
