@@ -199,7 +199,11 @@ def extension_text(extended: dict, before: int, dataset: str = "arith-test") -> 
     q4 = (f"{labels['grpo']}'s lengths per seed at {before:,} and {last:,}: "
           + ", ".join(f"{a:.1f} → {b:.1f}" for a, b in zip(grpo_before, grpo_last)) + " tok; "
           + (f"seeds {', '.join(map(str, shortened))} shortened by {100 * C1_MIN_LENGTH_REDUCTION:.0f}% or more."
-             if shortened else f"no seed shortened by {100 * C1_MIN_LENGTH_REDUCTION:.0f}% or more."))
+             if shortened else f"no seed shortened by {100 * C1_MIN_LENGTH_REDUCTION:.0f}% or more.")
+          + f" Share of greedy answers cut at the {extended['settings']['max_new_tokens']}-token limit at {last:,}, per seed: "
+          + "; ".join(f"{labels[name]} " + ", ".join(
+              f"{100 * t:.0f}%" for t in extended["methods"][name]["eval"][dataset]["truncation_rate"]["per_seed"])
+              for name in ("grpo", "sa-grpo")) + ".")
     return "\n".join([
         f"- **Q1, the lagging seeds.** {q1}",
         f"- **Q2, C1 at {last:,} over {len(seeds)} seeds: {VERDICT_WORDS[c1['status']]}** ({measured(c1)}).",
