@@ -18,7 +18,10 @@ Each block sits between ``<!-- begin:NAME -->`` and ``<!-- end:NAME -->`` in REA
   and on the shipped one (``figures/grpo_vs_sar.json``);
 * ``replicate``: GRPO and SA-GRPO rerun with seeds we did not choose for the grid
   (``docs/grid_replicate_seeds_345.json``, written by the README's replicate command): C1 on those
-  seeds, when each seed shortened, and C1's length test over the grid's and the replicate's seeds pooled.
+  seeds, when each seed shortened, and C1's length test over the grid's and the replicate's seeds pooled;
+* ``budget-extension``: GRPO and SA-GRPO with six seeds at twice the grid's budget
+  (``docs/grid_budget_19200.json``), answering the questions fixed before that run in
+  ``docs/budget_extension.md``.
 
     python scripts/sync_readme.py           # rewrite the blocks
     python scripts/sync_readme.py --check   # exit 1 if a block is stale (the tests run this)
@@ -56,7 +59,10 @@ def blocks() -> dict[str, str]:
             "budget-curve": budget.budget_markdown(grid),
             "bench-cpu": bench_table(json.loads((REPO / "docs" / "bench_cpu.json").read_text())),
             "model-change": model_change_table(json.loads((REPO / "docs" / "grid_model_v2.json").read_text()), grid),
-            "replicate": replicate_text(grid, json.loads((REPO / "docs" / "grid_replicate_seeds_345.json").read_text()))}
+            "replicate": replicate_text(grid, json.loads((REPO / "docs" / "grid_replicate_seeds_345.json").read_text())),
+            "budget-extension": extension_text(json.loads((REPO / "docs" / "grid_budget_19200.json").read_text()),
+                                               grid["settings"]["steps"] * grid["settings"]["questions_per_step"]
+                                               * grid["settings"]["group_size"])}
 
 
 def bench_table(result: dict) -> str:
@@ -190,6 +196,12 @@ def extension_text(extended: dict, before: int, dataset: str = "arith-test") -> 
         return f"{100 * at[name][rollouts]['accuracy']['mean']:.1f}%"
 
     base = extended["base"][dataset]["accuracy"]
+    shaped_last = at["sa-grpo"][last]["mean_length"]["per_seed"]
+    reference_last = at["grpo"][last]["mean_length"]["per_seed"]
+    q2 = (f"{labels['sa-grpo']}'s lengths per seed at {last:,}: " + ", ".join(f"{v:.1f}" for v in shaped_last) + " tok"
+          + (f": its longest seed is shorter than {labels['grpo']}'s shortest ({min(reference_last):.1f} tok)."
+             if max(shaped_last) < min(reference_last) else "."))
+    c6 = next(c for c in extended["claims"] if c["id"] == "C6")
     q3 = (f"Greedy accuracy from {before:,} to {last:,} rollouts: {labels['grpo']} {accuracy('grpo', before)} → "
           f"{accuracy('grpo', last)}, {labels['sa-grpo']} {accuracy('sa-grpo', before)} → {accuracy('sa-grpo', last)} "
           f"(base model {100 * base:.1f}%).")
@@ -206,9 +218,10 @@ def extension_text(extended: dict, before: int, dataset: str = "arith-test") -> 
               for name in ("grpo", "sa-grpo")) + ".")
     return "\n".join([
         f"- **Q1, the lagging seeds.** {q1}",
-        f"- **Q2, C1 at {last:,} over {len(seeds)} seeds: {VERDICT_WORDS[c1['status']]}** ({measured(c1)}).",
+        f"- **Q2, C1 at {last:,} over {len(seeds)} seeds: {VERDICT_WORDS[c1['status']]}** ({measured(c1)}). {q2}",
         f"- **Q3, accuracy.** {q3}",
         f"- **Q4, GRPO.** {q4}",
+        f"- **Beside the questions, C6 at {last:,}: {VERDICT_WORDS[c6['status']]}** ({measured(c6)}).",
         f"\n{extended['wall_seconds'] / 60:.1f} min on 2 cores for the {extended['runs_trained']} runs "
         f"({extended['settings']['steps']} steps each) and every evaluation (`docs/grid_budget_19200.json`)."])
 

@@ -67,5 +67,10 @@ def test_extension_text_names_the_lagging_seeds_that_switched_later():
     grpo = {e["rollouts"]: e["mean_length"]["per_seed"] for e in grid["budget_curve"]["grpo"]}
     assert f"{grpo[4800][0]:.1f} → {grpo[9600][0]:.1f}" in text
     assert "no seed shortened by 20% or more" in text
+    shaped = {e["rollouts"]: e["mean_length"]["per_seed"] for e in grid["budget_curve"]["sa-grpo"]}[9600]
+    assert max(shaped) < min(grpo[9600])
+    assert ("lengths per seed at 9,600: " + ", ".join(f"{v:.1f}" for v in shaped)
+            + f" tok: its longest seed is shorter than GRPO's shortest ({min(grpo[9600]):.1f} tok).") in text
+    assert "C6 at 9,600: " in text
     assert "cut at the 192-token limit at 9,600, per seed: GRPO 0%, 0%, 0%; SA-GRPO (α=0.2) 0%, 0%, 0%." in text
     assert f"{grid['runs_trained']} runs ({grid['settings']['steps']} steps each)" in text
