@@ -172,7 +172,7 @@ def replicate_text(grid: dict, replicate: dict, dataset: str = "arith-test") -> 
 
 
 def extension_text(extended: dict, before: int, dataset: str = "arith-test") -> str:
-    """Markdown: the answers to ``docs/budget_extension.md``'s questions from the grid continued past
+    """Markdown: the answers to ``docs/budget_extension.md``'s questions from a grid trained past
     ``before`` rollouts per run: which SA-GRPO seeds that had not shortened by ``before`` did later (Q1),
     C1 at the end over every seed (Q2), the accuracy at ``before`` and at the end (Q3), and whether a
     GRPO seed shortened by C1's margin from its own length at ``before`` (Q4)."""
@@ -181,6 +181,7 @@ def extension_text(extended: dict, before: int, dataset: str = "arith-test") -> 
     labels = {name: extended["methods"][name]["label"] for name in ("grpo", "sa-grpo")}
     seeds = extended["methods"]["sa-grpo"]["seeds"]
     margin = 1 - C1_MIN_LENGTH_REDUCTION
+    percent = f"{100 * C1_MIN_LENGTH_REDUCTION:.0f}%"
     early = budget.shortening_onsets([e for e in curves["sa-grpo"] if e["rollouts"] <= before],
                                      [e for e in curves["grpo"] if e["rollouts"] <= before], margin)
     late = budget.shortening_onsets(curves["sa-grpo"], curves["grpo"], margin)
@@ -189,7 +190,7 @@ def extension_text(extended: dict, before: int, dataset: str = "arith-test") -> 
     q1 = (f"Of the {len(lagging)} SA-GRPO seeds that had not shortened by {before:,} rollouts "
           f"({', '.join(str(s) for s, _ in lagging)}), {len(switched)} did by {last:,}"
           + (f" ({'; '.join(switched)})" if switched else "") + ". " + budget.onsets_text(extended))
-    c1 = next(c for c in extended["claims"] if c["id"] == "C1")
+    c1, c6 = (next(c for c in extended["claims"] if c["id"] == name) for name in ("C1", "C6"))
     at = {name: {e["rollouts"]: e for e in curves[name]} for name in curves}
 
     def accuracy(name: str, rollouts: int) -> str:
@@ -201,7 +202,6 @@ def extension_text(extended: dict, before: int, dataset: str = "arith-test") -> 
     q2 = (f"{labels['sa-grpo']}'s lengths per seed at {last:,}: " + ", ".join(f"{v:.1f}" for v in shaped_last) + " tok"
           + (f": its longest seed is shorter than {labels['grpo']}'s shortest ({min(reference_last):.1f} tok)."
              if max(shaped_last) < min(reference_last) else "."))
-    c6 = next(c for c in extended["claims"] if c["id"] == "C6")
     q3 = (f"Greedy accuracy from {before:,} to {last:,} rollouts: {labels['grpo']} {accuracy('grpo', before)} → "
           f"{accuracy('grpo', last)}, {labels['sa-grpo']} {accuracy('sa-grpo', before)} → {accuracy('sa-grpo', last)} "
           f"(base model {100 * base:.1f}%).")
@@ -210,8 +210,7 @@ def extension_text(extended: dict, before: int, dataset: str = "arith-test") -> 
     shortened = [s for s, a, b in zip(extended["methods"]["grpo"]["seeds"], grpo_before, grpo_last) if b <= margin * a]
     q4 = (f"{labels['grpo']}'s lengths per seed at {before:,} and {last:,}: "
           + ", ".join(f"{a:.1f} → {b:.1f}" for a, b in zip(grpo_before, grpo_last)) + " tok; "
-          + (f"seeds {', '.join(map(str, shortened))} shortened by {100 * C1_MIN_LENGTH_REDUCTION:.0f}% or more."
-             if shortened else f"no seed shortened by {100 * C1_MIN_LENGTH_REDUCTION:.0f}% or more.")
+          + (f"seeds {', '.join(map(str, shortened))}" if shortened else "no seed") + f" shortened by {percent} or more."
           + f" Share of greedy answers cut at the {extended['settings']['max_new_tokens']}-token limit at {last:,}, per seed: "
           + "; ".join(f"{labels[name]} " + ", ".join(
               f"{100 * t:.0f}%" for t in extended["methods"][name]["eval"][dataset]["truncation_rate"]["per_seed"])
@@ -222,7 +221,8 @@ def extension_text(extended: dict, before: int, dataset: str = "arith-test") -> 
         f"- **Q3, accuracy.** {q3}",
         f"- **Q4, GRPO.** {q4}",
         f"- **Beside the questions, C6 at {last:,}: {VERDICT_WORDS[c6['status']]}** ({measured(c6)}).",
-        f"\n{extended['wall_seconds'] / 60:.1f} min on 2 cores for the {extended['runs_trained']} runs "
+        f"\n{extended['wall_seconds'] / 60:.1f} min on {extended['machine']['cpu_cores']} cores "
+        f"({extended['machine']['cpu']}) for the {extended['runs_trained']} runs "
         f"({extended['settings']['steps']} steps each) and every evaluation (`docs/grid_budget_19200.json`)."])
 
 
