@@ -397,7 +397,8 @@ def measure_trl_ratio(model: str, sizes: BenchSizes, *, device: str = "cpu", wor
         generation_kwargs={"min_new_tokens": config.max_new_tokens, "suppress_tokens": sorted(eos_ids - {None})},
         beta=config.kl_coef, epsilon=config.clip_eps_low, epsilon_high=config.clip_eps_high,
         loss_type="dr_grpo", scale_rewards="none", learning_rate=config.learning_rate,
-        weight_decay=config.weight_decay, max_grad_norm=config.max_grad_norm, lr_scheduler_type="constant",
+        weight_decay=config.weight_decay, adam_epsilon=config.adam_epsilon, max_grad_norm=config.max_grad_norm,
+        lr_scheduler_type="constant",
         shuffle_dataset=False, reward_weights=[1.0, config.alpha], seed=config.seed,
         bf16=False, fp16=False, gradient_checkpointing=False, use_cpu=torch.device(device).type == "cpu",
         report_to="none", save_strategy="no", logging_steps=1, disable_tqdm=True)

@@ -181,7 +181,8 @@ def setup_training(config: GRPOConfig, *, device: str | None = None) -> Training
                          "disabled); use a profile with LoRA or set kl_coef=0")
     groups = (ppo.parameter_groups(model, config) if config.algo == "ppo"
               else [{"params": [p for p in model.parameters() if p.requires_grad]}])
-    optimizer = torch.optim.AdamW(groups, lr=config.learning_rate, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(groups, lr=config.learning_rate, weight_decay=config.weight_decay,
+                                  eps=config.adam_epsilon)
     return TrainingSetup(model, tokenizer, optimizer, encode_text(tokenizer, empty_prompt_text(tokenizer)),
                          generation_copy(model, config.fast_generation))
 

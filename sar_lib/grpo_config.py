@@ -108,6 +108,9 @@ class GRPOConfig:
     learning_rate: float | None = field(default=None, metadata={"help":
         "AdamW learning rate (default: the profile's)", "aliases": ("--lr",)})
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay"})
+    adam_epsilon: float = field(default=1e-8, metadata={"help":
+        "AdamW epsilon: a step is lr * m / (sqrt(v) + eps), so weights whose gradients are far below eps "
+        "move less than lr per update (torch's and TRL's default 1e-8)"})
     max_grad_norm: float = field(default=1.0, metadata={"help": "gradients are clipped to this norm"})
     micro_batch_size: int | None = field(default=None, metadata={"help":
         "answers per forward/backward (default: the profile's)"})
@@ -209,6 +212,7 @@ class GRPOConfig:
             check_device(self.device)
         need(self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate}")
         need(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
+        need(self.adam_epsilon > 0, f"adam_epsilon must be > 0, got {self.adam_epsilon}")
         need(self.max_grad_norm > 0, f"max_grad_norm must be > 0, got {self.max_grad_norm}")
         need(0 <= self.clip_eps_low < 1, f"clip_eps_low must be in [0, 1), got {self.clip_eps_low}")
         need(self.clip_eps_high >= 0, f"clip_eps_high must be >= 0, got {self.clip_eps_high}")
