@@ -132,9 +132,10 @@ del policy
 
 # %%
 problem_4bit = models.bnb_4bit_problem(device)
-four_bit = GRPOConfig(profile=PROFILE, model=MODEL, load_in_4bit=True, steps=1, questions_per_step=FOUR_BIT_QUESTIONS,
-                      max_new_tokens=FOUR_BIT_NEW_TOKENS, max_prompt_tokens=MAX_PROMPT_TOKENS, progress=False,
-                      **grid.short_run_learning_rate(PROFILE)).resolved()   # one step, no run folder
+four_bit = GRPOConfig.for_profile(PROFILE, model=MODEL, load_in_4bit=True, steps=1,
+                                  questions_per_step=FOUR_BIT_QUESTIONS, max_new_tokens=FOUR_BIT_NEW_TOKENS,
+                                  max_prompt_tokens=MAX_PROMPT_TOKENS or profile.max_prompt_tokens, progress=False,
+                                  **grid.short_run_learning_rate(PROFILE)).resolved()   # one step, no run folder
 if problem_4bit is not None:
     four_bit_result = None
     print(f"bitsandbytes cannot run NF4 layers on {device} here: {problem_4bit}")
@@ -219,7 +220,8 @@ else:
 runs, eval_sets = compare.default_grid(RUNS_DIR, model=MODEL, profile=PROFILE, methods=("grpo", "sa-grpo"),
                                        seeds=(SEED,), steps=STEPS, eval_sets={grid.IN_DOMAIN: EVAL_SIZE},
                                        questions_per_step=QUESTIONS_PER_STEP, eval_samples=EVAL_SAMPLES,
-                                       max_new_tokens=MAX_NEW_TOKENS, max_prompt_tokens=MAX_PROMPT_TOKENS)
+                                       max_new_tokens=MAX_NEW_TOKENS or profile.max_new_tokens,
+                                       max_prompt_tokens=MAX_PROMPT_TOKENS or profile.max_prompt_tokens)
 start = time.perf_counter()
 results, base = grid.run_grid(runs, eval_sets, workers=WORKERS, base_model=MODEL, base_dir=RUNS_DIR, progress=False)
 wall = time.perf_counter() - start

@@ -14,7 +14,7 @@ from typing import Mapping, Sequence
 
 from sar_lib import runs as run_files
 from sar_lib.claims import check_claims
-from sar_lib.evaluate import SAMPLED_KEYS
+from sar_lib.evaluate import SAMPLED_KEYS, SWITCH_KEYS
 from sar_lib.grid import IN_DOMAIN, METHODS, RunSpec
 from sar_lib.synthetic import answer_style
 
@@ -27,6 +27,7 @@ CURVE_KEYS = ("reward", "rewards/correctness/mean", "completions/mean_length", "
 CRITIC_CURVE_KEYS = ("critic/vf_explained_var", "critic/vf_loss")   # PPO methods only (sar_lib.ppo)
 STYLES = ("verbose", "concise", "answer_only", "other")   # synthetic.answer_style of an answer
 BUDGET_KEYS = ("accuracy", "mean_length")   # the greedy evaluations logged during training, as eval/<key>
+SWITCH_CURVE_KEY = "p_stop"   # SAR's switch (sar_lib.switch), in the budget curve where every run measured it
 
 
 def stats(values: Sequence[float]) -> dict:
@@ -144,20 +145,37 @@ def budget_curve(run_dirs: Sequence[str | Path], rollouts_per_step: int,
     k at which every run evaluated its ``eval_dataset`` (``eval/accuracy`` and ``eval/mean_length`` in
     ``metrics.jsonl``: every ``eval_every`` steps and at the last)::
 
-        {"step": k, "rollouts": k * Q * G, "accuracy": stats, "mean_length": stats}
+        {"step": k, "rollouts": k * Q * G, "accuracy": stats, "mean_length": stats[, "p_stop": stats]}
 
-    with ``rollouts_per_step`` = Q * G (questions per step x answers per question) and :func:`stats`
+    (``p_stop``: SAR's switch, ``sar_lib.switch``, where every run and the base measured it) with
+    ``rollouts_per_step`` = Q * G (questions per step x answers per question) and :func:`stats`
     over the runs (the seeds). ``base``: the base model's evaluation of the same set
     ({"accuracy", "mean_length"}), the first entry, at step 0 (every run starts from it).
     """
     per_run = [{m["step"]: m for m in run_files.read_metrics(d) if m.get("eval/accuracy") is not None}
                for d in run_dirs]
     steps = sorted(set.intersection(*(set(r) for r in per_run))) if per_run else []
-    curve = [] if base is None else [{"step": 0, "rollouts": 0, **{k: stats([base[k]]) for k in BUDGET_KEYS}}]
+    curve = [] if base is None else [{"step": 0, "rollouts": 0,
+                                      **{k: stats([base[k]]) for k in BUDGET_KEYS + (SWITCH_CURVE_KEY,) if k in base}}]
     for step in steps:
+        keys = BUDGET_KEYS + ((SWITCH_CURVE_KEY,) if all(f"eval/{SWITCH_CURVE_KEY}" in r[step] for r in per_run) else ())
         curve.append({"step": step, "rollouts": step * rollouts_per_step,
-                      **{k: stats([r[step][f"eval/{k}"] for r in per_run]) for k in BUDGET_KEYS}})
+                      **{k: stats([r[step][f"eval/{k}"] for r in per_run]) for k in keys}})
     return curve
+
+
+def shortening_onsets(curve: Sequence[Mapping], reference: Sequence[Mapping], fraction: float) -> list[int | None]:
+    """Per seed of ``curve`` (a method's ``analysis.budget_curve``), the first budget b (rollouts) from which
+    L_seed(b) <= fraction * mean_seeds L_reference(b) at b and at every later budget of both curves, or
+    None when the seed never stays there: when each seed's answers got shorter, where the mean hides it."""
+    by_budget = {e["rollouts"]: e for e in reference}
+    entries = [e for e in curve if e["rollouts"] > 0 and e["rollouts"] in by_budget]
+    onsets: list[int | None] = [None] * (len(entries[0]["mean_length"]["per_seed"]) if entries else 0)
+    for seed in range(len(onsets)):
+        for entry in entries:
+            short = entry["mean_length"]["per_seed"][seed] <= fraction * by_budget[entry["rollouts"]]["mean_length"]["mean"]
+            onsets[seed] = (onsets[seed] or entry["rollouts"]) if short else None
+    return onsets
 
 
 def _rounded(curve: Mapping) -> dict:
@@ -189,7 +207,7 @@ def summarise(runs: Sequence[RunSpec], results: Sequence[dict], base: Mapping[st
                  "run_dirs": [r["run_dir"] for r in rows], "eval": {}, "behaviours": {}, "styles": {}}
         for dataset in rows[0]["evals"]:
             evals = [r["evals"][dataset] for r in rows]
-            keys = EVAL_KEYS + tuple(k for k in SAMPLED_KEYS if k in evals[0])
+            keys = EVAL_KEYS + tuple(k for k in SAMPLED_KEYS + SWITCH_KEYS if all(k in e for e in evals))
             entry["eval"][dataset] = {k: stats([e[k] for e in evals]) for k in keys}
             entry["eval"][dataset]["n"] = evals[0]["n"]
             entry["behaviours"][dataset] = behaviour_counts(entry["run_dirs"], dataset)
@@ -210,7 +228,7 @@ def summarise(runs: Sequence[RunSpec], results: Sequence[dict], base: Mapping[st
         methods[name] = entry
     summary = {"methods": methods}
     if base is not None:
-        summary["base"] = {dataset: {k: e[k] for k in ("n", *EVAL_KEYS, *SAMPLED_KEYS) if k in e}
+        summary["base"] = {dataset: {k: e[k] for k in ("n", *EVAL_KEYS, *SAMPLED_KEYS, *SWITCH_KEYS) if k in e}
                            for dataset, e in base.items()}
     summary["budget_curve"] = {}
     for name, method in methods.items():

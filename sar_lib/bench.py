@@ -50,7 +50,7 @@ from sar_lib import models
 from sar_lib.data import load_problems
 from sar_lib.grpo import grpo_step, questions_of_step, setup_training
 from sar_lib.grpo_config import GRPOConfig, policy_profile
-from sar_lib.machine import check_device, machine_info, synchronize
+from sar_lib.machine import machine_info, synchronize
 from sar_lib.memory_probe import ProbeShape, measure_logprob_memory
 
 _PROBE = ProbeShape()
@@ -160,7 +160,7 @@ def step_config(model: str, sizes: BenchSizes, *, reward: str = "sar", profile: 
                   micro_batch_size=sizes.questions_per_step * sizes.group_size // 2,
                   suppress_eos=True, progress=False, out=os.devnull)
     values.update(overrides)
-    return GRPOConfig(**values).resolved()
+    return GRPOConfig.for_profile(**values).resolved()
 
 
 class Stepper:
@@ -347,24 +347,29 @@ def measure_trl_ratio(model: str, sizes: BenchSizes, *, device: str = "cpu", wor
     without std scaling, and the reward R_VR + 0.2 R_SA (``integrations.trl``; TRL gives reward
     functions no log-probs, so ppl(a|q) costs its own pass there).
     """
-    import trl
-    from datasets import Dataset
-    from peft import LoraConfig
-    from transformers import PrinterCallback, TrainerCallback
-
-    from sar_lib.integrations import trl as sar_trl
+    import trl   # first: without TRL nothing is set up
 
     config = step_config(model, sizes, reward="sar")
     n_cycles = sizes.warmup_steps + sizes.trl_cycles
     ours = Stepper(config, device, n_cycles)
-    problems = [p for step in ours.problems for p in step]
-    kinds = sorted({p.kind for p in problems})
-    if len(kinds) != 1:
-        raise ValueError(f"the training set mixes answer kinds {kinds}; the TRL comparison grades one kind")
-    rows = [{"prompt": sar_trl.paper_messages(p.question), "answer": p.gold} for p in problems]
-    base, tokenizer = models.load_model(config.model, device=device)
-    configured = base.generation_config.eos_token_id
-    eos_ids = {tokenizer.eos_token_id, *(configured if isinstance(configured, list) else [configured])}
+    timer = _alternating_timer(ours, device)
+    try:
+        lengths = _train_trl(config, [p for step in ours.problems for p in step], timer, n_cycles=n_cycles,
+                             device=device, workdir=workdir)
+    finally:
+        ours.close()
+    skip = sizes.warmup_steps
+    pairs = list(zip(timer.ours[skip:], timer.trl[skip:]))
+    return {"trl_step_ratio": _median([a / b for a, b in pairs]), "ours_step_s": [a for a, _ in pairs],
+            "trl_cycle_s": [b for _, b in pairs], "trl_completion_length_mean": _median(lengths),
+            "trl_version": trl.__version__}
+
+
+def _alternating_timer(ours: Stepper, device: str):
+    """The ``TrainerCallback`` of :func:`measure_trl_ratio`: at the start of each TRL cycle it runs one
+    of ``ours``' steps, then starts the cycle's clock. Its ``ours`` and ``trl`` lists hold the seconds
+    of our steps and of TRL's cycles, in order."""
+    from transformers import TrainerCallback
 
     class Alternate(TrainerCallback):
         def __init__(self):
@@ -389,9 +394,44 @@ def measure_trl_ratio(model: str, sizes: BenchSizes, *, device: str = "cpu", wor
         def on_train_end(self, args, state, control, **kwargs):
             self._close_cycle()
 
-    M = config.micro_batch_size
-    args = trl.GRPOConfig(
-        output_dir=str(workdir / "trl"), max_steps=2 * n_cycles, per_device_train_batch_size=M,
+    return Alternate()
+
+
+def _train_trl(config: GRPOConfig, problems: list, timer, *, n_cycles: int, device: str, workdir: Path) -> list[float]:
+    """Train TRL's ``GRPOTrainer`` on ``problems`` for ``n_cycles`` cycles, set up as ``config``'s steps
+    (:func:`measure_trl_ratio`), with ``timer`` among its callbacks; returns the mean completion length
+    of every logged step."""
+    import trl
+    from datasets import Dataset
+    from transformers import PrinterCallback
+
+    from sar_lib.integrations import trl as sar_trl
+
+    kinds = sorted({p.kind for p in problems})
+    if len(kinds) != 1:
+        raise ValueError(f"the training set mixes answer kinds {kinds}; the TRL comparison grades one kind")
+    rows = [{"prompt": sar_trl.paper_messages(p.question), "answer": p.gold} for p in problems]
+    base, tokenizer = models.load_model(config.model, device=device)
+    trainer = trl.GRPOTrainer(model=base, processing_class=tokenizer, args=_trl_args(config, base, tokenizer, n_cycles,
+                                                                                      device=device, workdir=workdir),
+                              peft_config=_trl_lora(config), train_dataset=Dataset.from_list(rows), callbacks=[timer],
+                              reward_funcs=[sar_trl.correctness_reward(kind=kinds[0]),
+                                            sar_trl.SARReward(batch_size=config.micro_batch_size)])
+    trainer.remove_callback(PrinterCallback)  # logs are read from state.log_history, not printed
+    sar_trl.attach(trainer)
+    trainer.train()
+    return [log["completions/mean_length"] for log in trainer.state.log_history if "completions/mean_length" in log]
+
+
+def _trl_args(config: GRPOConfig, base, tokenizer, n_cycles: int, *, device: str, workdir: Path):
+    """``trl.GRPOConfig`` with ``config``'s settings under TRL's names, answers of exactly
+    ``config.max_new_tokens`` tokens (every eos id of ``base`` and ``tokenizer`` suppressed)."""
+    import trl
+
+    configured = base.generation_config.eos_token_id
+    eos_ids = {tokenizer.eos_token_id, *(configured if isinstance(configured, list) else [configured])}
+    return trl.GRPOConfig(
+        output_dir=str(workdir / "trl"), max_steps=2 * n_cycles, per_device_train_batch_size=config.micro_batch_size,
         gradient_accumulation_steps=1, steps_per_generation=2, num_generations=config.group_size,
         max_completion_length=config.max_new_tokens, temperature=config.temperature, top_p=config.top_p, top_k=0,
         generation_kwargs={"min_new_tokens": config.max_new_tokens, "suppress_tokens": sorted(eos_ids - {None})},
@@ -402,27 +442,15 @@ def measure_trl_ratio(model: str, sizes: BenchSizes, *, device: str = "cpu", wor
         shuffle_dataset=False, reward_weights=[1.0, config.alpha], seed=config.seed,
         bf16=False, fp16=False, gradient_checkpointing=False, use_cpu=torch.device(device).type == "cpu",
         report_to="none", save_strategy="no", logging_steps=1, disable_tqdm=True)
+
+
+def _trl_lora(config: GRPOConfig):
+    """peft's ``LoraConfig`` of ``config``'s policy profile, for TRL's trainer."""
+    from peft import LoraConfig
+
     profile = policy_profile(config)
-    lora = LoraConfig(r=profile.lora_r, lora_alpha=profile.lora_alpha, lora_dropout=profile.lora_dropout,
+    return LoraConfig(r=profile.lora_r, lora_alpha=profile.lora_alpha, lora_dropout=profile.lora_dropout,
                       target_modules=list(profile.target_modules), bias="none", task_type="CAUSAL_LM")
-    timer = Alternate()
-    try:
-        trainer = trl.GRPOTrainer(model=base, processing_class=tokenizer, args=args, peft_config=lora,
-                                  train_dataset=Dataset.from_list(rows), callbacks=[timer],
-                                  reward_funcs=[sar_trl.correctness_reward(kind=kinds[0]),
-                                                sar_trl.SARReward(batch_size=M)])
-        trainer.remove_callback(PrinterCallback)  # logs are read from state.log_history, not printed
-        sar_trl.attach(trainer)
-        trainer.train()
-        lengths = [log["completions/mean_length"] for log in trainer.state.log_history
-                   if "completions/mean_length" in log]
-    finally:
-        ours.close()
-    skip = sizes.warmup_steps
-    pairs = list(zip(timer.ours[skip:], timer.trl[skip:]))
-    return {"trl_step_ratio": _median([a / b for a, b in pairs]), "ours_step_s": [a for a, _ in pairs],
-            "trl_cycle_s": [b for _, b in pairs], "trl_completion_length_mean": _median(lengths),
-            "trl_version": trl.__version__}
 
 
 # ---------------------------------------------------------------- sar bench
@@ -440,7 +468,7 @@ def run_bench(*, device: str = "cpu", sizes: BenchSizes = FULL, threads: int | N
     threads per process wait on each other and make step times erratic (measured: 2-25 s for a
     step that takes 1.9 s with one thread on a 2-core machine under load).
     """
-    check_device(device)
+    models.check_device(device)
     if threads is not None and threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
     previous_threads = torch.get_num_threads()

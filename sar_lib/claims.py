@@ -24,11 +24,11 @@ the mean over the method's seeds, on the in-domain set unless said otherwise:
 
 **When a measured difference counts** (the criteria above are unchanged by this; it decides only
 whether the difference they read is real). Two methods are compared on their per-seed values
-(:func:`compare_seeds`):
+(:func:`sar_lib.stats.compare_seeds`):
 
-* both with at least 2 seeds: a two-sided **Welch t-test at 5%** (:func:`welch`; unequal variances,
-  Welch-Satterthwaite degrees of freedom, p from the Student-t CDF of :func:`t_two_sided_p`, no
-  scipy): the difference is *separable from noise* when p < 0.05;
+* both with at least 2 seeds: a two-sided **Welch t-test at 5%** (:func:`sar_lib.stats.welch`, by
+  scipy; unequal variances, Welch-Satterthwaite degrees of freedom): the difference is *separable
+  from noise* when p < 0.05;
 * a method with fewer than 2 seeds has no measured spread, so Welch's test does not apply: the
   difference is separable only when the per-seed ranges do not overlap, **every seed of one beyond
   every seed of the other**; such a comparison is reported as single-seed (with one seed on both
@@ -59,21 +59,19 @@ readers, ``holds``: True, False, or None for every other status.
 
 from __future__ import annotations
 
-import math
-import statistics
 from typing import Mapping, Sequence
+
+from sar_lib.stats import accuracy_interval, compare_seeds
 
 C1_MIN_LENGTH_REDUCTION = 0.20
 ACCURACY_TOLERANCE_POINTS = 1.0
 C3_MIN_ACCURACY_DROP_POINTS = 10.0
 _ROUNDING = 1e-9   # 1 - 80/100 is 0.19999999999999996 in floating point
 
-SIGNIFICANCE = 0.05            # two-sided level of the Welch test over seeds
 CONTROL_METHOD = "shuffled-sar"
 # chance level of a set's answers by Problem.kind ("math": none; its floor is MATH_FLOOR_ACCURACY)
 CHANCE = {"bool": 0.5, "choice": 0.25}
 MATH_FLOOR_ACCURACY = 0.10
-FLOOR_Z = 1.96                 # 95% Wilson interval
 # Problem.kind of the sets whose answers are not numbers (sar_lib.data); every other set is "math".
 SET_KINDS = {"logic-test": "bool", "claim-test": "bool", "prontoqa": "bool", "logicbench": "choice"}
 _KIND_WORDS = {"bool": "True/False", "choice": "A-D"}
@@ -87,101 +85,7 @@ VERDICT_WORDS = {"holds": "holds", "does_not_hold": "does not hold", "not_separa
 _HOLDS = {"holds": True, "does_not_hold": False}
 
 
-# ---------------------------------------------------------------- statistics
-def _betacf(a: float, b: float, x: float) -> float:
-    """Continued fraction of the incomplete beta function (modified Lentz)."""
-    tiny = 1e-300
-    c, d = 1.0, 1.0 - (a + b) * x / (a + 1.0)
-    d = 1.0 / (d if abs(d) > tiny else tiny)
-    h = d
-    for m in range(1, 500):
-        for aa in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
-                   -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):
-            d = 1.0 + aa * d
-            d = 1.0 / (d if abs(d) > tiny else tiny)
-            c = 1.0 + aa / c
-            c = c if abs(c) > tiny else tiny
-            h *= d * c
-        if abs(d * c - 1.0) < 1e-15:
-            break
-    return h
-
-
-def regularized_beta(a: float, b: float, x: float) -> float:
-    """I_x(a, b), the regularized incomplete beta function, for a, b > 0 and x in [0, 1]."""
-    if x <= 0.0:
-        return 0.0
-    if x >= 1.0:
-        return 1.0
-    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x))
-    if x < (a + 1.0) / (a + b + 2.0):
-        return front * _betacf(a, b, x) / a
-    return 1.0 - front * _betacf(b, a, 1.0 - x) / b
-
-
-def t_two_sided_p(t: float, df: float) -> float:
-    """``P(|T| >= |t|)`` for T Student-t with ``df`` > 0 degrees of freedom (any real df):
-    ``I_{df / (df + t²)}(df / 2, 1 / 2)``."""
-    if df <= 0:
-        raise ValueError(f"degrees of freedom must be > 0, got {df}")
-    if math.isinf(t):
-        return 0.0
-    return regularized_beta(df / 2.0, 0.5, df / (df + t * t))
-
-
-def welch(a: Sequence[float], b: Sequence[float]) -> dict:
-    """Welch's t-test of mean(a) - mean(b), each sample with at least 2 values:
-
-        t  = (m_a - m_b) / sqrt(s_a²/n_a + s_b²/n_b)
-        df = (s_a²/n_a + s_b²/n_b)² / ((s_a²/n_a)²/(n_a - 1) + (s_b²/n_b)²/(n_b - 1))
-        p  = P(|T_df| >= |t|)   (two-sided, :func:`t_two_sided_p`)
-
-    with s² the sample variances. Both variances 0: p = 1 for equal means, 0 otherwise (df None).
-    Returns ``{"t", "df", "p"}`` (t None when infinite, for JSON)."""
-    if len(a) < 2 or len(b) < 2:
-        raise ValueError(f"Welch's test needs at least 2 values per sample, got {len(a)} and {len(b)}")
-    va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
-    diff = statistics.fmean(a) - statistics.fmean(b)
-    if va + vb == 0:
-        return {"t": 0.0 if diff == 0 else None, "df": None, "p": 1.0 if diff == 0 else 0.0}
-    t = diff / math.sqrt(va + vb)
-    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
-    return {"t": t, "df": df, "p": t_two_sided_p(t, df)}
-
-
-def compare_seeds(a: Sequence[float], b: Sequence[float], level: float = SIGNIFICANCE) -> dict:
-    """Whether mean(a) - mean(b) is separable from the seed noise (module docstring):
-
-    * ``rule`` "welch" (both with >= 2 seeds): ``separable`` when Welch's two-sided p < ``level``;
-    * ``rule`` "ranges" (a side with one seed): ``separable`` when every value of one side is beyond
-      every value of the other (``single_seed`` True: no spread was measured on that side).
-
-    Returns ``{"rule", "difference", "p" (None for ranges), "t", "df", "seeds": [n_a, n_b],
-    "range_a", "range_b", "separable", "single_seed"}``."""
-    a, b = [float(v) for v in a], [float(v) for v in b]
-    if not a or not b:
-        raise ValueError("each side needs at least one value")
-    out = {"difference": statistics.fmean(a) - statistics.fmean(b), "seeds": [len(a), len(b)],
-           "range_a": [min(a), max(a)], "range_b": [min(b), max(b)], "single_seed": min(len(a), len(b)) < 2}
-    if len(a) >= 2 and len(b) >= 2:
-        test = welch(a, b)
-        out.update(rule="welch", **test, separable=test["p"] < level)
-    else:
-        out.update(rule="ranges", t=None, df=None, p=None, separable=max(a) < min(b) or min(a) > max(b))
-    return out
-
-
-def accuracy_interval(accuracy: float, n: int, z: float = FLOOR_Z) -> tuple[float, float]:
-    """Wilson score interval of an accuracy measured on ``n`` items (95% for z = 1.96):
-    ``(p + z²/2n ± z sqrt(p(1-p)/n + z²/4n²)) / (1 + z²/n)``."""
-    if n < 1 or not 0.0 <= accuracy <= 1.0:
-        raise ValueError(f"need n >= 1 and an accuracy in [0, 1], got n={n}, accuracy={accuracy}")
-    centre = accuracy + z * z / (2 * n)
-    spread = z * math.sqrt(accuracy * (1 - accuracy) / n + z * z / (4 * n * n))
-    # at p = 0 or 1 the bound is 0 or 1 exactly; rounding must not print it as "-0.0%"
-    return max(0.0, (centre - spread) / (1 + z * z / n)), min(1.0, (centre + spread) / (1 + z * z / n))
-
-
+# ---------------------------------------------------------------- floors and test text
 def answer_kind(dataset: str) -> str:
     """``Problem.kind`` of a set's answers by its name (:data:`SET_KINDS`; "math" otherwise)."""
     return SET_KINDS.get(dataset, "math")
@@ -189,9 +93,9 @@ def answer_kind(dataset: str) -> str:
 
 def floor_check(accuracy: float, n: int | None, kind: str) -> dict:
     """Whether a greedy accuracy on ``n`` problems of answer ``kind`` is at the floor (module docstring):
-    kinds with a chance level (:data:`CHANCE`): the Wilson 95% interval (:func:`accuracy_interval`)
-    reaches down to chance or lies below it (without ``n``: the accuracy itself is at or below chance);
-    "math": the accuracy is below :data:`MATH_FLOOR_ACCURACY`.
+    kinds with a chance level (:data:`CHANCE`): the Wilson 95% interval
+    (:func:`sar_lib.stats.accuracy_interval`) reaches down to chance or lies below it (without ``n``: the
+    accuracy itself is at or below chance); "math": the accuracy is below :data:`MATH_FLOOR_ACCURACY`.
     Returns ``{"kind", "chance", "accuracy", "n", "interval", "at_floor"}``."""
     chance = CHANCE.get(kind)
     interval = accuracy_interval(accuracy, n) if n else None
@@ -340,10 +244,31 @@ def shorter_at_equal_accuracy(grpo: tuple[float, float], sa: tuple[float, float]
 
 
 # ---------------------------------------------------------------- the claims
+def _floor_and_status(numbers: dict, summary: Mapping, methods: Sequence[str], dataset: str,
+                      kinds: Mapping[str, str], outcomes: Sequence[str]) -> str:
+    """Adds the floor of ``dataset`` for ``methods`` (:func:`_set_floor`) to ``numbers`` and returns the
+    status: "untestable" at the floor, else the parts' ``outcomes`` combined."""
+    numbers["floor"] = _set_floor(summary, methods, dataset, kinds)
+    return "untestable" if numbers["floor"]["at_floor"] else _combine(outcomes)
+
+
+def _shorter_and_as_accurate(summary: Mapping, shaped: str, plain: str, dataset: str) -> tuple[dict, dict]:
+    """The two seed tests of "``shaped`` is shorter than ``plain`` on ``dataset`` at no lower accuracy",
+    each with its ``outcome``: the length difference must exist, ``L_shaped < L_plain``
+    (:func:`_exists`); the accuracy is a tolerance, ``100 (acc_plain - acc_shaped) <= 1`` (:func:`_tolerance`)."""
+    drop = 100 * (_point(summary, plain, dataset)[1] - _point(summary, shaped, dataset)[1])
+    length = _seed_test(summary, shaped, plain, dataset, "mean_length")
+    length["outcome"] = _exists(length, shorter_or_lower=True)
+    accuracy = _seed_test(summary, shaped, plain, dataset, "accuracy")
+    accuracy["outcome"] = _tolerance(drop <= ACCURACY_TOLERANCE_POINTS + _ROUNDING, accuracy)
+    return length, accuracy
+
+
 def _shorter_row(summary: Mapping, claim: str, plain: str, shaped: str, in_domain: str,
                  kinds: Mapping[str, str], control: str | None) -> dict:
-    """C1 or C7: method ``shaped`` (e.g. "sa-grpo") against ``plain`` ("grpo") by C1's criterion, and
-    against ``control`` (C1: shuffled SAR) when the summary has it."""
+    """C1 or C7: method ``shaped`` (e.g. "sa-grpo") against ``plain`` ("grpo") by C1's criterion,
+    ``1 - L_shaped / L_plain >= 0.20`` and ``100 (acc_plain - acc_shaped) <= 1``, and shorter than
+    ``control`` (C1: shuffled SAR) when the summary has it."""
     base, sa = _point(summary, plain, in_domain), _point(summary, shaped, in_domain)
     control = control if control and _point(summary, control, in_domain) else None   # a replicate runs without it
     p, s = plain.replace("-", "_"), shaped.replace("-", "_")
@@ -357,12 +282,9 @@ def _shorter_row(summary: Mapping, claim: str, plain: str, shaped: str, in_domai
         return _row(claim, statement, criterion, {p: base, s: sa, **means}, "not_run")
     numbers = {"dataset": in_domain, p: base, s: sa, "length_reduction": means["length_reduction"],
                "accuracy_drop_points": means["accuracy_drop_points"], "criterion_on_means": means["holds"]}
-    length = _seed_test(summary, shaped, plain, in_domain, "mean_length")
-    length["outcome"] = _exists(length, shorter_or_lower=True)
+    length, accuracy = _shorter_and_as_accurate(summary, shaped, plain, in_domain)
     if length["outcome"] == "pass" and means["length_reduction"] < C1_MIN_LENGTH_REDUCTION - _ROUNDING:
         length["outcome"] = "fail"   # real, but shorter by less than the claim's margin
-    accuracy = _seed_test(summary, shaped, plain, in_domain, "accuracy")
-    accuracy["outcome"] = _tolerance(means["accuracy_drop_points"] <= ACCURACY_TOLERANCE_POINTS + _ROUNDING, accuracy)
     numbers.update(length_test=length, accuracy_test=accuracy, control=None)
     outcomes = [length["outcome"], accuracy["outcome"]]
     if control:
@@ -371,9 +293,118 @@ def _shorter_row(summary: Mapping, claim: str, plain: str, shaped: str, in_domai
         numbers["control"] = {"method": control, "label": summary["methods"][control].get("label", control),
                               "point": _point(summary, control, in_domain), "length_test": test}
         outcomes.append(test["outcome"])
-    numbers["floor"] = _set_floor(summary, [plain, shaped], in_domain, kinds)
-    status = "untestable" if numbers["floor"]["at_floor"] else _combine(outcomes)
+    status = _floor_and_status(numbers, summary, [plain, shaped], in_domain, kinds, outcomes)
     return _row(claim, statement, criterion, numbers, status)
+
+
+def _c2_baseline(summary: Mapping, methods: Sequence[str], in_domain: str) -> dict:
+    """C2 against one baseline run at the alphas of ``methods``: ``acc_SA >= f_B(L_SA)``, with f_B
+    (:func:`curve_accuracy`) through GRPO and the baseline's points; a shortfall is a tolerance miss."""
+    grpo, sa = _point(summary, "grpo", in_domain), _point(summary, "sa-grpo", in_domain)
+    points = [p for p in (_point(summary, m, in_domain) for m in methods) if p]
+    if not (grpo and sa and points):
+        return {"status": "not_run", "holds": None}
+    expected = curve_accuracy([grpo, *points], sa[0])
+    test = compare_seeds(_seeds(summary, "sa-grpo", in_domain, "accuracy"), [expected])
+    test["outcome"] = _tolerance(sa[1] >= expected - _ROUNDING, test)
+    status = _combine([test["outcome"]])
+    return {"points": points, "accuracy_at_sa_length": expected, "margin_points": 100 * (sa[1] - expected),
+            "accuracy_test": test, "status": status, "holds": _HOLDS.get(status)}
+
+
+def _c2_pareto(summary: Mapping, in_domain: str, baselines: Mapping[str, Sequence[str]],
+               kinds: Mapping[str, str]) -> dict:
+    """C2: SA-GRPO is on or above every baseline's accuracy-vs-length curve (:func:`_c2_baseline`)."""
+    grpo, sa = _point(summary, "grpo", in_domain), _point(summary, "sa-grpo", in_domain)
+    floor = _set_floor(summary, ["grpo", "sa-grpo"], in_domain, kinds) if grpo and sa else None
+    per_baseline = {name: _c2_baseline(summary, methods, in_domain) for name, methods in baselines.items()}
+    statuses = [v["status"] for v in per_baseline.values()]
+    status = ("not_run" if not statuses or "not_run" in statuses else
+              "untestable" if floor["at_floor"] else _combine_statuses(statuses))
+    return _row("C2", "Pareto: at matched length SA-GRPO is at least as accurate as the length penalties",
+                "acc_SA >= the accuracy of each baseline's curve (GRPO and its alphas, piecewise linear, flat "
+                "beyond its ends) at SA-GRPO's length; a shortfall counts when every SA-GRPO seed is below the "
+                "curve (single-seed baselines)",
+                {"sa_grpo": sa, **per_baseline, **({"floor": floor} if floor else {})}, status)
+
+
+def _c3_sar_alone_collapses(summary: Mapping, in_domain: str, kinds: Mapping[str, str]) -> dict:
+    """C3: ``100 (acc_GRPO - acc_RSA) >= 10`` and ``L_RSA < L_GRPO``, both differences that must exist."""
+    grpo, alone = _point(summary, "grpo", in_domain), _point(summary, "sar-only", in_domain)
+    numbers = {"grpo": grpo, "sar_only": alone,
+               "accuracy_drop_points": 100 * (grpo[1] - alone[1]) if grpo and alone else None}
+    status = "not_run"
+    if grpo and alone:
+        accuracy = _seed_test(summary, "sar-only", "grpo", in_domain, "accuracy")
+        accuracy["outcome"] = _exists(accuracy, shorter_or_lower=True)
+        if accuracy["outcome"] == "pass" and numbers["accuracy_drop_points"] < C3_MIN_ACCURACY_DROP_POINTS - _ROUNDING:
+            accuracy["outcome"] = "fail"   # real, but a smaller drop than the claim's
+        length = _seed_test(summary, "sar-only", "grpo", in_domain, "mean_length")
+        length["outcome"] = _exists(length, shorter_or_lower=True)
+        numbers.update(accuracy_test=accuracy, length_test=length)
+        status = _floor_and_status(numbers, summary, ["grpo", "sar-only"], in_domain, kinds,
+                                   [accuracy["outcome"], length["outcome"]])
+    return _row("C3", "R_SA alone collapses",
+                f"accuracy at least {C3_MIN_ACCURACY_DROP_POINTS:g} points below GRPO's and shorter answers, "
+                "beyond the seed noise", numbers, status)
+
+
+def _c4_beats_em(summary: Mapping, in_domain: str, kinds: Mapping[str, str]) -> dict:
+    """C4: ``L_SA < L_EM`` and ``100 (acc_EM - acc_SA) <= 1`` (:func:`_shorter_and_as_accurate`)."""
+    em, sa = _point(summary, "em", in_domain), _point(summary, "sa-grpo", in_domain)
+    numbers = {"em": em, "sa_grpo": sa}
+    status = "not_run"
+    if sa and em:
+        length, accuracy = _shorter_and_as_accurate(summary, "sa-grpo", "em", in_domain)
+        numbers.update(length_test=length, accuracy_test=accuracy)
+        status = _floor_and_status(numbers, summary, ["em", "sa-grpo"], in_domain, kinds,
+                                   [length["outcome"], accuracy["outcome"]])
+    return _row("C4", "SA-GRPO is shorter than R_VR + α·R_EM at no lower accuracy",
+                f"L_SA < L_EM and accuracy at most {ACCURACY_TOLERANCE_POINTS:g} point lower, beyond the seed "
+                "noise", numbers, status)
+
+
+def _c5_trains_no_slower(summary: Mapping) -> dict:
+    """C5: mean training seconds of SA-GRPO <= GRPO's, a tolerance over the per-seed times."""
+    present = [m for m in ("grpo", "sa-grpo") if m in summary["methods"]]
+    times = {m: summary["methods"][m]["train_seconds"]["mean"] for m in present}
+    numbers = {"train_seconds": times}
+    status = "not_run"
+    if len(times) == 2:
+        test = compare_seeds(_per_seed(summary["methods"]["sa-grpo"]["train_seconds"]),
+                             _per_seed(summary["methods"]["grpo"]["train_seconds"]))
+        test["outcome"] = _tolerance(times["sa-grpo"] <= times["grpo"], test)
+        numbers["test"] = test
+        status = _combine([test["outcome"]])
+    return _row("C5", "SA-GRPO trains no slower than GRPO (shorter rollouts pay for the extra pass)",
+                "mean training time of SA-GRPO <= GRPO's, same steps; slower counts beyond the seed noise",
+                numbers, status)
+
+
+def _c6_set(summary: Mapping, dataset: str, kinds: Mapping[str, str]) -> dict:
+    """C6 on one OOD set: ``100 (acc_GRPO - acc_SA) <= 1`` and ``L_SA < L_GRPO`` (:func:`_shorter_and_as_accurate`)."""
+    g, s = _point(summary, "grpo", dataset), _point(summary, "sa-grpo", dataset)
+    if not (g and s):
+        return {"grpo": g, "sa_grpo": s, "status": "not_run", "holds": None}
+    length, accuracy = _shorter_and_as_accurate(summary, "sa-grpo", "grpo", dataset)
+    numbers = {"grpo": g, "sa_grpo": s, "length_test": length, "accuracy_test": accuracy}
+    status = _floor_and_status(numbers, summary, ["grpo", "sa-grpo"], dataset, kinds,
+                               [length["outcome"], accuracy["outcome"]])
+    return {**numbers, "status": status, "holds": _HOLDS.get(status)}
+
+
+def _c6_out_of_domain(summary: Mapping, ood_sets: Sequence[str], kinds: Mapping[str, str]) -> dict:
+    """C6: :func:`_c6_set` holds on every OOD set above its floor; untestable when none is."""
+    per_set = {dataset: _c6_set(summary, dataset, kinds) for dataset in ood_sets}
+    statuses = {d: v["status"] for d, v in per_set.items()}
+    judged = [d for d, st in statuses.items() if st != "untestable"]
+    untestable = [d for d, st in statuses.items() if st == "untestable"]
+    status = ("not_run" if not statuses or "not_run" in statuses.values() else
+              "untestable" if not judged else _combine_statuses([statuses[d] for d in judged]))
+    return _row("C6", "Out of domain SA-GRPO keeps GRPO's accuracy and is shorter",
+                f"on every OOD set above its floor: accuracy at most {ACCURACY_TOLERANCE_POINTS:g} point lower "
+                "and L_SA < L_GRPO beyond the seed noise",
+                per_set, status, judged_on=judged, untestable_on=untestable)
 
 
 def check_claims(summary: Mapping, *, in_domain: str, ood_sets: Sequence[str],
@@ -385,110 +416,17 @@ def check_claims(summary: Mapping, *, in_domain: str, ood_sets: Sequence[str],
     ``baselines``: {"O1-pruner": [method names at each alpha], "ER": [...]} for C2; ``kinds``: a set's
     answer kind when :func:`answer_kind` does not know it; ``control``: C1's control method. Returns
     one dict per claim: ``id``, ``statement``, ``criterion``, ``numbers`` (what the verdict was
-    computed from, the tests of :func:`compare_seeds` and the floor checks included), ``status``
-    (:data:`STATUSES`) and ``holds`` (True, False, or None for any other status).
+    computed from, the tests of :func:`sar_lib.stats.compare_seeds` and the floor checks included),
+    ``status`` (:data:`STATUSES`) and ``holds`` (True, False, or None for any other status).
     """
     kinds = dict(kinds or {})
-    grpo, sa = _point(summary, "grpo", in_domain), _point(summary, "sa-grpo", in_domain)
-    rows = [_shorter_row(summary, "C1", "grpo", "sa-grpo", in_domain, kinds, control)]
-    in_floor = _set_floor(summary, ["grpo", "sa-grpo"], in_domain, kinds) if grpo and sa else None
-
-    c2 = {}
-    for name, methods in baselines.items():
-        points = [p for p in (_point(summary, m, in_domain) for m in methods) if p]
-        if grpo and sa and points:
-            expected = curve_accuracy([grpo, *points], sa[0])
-            test = compare_seeds(_seeds(summary, "sa-grpo", in_domain, "accuracy"), [expected])
-            test["outcome"] = _tolerance(sa[1] >= expected - _ROUNDING, test)
-            status = _combine([test["outcome"]])
-            c2[name] = {"points": points, "accuracy_at_sa_length": expected, "margin_points": 100 * (sa[1] - expected),
-                        "accuracy_test": test, "status": status, "holds": _HOLDS.get(status)}
-        else:
-            c2[name] = {"status": "not_run", "holds": None}
-    statuses = [v["status"] for v in c2.values()]
-    c2_status = ("not_run" if not statuses or "not_run" in statuses else
-                 "untestable" if in_floor["at_floor"] else _combine_statuses(statuses))
-    rows.append(_row("C2", "Pareto: at matched length SA-GRPO is at least as accurate as the length penalties",
-                     "acc_SA >= the accuracy of each baseline's curve (GRPO and its alphas, piecewise linear, flat "
-                     "beyond its ends) at SA-GRPO's length; a shortfall counts when every SA-GRPO seed is below the "
-                     "curve (single-seed baselines)",
-                     {"sa_grpo": sa, **c2, **({"floor": in_floor} if in_floor else {})}, c2_status))
-
-    alone = _point(summary, "sar-only", in_domain)
-    numbers = {"grpo": grpo, "sar_only": alone,
-               "accuracy_drop_points": 100 * (grpo[1] - alone[1]) if grpo and alone else None}
-    if grpo and alone:
-        accuracy = _seed_test(summary, "sar-only", "grpo", in_domain, "accuracy")
-        accuracy["outcome"] = _exists(accuracy, shorter_or_lower=True)
-        if accuracy["outcome"] == "pass" and numbers["accuracy_drop_points"] < C3_MIN_ACCURACY_DROP_POINTS - _ROUNDING:
-            accuracy["outcome"] = "fail"
-        length = _seed_test(summary, "sar-only", "grpo", in_domain, "mean_length")
-        length["outcome"] = _exists(length, shorter_or_lower=True)
-        floor = _set_floor(summary, ["grpo", "sar-only"], in_domain, kinds)
-        numbers.update(accuracy_test=accuracy, length_test=length, floor=floor)
-        c3 = "untestable" if floor["at_floor"] else _combine([accuracy["outcome"], length["outcome"]])
-    else:
-        c3 = "not_run"
-    rows.append(_row("C3", "R_SA alone collapses",
-                     f"accuracy at least {C3_MIN_ACCURACY_DROP_POINTS:g} points below GRPO's and shorter answers, "
-                     "beyond the seed noise", numbers, c3))
-
-    em = _point(summary, "em", in_domain)
-    numbers = {"em": em, "sa_grpo": sa}
-    if sa and em:
-        length = _seed_test(summary, "sa-grpo", "em", in_domain, "mean_length")
-        length["outcome"] = _exists(length, shorter_or_lower=True)
-        accuracy = _seed_test(summary, "sa-grpo", "em", in_domain, "accuracy")
-        accuracy["outcome"] = _tolerance(100 * (em[1] - sa[1]) <= ACCURACY_TOLERANCE_POINTS + _ROUNDING, accuracy)
-        floor = _set_floor(summary, ["em", "sa-grpo"], in_domain, kinds)
-        numbers.update(length_test=length, accuracy_test=accuracy, floor=floor)
-        c4 = "untestable" if floor["at_floor"] else _combine([length["outcome"], accuracy["outcome"]])
-    else:
-        c4 = "not_run"
-    rows.append(_row("C4", "SA-GRPO is shorter than R_VR + α·R_EM at no lower accuracy",
-                     f"L_SA < L_EM and accuracy at most {ACCURACY_TOLERANCE_POINTS:g} point lower, beyond the seed "
-                     "noise", numbers, c4))
-
-    present = [m for m in ("grpo", "sa-grpo") if m in summary["methods"]]
-    times = {m: summary["methods"][m]["train_seconds"]["mean"] for m in present}
-    numbers = {"train_seconds": times}
-    if len(times) == 2:
-        test = compare_seeds(_per_seed(summary["methods"]["sa-grpo"]["train_seconds"]),
-                             _per_seed(summary["methods"]["grpo"]["train_seconds"]))
-        test["outcome"] = _tolerance(times["sa-grpo"] <= times["grpo"], test)
-        numbers["test"] = test
-        c5 = _combine([test["outcome"]])
-    else:
-        c5 = "not_run"
-    rows.append(_row("C5", "SA-GRPO trains no slower than GRPO (shorter rollouts pay for the extra pass)",
-                     "mean training time of SA-GRPO <= GRPO's, same steps; slower counts beyond the seed noise",
-                     numbers, c5))
-
-    c6 = {}
-    for dataset in ood_sets:
-        g, s = _point(summary, "grpo", dataset), _point(summary, "sa-grpo", dataset)
-        if not (g and s):
-            c6[dataset] = {"grpo": g, "sa_grpo": s, "status": "not_run", "holds": None}
-            continue
-        length = _seed_test(summary, "sa-grpo", "grpo", dataset, "mean_length")
-        length["outcome"] = _exists(length, shorter_or_lower=True)
-        accuracy = _seed_test(summary, "sa-grpo", "grpo", dataset, "accuracy")
-        accuracy["outcome"] = _tolerance(100 * (g[1] - s[1]) <= ACCURACY_TOLERANCE_POINTS + _ROUNDING, accuracy)
-        floor = _set_floor(summary, ["grpo", "sa-grpo"], dataset, kinds)
-        status = "untestable" if floor["at_floor"] else _combine([length["outcome"], accuracy["outcome"]])
-        c6[dataset] = {"grpo": g, "sa_grpo": s, "length_test": length, "accuracy_test": accuracy, "floor": floor,
-                       "status": status, "holds": _HOLDS.get(status)}
-    statuses = {d: v["status"] for d, v in c6.items()}
-    judged = [d for d, st in statuses.items() if st != "untestable"]
-    c6_status = ("not_run" if not statuses or "not_run" in statuses.values() else
-                 "untestable" if not judged else _combine_statuses([statuses[d] for d in judged]))
-    rows.append(_row("C6", "Out of domain SA-GRPO keeps GRPO's accuracy and is shorter",
-                     f"on every OOD set above its floor: accuracy at most {ACCURACY_TOLERANCE_POINTS:g} point lower "
-                     "and L_SA < L_GRPO beyond the seed noise",
-                     c6, c6_status, judged_on=judged,
-                     untestable_on=[d for d, st in statuses.items() if st == "untestable"]))
-    rows.append(_shorter_row(summary, "C7", "ppo", "sa-ppo", in_domain, kinds, None))
-    return rows
+    return [_shorter_row(summary, "C1", "grpo", "sa-grpo", in_domain, kinds, control),
+            _c2_pareto(summary, in_domain, baselines, kinds),
+            _c3_sar_alone_collapses(summary, in_domain, kinds),
+            _c4_beats_em(summary, in_domain, kinds),
+            _c5_trains_no_slower(summary),
+            _c6_out_of_domain(summary, ood_sets, kinds),
+            _shorter_row(summary, "C7", "ppo", "sa-ppo", in_domain, kinds, None)]
 
 
 def current_claims(summary: Mapping, in_domain: str | None = None) -> list[dict]:

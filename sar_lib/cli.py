@@ -44,6 +44,23 @@ def _cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_score(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("score", help="SAR of (question, answer) pairs under a model",
+                       description="Print one JSON object per (question, answer) pair, in input order, with "
+                                   "ppl_qa, ppl_a, nll_qa, nll_a, sar and n_tokens (answer tokens incl. eos).")
+    p.add_argument("--model", required=True, help='"tiny", a local model dir, or a cached hub name')
+    p.add_argument("--question", help="the question (with --answer)")
+    p.add_argument("--answer", help="the answer text to score (with --question)")
+    p.add_argument("--jsonl", help="a JSONL file, one object per line with 'question' and 'answer'")
+    p.add_argument("--batch-size", type=int, default=8, help="pairs per forward pass (default 8)")
+    p.add_argument("--variant", default="ppl",
+                   help="ppl (official, default) | log | no_denominator | em; see sar_lib.sar.sar_from_nll")
+    p.add_argument("--no-instruction", action="store_true",
+                   help="do not append the paper's instruction to the question")
+    p.add_argument("--device", help="cpu, cuda, ... (default: cuda when available, else cpu)")
+    p.set_defaults(func=_cmd_score)
+
+
 # ---------------------------------------------------------------- eval
 def _cmd_eval(args: argparse.Namespace) -> int:
     import torch
@@ -72,6 +89,31 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_eval(sub: argparse._SubParsersAction) -> None:
+    from sar_lib.evaluate import DEFAULT_BATCH_SIZE, DEFAULT_MAX_NEW_TOKENS
+
+    p = sub.add_parser("eval", help="greedy evaluation: accuracy and answer length",
+                       description="Greedy answers with the paper's prompt; prints accuracy, mean / median "
+                                   "answer length in tokens (eos excluded), mean length of correct answers and "
+                                   "truncation rate, and writes them with the per-item records to --json.")
+    p.add_argument("--model", required=True, help='"tiny" (embedded), a local model dir, or a hub name')
+    p.add_argument("--dataset", required=True,
+                   help="a synthetic set (arith-test, logic-test, ...), a benchmark (gsm8k, math500, ...) "
+                        "or a .json/.jsonl file")
+    p.add_argument("--limit", type=int, help="evaluate this many items (a seeded subset; default: all, "
+                                             "200 for synthetic sets)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the synthetic set / the subset (default 0)")
+    p.add_argument("--json", help="write the summary and the per-item records to this JSON file")
+    p.add_argument("--max-new-tokens", type=int,
+                   help=f"answer budget in tokens (default: the tiny-cpu profile's for tiny, "
+                        f"{DEFAULT_MAX_NEW_TOKENS} otherwise)")
+    p.add_argument("--batch-size", type=int,
+                   help=f"prompts per generation batch (default: the tiny-cpu profile's for tiny, "
+                        f"{DEFAULT_BATCH_SIZE} otherwise)")
+    p.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available, else cpu")
+    p.set_defaults(func=_cmd_eval)
+
+
 # ---------------------------------------------------------------- pretrain-tiny
 def _cmd_pretrain_tiny(args: argparse.Namespace) -> int:
     from sar_lib.data import HELD_OUT_SETS
@@ -89,6 +131,24 @@ def _cmd_pretrain_tiny(args: argparse.Namespace) -> int:
     print(f"wrote {args.out} ({card['n_parameters'] / 1e6:.2f}M parameters, {card['steps_done']} steps, "
           f"{card['total_seconds'] / 60:.1f} min); model card: {args.out}/MODEL_CARD.md", flush=True)
     return 0
+
+
+def _add_pretrain_tiny(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("pretrain-tiny", help="train the embedded tiny reasoner from scratch",
+                       description="Trains the tokenizer and the tiny Qwen2 model on the synthetic corpus "
+                                   "(sar_lib.pretrain.PretrainConfig), saves them into --out, measures greedy "
+                                   "accuracy / length on held-out arithmetic and the OOD sets, and writes "
+                                   "MODEL_CARD.md and card.json there. About 25 minutes on one CPU core "
+                                   "(the model card states the time).")
+    p.add_argument("--out", default="tiny-reasoner",
+                   help="output directory (default ./tiny-reasoner; the shipped model in sar_lib/assets/tiny "
+                        "is replaced only when --out names it)")
+    p.add_argument("--seed", type=int, help="seed of the corpus, the initialisation and the data order (default 0)")
+    p.add_argument("--steps", type=int, help="optimiser steps (default: PretrainConfig.steps)")
+    p.add_argument("--max-minutes", type=float,
+                   help="stop the training loop after this many minutes even if steps remain "
+                        "(default: PretrainConfig.max_minutes)")
+    p.set_defaults(func=_cmd_pretrain_tiny)
 
 
 # ---------------------------------------------------------------- premises
@@ -116,6 +176,20 @@ def _cmd_premises(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_premises(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("premises", help="measure SAR's premises P1-P5 on a model (sar_lib.premises)",
+                       description="On held-out synthetic arithmetic: is ctx(0) an answer marginal (P1), is verbosity "
+                                   "harmless (P2), is there length to cut (P3), do too-short answers exist (P4), is "
+                                   "there room for RL (P5)? Prints the table of the model card, writes --json.")
+    p.add_argument("--model", default="tiny", help='"tiny" (default) or a model dir trained on the synthetic tasks')
+    p.add_argument("--limit", type=int, default=200, help="questions (default 200)")
+    p.add_argument("--samples", type=int, default=8, help="answers sampled per question at temperature 1 (default 8)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the questions and the sampling (default 0)")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    p.add_argument("--json", help="write every figure to this JSON file")
+    p.set_defaults(func=_cmd_premises)
+
+
 # ---------------------------------------------------------------- train
 def _cmd_train(args: argparse.Namespace) -> int:
     from sar_lib import runs
@@ -130,7 +204,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             raise ValueError("--resume needs --out DIR, the run folder to continue")
         config = dataclasses.replace(runs.read_config(overrides["out"]), **overrides)
     else:
-        config = GRPOConfig(**overrides)
+        config = GRPOConfig.for_profile(**overrides)
     run_dir = train(config, resume=args.resume)
     final, _ = runs.read_eval(run_dir, runs.read_config(run_dir).eval_dataset)
     _print_json({"run_dir": str(run_dir), **final})
@@ -150,6 +224,16 @@ def _parse_value(kind: type, optional: bool):
     return parse
 
 
+def _default_text(f: dataclasses.Field, config_class: type) -> str:
+    """`` (default: ...)`` for the help of ``f``: the profile's for a field a profile sets
+    (``metadata["profile"]``), with its value on the default profile; nothing for a ``None`` default."""
+    if f.default in (None, dataclasses.MISSING):
+        return ""
+    if f.metadata.get("profile"):
+        return f" (default: the --profile's; {f.default} on {config_class.profile})"
+    return f" (default: {f.default})"
+
+
 def _add_config_flags(parser: argparse.ArgumentParser, config_class: type) -> None:
     """One flag per field of the dataclass ``config_class``, as TRL's HfArgumentParser makes them:
     ``--field-name`` (and ``metadata["aliases"]``), typed by the annotation, with the help of
@@ -159,11 +243,28 @@ def _add_config_flags(parser: argparse.ArgumentParser, config_class: type) -> No
     for f in dataclasses.fields(config_class):
         kind, optional = _flag_type(hints[f.name])
         names = [f"--{f.name.replace('_', '-')}", *f.metadata.get("aliases", ())]
-        text = f.metadata["help"] + ("" if f.default in (None, dataclasses.MISSING) else f" (default: {f.default})")
+        text = f.metadata["help"] + _default_text(f, config_class)
         if kind is bool:
             parser.add_argument(*names, dest=f.name, action=argparse.BooleanOptionalAction, help=text)
         else:
             parser.add_argument(*names, dest=f.name, type=_parse_value(kind, optional), help=text)
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    from sar_lib.grpo_config import GRPOConfig
+
+    p = sub.add_parser("train", help="GRPO / SA-GRPO training", argument_default=argparse.SUPPRESS,
+                       description="GRPO with reward R = R_VR + alpha * r (r: SAR or a baseline), LoRA on the "
+                                   "profile's model. Writes DIR/config.json, metrics.jsonl (one line per step), "
+                                   "checkpoint/ and eval_<eval-dataset>.json (the final greedy evaluation; its "
+                                   "answers in eval_<eval-dataset>_records.jsonl; see sar_lib.runs) and prints it. "
+                                   "One flag per field of sar_lib.grpo_config.GRPOConfig: unset options take the "
+                                   "profile's value (sar_lib.models.PROFILES), then the field's default; with "
+                                   "--resume, the saved run's value.")
+    _add_config_flags(p, GRPOConfig)
+    p.add_argument("--resume", action="store_true", default=False,
+                   help="continue the run in --out from its checkpoint (training settings must match)")
+    p.set_defaults(func=_cmd_train)
 
 
 # ---------------------------------------------------------------- bench, gpu-check
@@ -188,6 +289,24 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_bench(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="benchmarks: the rollout engine's speedup, SAR's cost per GRPO step, vs TRL, "
+                                     "log-prob memory",
+                       description="Times the rollout engine against the reference path (SA-GRPO steps at the grid's "
+                                   "shape, natural lengths, with its exactness checks), SA-GRPO against plain GRPO "
+                                   "steps and against TRL's GRPOTrainer at forced answer lengths, measures the peak memory of the chunked answer log-probs against "
+                                   "a naive full-vocabulary log-softmax, prints a table and writes --json "
+                                   "(see docs/benchmarks.md).")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to run (default cpu)")
+    p.add_argument("--json", help="write every figure, the machine and the command to this JSON file")
+    p.add_argument("--quick", action="store_true", help="small sizes: a smoke test in a few minutes, not figures")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads on CPU (default 1: stable timings on a shared machine; 0: torch's "
+                        "default)")
+    p.add_argument("--no-trl", action="store_true", help="skip the TRL comparison")
+    p.set_defaults(func=_cmd_bench)
+
+
 def _cmd_gpu_check(args: argparse.Namespace) -> int:
     import torch
 
@@ -200,6 +319,19 @@ def _cmd_gpu_check(args: argparse.Namespace) -> int:
     print(format_gpu_check(report), flush=True)
     print(f"wrote {args.json}", flush=True)
     return 0 if report["ok"] else 1
+
+
+def _add_gpu_check(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("gpu-check", help="the prepared GPU check: 4-bit + LoRA SA-GRPO steps, Qwen2.5 shapes",
+                       description="4-bit + LoRA SA-GRPO steps on random Qwen2.5-0.5B/1.5B-shaped models and the "
+                                   "log-prob memory probe on a CUDA GPU (scripts/gpu_check.sh runs it); writes --json "
+                                   "after every stage. Exit code 1 when a model failed or missed its memory target "
+                                   "(see docs/benchmarks.md).")
+    p.add_argument("--json", default="gpu_check.json", help="the report (default gpu_check.json)")
+    p.add_argument("--dry-run", action="store_true", help="the same code on CPU, models shrunk")
+    p.add_argument("--time-budget", type=float, help="seconds for the whole check (default 420)")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads of a --dry-run (default 1)")
+    p.set_defaults(func=_cmd_gpu_check)
 
 
 # ---------------------------------------------------------------- demo
@@ -216,6 +348,25 @@ def _cmd_demo(args: argparse.Namespace) -> int:
                          progress=not args.no_progress)
     print("\n" + demo.report(runs), flush=True)
     return 0 if all(run.ok for run in runs) else 1
+
+
+def _add_demo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="run the numbered notebooks headless and print their results",
+                       description="Executes notebooks/01..04 in order with papermill (the ones that exist), on the "
+                                   "embedded tiny model unless --model, writes the executed notebooks (in place, or "
+                                   "into --out DIR/notebooks) and their figures (figures/, or DIR/figures), then "
+                                   "prints a summary table. Exit code 1 when a notebook fails; the failing cell and "
+                                   "the error are printed.")
+    p.add_argument("--out", help="write the executed notebooks and figures under this folder instead of in place")
+    p.add_argument("--fast", action="store_true",
+                   help="small parameter sets (sar_lib.demo.FAST): a smoke run in a few minutes, as CI runs it")
+    p.add_argument("--model", help='the MODEL parameter of every notebook (default: their own, "tiny")')
+    p.add_argument("--notebooks",
+                   help="folder of numbered notebooks 0[1-4]_*.ipynb to run (default: the repository's notebooks/)")
+    p.add_argument("--only", nargs="+", metavar="NN",
+                   help="run only these notebooks, by number (e.g. --only 01 02); default: all")
+    p.add_argument("--no-progress", action="store_true", help="no per-cell progress bars")
+    p.set_defaults(func=_cmd_demo)
 
 
 # ---------------------------------------------------------------- compare
@@ -247,145 +398,10 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from sar_lib.evaluate import DEFAULT_BATCH_SIZE, DEFAULT_MAX_NEW_TOKENS
-    from sar_lib.grpo_config import GRPOConfig
+def _add_compare(sub: argparse._SubParsersAction) -> None:
     from sar_lib.shipped import SHIPPED_DIR
     from sar_lib.tracking import REPORT_TO
 
-    parser = argparse.ArgumentParser(prog="sar", description="Self-Aligned Reward: score, train, evaluate.")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    # -- score
-    p = sub.add_parser("score", help="SAR of (question, answer) pairs under a model",
-                       description="Print one JSON object per (question, answer) pair, in input order, with "
-                                   "ppl_qa, ppl_a, nll_qa, nll_a, sar and n_tokens (answer tokens incl. eos).")
-    p.add_argument("--model", required=True, help='"tiny", a local model dir, or a cached hub name')
-    p.add_argument("--question", help="the question (with --answer)")
-    p.add_argument("--answer", help="the answer text to score (with --question)")
-    p.add_argument("--jsonl", help="a JSONL file, one object per line with 'question' and 'answer'")
-    p.add_argument("--batch-size", type=int, default=8, help="pairs per forward pass (default 8)")
-    p.add_argument("--variant", default="ppl",
-                   help="ppl (official, default) | log | no_denominator | em; see sar_lib.sar.sar_from_nll")
-    p.add_argument("--no-instruction", action="store_true",
-                   help="do not append the paper's instruction to the question")
-    p.add_argument("--device", help="cpu, cuda, ... (default: cuda when available, else cpu)")
-    p.set_defaults(func=_cmd_score)
-
-    # -- eval
-    p = sub.add_parser("eval", help="greedy evaluation: accuracy and answer length",
-                       description="Greedy answers with the paper's prompt; prints accuracy, mean / median "
-                                   "answer length in tokens (eos excluded), mean length of correct answers and "
-                                   "truncation rate, and writes them with the per-item records to --json.")
-    p.add_argument("--model", required=True, help='"tiny" (embedded), a local model dir, or a hub name')
-    p.add_argument("--dataset", required=True,
-                   help="a synthetic set (arith-test, logic-test, ...), a benchmark (gsm8k, math500, ...) "
-                        "or a .json/.jsonl file")
-    p.add_argument("--limit", type=int, help="evaluate this many items (a seeded subset; default: all, "
-                                             "200 for synthetic sets)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the synthetic set / the subset (default 0)")
-    p.add_argument("--json", help="write the summary and the per-item records to this JSON file")
-    p.add_argument("--max-new-tokens", type=int,
-                   help=f"answer budget in tokens (default: the tiny-cpu profile's for tiny, "
-                        f"{DEFAULT_MAX_NEW_TOKENS} otherwise)")
-    p.add_argument("--batch-size", type=int,
-                   help=f"prompts per generation batch (default: the tiny-cpu profile's for tiny, "
-                        f"{DEFAULT_BATCH_SIZE} otherwise)")
-    p.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available, else cpu")
-    p.set_defaults(func=_cmd_eval)
-
-    # -- pretrain-tiny
-    p = sub.add_parser("pretrain-tiny", help="train the embedded tiny reasoner from scratch",
-                       description="Trains the tokenizer and the tiny Qwen2 model on the synthetic corpus "
-                                   "(sar_lib.pretrain.PretrainConfig), saves them into --out, measures greedy "
-                                   "accuracy / length on held-out arithmetic and the OOD sets, and writes "
-                                   "MODEL_CARD.md and card.json there. About 25 minutes on one CPU core "
-                                   "(the model card states the time).")
-    p.add_argument("--out", default="tiny-reasoner",
-                   help="output directory (default ./tiny-reasoner; the shipped model in sar_lib/assets/tiny "
-                        "is replaced only when --out names it)")
-    p.add_argument("--seed", type=int, help="seed of the corpus, the initialisation and the data order (default 0)")
-    p.add_argument("--steps", type=int, help="optimiser steps (default: PretrainConfig.steps)")
-    p.add_argument("--max-minutes", type=float,
-                   help="stop the training loop after this many minutes even if steps remain "
-                        "(default: PretrainConfig.max_minutes)")
-    p.set_defaults(func=_cmd_pretrain_tiny)
-
-    # -- premises
-    p = sub.add_parser("premises", help="measure SAR's premises P1-P5 on a model (sar_lib.premises)",
-                       description="On held-out synthetic arithmetic: is ctx(0) an answer marginal (P1), is verbosity "
-                                   "harmless (P2), is there length to cut (P3), do too-short answers exist (P4), is "
-                                   "there room for RL (P5)? Prints the table of the model card, writes --json.")
-    p.add_argument("--model", default="tiny", help='"tiny" (default) or a model dir trained on the synthetic tasks')
-    p.add_argument("--limit", type=int, default=200, help="questions (default 200)")
-    p.add_argument("--samples", type=int, default=8, help="answers sampled per question at temperature 1 (default 8)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the questions and the sampling (default 0)")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
-    p.add_argument("--json", help="write every figure to this JSON file")
-    p.set_defaults(func=_cmd_premises)
-
-    # -- train
-    p = sub.add_parser("train", help="GRPO / SA-GRPO training", argument_default=argparse.SUPPRESS,
-                       description="GRPO with reward R = R_VR + alpha * r (r: SAR or a baseline), LoRA on the "
-                                   "profile's model. Writes DIR/config.json, metrics.jsonl (one line per step), "
-                                   "checkpoint/ and eval_<eval-dataset>.json (the final greedy evaluation; its "
-                                   "answers in eval_<eval-dataset>_records.jsonl; see sar_lib.runs) and prints it. "
-                                   "One flag per field of sar_lib.grpo_config.GRPOConfig: unset options take the "
-                                   "profile's value (sar_lib.models.PROFILES), then the field's default; with "
-                                   "--resume, the saved run's value.")
-    _add_config_flags(p, GRPOConfig)
-    p.add_argument("--resume", action="store_true", default=False,
-                   help="continue the run in --out from its checkpoint (training settings must match)")
-    p.set_defaults(func=_cmd_train)
-
-    # -- bench
-    p = sub.add_parser("bench", help="benchmarks: the rollout engine's speedup, SAR's cost per GRPO step, vs TRL, "
-                                     "log-prob memory",
-                       description="Times the rollout engine against the reference path (SA-GRPO steps at the grid's "
-                                   "shape, natural lengths, with its exactness checks), SA-GRPO against plain GRPO "
-                                   "steps and against TRL's GRPOTrainer at forced answer lengths, measures the peak memory of the chunked answer log-probs against "
-                                   "a naive full-vocabulary log-softmax, prints a table and writes --json "
-                                   "(see docs/benchmarks.md).")
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to run (default cpu)")
-    p.add_argument("--json", help="write every figure, the machine and the command to this JSON file")
-    p.add_argument("--quick", action="store_true", help="small sizes: a smoke test in a few minutes, not figures")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch CPU threads on CPU (default 1: stable timings on a shared machine; 0: torch's "
-                        "default)")
-    p.add_argument("--no-trl", action="store_true", help="skip the TRL comparison")
-    p.set_defaults(func=_cmd_bench)
-
-    # -- gpu-check
-    p = sub.add_parser("gpu-check", help="the prepared GPU check: 4-bit + LoRA SA-GRPO steps, Qwen2.5 shapes",
-                       description="4-bit + LoRA SA-GRPO steps on random Qwen2.5-0.5B/1.5B-shaped models and the "
-                                   "log-prob memory probe on a CUDA GPU (scripts/gpu_check.sh runs it); writes --json "
-                                   "after every stage. Exit code 1 when a model failed or missed its memory target "
-                                   "(see docs/benchmarks.md).")
-    p.add_argument("--json", default="gpu_check.json", help="the report (default gpu_check.json)")
-    p.add_argument("--dry-run", action="store_true", help="the same code on CPU, models shrunk")
-    p.add_argument("--time-budget", type=float, help="seconds for the whole check (default 420)")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads of a --dry-run (default 1)")
-    p.set_defaults(func=_cmd_gpu_check)
-
-    # -- demo
-    p = sub.add_parser("demo", help="run the numbered notebooks headless and print their results",
-                       description="Executes notebooks/01..04 in order with papermill (the ones that exist), on the "
-                                   "embedded tiny model unless --model, writes the executed notebooks (in place, or "
-                                   "into --out DIR/notebooks) and their figures (figures/, or DIR/figures), then "
-                                   "prints a summary table. Exit code 1 when a notebook fails; the failing cell and "
-                                   "the error are printed.")
-    p.add_argument("--out", help="write the executed notebooks and figures under this folder instead of in place")
-    p.add_argument("--fast", action="store_true",
-                   help="small parameter sets (sar_lib.demo.FAST): a smoke run in a few minutes, as CI runs it")
-    p.add_argument("--model", help='the MODEL parameter of every notebook (default: their own, "tiny")')
-    p.add_argument("--notebooks",
-                   help="folder of numbered notebooks 0[1-4]_*.ipynb to run (default: the repository's notebooks/)")
-    p.add_argument("--only", nargs="+", metavar="NN",
-                   help="run only these notebooks, by number (e.g. --only 01 02); default: all")
-    p.add_argument("--no-progress", action="store_true", help="no per-cell progress bars")
-    p.set_defaults(func=_cmd_demo)
-
-    # -- compare
     p = sub.add_parser("compare", help="the small-scale reproduction: GRPO vs SA-GRPO, the ablations and baselines",
                        description="Trains GRPO and SA-GRPO (alpha 0.2) with every seed, and R_SA alone, R_VR + 0.2 R_EM, "
                                    "O1-pruner and ER at alphas 0.03 and 0.1, and a shuffled-SAR control (first seed), all "
@@ -429,6 +445,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "sar_lib/assets/grid)")
     p.set_defaults(func=_cmd_compare)
 
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``sar`` parser: one sub-parser per command, each built beside the command it runs."""
+    parser = argparse.ArgumentParser(prog="sar", description="Self-Aligned Reward: score, train, evaluate.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_score, _add_eval, _add_pretrain_tiny, _add_premises, _add_train, _add_bench, _add_gpu_check,
+                _add_demo, _add_compare):
+        add(sub)
     return parser
 
 

@@ -70,17 +70,29 @@ SYNTHETIC_SETS: dict[str, Callable[[int, int], list[Problem]]] = {
 # held-out in-domain, then the OOD sets (claim-test: the True/False family built for the tiny model)
 HELD_OUT_SETS = ("arith-test", "claim-test", "symbolic-test", "logic-test")
 
-# Real benchmark files for the OOD notebook, when the project's shared/data folder (next to the repository)
-# holds them: {name: file}. A user's clone has no such folder; the notebook then skips them.
-SHARED_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
+# Real benchmark files for the OOD notebook and the tests: {name: file} in the benchmark data folder
+# (:func:`benchmark_data_dir`). A user's clone has no such folder; the notebook and the tests then skip them.
+DATA_DIR_VARIABLE = "SAR_DATA_DIR"
+REPO_DIR = Path(__file__).resolve().parent.parent   # the checkout this package is imported from
+# The folder when SAR_DATA_DIR is unset: the project's shared/data folder beside the checkout.
+DEFAULT_DATA_DIR = REPO_DIR.parent / "shared" / "data"
 BENCHMARK_FILES = {"gsm8k": "gsm8k_test.jsonl", "gsm-symbolic-p2": "gsm_symbolic_p2.jsonl",
                    "prontoqa": "prontoqa_dev.jsonl"}
 
 
+def benchmark_data_dir() -> Path:
+    """The folder of the real benchmark files (``gsm8k_test.jsonl``, ...): the environment variable
+    ``SAR_DATA_DIR`` (:data:`DATA_DIR_VARIABLE`) when it is set and not empty, else
+    :data:`DEFAULT_DATA_DIR`, ``<repository>/../shared/data`` (the project's shared folder beside a
+    checkout). Read at every call, so a change of the variable takes effect at once."""
+    value = os.environ.get(DATA_DIR_VARIABLE)
+    return Path(value).expanduser() if value else DEFAULT_DATA_DIR
+
+
 def available_benchmarks(data_dir: str | Path | None = None) -> tuple[dict[str, str], list[str]]:
     """``({name: path} of the :data:`BENCHMARK_FILES` present in data_dir, [missing paths])``;
-    data_dir None: :data:`SHARED_DATA_DIR`."""
-    directory = Path(data_dir) if data_dir is not None else SHARED_DATA_DIR
+    data_dir None: :func:`benchmark_data_dir`."""
+    directory = Path(data_dir) if data_dir is not None else benchmark_data_dir()
     found, missing = {}, []
     for name, file in BENCHMARK_FILES.items():
         path = directory / file

@@ -31,7 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence, TextIO
 
-REPO_DIR = Path(__file__).resolve().parent.parent
+from sar_lib.data import REPO_DIR
+
 NOTEBOOKS_DIR = REPO_DIR / "notebooks"
 NUMBERS = ("01", "02", "03", "04")
 # Small parameter sets: each notebook in well under a minute on 2 CPU cores (CI, tests).
@@ -63,6 +64,9 @@ PAIRED_FORMAT = "py:percent"   # the script each notebook is paired with (jupyte
 # would be saved into the committed outputs as stderr lines (transformers' weight-loading bars; tqdm's
 # "IProgress not found" where ipywidgets is not installed; a transformers deprecation that peft triggers).
 QUIET_ENV = {"HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+# The kernel draws with matplotlib's inline backend whatever the caller's MPLBACKEND says (CI exports Agg
+# for its own plots), so that every executed notebook holds its figures as image outputs.
+PLOT_ENV = {"MPLBACKEND": "module://matplotlib_inline.backend_inline"}
 QUIET_WARNINGS = ("ignore:IProgress not found", "ignore:`is_gradient_checkpointing` is deprecated")
 
 
@@ -103,7 +107,7 @@ def _this_python_kernel():
     A user-level ``python3`` spec (e.g. ~/.local/share/jupyter/kernels) would otherwise win over
     the virtual environment's and run the notebooks in a Python without ``sar_lib``. JUPYTER_PATH
     comes first in Jupyter's search path, so a spec written there for ``sys.executable`` is used.
-    Its environment (:data:`QUIET_ENV`, :data:`QUIET_WARNINGS`) reaches the worker processes that a
+    Its environment (:data:`QUIET_ENV`, :data:`PLOT_ENV`, :data:`QUIET_WARNINGS`) reaches the worker processes that a
     notebook starts too. Yields the temporary folder (it also holds the kernel's sockets, see
     :func:`_kernel_config`).
     """
@@ -113,7 +117,7 @@ def _this_python_kernel():
         from ipykernel.kernelspec import get_kernel_dict   # argv[0] = sys.executable
 
         warnings = ",".join(filter(None, (os.environ.get("PYTHONWARNINGS"), *QUIET_WARNINGS)))
-        spec = {**get_kernel_dict(), "env": {**QUIET_ENV, "PYTHONWARNINGS": warnings}}
+        spec = {**get_kernel_dict(), "env": {**QUIET_ENV, **PLOT_ENV, "PYTHONWARNINGS": warnings}}
         (spec_dir / "kernel.json").write_text(json.dumps(spec))
         old = os.environ.get("JUPYTER_PATH")
         os.environ["JUPYTER_PATH"] = os.pathsep.join([tmp] + ([old] if old else []))
@@ -289,6 +293,30 @@ def run_demo(*, out: str | Path | None = None, fast: bool = False, model: str | 
     """
     stream = sys.stdout if stream is None else stream
     notebooks_dir = Path(notebooks_dir)
+    found, missing = _chosen_notebooks(notebooks_dir, only, solutions)
+    if out is not None and Path(out).resolve() == notebooks_dir.resolve().parent:
+        out = None   # --out is the repository itself: that is the in-place run
+    if missing:
+        print(f"sar demo: notebooks {', '.join(missing)} not found in {notebooks_dir}; running the others", file=stream)
+    runs = []
+    for k, source in enumerate(found, start=1):
+        print(f"[{k}/{len(found)}] {source.relative_to(notebooks_dir)} ...", file=stream, flush=True)
+        parameters = dict(FAST.get(source.stem, {})) if fast else {}
+        if model is not None:
+            parameters["MODEL"] = model
+        run = _demo_notebook(source, notebooks_dir, parameters, out=out, progress=progress, stream=stream)
+        print(f"[{k}/{len(found)}] {source.name}: {'ok' if run.ok else 'FAILED'} in {run.seconds:.1f} s "
+              f"-> {run.output}", file=stream, flush=True)
+        runs.append(run)
+        if not run.ok:
+            _report_failure(run, source, found[k:], stream)
+            break
+    return runs
+
+
+def _chosen_notebooks(notebooks_dir: Path, only: Sequence[str] | None, solutions: bool) -> tuple[list[Path], list[str]]:
+    """The notebooks :func:`run_demo` runs, in order (then the answer keys with ``solutions``), and the
+    missing numbers it reports (none when ``only`` names the notebooks)."""
     found, missing = find_notebooks(notebooks_dir)
     if not found:
         raise FileNotFoundError(f"no numbered notebooks (0[1-4]_*.ipynb) in {notebooks_dir}")
@@ -301,54 +329,60 @@ def run_demo(*, out: str | Path | None = None, fast: bool = False, model: str | 
     if solutions:
         keys, _ = find_notebooks(notebooks_dir / SOLUTIONS)
         found += [p for p in keys if only is None or p.name[:2] in only]
-    if out is not None and Path(out).resolve() == notebooks_dir.resolve().parent:
-        out = None   # --out is the repository itself: that is the in-place run
-    if missing:
-        print(f"sar demo: notebooks {', '.join(missing)} not found in {notebooks_dir}; running the others", file=stream)
-    runs = []
-    for k, source in enumerate(found, start=1):
-        print(f"[{k}/{len(found)}] {source.relative_to(notebooks_dir)} ...", file=stream, flush=True)
-        if sync_pair(source):
-            print(f"sar demo: synchronised {source.name} with {paired_script(source).name} (the newer file's "
-                  "cells)", file=stream, flush=True)
-        parameters = dict(FAST.get(source.stem, {})) if fast else {}
-        if model is not None:
-            parameters["MODEL"] = model
-        answer_key = source.parent != notebooks_dir
-        figures_dir = notebooks_dir.parent / "figures" if out is None else Path(out) / "figures"
-        summary_file = figures_dir / f"{source.stem[:2]}_summary.json"
-        if not answer_key:
-            summary_file.unlink(missing_ok=True)   # a summary left by an earlier run must not pass for this one's
-        if out is None:
-            # run in the source's folder, so that "../figures" is the repository's figures folder, but
-            # written outside the repository: the source is replaced only by a copy that ran to the end
-            with tempfile.TemporaryDirectory(prefix="sar-demo-") as tmp:
-                scratch = Path(tmp) / source.name
-                run = run_notebook(source, scratch, parameters=parameters, cwd=source.parent, progress=progress)
-                run.output = source if run.ok else Path(tempfile.gettempdir()) / f"{source.stem}.failed.ipynb"
-                shutil.move(scratch, run.output)
-            if run.ok and is_paired(source):
-                write_script(source)
-        else:
-            target = Path(out) / "notebooks" / source.relative_to(notebooks_dir)
-            run = run_notebook(source, target, parameters=parameters, progress=progress)
-            if not run.ok:
-                run.output = target.with_name(f"{source.stem}.failed.ipynb")
-                shutil.move(target, run.output)
-        if run.ok and not answer_key and summary_file.is_file():
-            run.summary = json.loads(summary_file.read_text(encoding="utf-8"))
-        print(f"[{k}/{len(found)}] {source.name}: {'ok' if run.ok else 'FAILED'} in {run.seconds:.1f} s "
-              f"-> {run.output}", file=stream, flush=True)
-        runs.append(run)
-        if not run.ok:
-            cell = "?" if run.failed_cell is None else run.failed_cell
-            print(f"sar demo: {source.name} failed in cell {cell} ({run.failed_source!r}): {run.error}\n"
-                  f"sar demo: the executed copy with the traceback: {run.output}", file=stream, flush=True)
-            skipped = [p.name for p in found[k:]]
-            if skipped:
-                print(f"sar demo: not run: {', '.join(skipped)}", file=stream, flush=True)
-            break
-    return runs
+    return found, missing
+
+
+def _demo_notebook(source: Path, notebooks_dir: Path, parameters: dict, *, out: str | Path | None, progress: bool,
+                   stream: TextIO) -> NotebookRun:
+    """One notebook of the demo: its pair synchronised, run in place (``out`` None) or into ``out``, and
+    the summary it wrote read back (a numbered notebook's, not an answer key's)."""
+    if sync_pair(source):
+        print(f"sar demo: synchronised {source.name} with {paired_script(source).name} (the newer file's "
+              "cells)", file=stream, flush=True)
+    answer_key = source.parent != notebooks_dir
+    figures_dir = notebooks_dir.parent / "figures" if out is None else Path(out) / "figures"
+    summary_file = figures_dir / f"{source.stem[:2]}_summary.json"
+    if not answer_key:
+        summary_file.unlink(missing_ok=True)   # a summary left by an earlier run must not pass for this one's
+    if out is None:
+        run = _run_in_place(source, parameters, progress)
+    else:
+        run = _run_into(source, Path(out) / "notebooks" / source.relative_to(notebooks_dir), parameters, progress)
+    if run.ok and not answer_key and summary_file.is_file():
+        run.summary = json.loads(summary_file.read_text(encoding="utf-8"))
+    return run
+
+
+def _run_in_place(source: Path, parameters: dict, progress: bool) -> NotebookRun:
+    """Run ``source`` in its own folder, so that "../figures" is the repository's figures folder, but
+    written outside the repository: the source is replaced only by a copy that ran to the end (its
+    paired script rewritten from it); a failed copy goes to the temporary folder."""
+    with tempfile.TemporaryDirectory(prefix="sar-demo-") as tmp:
+        scratch = Path(tmp) / source.name
+        run = run_notebook(source, scratch, parameters=parameters, cwd=source.parent, progress=progress)
+        run.output = source if run.ok else Path(tempfile.gettempdir()) / f"{source.stem}.failed.ipynb"
+        shutil.move(scratch, run.output)
+    if run.ok and is_paired(source):
+        write_script(source)
+    return run
+
+
+def _run_into(source: Path, target: Path, parameters: dict, progress: bool) -> NotebookRun:
+    """Run ``source`` into ``target``, in ``target``'s folder; a failed copy is renamed ``*.failed.ipynb``."""
+    run = run_notebook(source, target, parameters=parameters, progress=progress)
+    if not run.ok:
+        run.output = target.with_name(f"{source.stem}.failed.ipynb")
+        shutil.move(target, run.output)
+    return run
+
+
+def _report_failure(run: NotebookRun, source: Path, not_run: Sequence[Path], stream: TextIO) -> None:
+    """Name the failing cell of ``source``, the error, the executed copy and the notebooks left unrun."""
+    cell = "?" if run.failed_cell is None else run.failed_cell
+    print(f"sar demo: {source.name} failed in cell {cell} ({run.failed_source!r}): {run.error}\n"
+          f"sar demo: the executed copy with the traceback: {run.output}", file=stream, flush=True)
+    if not_run:
+        print(f"sar demo: not run: {', '.join(p.name for p in not_run)}", file=stream, flush=True)
 
 
 def report(runs: Sequence[NotebookRun]) -> str:

@@ -17,9 +17,13 @@ from sar_lib.grading import is_correct
 from sar_lib.models import get_profile
 from sar_lib.problem import Problem
 from sar_lib.sar import prompt_text
+from sar_lib.switch import SWITCH_KEYS, stop_probabilities
 
 SUMMARY_KEYS = ("n", "accuracy", "mean_length", "median_length", "mean_length_correct", "truncation_rate")
 SAMPLED_KEYS = ("sampled_accuracy", "sampled_mean_length")   # with samples > 0
+# SAR's switch (sar_lib.switch, SWITCH_KEYS) is measured on the first SWITCH_PROBLEMS problems: two
+# teacher-forced passes each, about 4 s for 100 on one CPU thread, a tenth of a greedy evaluation of 200.
+SWITCH_PROBLEMS = 100
 # Sizes of an evaluation of any model but the tiny one (which takes the tiny-cpu profile's).
 DEFAULT_MAX_NEW_TOKENS = 1024  # answer budget (the paper evaluates with 4096)
 DEFAULT_BATCH_SIZE = 16        # prompts per greedy generation batch
@@ -62,6 +66,10 @@ def evaluate(model, tokenizer, problems: Sequence[Problem], *, max_new_tokens: i
     and ``sampled_correct``.
     Greedy length can flip on a small change of the first tokens' probabilities; the sampled
     length moves smoothly, so the two together show what training did to the answers.
+
+    On problems with a concise solution (synthetic arithmetic and claims) the report also holds SAR's
+    switch, ``p_stop``, ``p_check`` and ``greedy_stop_share`` (``switch.stop_probabilities`` on the
+    first :data:`SWITCH_PROBLEMS`): why the greedy length flips.
     """
     if not problems:
         raise ValueError("no problems to evaluate; check the dataset name or file and --limit")
@@ -88,6 +96,9 @@ def evaluate(model, tokenizer, problems: Sequence[Problem], *, max_new_tokens: i
         "truncation_rate": statistics.fmean(r["truncated"] for r in records),
         "records": records,
     }
+    switch = stop_probabilities(model, tokenizer, problems[:SWITCH_PROBLEMS], batch_size=batch_size)
+    if switch is not None:
+        report.update({k: switch[k] for k in SWITCH_KEYS})
     if samples > 0:
         report.update(_sampled(model, tokenizer, problems, prompts, records, max_new_tokens=max_new_tokens,
                                batch_size=batch_size, samples=samples, seed=seed, progress=progress))
@@ -112,7 +123,7 @@ def _sampled(model, tokenizer, problems, prompts, records, *, max_new_tokens: in
 
 def summary(report: dict) -> dict:
     """The metrics of an :func:`evaluate` report without its records."""
-    return {k: report[k] for k in SUMMARY_KEYS + SAMPLED_KEYS if k in report}
+    return {k: report[k] for k in SUMMARY_KEYS + SAMPLED_KEYS + SWITCH_KEYS if k in report}
 
 
 def format_evaluation(report: dict, title: str = "") -> str:
@@ -121,11 +132,13 @@ def format_evaluation(report: dict, title: str = "") -> str:
         value = report[key]
         if value is None:
             return "-"
-        if key in ("accuracy", "truncation_rate", "sampled_accuracy"):
+        if key in ("accuracy", "truncation_rate", "sampled_accuracy", "greedy_stop_share"):
             return f"{100 * value:.1f}%"
+        if key in SWITCH_KEYS:
+            return f"{value:.3f}"
         return str(value) if key == "n" else f"{value:.1f}"
 
-    rows = [(key, cell(key)) for key in SUMMARY_KEYS + SAMPLED_KEYS if key in report]
+    rows = [(key, cell(key)) for key in SUMMARY_KEYS + SAMPLED_KEYS + SWITCH_KEYS if key in report]
     width = max(len(k) for k, _ in rows)
     lines = [title] if title else []
     lines += [f"{k:<{width}}  {v:>8}" for k, v in rows]

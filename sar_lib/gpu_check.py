@@ -14,12 +14,14 @@ time, not learning.
 
 from __future__ import annotations
 
+import functools
 import gc
 import json
 import shutil
 import tempfile
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -111,7 +113,7 @@ def _check_model(name: str, profile: str, target_gb: float, *, tokenizer, device
     result.update(build_s=time.perf_counter() - t0, status="loading")
     record(result)
     config = step_config(str(path), sizes, reward="sar", profile=profile, load_in_4bit=four_bit,
-                         micro_batch_size=None,  # the profile's micro-batch: its memory budget
+                         micro_batch_size=get_profile(profile).micro_batch_size,  # the profile's: its memory budget
                          **PATHS[path_name])
     result["config"] = {k: getattr(config, k) for k in ("questions_per_step", "group_size", "max_new_tokens",
                                                         "micro_batch_size", "updates_per_step", "kl_coef", "lora_r")}
@@ -126,32 +128,80 @@ def _check_model(name: str, profile: str, target_gb: float, *, tokenizer, device
                       linear4bit_layers=_count_linear4bit(stepper.model),
                       load_peak_gb=_gb(torch.cuda.max_memory_allocated()) if cuda else None)
         record(result)
-        for k in range(sizes.steps):
-            last = result["per_step"][-1]["time/wall"] if result["per_step"] else 0.0
-            if time.perf_counter() + last > deadline:
-                result["stopped_early"] = f"time budget: {k} of {sizes.steps} steps done"
-                break
-            if cuda:
-                torch.cuda.reset_peak_memory_stats()
-            metrics = stepper.step()
-            row = {key: metrics.get(key) for key in STEP_KEYS}
-            if cuda:
-                row.update(peak_allocated_gb=_gb(torch.cuda.max_memory_allocated()),
-                           peak_reserved_gb=_gb(torch.cuda.max_memory_reserved()))
-            result["per_step"].append(row)
-            record(result)
+        _take_steps(stepper, result, sizes.steps, deadline=deadline, cuda=cuda, record=record)
     finally:
         stepper.close()
         shutil.rmtree(path, ignore_errors=True)
+    return _summarised(result, config.questions_per_step * config.group_size, target_gb)
+
+
+def _take_steps(stepper: Stepper, result: dict, steps: int, *, deadline: float, cuda: bool,
+                record: Callable[[dict], None]) -> None:
+    """Run up to ``steps`` steps, each row (:data:`STEP_KEYS`, and the step's peaks on CUDA) appended to
+    ``result["per_step"]`` and recorded; stop, saying so, when the next step would end past ``deadline``."""
+    for k in range(steps):
+        last = result["per_step"][-1]["time/wall"] if result["per_step"] else 0.0
+        if time.perf_counter() + last > deadline:
+            result["stopped_early"] = f"time budget: {k} of {steps} steps done"
+            break
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
+        metrics = stepper.step()
+        row = {key: metrics.get(key) for key in STEP_KEYS}
+        if cuda:
+            row.update(peak_allocated_gb=_gb(torch.cuda.max_memory_allocated()),
+                       peak_reserved_gb=_gb(torch.cuda.max_memory_reserved()))
+        result["per_step"].append(row)
+        record(result)
+
+
+def _summarised(result: dict, n_answers: int, target_gb: float) -> dict:
+    """``result`` with the step summary (``bench.step_summary`` of the steps after the first), the peak
+    over the steps against ``target_gb``, and its final status."""
     steps = result["per_step"]
     timed = steps[1:] or steps  # the first step pays one-off costs (kernels, allocator)
-    n_answers = config.questions_per_step * config.group_size
     result.update(step_summary(timed, n_answers))
     peaks = [s["peak_allocated_gb"] for s in steps if "peak_allocated_gb" in s]
     result["peak_allocated_gb"] = max(peaks) if peaks else None
     result["meets_target"] = None if not peaks else result["peak_allocated_gb"] <= target_gb
     result["status"] = "ok" if steps else "incomplete"
     return result
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """What every model check of one :func:`gpu_check` shares."""
+
+    device: str
+    dry_run: bool
+    four_bit: bool
+    steps: int
+    answer_tokens: int
+    questions_per_step: int | None   # None: each profile's
+    deadline: float                  # ``time.perf_counter()`` past which no step starts
+
+    def sizes(self, profile: str) -> BenchSizes:
+        """The steps' sizes for a model trained with ``profile``."""
+        q = self.questions_per_step or get_profile(profile).questions_per_step
+        return BenchSizes(questions_per_step=q, group_size=6, answer_tokens=self.answer_tokens, warmup_steps=0,
+                          steps=self.steps)
+
+
+class _ReportFile:
+    """The check's report and the JSON file it is rewritten to after every stage, so that a check cut
+    short (killed, out of time) still leaves what it measured."""
+
+    def __init__(self, path: Path, report: dict, start: float):
+        self.path, self.report, self.start = path, report, start
+
+    def write(self) -> None:
+        self.report["total_s"] = time.perf_counter() - self.start
+        self.path.write_text(json.dumps(self.report, indent=2) + "\n")
+
+    def record(self, name: str, partial: dict) -> None:
+        """Store one model check's (partial) result under ``name`` and write the file."""
+        self.report["models"][name] = partial
+        self.write()
 
 
 def gpu_check(json_path: str | Path, *, dry_run: bool = False, steps: int | None = None,
@@ -181,69 +231,69 @@ def gpu_check(json_path: str | Path, *, dry_run: bool = False, steps: int | None
     if not dry_run and not torch.cuda.is_available():
         raise ValueError(f"the GPU check needs a CUDA GPU and torch {torch.__version__} sees none; "
                          "use --dry-run to run its code path on CPU")
-    steps = steps if steps is not None else 2   # the first step pays one-off costs; the second is timed
-    answer_tokens = answer_tokens if answer_tokens is not None else (16 if dry_run else 512)
-    questions_per_step = questions_per_step if questions_per_step is not None else (2 if dry_run else None)
     json_path = Path(json_path)
     json_path.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    deadline = start + time_budget_s
     bnb_problem = bnb_4bit_problem(device)
-    four_bit = bnb_problem is None  # without bitsandbytes the check still runs (bf16), and says so
-    report: dict = {"kind": "gpu check", "dry_run": dry_run, "machine": machine_info(device, command),
-                    "settings": {"steps": steps, "group_size": 6, "answer_tokens": answer_tokens,
-                                 "questions_per_step": questions_per_step or "profile", "eos_suppressed": True,
-                                 "load_in_4bit": four_bit, "bnb_problem": bnb_problem,
-                                 "time_budget_s": time_budget_s},
-                    "logprob_memory": None, "models": {}, "ok": False, "total_s": None}
+    settings = _Settings(device=device, dry_run=dry_run,
+                         four_bit=bnb_problem is None,   # without bitsandbytes the check still runs (bf16), and says so
+                         steps=2 if steps is None else steps,   # the first step pays one-off costs; the second is timed
+                         answer_tokens=answer_tokens if answer_tokens is not None else (16 if dry_run else 512),
+                         questions_per_step=questions_per_step if questions_per_step is not None else
+                         (2 if dry_run else None), deadline=start + time_budget_s)
+    out = _ReportFile(json_path, {
+        "kind": "gpu check", "dry_run": dry_run, "machine": machine_info(device, command),
+        "settings": {"steps": settings.steps, "group_size": 6, "answer_tokens": settings.answer_tokens,
+                     "questions_per_step": settings.questions_per_step or "profile", "eos_suppressed": True,
+                     "load_in_4bit": settings.four_bit, "bnb_problem": bnb_problem, "time_budget_s": time_budget_s},
+        "logprob_memory": None, "models": {}, "ok": False, "total_s": None}, start)
+    out.write()
+    out.report["logprob_memory"] = _logprob_memory(settings)
+    out.write()
+    _check_models(out, settings, progress)
+    report = out.report
+    report["paths_vs_plain"] = paths_vs_plain(report["models"])
+    used = [r for r in report["models"].values() if r["path"] == "engine"]   # the path training takes
+    report["ok"] = (settings.four_bit or dry_run) and all(r.get("status") == "ok" and r.get("meets_target") is not False
+                                                          for r in used)
+    out.write()
+    return report
 
-    def write() -> None:
-        report["total_s"] = time.perf_counter() - start
-        json_path.write_text(json.dumps(report, indent=2) + "\n")
 
-    write()
+def _logprob_memory(settings: _Settings) -> dict:
+    """The log-prob memory probe on the check's device, or the error it raised."""
     try:
-        report["logprob_memory"] = measure_logprob_memory(ProbeShape(answer_tokens=64) if dry_run else ProbeShape(),
-                                                          device=device)
+        return measure_logprob_memory(ProbeShape(answer_tokens=64) if settings.dry_run else ProbeShape(),
+                                      device=settings.device)
     except Exception as err:  # record and go on: the model checks matter more
-        report["logprob_memory"] = {"error": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc()}
-    write()
+        return {"error": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc()}
+
+
+def _check_models(out: _ReportFile, settings: _Settings, progress: bool) -> None:
+    """Every model of :data:`GPU_CHECK_MODELS` on every path of :data:`PATHS`, each recorded in ``out``."""
     tokenizer = bench_tokenizer()
     with tempfile.TemporaryDirectory(prefix="sar-gpu-check-") as tmp:
         checks = [(name, profile, target, path) for name, (profile, target) in GPU_CHECK_MODELS.items()
                   for path in PATHS]
         for model_name, profile_name, target_gb, path in tqdm(checks, desc="gpu check", disable=not progress):
             name = model_name if path == "plain" else f"{model_name} {path}"
-            q = questions_per_step or get_profile(profile_name).questions_per_step
-            sizes = BenchSizes(questions_per_step=q, group_size=6, answer_tokens=answer_tokens, warmup_steps=0,
-                               steps=steps)
-
-            def record(partial: dict, name: str = name) -> None:
-                report["models"][name] = partial
-                write()
-
-            if not dry_run and deadline - time.perf_counter() < MIN_MODEL_S:
+            record = functools.partial(out.record, name)
+            if not settings.dry_run and settings.deadline - time.perf_counter() < MIN_MODEL_S:
                 record({"status": "skipped", "profile": profile_name, "path": path, **PATHS[path],
                         "error": f"time budget: under {MIN_MODEL_S} s left"})
                 continue
             try:
-                record(_check_model(model_name, profile_name, target_gb, tokenizer=tokenizer, device=device,
-                                    four_bit=four_bit, sizes=sizes, workdir=Path(tmp), deadline=deadline,
-                                    record=record, path_name=path))
+                record(_check_model(model_name, profile_name, target_gb, tokenizer=tokenizer, device=settings.device,
+                                    four_bit=settings.four_bit, sizes=settings.sizes(profile_name), workdir=Path(tmp),
+                                    deadline=settings.deadline, record=record, path_name=path))
             except Exception as err:  # e.g. out of memory: record it, free memory, check the next model
-                failed = report["models"].get(name, {})
+                failed = out.report["models"].get(name, {})
                 failed.update(status="error", error=f"{type(err).__name__}: {err}",
                               traceback=traceback.format_exc()[-6000:])
                 record(failed)
             gc.collect()
-            if not dry_run:
+            if not settings.dry_run:
                 torch.cuda.empty_cache()
-    report["paths_vs_plain"] = paths_vs_plain(report["models"])
-    used = [r for r in report["models"].values() if r["path"] == "engine"]   # the path training takes
-    report["ok"] = (four_bit or dry_run) and all(r.get("status") == "ok" and r.get("meets_target") is not False
-                                                 for r in used)
-    write()
-    return report
 
 
 STEP_RATIO_TARGET = 0.4   # a whole SA-GRPO step of the engine path, over the plain path's

@@ -121,10 +121,10 @@ def method_config(method: str | Method, seed: int, out: str | Path, **settings) 
     GRPO runs take answers (``questions_per_step * group_size``): the same rollouts per step."""
     method = get_method(method) if isinstance(method, str) else method
     if method.algo == "ppo":
-        grpo = GRPOConfig(**settings).resolved()
+        grpo = GRPOConfig.for_profile(**settings).resolved()
         settings = {**settings, "group_size": 1, "questions_per_step": grpo.questions_per_step * grpo.group_size}
-    return GRPOConfig(algo=method.algo, reward=method.reward, alpha=method.alpha,
-                      correctness_weight=method.correctness_weight, seed=seed, out=str(out), **settings)
+    return GRPOConfig.for_profile(algo=method.algo, reward=method.reward, alpha=method.alpha,
+                                  correctness_weight=method.correctness_weight, seed=seed, out=str(out), **settings)
 
 
 def grid_runs(out_dir: str | Path, *, methods: Sequence[str] = DEFAULT_METHODS, seeds: Sequence[int] = DEFAULT_SEEDS,

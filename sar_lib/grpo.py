@@ -59,7 +59,9 @@ is not computed in that run):
   (the ctx(0) pass alone; not part of ``time/step`` when SAR is only logged), in seconds;
 - on evaluation steps (every ``eval_every`` and the last): ``eval/accuracy``, ``eval/mean_length``
   (greedy, eos excluded, as ``sar_lib.evaluate``), ``time/eval``; at the last step with
-  ``eval_samples`` > 0 also ``eval/sampled_accuracy`` and ``eval/sampled_mean_length``.
+  ``eval_samples`` > 0 also ``eval/sampled_accuracy`` and ``eval/sampled_mean_length``; on synthetic
+  arithmetic and claims, ``eval/p_stop``, ``eval/p_check`` and ``eval/greedy_stop_share``: SAR's
+  switch (``sar_lib.switch``, measured by ``evaluate``).
 
 Exact resume: everything random in step ``k`` is seeded from ``(seed, k)`` and the questions of step
 ``k`` come from a permutation seeded by ``(seed, epoch)``, so a run resumed from its step-k checkpoint
@@ -81,7 +83,7 @@ from tqdm.auto import tqdm
 
 from sar_lib import ppo, runs
 from sar_lib.data import load_problems
-from sar_lib.evaluate import SAMPLED_KEYS, evaluate
+from sar_lib.evaluate import SAMPLED_KEYS, SWITCH_KEYS, evaluate
 from sar_lib.fast_generation import GenerationCopy, generation_copy
 from sar_lib.grpo_config import ADVANTAGES, GRPOConfig, policy_profile, training_differences
 from sar_lib.models import load_policy
@@ -90,7 +92,6 @@ from sar_lib.policy_gradient import (completion_rows, sample_and_score, seed_eve
 from sar_lib.problem import Problem
 from sar_lib.sar import empty_prompt_text, encode_text, prompt_text
 from sar_lib.tracking import open_tracker
-
 
 # ---------------------------------------------------------------- the GRPO maths (pure functions)
 def group_advantages(rewards: Tensor, kind: str = "dr_grpo", eps: float = 1e-6) -> Tensor:
@@ -231,7 +232,6 @@ def _evaluate(model, tokenizer, problems: list[Problem], config: GRPOConfig, *, 
     return evaluate(model, tokenizer, problems, max_new_tokens=config.max_new_tokens,
                     batch_size=config.eval_batch_size, samples=samples, progress=False)
 
-
 def train(config: GRPOConfig, *, resume: bool = False) -> Path:
     """Run GRPO (or PPO: ``config.algo``, ``sar_lib.ppo``) as ``config`` says; returns the run folder (``sar_lib.runs``: config, metrics.jsonl,
     checkpoint/, the final evaluation of ``eval_dataset``).
@@ -284,7 +284,7 @@ def _train(config: GRPOConfig, resume: bool) -> Path:
                 result = _evaluate(model, tokenizer, eval_problems, config,
                                    samples=config.eval_samples if step == config.steps else 0)
                 metrics.update({"eval/accuracy": result["accuracy"], "eval/mean_length": result["mean_length"],
-                                **{f"eval/{k}": result[k] for k in SAMPLED_KEYS if k in result},
+                                **{f"eval/{k}": result[k] for k in SAMPLED_KEYS + SWITCH_KEYS if k in result},
                                 "time/eval": time.perf_counter() - t0})
                 if step == config.steps:
                     final_eval = result

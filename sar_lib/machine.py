@@ -15,8 +15,6 @@ from pathlib import Path
 
 import torch
 
-from sar_lib import models
-
 VERSIONED_PACKAGES = ("torch", "transformers", "peft", "trl", "bitsandbytes", "accelerate")
 
 
@@ -65,22 +63,6 @@ def machine_summary(info: dict | None = None) -> str:
     m = info or machine_info()
     return (f"{m['cpu']}, {m['torch_threads']} torch threads, {m['system']}, "
             f"Python {m['python']}, torch {m['versions']['torch']}")
-
-
-def check_device(device: str) -> None:
-    """ValueError unless ``device`` is "cpu" or a CUDA device torch can see ("cuda", "cuda:N" with N
-    below the GPU count): the devices a timing can wait for (:func:`synchronize`)."""
-    try:
-        parsed = torch.device(device)
-    except (RuntimeError, TypeError):   # torch's answer to a string that names no device
-        parsed = None
-    if parsed is None or parsed.type not in ("cpu", "cuda"):
-        raise ValueError(f"device must be 'cpu' or 'cuda' (or 'cuda:N', the N-th GPU), got {device!r}; "
-                         "pass --device cpu or --device cuda")
-    models.check_device(device)
-    if parsed.type == "cuda" and parsed.index is not None and parsed.index >= torch.cuda.device_count():
-        raise ValueError(f"device {device!r} requested but torch sees {torch.cuda.device_count()} CUDA GPU(s); "
-                         "pass --device cuda (the first GPU) or a lower index")
 
 
 def synchronize(device: str) -> None:

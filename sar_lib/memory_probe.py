@@ -24,7 +24,8 @@ from multiprocessing import get_context
 
 import torch
 
-from sar_lib.machine import check_device, peak_memory_mb, synchronize
+from sar_lib.machine import peak_memory_mb, synchronize
+from sar_lib.models import check_device
 from sar_lib.perplexity import PackedBatch, answer_logprobs, pack_sequences
 
 QWEN_VOCAB = 151936  # Qwen2.5's vocabulary (sar_lib/configs/*.json)

@@ -183,10 +183,21 @@ def default_device() -> str:
 
 
 def check_device(device: str) -> None:
-    """ValueError when ``device`` is a CUDA device and torch sees no CUDA GPU."""
-    if torch.device(device).type == "cuda" and not torch.cuda.is_available():
+    """ValueError unless ``device`` is "cpu" or a CUDA device torch can see ("cuda", or "cuda:N" with N
+    below the GPU count): the devices sar_lib loads models on, trains on and times."""
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError):   # torch's answer to a string that names no device
+        parsed = None
+    if parsed is None or parsed.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'cpu' or 'cuda' (or 'cuda:N', the N-th GPU), got {device!r}; "
+                         "pass --device cpu or --device cuda")
+    if parsed.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} requested but torch sees no CUDA GPU "
                          f"(torch {torch.__version__}); use device 'cpu' (--device cpu)")
+    if parsed.type == "cuda" and parsed.index is not None and parsed.index >= torch.cuda.device_count():
+        raise ValueError(f"device {device!r} requested but torch sees {torch.cuda.device_count()} CUDA GPU(s); "
+                         "pass --device cuda (the first GPU) or a lower index")
 
 
 def _default_dtype(device: str) -> torch.dtype:

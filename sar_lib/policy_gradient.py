@@ -80,7 +80,7 @@ def shaping_reward(reward: str, *, group_size: int, lengths: Tensor, correct: Te
     sar_variant)``; every other reward is ``rewards.auxiliary_reward``, group by group (O1-pruner and
     ER compare an answer with the rest of its group).
     """
-    sar = sar_from_nll(nll_qa, nll_a, sar_variant) if reward in ("sar", "shuffled_sar") else None
+    sar = sar_from_nll(nll_qa, nll_a, sar_variant) if R.reward_spec(reward).needs_sar_pass else None
     inputs = dict(lengths=lengths, correct=correct, nll_qa=nll_qa, sar=sar, certainty=certainty, mask=mask)
     given = {name: value.split(group_size) for name, value in inputs.items() if value is not None}
     return torch.cat([R.auxiliary_reward(reward, max_length=max_new_tokens,
@@ -127,7 +127,7 @@ def sample_and_score(model, tokenizer, problems: list[Problem], config: GRPOConf
     states of the old pass (``old.hidden`` ``[N, T, H]``, PPO's critic features). ``sampler``: a
     ``fast_generation.GenerationCopy`` of ``model`` that samples in its place (synced first, inside
     ``time/generate``). Everything random is seeded from ``(config.seed, step)``."""
-    cfg, G = config, config.group_size
+    cfg, G, spec = config, config.group_size, R.reward_spec(config.reward)
     seed_everything(seed_from(cfg.seed, 1, step))
     t0 = time.perf_counter()
     if sampler is not None:
@@ -143,34 +143,17 @@ def sample_and_score(model, tokenizer, problems: list[Problem], config: GRPOConf
     t_generate = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    common = dict(pad_token_id=tokenizer.pad_token_id, batch_size=cfg.micro_batch_size)
-    # In fp32 the sampler's log-probs are the policy's (to 1e-5, tested): the old pass is not run again.
-    exact_sampler = cfg.engine and fp32_weights(model) and (sampler is None or fp32_weights(sampler.model))
-    scorer = sampler.model if exact_sampler and sampler is not None else model
-    if cfg.engine:  # each question's prompt once, then its G answers
-        score = functools.partial(score_answers_after_prompts, model, rollouts.prompt_ids[::G],
-                                  [k // G for k in range(len(texts))], rollouts.answer_ids, **common)
-    else:
-        score = functools.partial(score_answer_ids, model, rollouts.prompt_ids, rollouts.answer_ids, **common)
-    if exact_sampler and cfg.reward != "certainty" and not with_hidden:
-        old = sampled_scores(rollouts)
-    else:
-        old = score(with_certainty=cfg.reward == "certainty", with_hidden=with_hidden)  # log pi_old(a_t | ctx(q), a_<t)
-    ref = None
-    if cfg.kl_coef > 0:
-        with model.disable_adapter():  # the reference: the base model without LoRA
-            ref = score()
+    old, ref, scorer = _old_and_reference(model, tokenizer, rollouts, cfg, sampler=sampler, with_hidden=with_hidden)
     t_score = time.perf_counter() - t0
 
     sar, nll_a, t_sar = None, None, 0.0
-    needs_sar = cfg.reward in ("sar", "shuffled_sar")
-    if needs_sar or cfg.log_sar:  # the one extra forward pass, over ctx(0) + a
+    if spec.needs_sar_pass or cfg.log_sar:  # the one extra forward pass, over ctx(0) + a
         t0 = time.perf_counter()
         nll_a = sar_from_token_ids(scorer, ctx0_ids, rollouts.answer_ids, pad_token_id=tokenizer.pad_token_id,
                                    nll_qa=old.nll, batch_size=cfg.micro_batch_size)["nll_a"]
         sar = sar_from_nll(old.nll, nll_a, "ppl")
         t_sar = time.perf_counter() - t0
-        if needs_sar:
+        if spec.needs_sar_pass:
             t_score += t_sar
 
     t0 = time.perf_counter()
@@ -183,6 +166,33 @@ def sample_and_score(model, tokenizer, problems: list[Problem], config: GRPOConf
     t_score += time.perf_counter() - t0
     return ScoredRollouts(rollouts, texts, lengths, old, ref, sar, correct, shaping, total,
                           {"generate": t_generate, "score": t_score, "sar": t_sar})
+
+
+def _old_and_reference(model, tokenizer, rollouts: Rollouts, config: GRPOConfig, *, sampler=None,
+                      with_hidden: bool = False) -> tuple[BatchScores, BatchScores | None, object]:
+    """``(old, ref, scorer)`` of :func:`sample_and_score`: the old log-probs of the sampled answers (the
+    sampler's own where they are the policy's, else a scoring pass, with the self-certainty when the
+    reward needs it), the reference's when ``kl_coef > 0``, and the model that runs SAR's pass."""
+    cfg, G = config, config.group_size
+    with_certainty = R.reward_spec(cfg.reward).needs_certainty
+    common = dict(pad_token_id=tokenizer.pad_token_id, batch_size=cfg.micro_batch_size)
+    # In fp32 the sampler's log-probs are the policy's (to 1e-5, tested): the old pass is not run again.
+    exact_sampler = cfg.engine and fp32_weights(model) and (sampler is None or fp32_weights(sampler.model))
+    scorer = sampler.model if exact_sampler and sampler is not None else model
+    if cfg.engine:  # each question's prompt once, then its G answers
+        score = functools.partial(score_answers_after_prompts, model, rollouts.prompt_ids[::G],
+                                  [k // G for k in range(len(rollouts.answer_ids))], rollouts.answer_ids, **common)
+    else:
+        score = functools.partial(score_answer_ids, model, rollouts.prompt_ids, rollouts.answer_ids, **common)
+    if exact_sampler and not with_certainty and not with_hidden:
+        old = sampled_scores(rollouts)
+    else:
+        old = score(with_certainty=with_certainty, with_hidden=with_hidden)  # log pi_old(a_t | ctx(q), a_<t)
+    ref = None
+    if cfg.kl_coef > 0:
+        with model.disable_adapter():  # the reference: the base model without LoRA
+            ref = score()
+    return old, ref, scorer
 
 
 def sampled_scores(rollouts: Rollouts) -> BatchScores:

@@ -17,7 +17,6 @@ half, so 0.5 is chance level and a constant criterion). Criteria (all "higher is
 
 from __future__ import annotations
 
-import math
 import random
 import re
 from typing import Mapping, Sequence
@@ -29,6 +28,7 @@ from sar_lib import sar
 from sar_lib.problem import Problem
 from sar_lib.perplexity import score_answer_ids
 from sar_lib.rewards import self_certainty
+from sar_lib.stats import mean_and_interval
 from sar_lib.synthetic import FILLERS, OPENERS, ANSWER_TYPES, answer_types
 
 PROBE_TYPES = ("concise_restated", "concise_filler")
@@ -201,16 +201,8 @@ def ranking_table(scores: Mapping[str, Mapping[str, Tensor]], pairs: Sequence[tu
             for c in names}
 
 
-def mean_and_interval(values: Sequence[float] | Tensor, z: float = 1.96) -> tuple[float, float]:
-    """(mean, z * standard error of the mean): the half-width of a ~95% normal interval by default."""
-    x = torch.as_tensor(values, dtype=torch.float64)
-    if x.ndim != 1 or x.numel() == 0:
-        raise ValueError(f"need a non-empty 1-D series, got shape {tuple(x.shape)}")
-    sem = float(x.std(correction=1)) / math.sqrt(x.numel()) if x.numel() > 1 else 0.0
-    return float(x.mean()), z * sem
-
-
 def type_summary(scores: Mapping[str, Mapping[str, Tensor]], metric: str = "sar",
                  types: Sequence[str] = ANSWER_TYPES) -> dict[str, tuple[float, float]]:
-    """``{type: (mean, 95% half-width)}`` of ``metric`` over the problems, for each of ``types``."""
+    """``{type: (mean, 95% half-width)}`` of ``metric`` over the problems, for each of ``types``
+    (``sar_lib.stats.mean_and_interval``)."""
     return {t: mean_and_interval(scores[t][metric]) for t in types}

@@ -20,32 +20,25 @@ in tokens (eos included) and "correct" the R_VR of each answer:
 
 Rewards are constants for the policy gradient: inputs are detached.
 
-``DEFAULT_ALPHAS`` holds the weight of each auxiliary reward: 0.2 for SAR (the paper's main runs;
-swept 0.1/0.2/0.3); 0.05 for O1-pruner and ER (inside the paper's sweep 0.01/0.03/0.05/0.1). The
-paper gives no alpha for R_EM in the text we have; we use SAR's 0.2 so the ablation swaps only the
-reward. Self-certainty and the plain length penalty are not in the paper; 0.05 is our choice.
+:data:`REWARDS` is the one table of what each shaping reward needs (its inputs, hence whether a GRPO
+step runs SAR's forward pass or a scoring pass with the self-certainty; whether it compares an answer
+with the rest of its group) and of its default weight alpha: 0.2 for SAR (the paper's main runs; swept
+0.1/0.2/0.3); 0.05 for O1-pruner and ER (inside the paper's sweep 0.01/0.03/0.05/0.1). The paper
+gives no alpha for R_EM in the text we have; we use SAR's 0.2 so the ablation swaps only the reward.
+Self-certainty and the plain length penalty are not in the paper; 0.05 is our choice. The training
+config (``grpo_config``) and the GRPO step (``policy_gradient``) read the table.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from sar_lib.grading import is_correct
 
-REWARD_NAMES = ("sar", "shuffled_sar", "o1", "er", "em", "certainty", "length", "none")
-DEFAULT_ALPHAS: dict[str, float] = {
-    "sar": 0.2,        # paper, main runs
-    "shuffled_sar": 0.2,  # the control has SAR's weight
-    "o1": 0.05,        # paper sweep {0.01, 0.03, 0.05, 0.1}
-    "er": 0.05,        # paper sweep {0.01, 0.03, 0.05, 0.1}
-    "em": 0.2,         # same weight as SAR for the R_EM ablation (our choice)
-    "certainty": 0.05, # not in the paper (our choice)
-    "length": 0.05,    # not in the paper (our choice)
-    "none": 0.0,       # plain GRPO: R = R_VR
-}
 _ER_EPS = 1e-5
 
 
@@ -119,40 +112,74 @@ def combine(r_vr: Tensor, r: Tensor, alpha: float) -> Tensor:
     return base + float(alpha) * extra
 
 
+def sar_reward(sar: Tensor) -> Tensor:
+    """SAR [G] as the reward: the values of ``sar.sar_from_nll``, already computed per answer."""
+    return _as_group(sar, "sar")
+
+
+@dataclass(frozen=True)
+class RewardSpec:
+    """What a shaping reward needs and weighs: ``function`` of the :func:`auxiliary_reward` arguments
+    named in ``inputs`` (in that order), its default weight ``alpha``, and ``needs_group`` when it
+    compares an answer with the other answers to its question (so a group needs >= 2 answers)."""
+
+    function: Callable[..., Tensor] | None   # None: "none", zeros
+    inputs: tuple[str, ...]
+    alpha: float
+    needs_group: bool = False
+
+    @property
+    def needs_sar_pass(self) -> bool:
+        """Whether it needs SAR, hence the forward pass over ctx(0) + a (``sar.sar_from_token_ids``)."""
+        return "sar" in self.inputs
+
+    @property
+    def needs_certainty(self) -> bool:
+        """Whether it needs the per-token self-certainty, hence a scoring pass with ``with_certainty``
+        (the sampler's own log-probs do not carry it)."""
+        return "certainty" in self.inputs
+
+
+REWARDS: dict[str, RewardSpec] = {
+    "sar": RewardSpec(sar_reward, ("sar",), 0.2),                             # paper, main runs
+    "shuffled_sar": RewardSpec(shuffled, ("sar",), 0.2, needs_group=True),    # the control has SAR's weight
+    "o1": RewardSpec(o1_pruner, ("lengths",), 0.05, needs_group=True),        # paper sweep {0.01, 0.03, 0.05, 0.1}
+    "er": RewardSpec(efficient_reasoner, ("lengths", "correct"), 0.05, needs_group=True),  # paper sweep, as o1
+    "em": RewardSpec(entropy_minimisation, ("nll_qa",), 0.2),                 # SAR's weight for the R_EM ablation
+    "certainty": RewardSpec(self_certainty, ("certainty", "mask"), 0.05),     # not in the paper (our choice)
+    "length": RewardSpec(length_penalty, ("lengths", "max_length"), 0.05),    # not in the paper (our choice)
+    "none": RewardSpec(None, (), 0.0),                                        # plain GRPO: R = R_VR
+}
+# the table's names and weights on their own, as the config's choices, grid's labels and the notebooks read them
+REWARD_NAMES = tuple(REWARDS)
+DEFAULT_ALPHAS: dict[str, float] = {name: spec.alpha for name, spec in REWARDS.items()}
+
+
+def reward_spec(name: str) -> RewardSpec:
+    """The :data:`REWARDS` entry of ``name``; ValueError naming the valid rewards otherwise."""
+    try:
+        return REWARDS[name]
+    except KeyError:
+        raise ValueError(f"unknown reward {name!r}: use one of {', '.join(REWARD_NAMES)}") from None
+
+
 def auxiliary_reward(name: str, *, lengths: Tensor | None = None, correct: Tensor | None = None,
                      nll_qa: Tensor | None = None, sar: Tensor | None = None,
                      certainty: Tensor | None = None, mask: Tensor | None = None,
                      max_length: int | None = None) -> Tensor:
-    """The auxiliary reward ``r`` [G] named in ``REWARD_NAMES``, from the inputs it needs.
+    """The auxiliary reward ``r`` [G] named in :data:`REWARDS`, from the inputs its entry names.
 
-    "sar": ``sar`` (already computed by ``sar.sar_from_nll``); "shuffled_sar": ``sar``, permuted
-    with torch's global generator (seeded per GRPO step, so runs stay exact); "o1": ``lengths``; "er":
-    ``lengths``, ``correct``; "em": ``nll_qa``; "certainty": ``certainty``, ``mask``; "length":
-    ``lengths``, ``max_length``; "none": zeros shaped like any given group input.
+    "shuffled_sar" permutes ``sar`` with torch's global generator (seeded per GRPO step, so runs
+    stay exact); "none" gives zeros shaped like any given group input.
     """
-    if name not in REWARD_NAMES:
-        raise ValueError(f"unknown reward {name!r}: use one of {', '.join(REWARD_NAMES)}")
+    spec = reward_spec(name)
     given = dict(lengths=lengths, correct=correct, nll_qa=nll_qa, sar=sar, certainty=certainty,
                  mask=mask, max_length=max_length)
-    needs = {"sar": ("sar",), "shuffled_sar": ("sar",), "o1": ("lengths",), "er": ("lengths", "correct"), "em": ("nll_qa",),
-             "certainty": ("certainty", "mask"), "length": ("lengths", "max_length"), "none": ()}[name]
-    missing = [k for k in needs if given[k] is None]
+    missing = [k for k in spec.inputs if given[k] is None]
     if missing:
         raise ValueError(f"reward {name!r} needs {', '.join(missing)}")
-    if name == "sar":
-        return _as_group(sar, "sar")
-    if name == "shuffled_sar":
-        return shuffled(sar)
-    if name == "o1":
-        return o1_pruner(lengths)
-    if name == "er":
-        return efficient_reasoner(lengths, correct)
-    if name == "em":
-        return entropy_minimisation(nll_qa)
-    if name == "certainty":
-        return self_certainty(certainty, mask)
-    if name == "length":
-        return length_penalty(lengths, max_length)
+    if spec.function is not None:
+        return spec.function(*(given[k] for k in spec.inputs))
     group = next((v for v in (lengths, correct, nll_qa, sar, certainty) if v is not None), None)
     if group is None:
         raise ValueError("reward 'none' needs any group input (e.g. lengths) to know the group size")

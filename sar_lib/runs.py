@@ -74,35 +74,12 @@ def append_metrics(run_dir: str | Path, metrics: dict) -> None:
         f.write(json.dumps(metrics) + "\n")
 
 
-# Metric names of run folders written before the trainer took TRL's names (docs/metrics.md):
-# read_metrics renames them, so old runs still plot and compare. "accuracy/batch" was a copy of
-# the correctness reward's mean; "reward/<r>" becomes "rewards/<r>/mean".
-OLD_METRIC_NAMES = {"reward/total": "reward", "reward/correctness": "rewards/correctness/mean",
-                    "accuracy/batch": "rewards/correctness/mean", "length/mean": "completions/mean_length",
-                    "length/median": "completions/median_length",
-                    "length/correct_mean": "completions/mean_length_correct",
-                    "truncation_rate": "completions/clipped_ratio", "groups/no_signal": "frac_reward_zero_std",
-                    "clip_fraction": "clip_ratio/region_mean", "lr": "learning_rate"}
-
-
-def _current_names(metrics: dict) -> dict:
-    out = {}
-    for key, value in metrics.items():
-        if key in OLD_METRIC_NAMES:
-            key = OLD_METRIC_NAMES[key]
-        elif key.startswith("reward/"):
-            key = f"rewards/{key[len('reward/'):]}/mean"
-        out.setdefault(key, value)
-    return out
-
-
 def read_metrics(run_dir: str | Path) -> list[dict]:
-    """The per-step metrics of a run (``metrics.jsonl``), one dict per step, under today's names
-    (a folder written with :data:`OLD_METRIC_NAMES` reads the same as a new one)."""
+    """The per-step metrics of a run (``metrics.jsonl``), one dict per step, as the trainer wrote them."""
     path = Path(run_dir) / METRICS
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist: {run_dir} has not trained yet")
-    return [_current_names(json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def steps_logged(run_dir: str | Path) -> int:

@@ -86,9 +86,8 @@ def paper_ablation_markdown() -> str:
 
 def read_grid(path: str | Path) -> tuple[dict | None, str]:
     """``(results of sar compare, "")`` from the JSON at ``path``, or ``(None, why not)`` when the file
-    is missing, unreadable, or written before the claims were checked (no ``claims`` rows). Claims
-    written before the noise and floor rules (rows without ``status``) are judged again from the file's
-    per-seed numbers (``claims.current_claims``; ``claims_rechecked`` is then True)."""
+    is missing, unreadable, or written before the claims were checked under the noise and floor rules
+    (no ``claims`` rows, or rows without a ``status``)."""
     path = Path(path)
     if not path.is_file():
         return None, (f"`{path}` is not there: run `sar compare` (it writes that file) to check the paper's "
@@ -97,13 +96,10 @@ def read_grid(path: str | Path) -> tuple[dict | None, str]:
         grid = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as err:
         return None, f"`{path}` could not be read ({type(err).__name__}: {err}); rerun `sar compare`."
-    if not grid.get("claims"):
-        return None, (f"`{path}` predates the claims check (it has no `claims` rows): rerun `sar compare` "
-                      "to test the claims on the current testbed.")
-    if not all("status" in row for row in grid["claims"]):
-        # written before the noise and floor rules: judge its stored per-seed numbers by the current ones
-        grid["claims"] = current_claims(grid)
-        grid["claims_rechecked"] = True
+    if not grid.get("claims") or not all("status" in row for row in grid["claims"]):
+        return None, (f"`{path}` predates the claims check under the noise and floor rules (its `claims` rows "
+                      "are missing or have no `status`): rerun `sar compare` to test the claims on the current "
+                      "testbed.")
     return grid, ""
 
 
@@ -149,41 +145,50 @@ def verbosity_regime(premises: Mapping | None, alpha: float) -> dict:
                                                  "target": premises["targets"]["room_to_cut_min"]}
     styles = premises.get("sar_by_style")
     push = None if not styles else alpha * (styles["concise"] - styles["verbose"])
+    regime = "harmless" if d >= -2 * se else "punished"
     measured = (f"its verbose samples are correct {verbose:.1f}% of the time and its concise ones {concise:.1f}% "
                 f"(difference {d:+.1f} ± {se:.1f} points; premise P2 of the model card, "
                 f"{premises['n_problems']} held-out questions x {premises['samples_per_item']} samples)")
-    if d >= -2 * se:
-        regime = "harmless"
-        text = (f"**Regime: verbosity is harmless.** On this model {measured}: correctness does not punish the "
-                "verbose style, so only a shaping reward can prefer the shorter answer, the regime in which the "
-                "paper's SAR shortens answers.")
-    else:
-        regime = "punished"
-        text = (f"**Regime: verbosity is already punished by correctness.** On this model {measured}: the "
-                "correctness reward alone pushes the verbose style out, so GRPO shortens answers by itself and "
-                "SAR has little left to cut.")
-    if room is not None:
-        text += (f" Room to cut (P3): the greedy answers are {room['ratio']:.2f}x as long as the shortest correct "
-                 f"sample of their question (target >= {room['target']:g}x: "
-                 f"{'met' if room['holds'] else 'not met'}).")
-    if push is not None:
-        text += (f" SAR's push: a concise solution scores {styles['concise']:.3f} and the same solution written "
-                 f"verbosely {styles['verbose']:.3f} (model card: mean over its {premises['n_problems']} held-out "
-                 "questions; notebook 02 measures the same on its own problems, so its figures differ by sampling), "
-                 f"so α·ΔSAR = {alpha:g} x "
-                 f"{styles['concise'] - styles['verbose']:.3f} = {push:.3f} of reward per answer in favour of the "
-                 "concise one (R_VR's step is 1).")
+    text = _regime_text(regime, measured) + _room_text(room) + _push_sentence(premises, alpha, push)
     return {"regime": regime, "room": room, "push": push, "text": text, "difference": d, "stderr": se,
             "verbose_accuracy": verbose, "concise_accuracy": concise}
 
 
-def _claims(grid: Mapping) -> list[dict]:
-    """The grid's claim rows under the current rules (``claims.current_claims``)."""
-    return current_claims(grid)
+def _regime_text(regime: str, measured: str) -> str:
+    """The regime in bold, with P2's ``measured`` accuracies."""
+    if regime == "harmless":
+        return (f"**Regime: verbosity is harmless.** On this model {measured}: correctness does not punish the "
+                "verbose style, so only a shaping reward can prefer the shorter answer, the regime in which the "
+                "paper's SAR shortens answers.")
+    return (f"**Regime: verbosity is already punished by correctness.** On this model {measured}: the "
+            "correctness reward alone pushes the verbose style out, so GRPO shortens answers by itself and "
+            "SAR has little left to cut.")
+
+
+def _room_text(room: Mapping | None) -> str:
+    """Premise P3, the room to cut, in a sentence ("" when it was not measured)."""
+    if room is None:
+        return ""
+    return (f" Room to cut (P3): the greedy answers are {room['ratio']:.2f}x as long as the shortest correct "
+            f"sample of their question (target >= {room['target']:g}x: {'met' if room['holds'] else 'not met'}).")
+
+
+def _push_sentence(premises: Mapping, alpha: float, push: float | None) -> str:
+    """SAR's push towards the concise style, α·ΔSAR, with the SAR of each style ("" when not measured)."""
+    if push is None:
+        return ""
+    styles = premises["sar_by_style"]
+    return (f" SAR's push: a concise solution scores {styles['concise']:.3f} and the same solution written "
+            f"verbosely {styles['verbose']:.3f} (model card: mean over its {premises['n_problems']} held-out "
+            "questions; notebook 02 measures the same on its own problems, so its figures differ by sampling), "
+            f"so α·ΔSAR = {alpha:g} x "
+            f"{styles['concise'] - styles['verbose']:.3f} = {push:.3f} of reward per answer in favour of the "
+            "concise one (R_VR's step is 1).")
 
 
 def _claim(grid: Mapping, claim_id: str) -> Mapping | None:
-    return next((row for row in _claims(grid) if row["id"] == claim_id), None)
+    """The grid's row of claim ``claim_id`` (None when it has none)."""
+    return next((row for row in current_claims(grid) if row["id"] == claim_id), None)
 
 
 def _sampled_drift(grid: Mapping, method: str) -> tuple[float, float] | None:
@@ -206,8 +211,14 @@ def one_sentence(grid: Mapping | None, regime: Mapping) -> str:
     c1 = _claim(grid, "C1")
     if c1 is None or c1["status"] == "not_run":
         return "The grid did not run GRPO and SA-GRPO both, so claim C1 (shorter at equal accuracy) is untested."
-    n = c1["numbers"]
-    shorter = shorter_text(100 * n["length_reduction"])
+    ending = {"untestable": _c1_untestable, "holds": _c1_holds, "not_separable": _c1_not_separable,
+              "does_not_hold": _c1_does_not_hold}[c1["status"]]
+    return ending(_c1_head(grid, c1["numbers"]), c1["numbers"], regime)
+
+
+def _c1_head(grid: Mapping, n: Mapping) -> str:
+    """The sentence's opening: SA-GRPO's greedy length and accuracy against GRPO's (C1's ``numbers``),
+    and how the sampled answers' length moved during training when the grid logged it."""
     points = round(-n["accuracy_drop_points"], 1) + 0.0   # no "-0.0"
     seeds = len(grid["methods"]["sa-grpo"]["seeds"])
     drift = {m: _sampled_drift(grid, m) for m in ("grpo", "sa-grpo")}
@@ -216,80 +227,111 @@ def one_sentence(grid: Mapping | None, regime: Mapping) -> str:
         g, s = (percent_shorter(*drift[m]) for m in ("grpo", "sa-grpo"))
         during = (f"; during training the sampled answers of GRPO got {shorter_text(g)}, those of SA-GRPO "
                   f"{shorter_text(s)}")
-    head = (f"On this testbed SA-GRPO's greedy answers are {shorter} than GRPO's at {points:+.1f} points of "
-            f"accuracy (mean of {seeds} seed{'s' if seeds != 1 else ''}{during})")
-    status, length, accuracy = c1["status"], n["length_test"], n["accuracy_test"]
-    length_test = test_text(length, "tokens")
-    accuracy_test = test_text(accuracy, "points", 100)
+    return (f"On this testbed SA-GRPO's greedy answers are {shorter_text(100 * n['length_reduction'])} than GRPO's "
+            f"at {points:+.1f} points of accuracy (mean of {seeds} seed{'s' if seeds != 1 else ''}{during})")
+
+
+def _control_test(n: Mapping) -> str:
+    """The shuffled-SAR control's length and its test against SA-GRPO ("" when the grid has no control)."""
     control = n.get("control")
-    control_test = "" if not control else (f"shuffled SAR {control['point'][0]:.1f} tokens: "
-                                           f"{test_text(control['length_test'], 'tokens')}")
-    margin = f"{100 * C1_MIN_LENGTH_REDUCTION:.0f}%"
-    push = "" if regime["push"] is None else \
+    return "" if not control else (f"shuffled SAR {control['point'][0]:.1f} tokens: "
+                                   f"{test_text(control['length_test'], 'tokens')}")
+
+
+def _push_aside(regime: Mapping) -> str:
+    """SAR's push per answer in parentheses ("" when the premises did not measure it)."""
+    return "" if regime["push"] is None else \
         f" (α·ΔSAR = {regime['push']:.3f} of reward per answer, against R_VR's step of 1)"
-    no_room = regime["room"] is not None and not regime["room"]["holds"]
-    small = {"harmless": (f": verbosity costs no accuracy here, so correctness does not push towards the concise "
-                          f"style and SAR's preference for it is the push that does, a small one{push}"),
-             "punished": ": correctness already punishes verbosity here, so GRPO prunes the verbose answers too",
-             "unknown": ""}[regime["regime"]]
-    if regime["regime"] == "harmless" and no_room:
-        small = (": there was little length left to cut, the greedy answers being about as short as the shortest "
-                 "correct samples")
-    if status == "untestable":
-        return (f"{head}, but on {n.get('dataset', 'the in-domain set')} both are at the floor "
-                f"({floor_text(n['floor'])}), so the paper's main claim is untestable here.")
-    if status == "holds":
-        beyond = "" if not control else f" and shorter than the shuffled-SAR control ({control_test})"
-        why = {"harmless": ": verbosity costs no accuracy here, so SAR's preference for concise answers is what "
-                           "shortened them, as in the paper",
-               "punished": ", although correctness already punishes verbosity here (GRPO prunes it too)",
-               "unknown": ""}[regime["regime"]]
-        return (f"{head}; the shortening is beyond the seed noise ({length_test}){beyond}, so the paper's main "
-                f"claim holds{why}.")
-    if status == "not_separable":
-        if length["outcome"] == "noise":
-            also = "" if accuracy["outcome"] != "noise" else \
-                (f", and so is the accuracy drop, more than the claim's {ACCURACY_TOLERANCE_POINTS:g} point "
-                 f"({accuracy_test})")
-            return (f"{head}, but the length difference is inside the seed noise ({length_test}){also}, so the "
-                    f"paper's main claim is not separable from noise here, neither confirmed nor refuted{small}.")
-        if control and control["length_test"]["outcome"] == "noise":
-            return (f"{head}; the shortening is beyond the seed noise ({length_test}), but not beyond the "
-                    f"shuffled-SAR control, SAR's own values dealt out at random ({control_test}), so it cannot be "
-                    "credited to the information SAR measures: the paper's main claim is not separable from noise "
-                    "here.")
-        return (f"{head}; the shortening is beyond the seed noise ({length_test}), but the accuracy drop, more "
-                f"than the claim's {ACCURACY_TOLERANCE_POINTS:g} point, is not separable from the noise "
-                f"({accuracy_test}), so the paper's main claim is not separable from noise here.")
-    # does not hold: a part failed by a difference beyond the noise
+
+
+def _no_room(regime: Mapping) -> bool:
+    """Whether premise P3 was measured and found no length to cut."""
+    return regime["room"] is not None and not regime["room"]["holds"]
+
+
+def _why_small(regime: Mapping) -> str:
+    """Why SAR could only shorten a little, by the regime (the clause that ends the sentence)."""
+    if regime["regime"] == "harmless" and _no_room(regime):
+        return (": there was little length left to cut, the greedy answers being about as short as the shortest "
+                "correct samples")
+    return {"harmless": (f": verbosity costs no accuracy here, so correctness does not push towards the concise "
+                         f"style and SAR's preference for it is the push that does, a small one{_push_aside(regime)}"),
+            "punished": ": correctness already punishes verbosity here, so GRPO prunes the verbose answers too",
+            "unknown": ""}[regime["regime"]]
+
+
+def _c1_untestable(head: str, n: Mapping, regime: Mapping) -> str:
+    """Both methods at the set's floor: the claim cannot be tested (the regime does not matter)."""
+    return (f"{head}, but on {n.get('dataset', 'the in-domain set')} both are at the floor "
+            f"({floor_text(n['floor'])}), so the paper's main claim is untestable here.")
+
+
+def _c1_holds(head: str, n: Mapping, regime: Mapping) -> str:
+    """Shorter beyond the noise (and beyond the control, where there is one), and what the regime says of it."""
+    beyond = "" if not n.get("control") else f" and shorter than the shuffled-SAR control ({_control_test(n)})"
+    why = {"harmless": ": verbosity costs no accuracy here, so SAR's preference for concise answers is what "
+                       "shortened them, as in the paper",
+           "punished": ", although correctness already punishes verbosity here (GRPO prunes it too)",
+           "unknown": ""}[regime["regime"]]
+    return (f"{head}; the shortening is beyond the seed noise ({test_text(n['length_test'], 'tokens')}){beyond}, "
+            f"so the paper's main claim holds{why}.")
+
+
+def _c1_not_separable(head: str, n: Mapping, regime: Mapping) -> str:
+    """Inside the noise: the length difference, or the shortening against the control, or the accuracy drop."""
+    length, accuracy, control = n["length_test"], n["accuracy_test"], n.get("control")
+    length_test, accuracy_test = test_text(length, "tokens"), test_text(accuracy, "points", 100)
+    if length["outcome"] == "noise":
+        also = "" if accuracy["outcome"] != "noise" else \
+            (f", and so is the accuracy drop, more than the claim's {ACCURACY_TOLERANCE_POINTS:g} point "
+             f"({accuracy_test})")
+        return (f"{head}, but the length difference is inside the seed noise ({length_test}){also}, so the "
+                f"paper's main claim is not separable from noise here, neither confirmed nor refuted"
+                f"{_why_small(regime)}.")
+    if control and control["length_test"]["outcome"] == "noise":
+        return (f"{head}; the shortening is beyond the seed noise ({length_test}), but not beyond the "
+                f"shuffled-SAR control, SAR's own values dealt out at random ({_control_test(n)}), so it cannot be "
+                "credited to the information SAR measures: the paper's main claim is not separable from noise "
+                "here.")
+    return (f"{head}; the shortening is beyond the seed noise ({length_test}), but the accuracy drop, more "
+            f"than the claim's {ACCURACY_TOLERANCE_POINTS:g} point, is not separable from the noise "
+            f"({accuracy_test}), so the paper's main claim is not separable from noise here.")
+
+
+def _c1_does_not_hold(head: str, n: Mapping, regime: Mapping) -> str:
+    """A part failed by a difference beyond the noise: accuracy fell, or too little shortening, or longer."""
+    length, accuracy = n["length_test"], n["accuracy_test"]
     if accuracy["outcome"] == "fail":
         lead = "shorter by the claim's margin, but" if length["outcome"] == "pass" else "but"
         return (f"{head}, {lead} accuracy fell by more than {ACCURACY_TOLERANCE_POINTS:g} point, beyond the seed "
-                f"noise ({accuracy_test}), so the paper's main claim does not hold here.")
+                f"noise ({test_text(accuracy, 'points', 100)}), so the paper's main claim does not hold here.")
     if n["length_reduction"] > 0:
-        return (f"{head}: SAR shortened the answers beyond the seed noise ({length_test}), but by less than the "
-                f"claim's {margin}, so the paper's main claim does not hold here{small}.")
+        return (f"{head}: SAR shortened the answers beyond the seed noise ({test_text(length, 'tokens')}), but by "
+                f"less than the claim's {100 * C1_MIN_LENGTH_REDUCTION:.0f}%, so the paper's main claim does not "
+                f"hold here{_why_small(regime)}.")
+    return (f"{head}, longer beyond the seed noise ({test_text(length, 'tokens')}), so the paper's main claim does "
+            f"not hold here{_why_longer(regime)}.")
+
+
+def _why_longer(regime: Mapping) -> str:
+    """Why SA-GRPO did not shorten the answers at all, by the regime."""
     if regime["regime"] == "punished":
-        why = (": correctness already punishes verbosity here, so GRPO alone prunes the verbose answers and SAR "
-               "has little left to cut")
-    elif regime["regime"] == "harmless" and no_room:
-        why = (": verbosity costs no accuracy here, but the greedy answers were already about as short as the "
-               "shortest correct samples, so there was little length to cut")
-    elif regime["regime"] == "harmless":
-        why = (": verbosity costs no accuracy here and there is length to cut, but SAR's push towards the concise "
-               f"style is small{push}")
-    else:
-        why = ""
-    return (f"{head}, longer beyond the seed noise ({length_test}), so the paper's main claim does not hold "
-            f"here{why}.")
+        return (": correctness already punishes verbosity here, so GRPO alone prunes the verbose answers and SAR "
+                "has little left to cut")
+    if regime["regime"] == "harmless" and _no_room(regime):
+        return (": verbosity costs no accuracy here, but the greedy answers were already about as short as the "
+                "shortest correct samples, so there was little length to cut")
+    if regime["regime"] == "harmless":
+        return (": verbosity costs no accuracy here and there is length to cut, but SAR's push towards the concise "
+                f"style is small{_push_aside(regime)}")
+    return ""
 
 
 def _grid_source(grid: Mapping, path: str | Path) -> str:
+    """Where the grid's numbers come from: its file, command, steps, seeds and model."""
     s = grid.get("settings", {})
-    rechecked = ("; its claims judged again from its per-seed numbers by the current noise and floor rules"
-                 if grid.get("claims_rechecked") else "")
     return (f"`{path}` (`{grid.get('command', 'sar compare')}`: {s.get('steps', '?')} steps, seeds "
-            f"{s.get('seeds', '?')}, model {grid.get('model', '?')}{rechecked})")
+            f"{s.get('seeds', '?')}, model {grid.get('model', '?')})")
 
 
 # ---------------------------------------------------------------- 01
@@ -458,7 +500,7 @@ def training_verdict(*, grid: Mapping | None, grid_note: str, grid_path: str | P
     else:
         lines.append(f"The paper's claims on the testbed, from {_grid_source(grid, grid_path)}:")
         lines.append("")
-        rows = _claims(grid)
+        rows = current_claims(grid)
         lines.append(claims_markdown(rows))
         lines.append("")
         lines.append(" ".join(f"{label}: {', '.join(r['id'] for r in rows if r['status'] == status) or 'none'}."
@@ -507,13 +549,28 @@ def ood_verdict(*, grid: Mapping | None, grid_note: str, grid_path: str | Path, 
     if grid is None:
         lines.append(grid_note)
     else:
-        rows = [r for r in _claims(grid) if r["id"] in ("C2", "C6")]
+        rows = [r for r in current_claims(grid) if r["id"] in ("C2", "C6")]
         lines.append(f"The Pareto and out-of-domain claims, from {_grid_source(grid, grid_path)}:")
         lines.append("")
         lines.append(claims_markdown(rows))
         lines.append("")
         lines.append("; ".join(_claim_line(r) for r in rows) + ".")
     lines.append("")
+    lines.append(_logic_line(logic))
+    lines += [_floor_line(name, e) for name, e in ood_base.items()]
+    if versus_grpo:
+        cells = "; ".join(f"{r['method']} on {r['set']}: {shorter_text(r['percent_shorter'])}, "
+                          f"{r['accuracy_points']:+.1f} points" for r in versus_grpo)
+        lines.append(f"- **This notebook's own runs against GRPO** (the shipped adapters: seed {seed}, {steps} steps): "
+                     f"{cells}." + ("" if grid is None else " One seed is one sample: " + _seed_spread(grid) + "."))
+    if behaviours_absent:
+        lines.append(f"- No in-domain greedy answer of any model showed {', '.join(behaviours_absent)}, so claim 3 "
+                     "(reasoning behaviours kept) can only be read on the behaviours that occur.")
+    return "\n".join(lines)
+
+
+def _logic_line(logic: Mapping) -> str:
+    """The bullet on logic-test: the base model's accuracy against chance (50%), and what that leaves of C6."""
     low, high = accuracy_interval(logic["accuracy"], logic["n"])
     share = "" if logic.get("logic_share") is None else \
         f" ({100 * logic['logic_share']:.0f}% of its pretraining corpus was logic chains over other, made-up words)"
@@ -525,26 +582,19 @@ def ood_verdict(*, grid: Mapping | None, grid_note: str, grid_path: str | Path, 
             ("; the set is at its floor, so SAR's out-of-domain claim is untestable on it here "
              "(the task needs a lookup of one fact among several by name, which a model of this size does not learn "
              "on a CPU budget: docs/logic_attempts.md; claim-test is the OOD family built for it)")
-    lines.append(f"- **logic-test is {status}.** The base model answers {100 * logic['accuracy']:.1f}% of "
-                 f"{logic['n']} True/False items correctly (95% interval {100 * low:.1f}-{100 * high:.1f}%; "
-                 f"chance is 50%){share}.")
-    for name, e in ood_base.items():
-        floor = floor_check(e["accuracy"], e["n"], answer_kind(name))
-        low, high = floor["interval"]
-        measured = (f"the base model answers {100 * e['accuracy']:.1f}% of {e['n']} items (95% interval "
-                    f"{100 * low:.1f}-{100 * high:.1f}%; {floor_rule(floor['kind'])})")
-        if floor["at_floor"]:
-            lines.append(f"- **{name} is at its floor**: {measured}, so accuracy differences between methods there "
-                         "are a few items, and a claim measured on it is untestable here.")
-        else:
-            lines.append(f"- **{name} is above its floor**: {measured}, so there is accuracy to keep, and C6 can be "
-                         "judged there.")
-    if versus_grpo:
-        cells = "; ".join(f"{r['method']} on {r['set']}: {shorter_text(r['percent_shorter'])}, "
-                          f"{r['accuracy_points']:+.1f} points" for r in versus_grpo)
-        lines.append(f"- **This notebook's own runs against GRPO** (the shipped adapters: seed {seed}, {steps} steps): "
-                     f"{cells}." + ("" if grid is None else " One seed is one sample: " + _seed_spread(grid) + "."))
-    if behaviours_absent:
-        lines.append(f"- No in-domain greedy answer of any model showed {', '.join(behaviours_absent)}, so claim 3 "
-                     "(reasoning behaviours kept) can only be read on the behaviours that occur.")
-    return "\n".join(lines)
+    return (f"- **logic-test is {status}.** The base model answers {100 * logic['accuracy']:.1f}% of "
+            f"{logic['n']} True/False items correctly (95% interval {100 * low:.1f}-{100 * high:.1f}%; "
+            f"chance is 50%){share}.")
+
+
+def _floor_line(name: str, e: Mapping) -> str:
+    """The bullet on an OOD set ``name``: is the base model's accuracy ``e`` above the set's floor?"""
+    floor = floor_check(e["accuracy"], e["n"], answer_kind(name))
+    low, high = floor["interval"]
+    measured = (f"the base model answers {100 * e['accuracy']:.1f}% of {e['n']} items (95% interval "
+                f"{100 * low:.1f}-{100 * high:.1f}%; {floor_rule(floor['kind'])})")
+    if floor["at_floor"]:
+        return (f"- **{name} is at its floor**: {measured}, so accuracy differences between methods there "
+                "are a few items, and a claim measured on it is untestable here.")
+    return (f"- **{name} is above its floor**: {measured}, so there is accuracy to keep, and C6 can be "
+            "judged there.")

@@ -19,8 +19,7 @@ import statistics
 from pathlib import Path
 
 from sar_lib import runs as run_files
-from sar_lib.analysis import budget_curve
-from sar_lib.budget import shortening_onsets
+from sar_lib.analysis import budget_curve, shortening_onsets
 from sar_lib.claims import C1_MIN_LENGTH_REDUCTION
 from sar_lib.compare import default_grid
 from sar_lib.grid import IN_DOMAIN, run_grid
@@ -62,7 +61,8 @@ def _window_means(values: list[float], windows: int = 5) -> list[float]:
 
 def run_row(run_dir: Path) -> dict:
     """One run's line of the table: greedy accuracy and length at every evaluation, the training batch's
-    accuracy in five windows, the final sampled accuracy and length, and seconds per step."""
+    accuracy in five windows, the final sampled accuracy and length, SAR's switch (``eval/p_stop``,
+    ``sar_lib.switch``) at every evaluation where it was measured, and seconds per step."""
     metrics = run_files.read_metrics(run_dir)
     config = run_files.read_config(run_dir)
     evals = [m for m in metrics if m.get("eval/accuracy") is not None]
@@ -72,6 +72,7 @@ def run_row(run_dir: Path) -> dict:
         "eval_steps": [m["step"] for m in evals],
         "greedy_accuracy": [m["eval/accuracy"] for m in evals],
         "greedy_length": [round(m["eval/mean_length"], 1) for m in evals],
+        "p_stop": [round(m["eval/p_stop"], 3) for m in evals if "eval/p_stop" in m],
         "train_accuracy": _window_means([m["rewards/correctness/mean"] for m in metrics]),
         "sampled_accuracy": last.get("eval/sampled_accuracy"),
         "sampled_length": last.get("eval/sampled_mean_length"),
@@ -82,7 +83,7 @@ def run_row(run_dir: Path) -> dict:
 def pilot_summary(pilot_dir: Path, base: dict) -> dict:
     """Every run of one pilot (:func:`run_row`), and each SA-GRPO seed's switch onset: the first budget
     from which its greedy answers stay at least C1's margin shorter than GRPO's mean over the pilot's
-    seeds (``budget.shortening_onsets``), at the budgets both reached."""
+    seeds (``analysis.shortening_onsets``), at the budgets both reached."""
     rows = {d.name: run_row(d) for d in sorted(pilot_dir.iterdir()) if run_files.has_config(d)}
     summary = {"settings": PILOTS.get(pilot_dir.name, {}), "runs": rows}
     by_method = {m: sorted(d for d in pilot_dir.iterdir() if d.name.startswith(m + "-s")) for m in ("grpo", "sa-grpo")}
@@ -103,8 +104,9 @@ def table_markdown(table: dict) -> str:
     lines = [f"Base model: {100 * table['base']['accuracy']:.1f}% greedy, {table['base']['mean_length']:.1f} tokens "
              f"(200 arith-test problems).", "",
              "| pilot | run | rollouts | held-out greedy accuracy (%) at each evaluation | final greedy length | "
-             "final sampled accuracy / length | training batch accuracy (5 windows) | switch onset (rollouts) | s/step |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "final sampled accuracy / length | training batch accuracy (5 windows) | switch onset (rollouts) | "
+             "final p_stop | s/step |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for name, pilot in table["pilots"].items():
         for run_name, row in pilot["runs"].items():
             onset = pilot.get("switch_onsets", {}).get(run_name, "—") if run_name.startswith("sa-grpo") else "—"
@@ -114,7 +116,7 @@ def table_markdown(table: dict) -> str:
                          f"{_cells([100 * a for a in row['greedy_accuracy']], '.1f')} | "
                          f"{row['greedy_length'][-1] if row['greedy_length'] else '—'} | {sampled} | "
                          f"{_cells(row['train_accuracy'], '.2f')} | {'none' if onset is None else onset} | "
-                         f"{row['seconds_per_step']} |")
+                         f"{row['p_stop'][-1] if row['p_stop'] else '—'} | {row['seconds_per_step']} |")
     return "\n".join(lines)
 
 

@@ -9,13 +9,13 @@ import pytest
 import torch
 
 from sar_lib import models
+from sar_lib.data import benchmark_data_dir
 from sar_lib.models import build_tiny_model
 from sar_lib.tokenizer import train_tokenizer
 
 # The test models have at most a few million parameters: one thread beats two (no sync cost).
 torch.set_num_threads(1)
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 # What the random test model needs on top of a miniature grid (`sar compare --quick`): short answers,
 # long prompts allowed (its byte-level tokenizer spends many tokens on them).
 SMALL_GRID = dict(max_new_tokens=8, max_prompt_tokens=400, micro_batch_size=6, eval_batch_size=4, train_size=20)
@@ -35,10 +35,12 @@ def positive(x) -> bool:
 
 
 def needs_shared_data(name: str) -> Path:
-    """Path of a benchmark file in ../shared/data, or skip the test (a user's clone has no shared/)."""
-    path = SHARED_DATA / name
+    """Path of a benchmark file in ``data.benchmark_data_dir()``, or skip the test (a user's clone has no
+    shared/ folder)."""
+    path = benchmark_data_dir() / name
     if not path.exists():
-        pytest.skip(f"{path} is absent: benchmark files live only in the project's shared/ folder")
+        pytest.skip(f"{path} is absent: the benchmark files live in the project's shared/data folder; "
+                    "set SAR_DATA_DIR to a folder holding them (docs/install.md)")
     return path
 
 

@@ -110,6 +110,7 @@ def test_unreadable_file(saved, capsys, tmp_path, no_weight_loading):
     (["--question", "q", "--answer", "a", "--jsonl", "x.jsonl"], "not both"),
     (["--question", "q", "--answer", "a", "--batch-size", "0"], "--batch-size must be >= 1"),
     (["--question", "q", "--answer", "a", "--variant", "sqrt"], "unknown SAR variant 'sqrt'"),
+    (["--question", "q", "--answer", "a", "--device", "gpu"], "device must be 'cpu' or 'cuda'"),   # models.check_device
 ])
 def test_bad_arguments(saved, capsys, no_weight_loading, argv, match):
     assert match in error_of(capsys, "--model", saved[0], *argv)

@@ -131,6 +131,20 @@ def test_saved_problems_round_trip(tmp_path):
     assert load_problems(str(path)) == original
 
 
+def test_the_benchmark_folder_is_sar_data_dir_or_shared_data_beside_the_checkout(tmp_path, monkeypatch):
+    monkeypatch.delenv(data.DATA_DIR_VARIABLE, raising=False)
+    assert data.benchmark_data_dir() == data.DEFAULT_DATA_DIR == data.REPO_DIR.parent / "shared" / "data"
+    assert (data.REPO_DIR / "sar_lib" / "data.py").is_file()
+    monkeypatch.setenv(data.DATA_DIR_VARIABLE, str(tmp_path))
+    assert data.benchmark_data_dir() == tmp_path
+    (tmp_path / "gsm8k_test.jsonl").write_text("")
+    found, missing = data.available_benchmarks()
+    assert found == {"gsm8k": str(tmp_path / "gsm8k_test.jsonl")}
+    assert missing == [str(tmp_path / f) for n, f in data.BENCHMARK_FILES.items() if n != "gsm8k"]
+    monkeypatch.setenv(data.DATA_DIR_VARIABLE, "")   # empty counts as unset
+    assert data.benchmark_data_dir() == data.DEFAULT_DATA_DIR
+
+
 def test_bad_files_and_names_give_clear_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a synthetic set.*--dataset /path/to/file.jsonl"):
         load_problems(str(tmp_path / "missing.jsonl"))

@@ -198,9 +198,9 @@ def test_a_run_saved_on_a_gpu_resumes_on_the_device_asked_for(monkeypatch, tmp_p
 
 
 def test_profile_fills_defaults_and_explicit_values_win():
-    cfg = GRPOConfig(profile="tiny-cpu", group_size=4).resolved()
-    assert cfg.group_size == 4 and cfg.model == "tiny" and cfg.questions_per_step == 8
-    assert cfg.loss_constant == cfg.max_new_tokens and cfg.alpha == R.DEFAULT_ALPHAS["sar"] == 0.2
+    cfg = GRPOConfig.for_profile("laptop-8gb", group_size=4).resolved()
+    assert cfg.group_size == 4 and cfg.model == "Qwen/Qwen2.5-0.5B-Instruct" and cfg.questions_per_step == 8
+    assert cfg.loss_constant == cfg.max_new_tokens == 512 and cfg.alpha == R.DEFAULT_ALPHAS["sar"] == 0.2
     assert GRPOConfig(reward="o1").resolved().alpha == R.DEFAULT_ALPHAS["o1"]
     assert GRPOConfig(reward="none").resolved().alpha == 0.0
 
@@ -236,6 +236,9 @@ def test_three_step_lora_run_writes_metrics_eval_and_checkpoint(tiny_dir, tmp_pa
         # alpha 0.2: R = R_VR + 0.2 * SAR, averaged over the batch
         assert m["reward"] == pytest.approx(m["rewards/correctness/mean"] + 0.2 * m["rewards/sar/mean"], abs=1e-6)
     assert "eval/accuracy" in metrics[-1] and "eval/accuracy" not in metrics[0]
+    # SAR's switch, measured at every evaluation (sar_lib.switch)
+    assert 0 < metrics[-1]["eval/p_stop"] + metrics[-1]["eval/p_check"] <= 1
+    assert 0 <= metrics[-1]["eval/greedy_stop_share"] <= 1 and "eval/p_stop" not in metrics[0]
     evaluation, records = read_eval(run, "arith-test")
     assert evaluation["n"] == 4 and evaluation["step"] == 3 and 0 <= evaluation["accuracy"] <= 1
     assert evaluation["size"] == 4 and evaluation["max_new_tokens"] == 16 and len(records) == 4

@@ -1,10 +1,9 @@
-"""sar_lib.machine: what a measurement records about the machine, and the devices it accepts."""
+"""sar_lib.machine: what a measurement records about the machine and the memory a process took."""
 
 from __future__ import annotations
 
 import json
 
-import pytest
 import torch
 
 from sar_lib import machine
@@ -24,11 +23,3 @@ def test_peak_memory_is_reported_in_mib():
     assert peaks["peak_rss_mb"] > 10   # a process with torch loaded holds well over 10 MiB
     assert ("cuda_peak_mb" in peaks) == torch.cuda.is_available()
 
-
-def test_check_device():
-    machine.check_device("cpu")
-    with pytest.raises(ValueError, match="'cpu' or 'cuda'"):
-        machine.check_device("mps")
-    if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match="sees no CUDA GPU"):
-            machine.check_device("cuda")

@@ -188,6 +188,20 @@ def test_qlora_on_cpu_trains_after_an_eval_forward(model_dir, tiny_tokenizer):
     assert len(changed) == len(lora)
 
 
+def test_check_device_accepts_cpu_and_the_visible_gpus_only():
+    models.check_device("cpu")
+    for bad in ("mps", "gpu", "cuda0"):
+        with pytest.raises(ValueError, match="'cpu' or 'cuda'"):
+            models.check_device(bad)
+    if torch.cuda.is_available():
+        models.check_device("cuda:0")
+        with pytest.raises(ValueError, match="CUDA GPU\\(s\\); pass --device cuda"):
+            models.check_device(f"cuda:{torch.cuda.device_count()}")
+    else:
+        with pytest.raises(ValueError, match="sees no CUDA GPU"):
+            models.check_device("cuda:0")
+
+
 def test_cuda_requested_without_a_gpu_fails_early(model_dir, no_weight_loading):
     if torch.cuda.is_available():
         pytest.skip("a CUDA GPU is visible")

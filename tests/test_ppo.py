@@ -96,19 +96,19 @@ def test_value_head_starts_at_zero_and_is_a_trainable_submodule(tiny_dir):
     assert float(head(torch.randn(2, 3, model.config.hidden_size)).detach().abs().max()) == 0.0
     names = [name for name, p in model.named_parameters() if p.requires_grad]
     assert any(name.startswith("value_head.") for name in names) and any("lora_" in name for name in names)
-    groups = ppo.parameter_groups(model, GRPOConfig(algo="ppo", learning_rate=1e-3).resolved())
+    groups = ppo.parameter_groups(model, GRPOConfig.for_profile(algo="ppo", learning_rate=1e-3).resolved())
     assert [g["lr"] for g in groups] == [1e-3, 2e-3]
     assert len(groups[0]["params"]) + len(groups[1]["params"]) == len(names)
 
 
 # ---------------------------------------------------------------- config
 def test_ppo_defaults_to_one_answer_per_question_and_grpos_answers_per_step():
-    grpo_cfg, ppo_cfg = GRPOConfig().resolved(), GRPOConfig(algo="ppo").resolved()
+    grpo_cfg, ppo_cfg = GRPOConfig.for_profile().resolved(), GRPOConfig.for_profile(algo="ppo").resolved()
     assert ppo_cfg.group_size == 1
     assert ppo_cfg.questions_per_step == grpo_cfg.questions_per_step * grpo_cfg.group_size
     assert ppo_cfg.out == "runs/ppo-sar-a0.2-s0" and ppo_cfg.critic_lr_ratio == 2.0
     assert ppo_cfg.gae_gamma == ppo_cfg.gae_lambda == 1.0
-    assert GRPOConfig(algo="ppo", group_size=4, questions_per_step=2).resolved().group_size == 4
+    assert GRPOConfig.for_profile(algo="ppo", group_size=4, questions_per_step=2).resolved().group_size == 4
 
 
 @pytest.mark.parametrize("overrides, message", [
@@ -121,7 +121,7 @@ def test_ppo_defaults_to_one_answer_per_question_and_grpos_answers_per_step():
 ])
 def test_bad_ppo_config_is_refused(overrides, message):
     with pytest.raises(ValueError, match=message):
-        GRPOConfig(**overrides).resolved()
+        GRPOConfig.for_profile(**overrides).resolved()
 
 
 # ---------------------------------------------------------------- runs

@@ -221,7 +221,7 @@ def test_sar_eval_on_the_local_model_dir(qwen3_dir, tmp_path, capsys):
 
 
 def qwen3_run(qwen3_dir, out, **overrides) -> GRPOConfig:
-    return GRPOConfig(model=str(qwen3_dir), group_size=3, questions_per_step=2, max_new_tokens=8,
+    return GRPOConfig.for_profile(model=str(qwen3_dir), group_size=3, questions_per_step=2, max_new_tokens=8,
                       max_prompt_tokens=256, micro_batch_size=6, eval_size=2, eval_batch_size=2, train_size=10,
                       steps=2, out=str(out), progress=False, **overrides)
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from sar_lib import rewards
-from sar_lib.rewards import (DEFAULT_ALPHAS, REWARD_NAMES, auxiliary_reward, combine, correctness,
-                             efficient_reasoner, entropy_minimisation, length_penalty, o1_pruner,
+from sar_lib.rewards import (DEFAULT_ALPHAS, REWARD_NAMES, REWARDS, auxiliary_reward, combine, correctness,
+                             efficient_reasoner, entropy_minimisation, length_penalty, o1_pruner, reward_spec,
                              self_certainty)
 
 
@@ -94,10 +94,19 @@ def test_combine():
         combine(torch.ones(2, 2), torch.ones(2, 2), 0.2)
 
 
-def test_registry_and_dispatch():
-    assert REWARD_NAMES == ("sar", "shuffled_sar", "o1", "er", "em", "certainty", "length", "none")
-    assert set(DEFAULT_ALPHAS) == set(REWARD_NAMES)
+def test_the_table_says_what_each_reward_needs():
+    assert REWARD_NAMES == tuple(REWARDS) == ("sar", "shuffled_sar", "o1", "er", "em", "certainty", "length", "none")
+    assert DEFAULT_ALPHAS == {name: spec.alpha for name, spec in REWARDS.items()}
     assert DEFAULT_ALPHAS["sar"] == 0.2 and DEFAULT_ALPHAS["none"] == 0.0
+    assert {n for n, s in REWARDS.items() if s.needs_group} == {"o1", "er", "shuffled_sar"}
+    assert {n for n, s in REWARDS.items() if s.needs_sar_pass} == {"sar", "shuffled_sar"}
+    assert {n for n, s in REWARDS.items() if s.needs_certainty} == {"certainty"}
+    assert reward_spec("er").inputs == ("lengths", "correct")
+    with pytest.raises(ValueError, match="unknown reward 'ppl': use one of sar, shuffled_sar"):
+        reward_spec("ppl")
+
+
+def test_registry_and_dispatch():
     lengths, correct = torch.tensor([10, 20, 30]), torch.tensor([1, 1, 0])
     _close(auxiliary_reward("o1", lengths=lengths), o1_pruner(lengths).tolist())
     _close(auxiliary_reward("er", lengths=lengths, correct=correct), efficient_reasoner(lengths, correct).tolist())

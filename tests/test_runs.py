@@ -56,16 +56,3 @@ def test_no_checkpoint_means_step_zero(tmp_path):
     assert runs.checkpoint_step(tmp_path) == 0 and not runs.has_checkpoint(tmp_path)
     with pytest.raises(FileNotFoundError, match="no checkpoint to resume from"):
         runs.checkpoint_state(tmp_path)
-
-
-def test_metrics_of_an_old_run_folder_read_under_the_new_names(tmp_path):
-    from sar_lib.runs import read_metrics
-
-    old = {"step": 1, "reward/total": 1.2, "reward/correctness": 1.0, "accuracy/batch": 1.0, "reward/sar": 0.5,
-           "length/mean": 30.0, "truncation_rate": 0.0, "groups/no_signal": 0.25, "clip_fraction": 0.1, "lr": 1e-3,
-           "sar/mean": 0.5, "time/step": 2.0}
-    (tmp_path / "metrics.jsonl").write_text(json.dumps(old) + "\n")
-    [m] = read_metrics(tmp_path)
-    assert m == {"step": 1, "reward": 1.2, "rewards/correctness/mean": 1.0, "rewards/sar/mean": 0.5,
-                 "completions/mean_length": 30.0, "completions/clipped_ratio": 0.0, "frac_reward_zero_std": 0.25,
-                 "clip_ratio/region_mean": 0.1, "learning_rate": 1e-3, "sar/mean": 0.5, "time/step": 2.0}

@@ -4,12 +4,15 @@ the numbers (claims held or not, regime, chance level)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from sar_lib import verdicts
 from sar_lib import claims
 from sar_lib.claims import check_claims
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def _method(accuracy: float, length: float, *, seconds: float = 100.0, seeds=(0, 1, 2), drift=None,
@@ -84,27 +87,25 @@ def test_read_grid_explains_a_missing_or_old_file(tmp_path):
     good.write_text(json.dumps(_grid(0.70, 30.0)))
     grid, note = verdicts.read_grid(good)
     assert note == "" and [r["id"] for r in grid["claims"]] == ["C1", "C2", "C3", "C4", "C5", "C6", "C7"]
-    assert "claims_rechecked" not in grid
 
 
-def test_read_grid_judges_a_file_written_before_the_noise_rule_again(tmp_path):
+def test_read_grid_refuses_claims_written_before_the_noise_rule(tmp_path):
     old = _grid(0.70, 39.0, spread=5.0)
-    old["settings"]["eval_dataset"] = "arith-test"
     old["claims"] = [{k: v for k, v in row.items() if k != "status"} | {"holds": False} for row in old["claims"]]
     path = tmp_path / "old_rules.json"
     path.write_text(json.dumps(old))
     grid, note = verdicts.read_grid(path)
-    assert note == "" and grid["claims_rechecked"] is True
-    c1 = next(r for r in grid["claims"] if r["id"] == "C1")
-    assert c1["status"] == "not_separable" and c1["holds"] is None
+    assert grid is None and "predates the claims check under the noise and floor rules" in note
+    assert "rerun `sar compare`" in note
+
+
+def test_the_first_grid_of_960_rollouts_reads_under_the_current_rules():
+    grid, note = verdicts.read_grid(REPO / "docs" / "grid_960_rollouts.json")
+    assert note == "" and all("status" in row for row in grid["claims"])
+    assert claims.current_claims(grid) == grid["claims"]
     regime = verdicts.verbosity_regime(_premises(0.58, 0.56, 0.03, room=2.0), alpha=0.2)
-    text = verdicts.training_verdict(grid=grid, grid_note="", grid_path=path, regime=regime,
-                                     evals={"GRPO": {"n": 100, "accuracy": 0.7, "mean_length": 40.0},
-                                            "SA-GRPO": {"n": 100, "accuracy": 0.7, "mean_length": 40.0}},
-                                     drift={}, dataset="arith-test", steps=10)
-    assert "judged again from its per-seed numbers" in text and "Not separable from noise: C1" in text
-    # the raw file (as scripts/sync_readme.py reads it) gets the same sentence
-    assert verdicts.grid_summary(json.loads(path.read_text()), regime) == verdicts.grid_summary(grid, regime)
+    sentence = verdicts.one_sentence(grid, regime)
+    assert "3.3% shorter than GRPO's at -1.8 points" in sentence and "not separable from noise" in sentence
 
 
 def test_read_premises_from_a_card(tmp_path):

@@ -1,6 +1,17 @@
-"""The budget curve in words (sar_lib.budget): when SA-GRPO separates, and each seed's onset."""
+"""The README's prose (sar_lib.readme_text): the budget curve in words (when SA-GRPO separates, each
+seed's onset), the replicate's pooled seeds and the budget extension's answers."""
 
-from sar_lib.budget import budget_markdown, shortening_onsets
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+from sar_lib import claims
+from sar_lib.analysis import shortening_onsets
+from sar_lib.readme_text import budget_markdown, extension_text, replicate_text
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def _budget_grid(sa_lengths: dict[int, list[float]], control: dict[int, float] | None = None) -> dict:
@@ -52,3 +63,36 @@ def test_a_seeds_onset_is_the_first_budget_from_which_it_stays_below_the_fractio
     assert shortening_onsets(curve, reference, 0.8) == [30, 20]   # seed 0 dips at 10, is back above at 20
     assert shortening_onsets(curve, reference, 0.5) == [None, None]
     assert shortening_onsets([], reference, 0.8) == []
+
+
+def test_replicate_text_pools_the_seeds_of_both_grids():
+    grid = json.loads((REPO / "figures" / "grpo_vs_sar.json").read_text())
+    replicate = copy.deepcopy(grid)
+    for name in ("grpo", "sa-grpo"):
+        replicate["methods"][name]["seeds"] = [3, 4, 5]
+    lengths = replicate["methods"]["sa-grpo"]["eval"]["arith-test"]["mean_length"]
+    lengths["per_seed"] = [v - 10.0 for v in lengths["per_seed"]]
+    text = replicate_text(grid, replicate)
+    assert "Seeds 3, 4, 5," in text and "6 seeds per method: 0, 1, 2, 3, 4, 5" in text
+    pooled = claims.compare_seeds(grid["methods"]["sa-grpo"]["eval"]["arith-test"]["mean_length"]["per_seed"] + lengths["per_seed"],
+                           2 * grid["methods"]["grpo"]["eval"]["arith-test"]["mean_length"]["per_seed"])
+    assert claims.test_text(pooled, "tok") in text
+
+
+def test_extension_text_names_the_lagging_seeds_that_switched_later():
+    grid = json.loads((REPO / "docs" / "grid_replicate_seeds_345.json").read_text())
+    for entry in grid["budget_curve"]["sa-grpo"]:
+        if entry["rollouts"] > 7000:  # seed 4 turns concise after 7,000 rollouts
+            entry["mean_length"]["per_seed"][1] = 30.0
+    text = extension_text(grid, before=4800)
+    assert "Of the 2 SA-GRPO seeds that had not shortened by 4,800 rollouts (4, 5), 1 did by 9,600 (seed 4 from 7,680)." in text
+    grpo = {e["rollouts"]: e["mean_length"]["per_seed"] for e in grid["budget_curve"]["grpo"]}
+    assert f"{grpo[4800][0]:.1f} → {grpo[9600][0]:.1f}" in text
+    assert "no seed shortened by 20% or more" in text
+    shaped = {e["rollouts"]: e["mean_length"]["per_seed"] for e in grid["budget_curve"]["sa-grpo"]}[9600]
+    assert max(shaped) < min(grpo[9600])
+    assert ("lengths per seed at 9,600: " + ", ".join(f"{v:.1f}" for v in shaped)
+            + f" tok: its longest seed is shorter than GRPO's shortest ({min(grpo[9600]):.1f} tok).") in text
+    assert "C6 at 9,600: " in text
+    assert "cut at the 192-token limit at 9,600, per seed: GRPO 0%, 0%, 0%; SA-GRPO (α=0.2) 0%, 0%, 0%." in text
+    assert f"{grid['runs_trained']} runs ({grid['settings']['steps']} steps each)" in text

@@ -1,0 +1,315 @@
+"""The README's measured prose and tables, built from the result files' JSON (one builder per block
+that ``scripts/sync_readme.py`` writes between ``<!-- begin:NAME -->`` and ``<!-- end:NAME -->``).
+
+Every function takes parsed JSON (a ``sar compare`` summary, a ``sar bench`` result, a model card)
+and returns Markdown; reading the files and rewriting README.md is the script's job. The blocks
+that the notebooks show too are built where the notebooks build them (``verdicts.grid_summary``,
+``model_card.premises_table``).
+
+The budget curve (``analysis.budget_curve``: greedy in-domain accuracy and length every
+``eval_every`` steps) in words: after how many rollouts per run SA-GRPO's greedy answers separate
+from GRPO's and from the shuffled-SAR control's beyond the seed noise (:func:`budget_markdown`), and
+when each seed's answers got shorter, where the mean over seeds hides it (:func:`shortening_onsets`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+from sar_lib.analysis import shortening_onsets
+from sar_lib.claims import C1_MIN_LENGTH_REDUCTION, VERDICT_WORDS, compare_seeds, measured, test_text
+from sar_lib.verdicts import percent_shorter, shorter_text
+
+_C1_PERCENT = f"{100 * C1_MIN_LENGTH_REDUCTION:.0f}%"   # C1's margin, as the sentences state it
+
+
+# ---------------------------------------------------------------- the budget curve
+@dataclass(frozen=True)
+class _Curves:
+    """A grid's budget curves by method and budget (``by_budget[name][rollouts]``: one curve entry), the
+    methods' labels, and the three compared: ``shaped`` against ``reference`` and the ``control``."""
+
+    by_budget: dict[str, dict[int, Mapping]]
+    labels: dict[str, str]
+    shaped: str
+    reference: str
+    control: str
+
+    @property
+    def budgets(self) -> list[int]:
+        """The budgets past 0 at which both ``shaped`` and ``reference`` evaluated."""
+        return [r for r in sorted(self.by_budget[self.shaped]) if r > 0 and r in self.by_budget[self.reference]]
+
+    def test(self, name: str, budget: int) -> dict | None:
+        """``claims.compare_seeds`` of ``shaped``'s lengths against ``name``'s at ``budget`` (None if absent)."""
+        if budget not in self.by_budget.get(name, {}):
+            return None
+        return compare_seeds(self.by_budget[self.shaped][budget]["mean_length"]["per_seed"],
+                             self.by_budget[name][budget]["mean_length"]["per_seed"])
+
+    def cell(self, name: str, budget: int, key: str, scale: float = 1.0) -> str:
+        """'mean (seed, seed, ...)' of ``key`` for ``name`` at ``budget``, '—' where it did not evaluate."""
+        entry = self.by_budget.get(name, {}).get(budget)
+        if entry is None:
+            return "—"
+        values = ", ".join(f"{scale * v:.1f}" for v in entry[key]["per_seed"])
+        return f"{scale * entry[key]['mean']:.1f}" + (f" ({values})" if len(entry[key]["per_seed"]) > 1 else "")
+
+    def separates_from(self, name: str) -> int | None:
+        """The first budget from which ``shaped`` is shorter than ``name`` beyond the noise, at every later one too."""
+        first = None
+        for budget in self.budgets:
+            result = self.test(name, budget)
+            ok = result is not None and result["separable"] and result["difference"] < 0
+            first = (first or budget) if ok else None
+        return first
+
+
+def budget_markdown(grid: Mapping | None, shaped: str = "sa-grpo", reference: str = "grpo",
+                    control: str = "shuffled-sar") -> str:
+    """Markdown: the budget curve of ``grid`` (``budget_curve``: greedy in-domain length and accuracy along
+    the runs) as one row per budget, then the sentence that says after how many rollouts ``shaped``'s
+    answers separate from ``reference``'s and from ``control``'s, by ``claims.compare_seeds`` (Welch's
+    test at 5% over seeds; every seed beyond the other side's one seed): the first budget from which
+    they are shorter and separable at that budget and every later one."""
+    curves = (grid or {}).get("budget_curve") or {}
+    if shaped not in curves or reference not in curves:
+        return f"_No budget curve of {reference} and {shaped} in this grid (run `sar compare`)._"
+    by_budget = {name: {e["rollouts"]: e for e in curves[name]} for name in (shaped, reference, control)
+                 if name in curves}
+    c = _Curves(by_budget, {name: grid["methods"][name]["label"] for name in by_budget}, shaped, reference, control)
+    return _budget_table(c) + "\n\n" + " ".join([*_separation_sentences(c), onsets_text(grid, shaped, reference)])
+
+
+def _budget_table(c: _Curves) -> str:
+    """One row per budget: each method's length, ``shaped`` against ``reference``'s test, their accuracies."""
+    labels, reference, shaped = c.labels, c.reference, c.shaped
+    with_control = c.control in labels
+    head = (f"| rollouts per run | {labels[reference]} length | {labels[shaped]} length | "
+            + (f"{labels[c.control]} length | " if with_control else "")
+            + f"{labels[shaped]} vs {labels[reference]} | {labels[reference]} accuracy % | {labels[shaped]} accuracy % |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for budget in c.budgets:
+        lines.append(f"| {budget:,} | {c.cell(reference, budget, 'mean_length')} | {c.cell(shaped, budget, 'mean_length')} | "
+                     + (f"{c.cell(c.control, budget, 'mean_length')} | " if with_control else "")
+                     + f"{test_text(c.test(reference, budget), 'tok')} | {c.cell(reference, budget, 'accuracy', 100)} | "
+                     f"{c.cell(shaped, budget, 'accuracy', 100)} |")
+    return "\n".join(lines)
+
+
+def _separation_sentences(c: _Curves) -> list[str]:
+    """``shaped`` against ``reference`` at the last budget, then from which budget it separates from each."""
+    last = c.budgets[-1]
+    shaped, reference = c.by_budget[c.shaped][last], c.by_budget[c.reference][last]
+    change = percent_shorter(reference["mean_length"]["mean"], shaped["mean_length"]["mean"])
+    points = 100 * (shaped["accuracy"]["mean"] - reference["accuracy"]["mean"])
+    sentences = [f"At {last:,} rollouts per run {c.labels[c.shaped]}'s greedy answers are {shorter_text(change)} than "
+                 f"{c.labels[c.reference]}'s at {points:+.1f} points of accuracy (mean of the seeds)."]
+    for name in (c.reference, c.control):
+        if name not in c.by_budget:
+            continue
+        what = c.labels[name] if name == c.reference else f"the {c.labels[name]} control"
+        first = c.separates_from(name)
+        sentences.append(f"They separate from {what}'s beyond the seed noise from {first:,} rollouts on."
+                         if first is not None else
+                         f"They do not separate from {what}'s beyond the seed noise at every budget up to {last:,}.")
+    return sentences
+
+
+def onsets_text(grid: Mapping, shaped: str = "sa-grpo", reference: str = "grpo") -> str:
+    """The sentence that names, seed by seed, the budget from which ``shaped``'s greedy answers stay at
+    least C1's 20% shorter than ``reference``'s mean (:func:`shortening_onsets` on the grid's
+    ``budget_curve``)."""
+    curves = grid["budget_curve"]
+    onsets = shortening_onsets(curves[shaped], curves[reference], 1 - C1_MIN_LENGTH_REDUCTION)
+    last = max(e["rollouts"] for e in curves[shaped])
+    seeds = grid["methods"][shaped].get("seeds", range(len(onsets)))
+    labels = {name: grid["methods"][name]["label"] for name in (shaped, reference)}
+    return (f"Seed by seed, the budget from which {labels[shaped]}'s answers stay {_C1_PERCENT} "
+            f"shorter than {labels[reference]}'s mean: " + ", ".join(
+                f"seed {s} " + (f"{b:,}" if b else f"none up to {last:,}") for s, b in zip(seeds, onsets)) + ".")
+
+
+# ---------------------------------------------------------------- the cost table and the shipped model
+def bench_table(result: dict) -> str:
+    """The CPU rows of the README's cost table from a ``sar bench`` result."""
+    engine = result["details"]["engine"]
+    checks = engine["engine_checks"]
+    when = f"{result['machine']['cpu_cores']} CPU cores, {result['machine']['date'][:10]}"
+    rows = [
+        ("a whole SA-GRPO step, rollout engine / reference path (`engine_step_speedup`)",
+         f"{result['engine_step_speedup']:.2f}x ({engine['engine_rollouts_per_s']:.1f} against "
+         f"{engine['reference_rollouts_per_s']:.1f} rollouts/s)", "≥ 2 (aim 3)"),
+        ("sampling alone, rollout engine / `generate` (`engine_generate_speedup`)",
+         f"{result['engine_generate_speedup']:.2f}x", ""),
+        ("the engine's exactness: greedy answers, log-probs, seed",
+         f"greedy identical to `generate`: {'yes' if checks['greedy_identical'] else 'NO'}; largest log-prob gap "
+         f"{checks['max_logprob_gap']:.1e}; same seed, same rollouts: {'yes' if checks['same_seed_same_rollouts'] else 'NO'}",
+         "identical; < 1e-4"),
+        ("SAR's extra pass per step at forced lengths (`sar_overhead_ratio`)",
+         f"{result['sar_overhead_ratio']:.2f} (the step's own timer: "
+         f"{result['details']['overhead']['sar_overhead_ratio_from_step_timer']:.2f})", "≤ 1.05"),
+        ("our GRPO step / TRL `GRPOTrainer` step (`trl_step_ratio`)", f"{result['trl_step_ratio']:.2f}", "≤ 1.0"),
+        ("chunked / naive log-prob memory, vocab 151,936, 6 × 512 tokens", f"{result['logprob_memory_ratio']:.3f}",
+         "≤ 0.3"),
+    ]
+    return "\n".join(["| figure | value | target | machine, date |", "|---|---|---|---|",
+                      *(f"| {figure} | {value} | {target} | {when} |" for figure, value, target in rows)])
+
+
+def tiny_model_text(card: dict) -> str:
+    """The shipped model's pretraining time, size and out-of-domain accuracy, from its card."""
+    evals, config = card["eval"], card["config"]
+    claim, logic = evals["claim-test"], evals["logic-test"]
+    return (f"The pretraining took {card['total_seconds'] / 60:.1f} min in all ({card['train_seconds'] / 60:.1f} "
+            f"min of training, {config['threads']} torch thread; the card's figures, {card['machine'].split(',')[0]}), "
+            f"within the 45-minute budget; the checkpoint is {card['checkpoint_bytes'] / 1e6:.1f} MB. Out of domain it "
+            f"answers claim-test (True/False claims about held-out word problems, {100 * config['claim_share']:.0f}% "
+            f"of its corpus) at {100 * claim['accuracy']:.1f}% of {claim['n']} items, and logic-test at "
+            f"{100 * logic['accuracy']:.1f}% of {logic['n']}: chance is 50%, so the logic rows below say nothing about "
+            "logic (the lookup by name that logic needs is not learnt at this scale, `docs/logic_attempts.md`).")
+
+
+# ---------------------------------------------------------------- the grid on the previous model
+def _greedy(grid: dict, method: str, dataset: str) -> str:
+    """'accuracy % / length tok' of ``method``'s greedy answers on ``dataset`` (mean over seeds)."""
+    if method == "base":
+        point = grid["base"].get(dataset)
+        accuracy, length = (point["accuracy"], point["mean_length"]) if point else (None, None)
+    else:
+        point = grid["methods"].get(method, {}).get("eval", {}).get(dataset)
+        accuracy, length = (point["accuracy"]["mean"], point["mean_length"]["mean"]) if point else (None, None)
+    return "—" if point is None else f"{100 * accuracy:.1f}% / {length:.1f} tok"
+
+
+def model_change_table(before: dict, after: dict) -> str:
+    """Markdown: each claim's verdict on the grid of the previous model (``before``) and of the shipped
+    one (``after``), then the greedy accuracy / length of the base model, GRPO and SA-GRPO on every set
+    either grid evaluated."""
+    status = {name: {c["id"]: c for c in grid["claims"]} for name, grid in (("before", before), ("after", after))}
+    rows = ["| claim | previous model | this model |", "|---|---|---|"]
+    for claim_id, claim in status["after"].items():
+        old = status["before"].get(claim_id)
+        rows.append(f"| {claim_id} {claim['statement']} | {VERDICT_WORDS[old['status']] if old else '—'} "
+                    f"| **{VERDICT_WORDS[claim['status']]}** |")
+    sets = list(dict.fromkeys([*before["settings"]["eval_sets"], *after["settings"]["eval_sets"]]))
+    rows += ["", "greedy accuracy / mean length, previous model → this model (mean over seeds):", "",
+             "| set | base model | GRPO | SA-GRPO (α=0.2) |", "|---|---|---|---|"]
+    for dataset in sets:
+        cells = [f"{_greedy(before, m, dataset)} → {_greedy(after, m, dataset)}" for m in ("base", "grpo", "sa-grpo")]
+        rows.append(f"| {dataset} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+# ---------------------------------------------------------------- more seeds, a longer budget
+def _claim(grid: Mapping, claim_id: str) -> Mapping:
+    return next(c for c in grid["claims"] if c["id"] == claim_id)
+
+
+def replicate_text(grid: dict, replicate: dict, dataset: str = "arith-test") -> str:
+    """Markdown: C1 on the replicate's seeds (its claims row), its per-seed greedy lengths and shortening
+    onsets, and C1's length test over the seeds of ``grid`` and ``replicate`` pooled (Welch's test, as
+    ``claims.compare_seeds``): more seeds, the same criterion's test, reported beside the fixed verdicts."""
+    c1 = _claim(replicate, "C1")
+    evals = {name: [g["methods"][name]["eval"][dataset] for g in (grid, replicate)] for name in ("grpo", "sa-grpo")}
+    labels = {name: replicate["methods"][name]["label"] for name in evals}
+
+    def per_seed(name: str, key: str, scale: float = 1.0) -> str:
+        return ", ".join(f"{scale * v:.1f}" for v in evals[name][1][key]["per_seed"])
+
+    pooled = {name: {key: [v for e in evals[name] for v in e[key]["per_seed"]] for key in ("mean_length", "accuracy")}
+              for name in evals}
+    length = compare_seeds(pooled["sa-grpo"]["mean_length"], pooled["grpo"]["mean_length"])
+    accuracy = compare_seeds(pooled["sa-grpo"]["accuracy"], pooled["grpo"]["accuracy"])
+    mean = {name: sum(pooled[name]["mean_length"]) / len(pooled[name]["mean_length"]) for name in pooled}
+    seeds = {name: [s for g in (grid, replicate) for s in g["methods"][name]["seeds"]] for name in evals}
+    last = max(e["rollouts"] for e in replicate["budget_curve"]["sa-grpo"])
+    return (f"Seeds {', '.join(map(str, replicate['methods']['sa-grpo']['seeds']))}, {last:,} rollouts per run "
+            f"({replicate['wall_seconds'] / 60:.1f} min on 2 cores, `docs/grid_replicate_seeds_345.json`): "
+            f"C1 **{VERDICT_WORDS[c1['status']]}** ({measured(c1)}). Greedy {dataset} lengths per seed: "
+            f"{labels['sa-grpo']} {per_seed('sa-grpo', 'mean_length')} tok, {labels['grpo']} "
+            f"{per_seed('grpo', 'mean_length')} tok; accuracy {per_seed('sa-grpo', 'accuracy', 100)} against "
+            f"{per_seed('grpo', 'accuracy', 100)}%. {onsets_text(replicate)}\n\n"
+            f"Pooled with the grid's seeds ({len(seeds['sa-grpo'])} seeds per method: {', '.join(map(str, seeds['sa-grpo']))}), "
+            f"an analysis beside the fixed three-seed criterion, not in place of it: {labels['sa-grpo']} "
+            f"{mean['sa-grpo']:.1f} tok against {labels['grpo']} {mean['grpo']:.1f} tok "
+            f"({shorter_text(percent_shorter(mean['grpo'], mean['sa-grpo']))}; {test_text(length, 'tok')}); "
+            f"accuracy {test_text(accuracy, 'points', 100)}. Over both grids {_switched_text(grid, replicate, last)}.")
+
+
+def _switched_text(grid: dict, replicate: dict, last: int) -> str:
+    """How many SA-GRPO seeds of both grids stay C1's margin shorter than GRPO from some budget on."""
+    onsets = [b for g in (grid, replicate) for b in shortening_onsets(
+        g["budget_curve"]["sa-grpo"], g["budget_curve"]["grpo"], 1 - C1_MIN_LENGTH_REDUCTION)]
+    switched = sorted(b for b in onsets if b is not None)
+    if not switched:
+        return f"none of the {len(onsets)} SA-GRPO seeds stays {_C1_PERCENT} shorter than GRPO"
+    return (f"{len(switched)} of the {len(onsets)} SA-GRPO seeds stay {_C1_PERCENT} shorter than GRPO from some "
+            f"budget on ({switched[0]:,}-{switched[-1]:,} rollouts), the other {len(onsets) - len(switched)} not up "
+            f"to {last:,}")
+
+
+def extension_text(extended: dict, before: int, dataset: str = "arith-test") -> str:
+    """Markdown: the answers to ``docs/budget_extension.md``'s questions from a grid trained past
+    ``before`` rollouts per run: which SA-GRPO seeds that had not shortened by ``before`` did later (Q1),
+    C1 at the end over every seed (Q2), the accuracy at ``before`` and at the end (Q3), and whether a
+    GRPO seed shortened by C1's margin from its own length at ``before`` (Q4)."""
+    at = {name: {e["rollouts"]: e for e in curve} for name, curve in extended["budget_curve"].items()}
+    last = max(at["sa-grpo"])
+    labels = {name: extended["methods"][name]["label"] for name in ("grpo", "sa-grpo")}
+    c1, c6 = _claim(extended, "C1"), _claim(extended, "C6")
+    accuracy = {(name, b): f"{100 * at[name][b]['accuracy']['mean']:.1f}%" for name in labels for b in (before, last)}
+    q3 = (f"Greedy accuracy from {before:,} to {last:,} rollouts: {labels['grpo']} {accuracy['grpo', before]} → "
+          f"{accuracy['grpo', last]}, {labels['sa-grpo']} {accuracy['sa-grpo', before]} → {accuracy['sa-grpo', last]} "
+          f"(base model {100 * extended['base'][dataset]['accuracy']:.1f}%).")
+    return "\n".join([
+        f"- **Q1, the lagging seeds.** {_lagging_seeds_text(extended, before, last)}",
+        f"- **Q2, C1 at {last:,} over {len(extended['methods']['sa-grpo']['seeds'])} seeds: "
+        f"{VERDICT_WORDS[c1['status']]}** ({measured(c1)}). {_last_lengths_text(at, labels, last)}",
+        f"- **Q3, accuracy.** {q3}",
+        f"- **Q4, GRPO.** {_grpo_shortening_text(extended, at, labels, before, last, dataset)}",
+        f"- **Beside the questions, C6 at {last:,}: {VERDICT_WORDS[c6['status']]}** ({measured(c6)}).",
+        f"\n{extended['wall_seconds'] / 60:.1f} min on {extended['machine']['cpu_cores']} cores "
+        f"({extended['machine']['cpu']}) for the {extended['runs_trained']} runs "
+        f"({extended['settings']['steps']} steps each) and every evaluation (`docs/grid_budget_19200.json`)."])
+
+
+def _lagging_seeds_text(extended: dict, before: int, last: int) -> str:
+    """Q1: the SA-GRPO seeds not C1's margin shorter by ``before`` and from which budget each later was."""
+    curves, margin = extended["budget_curve"], 1 - C1_MIN_LENGTH_REDUCTION
+    early = shortening_onsets([e for e in curves["sa-grpo"] if e["rollouts"] <= before],
+                              [e for e in curves["grpo"] if e["rollouts"] <= before], margin)
+    late = shortening_onsets(curves["sa-grpo"], curves["grpo"], margin)
+    lagging = [(s, b) for s, a, b in zip(extended["methods"]["sa-grpo"]["seeds"], early, late) if a is None]
+    switched = [f"seed {s} from {b:,}" for s, b in lagging if b is not None]
+    return (f"Of the {len(lagging)} SA-GRPO seeds that had not shortened by {before:,} rollouts "
+            f"({', '.join(str(s) for s, _ in lagging)}), {len(switched)} did by {last:,}"
+            + (f" ({'; '.join(switched)})" if switched else "") + ". " + onsets_text(extended))
+
+
+def _last_lengths_text(at: Mapping, labels: Mapping, last: int) -> str:
+    """Q2: SA-GRPO's length per seed at the end, and whether its longest is shorter than GRPO's shortest."""
+    shaped = at["sa-grpo"][last]["mean_length"]["per_seed"]
+    reference = at["grpo"][last]["mean_length"]["per_seed"]
+    return (f"{labels['sa-grpo']}'s lengths per seed at {last:,}: " + ", ".join(f"{v:.1f}" for v in shaped) + " tok"
+            + (f": its longest seed is shorter than {labels['grpo']}'s shortest ({min(reference):.1f} tok)."
+               if max(shaped) < min(reference) else "."))
+
+
+def _grpo_shortening_text(extended: dict, at: Mapping, labels: Mapping, before: int, last: int, dataset: str) -> str:
+    """Q4: GRPO's length per seed at ``before`` and at the end, which seeds shortened by C1's margin, and
+    each method's share of greedy answers cut at the token limit at the end."""
+    grpo_before = at["grpo"][before]["mean_length"]["per_seed"]
+    grpo_last = at["grpo"][last]["mean_length"]["per_seed"]
+    shortened = [s for s, a, b in zip(extended["methods"]["grpo"]["seeds"], grpo_before, grpo_last)
+                 if b <= (1 - C1_MIN_LENGTH_REDUCTION) * a]
+    cut = "; ".join(f"{labels[name]} " + ", ".join(
+        f"{100 * t:.0f}%" for t in extended["methods"][name]["eval"][dataset]["truncation_rate"]["per_seed"])
+        for name in ("grpo", "sa-grpo"))
+    return (f"{labels['grpo']}'s lengths per seed at {before:,} and {last:,}: "
+            + ", ".join(f"{a:.1f} → {b:.1f}" for a, b in zip(grpo_before, grpo_last)) + " tok; "
+            + (f"seeds {', '.join(map(str, shortened))}" if shortened else "no seed")
+            + f" shortened by {_C1_PERCENT} or more."
+            + f" Share of greedy answers cut at the {extended['settings']['max_new_tokens']}-token limit at {last:,}, "
+            f"per seed: {cut}.")
