@@ -189,6 +189,17 @@ rows = dict(zip(answers, sar.score_answers(model, tokenizer, [problem.question] 
 print(f"{'answer type':18} {'tokens':>6} {'ppl(a|q)':>9} {'ppl(a)':>9} {'SAR':>7}")
 for name, row in rows.items():
     print(f"{name:18} {row['n_tokens']:6d} {row['ppl_qa']:9.2f} {row['ppl_a']:9.2f} {row['sar']:7.3f}")
+bare, worked = rows["answer_only"], rows["concise_correct"]
+display(Markdown(
+    f"Note the bare answer: `{answers['answer_only']}` ({bare['n_tokens']} tokens) scores SAR {bare['sar']:.3f}, "
+    + (f"**above** the concise answer's {worked['sar']:.3f}, which shows its working. SAR averages over the answer's "
+       "tokens and never asks for the steps, so a short answer whose few tokens the question predicts well can "
+       "outscore a worked one. That pull is why SAR is never trained on alone: claim C3 of `sar compare`'s grid "
+       "(R_SA alone collapses to very short answers, notebook 04) checks it."
+       if bare["sar"] > worked["sar"] else
+       f"below the concise answer's {worked['sar']:.3f}: on this problem SAR prefers the answer that shows its "
+       "working. Section 7 compares the two over many problems; claim C3 of `sar compare`'s grid (R_SA alone "
+       "collapses to very short answers, notebook 04) is what happens when SAR alone is trained on.")))
 
 # %%
 sets = ranking.answer_sets(problems, SEED, probe=False)
@@ -461,6 +472,15 @@ for name, values in list(means.items())[1:]:
     same_order = "the paper's order" if order[name] == order["paper"] else "another order than the paper's"
     lines.append(f"* **{name}**: SAR {' and '.join(moves) or 'does not move'}; the largest change is on "
                  f"{ranking.SHORT_NAMES[types[k]]} ({change[k]:+.3f}); {same_order}.")
+bare_first = [name for name, values in means.items()
+              if values[types.index("answer_only")] > values[types.index("concise_correct")]]
+paper_bare, paper_worked = (float(means["paper"][types.index(t)]) for t in ("answer_only", "concise_correct"))
+where = ("every one of the" if len(bare_first) == len(means) else
+         f"{len(bare_first)} of the" if bare_first else "none of the")
+lines.append(f"\nThe bare answer (answer-only) has a higher mean SAR than the concise one under {where} "
+             f"{len(means)} context pairs (the paper's pair: {paper_bare:.3f} against {paper_worked:.3f})"
+             + (": SAR alone does not prefer an answer that shows its working, the pull that makes R_SA alone "
+                "collapse to very short answers (claim C3, notebook 04)." if bare_first else "."))
 display(Markdown("\n".join(lines)))
 
 # %% [markdown]
@@ -498,12 +518,41 @@ print(f"SA-GRPO's reward: R = R_VR + {alpha:g} * SAR; two answers' {alpha:g} * S
 # ## 9. Verdict and summary for `sar demo`
 
 # %%
-gain = lambda row: sum(row["information_gain"]) / row["n_tokens"]
-display(Markdown(verdicts.perplexity_verdict(
-    concise={"sar": concise_row["sar"], "mean_gain": gain(concise_row), "n_tokens": concise_row["n_tokens"]},
-    redundant={"sar": redundant_row["sar"], "mean_gain": gain(redundant_row), "n_tokens": redundant_row["n_tokens"]},
-    token_groups=groups, mean_sar=mean_sar, at_least_concise=at_least_concise, n_problems=len(problems),
-    context_shift=context_shift, library_gap=worst, alpha=alpha)))
+def share_above(better, worse):
+    """Share of the problems where SAR ranks ``better`` above ``worse``."""
+    return float((scores[better]["sar"] > scores[worse]["sar"]).float().mean())
+
+
+above = {pair: share_above(*pair) for pair in [("concise_correct", "redundant_correct"),
+                                               ("concise_correct", "answer_only"),
+                                               ("concise_correct", "partially_correct")]}
+verdict_rows = [
+    ["SAR is a squashed mean information gain, `1 - exp(-mean_t v_t)`",
+     "four computations agree, and the library matches a token-by-token loop to 1e-4",
+     f"holds (largest gap {worst:.1e})" if worst < 1e-4 else f"does not hold (gap {worst:.1e})"]]
+for (better, worse), share in above.items():
+    verdict_rows.append([f"SAR ranks {ranking.SHORT_NAMES[better]} above {ranking.SHORT_NAMES[worse]}",
+                         f"higher SAR on most (> 50%) of the {len(problems)} problems",
+                         f"{'holds' if share > 0.5 else 'does not hold'} ({share:.0%})"])
+verdict_rows.append(["in SA-GRPO's reward a correct answer out-scores a wrong one",
+                     f"2α < 1, so that α·SAR never outweighs R_VR (α < {verdicts.CORRECTNESS_DOMINATES_BELOW:g})",
+                     f"{'holds' if alpha < verdicts.CORRECTNESS_DOMINATES_BELOW else 'does not hold'} (α = {alpha:g})"])
+question_numbers, recheck = groups.get("the question's numbers"), groups.get("re-check sentences")
+sentences = [
+    f"On the worked problem SAR is {concise_row['sar']:.3f} for the concise answer and {redundant_row['sar']:.3f} for "
+    f"the redundant one: the gain sits on the question's numbers"
+    + (f" ({question_numbers[0]:+.2f} nats a token)" if question_numbers else "")
+    + ", the re-check sentences"
+    + (f" ({recheck[0]:+.2f})" if recheck else "")
+    + " only dilute the mean, so SAR penalises redundancy without counting tokens.",
+    f"SAR does not ask for the working and does not check the result: the bare answer scores at least the concise "
+    f"correct one's SAR on {1 - above[('concise_correct', 'answer_only')]:.0%} of the problems and the partially "
+    f"correct one on {1 - above[('concise_correct', 'partially_correct')]:.0%}, which is why SA-GRPO keeps the "
+    "correctness reward and why R_SA alone collapses to very short answers (claim C3, notebook 04).",
+    f"The contexts are part of the reward: another choice of `ctx(q)`/`ctx(0)` moves a type's mean SAR by up to "
+    f"{max(context_shift.values()):.3f}."]
+display(Markdown("### Verdict\n\n| claim | criterion | verdict |\n|---|---|---|\n"
+                 + "\n".join(f"| {' | '.join(row)} |" for row in verdict_rows) + "\n\n" + " ".join(sentences)))
 summary_path = write_summary(
     FIGURES_DIR, "01_perplexity_math", title="perplexity math on one problem and its answers",
     numbers={"toy example perplexity": round(float(toy_nll.exp()), 4),
@@ -512,7 +561,8 @@ summary_path = write_summary(
              "library vs by-hand loop, max difference": float(f"{worst:.2e}"),
              f"concise: ppl(a|q) < ppl(a) (share of {len(problems)} problems)": round(share_lower["concise_correct"], 3),
              f"irrelevant: ppl(a|q) < ppl(a) (share of {len(problems)} problems)": round(share_lower["irrelevant"], 3)},
-    tables=[{"title": "mean SAR by context choice (rows) and answer type (columns)",
+    tables=[{"title": "verdict", "columns": ["claim", "criterion", "verdict"], "rows": verdict_rows},
+            {"title": "mean SAR by context choice (rows) and answer type (columns)",
              "columns": ["context"] + [ranking.SHORT_NAMES[t] for t in types],
              "rows": [[name] + [round(m, 3) for m in values.tolist()] for name, values in means.items()]}])
 print(f"{summary_path}; this notebook ran in {time.perf_counter() - started:.0f} s")

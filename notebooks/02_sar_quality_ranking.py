@@ -43,6 +43,7 @@ SPLIT = "test"              # "test": problems held out from the tiny model's pr
 N_TOKEN_PROBE = 50          # problems for the token-level look at the restatement probe
 SEED = 0
 FIGURES_DIR = "../figures"  # figures and 02_summary.json go here
+COMPARE_JSON = "../figures/grpo_vs_sar.json"  # results of `sar compare`: claim C3 (R_SA alone), section 4
 
 # %%
 import time
@@ -50,7 +51,7 @@ import time
 import torch
 from IPython.display import Markdown, display
 
-from sar_lib import plots, ranking, rewards, sar, synthetic, verdicts
+from sar_lib import claims, plots, ranking, rewards, sar, synthetic, verdicts
 from sar_lib.demo import write_summary
 from sar_lib.grading import is_correct
 from sar_lib.models import default_device, get_profile, load_model, resolve_model
@@ -172,8 +173,13 @@ else:
 #
 # * **SAR**;
 # * **−ppl(a|q)**: the model's confidence in the answer given the question (the entropy-minimisation family, R_EM);
-# * **−length**: shorter is better (what O1-pruner and ER push towards);
+# * **−length**: shorter is better (what the paper's length penalties O1-pruner and ER push towards);
 # * **self-certainty**: mean KL(Uniform ‖ π) over the answer tokens (the "Intuitor" reward, `docs/paper.md` §2).
+#
+# The two length penalties, each trained as `R_VR + α·r` (`docs/paper.md` §2), with `L` an answer's length in tokens:
+# **O1-pruner** gives every answer `r = clip((L̄ − L) / L, −1, 1)`, `L̄` the mean length of its group (the answers to
+# the same question); **ER** (efficient reasoner) gives a correct answer `r = −(2·sigmoid((L − μ_c) / σ_c) − 1)`,
+# `μ_c` and `σ_c` the mean and standard deviation of the lengths of the group's correct answers, and a wrong one 0.
 
 # %%
 table = ranking.ranking_table(scores)
@@ -181,6 +187,26 @@ pairs = [ranking.pair_label(p) for p in ranking.PAIRS]
 print(f"{'criterion':16}" + "".join(f"{p:>24}" for p in pairs))
 for criterion, row in table.items():
     print(f"{criterion:16}" + "".join(f"{row[p]:24.3f}" for p in pairs))
+bare_pair = ranking.pair_label(("concise_correct", "answer_only"))
+worked_wins = table["SAR"][bare_pair]
+grid_results, grid_note = verdicts.read_grid(COMPARE_JSON)
+c3 = next((r for r in claims.current_claims(grid_results) if r["id"] == "C3"), None) if grid_results else None
+if c3 is not None and "sar_only" in c3["numbers"]:
+    length, accuracy = c3["numbers"]["sar_only"]
+    collapse = (f"in `sar compare`'s grid R_SA alone ends at {length:.1f} tokens and {100 * accuracy:.1f}% accuracy: "
+                f"claim C3, \"R_SA alone collapses\", {claims.verdict_word(c3)} (notebook 04 draws it)")
+else:
+    collapse = "claim C3 of `sar compare`'s grid, \"R_SA alone collapses\", checks it (notebook 04 draws it)"
+display(Markdown(
+    f"**Flag: SAR ranks the concise answer above the bare answer (answer-only) on {worked_wins:.0%} of the "
+    f"{len(problems)} problems** (ties count one half)"
+    + (f", {'below' if worked_wins < 0.45 else 'about at'} chance: SAR does not prefer an answer that shows its "
+       "working. It averages over the answer's tokens and never asks for the steps, so a bare `The answer is N.` "
+       "whose few tokens the question predicts well scores as high as a worked answer, or higher. Trained on SAR "
+       f"alone, without the correctness reward, a policy follows that pull to very short answers: {collapse}."
+       if worked_wins <= 0.55 else
+       f": here SAR prefers the worked answer; without the correctness reward it still rewards short answers "
+       f"({collapse}).")))
 
 # %%
 fig = plots.grouped_bars(pairs, {c: [table[c][p] for p in pairs] for c in ranking.CRITERIA},
@@ -292,12 +318,13 @@ for t, (with_q, without_q) in median_ppl.items():
     print(f"{ranking.SHORT_NAMES[t]:20} median ppl(a|q) {with_q:8.2f}   median ppl(a) {without_q:8.2f}")
 restated, filler = median_ppl["concise_restated"][0], median_ppl["concise_filler"][0]
 concise_ppl, redundant_ppl = median_ppl["concise_correct"][0], median_ppl["redundant_correct"][0]
+probe_unnatural = min(restated, filler) > 2 * max(concise_ppl, redundant_ppl)   # text unlike the training data
 display(Markdown(
     f"The restated answers have a median `ppl(a|q)` of {restated:.0f}, the filler ones {filler:.0f}, against "
     f"{concise_ppl:.2f} for the concise answer and {redundant_ppl:.2f} for the redundant one: "
     + ("both padded variants are text the model never saw in training, so the probe measures how SAR treats such "
        "text as well as what copying the question does."
-       if min(restated, filler) > 2 * max(concise_ppl, redundant_ppl) else
+       if probe_unnatural else
        "the padded variants are about as natural to the model as its own styles, so the probe measures what copying "
        "the question does.")))
 
@@ -369,13 +396,47 @@ display(Markdown(
 # answer is still fluent and uses the question's numbers. With that in mind, the claim on this model:
 
 # %%
-display(Markdown(verdicts.ranking_verdict(
-    table=table, mean_sar={t: m for t, (m, _) in by_type.items()}, combined=combined,
-    probe=probe["SAR"], n_problems=len(problems))))
+def verdict_row(claim, pair, share):
+    return [claim, f"{pair}: higher SAR on most (> 50%) of the {len(problems)} problems",
+            f"{'holds' if share > 0.5 else 'does not hold'} ({share:.1%})"]
+
+
+restated_wins = probe["SAR"][ranking.pair_label(ranking.PROBE_PAIRS[0])]
+with_vr = next(iter(combined))   # R_VR + α·SAR
+verdict_rows = [
+    verdict_row("the paper's claim 1: concise correct above redundant correct", "concise > redundant",
+                table["SAR"]["concise > redundant"]),
+    verdict_row("the paper's claim 1: partially correct above incorrect", "partial > incorrect",
+                table["SAR"]["partial > incorrect"]),
+    verdict_row("SAR prefers a worked answer to a bare one (the pull behind C3)", bare_pair, worked_wins),
+    [f"with R_VR, as in training ({with_vr}): correct above wrong",
+     f"concise > incorrect on most (> 50%) of the {len(problems)} problems (certain for α < "
+     f"{verdicts.CORRECTNESS_DOMINATES_BELOW:g}; here α = {alpha:g})",
+     f"{'holds' if combined[with_vr]['concise > incorrect'] > 0.5 else 'does not hold'} "
+     f"({combined[with_vr]['concise > incorrect']:.1%})"],
+    ["restating the question does not buy SAR",
+     "the restated answer scores higher on at most half the problems, on text as natural to the model as its own "
+     "(median perplexity given the question within 2x of the concise and redundant answers')",
+     (f"inconclusive: it scores higher on {restated_wins:.1%}, but the restated texts' median perplexity given "
+      f"the question is "
+      f"{restated:.0f} (filler {filler:.0f}, concise {concise_ppl:.2f}): text the model never saw"
+      if probe_unnatural else
+      f"{'holds' if restated_wins <= 0.5 else 'does not hold'} ({restated_wins:.1%})")]]
+sentences = [
+    "SAR credits the steps that follow the question and never checks the final result; with the correctness reward "
+    "added, as in training, only the pairs of equal correctness are left to SAR's order.",
+    "The restatement probe cannot settle the worry on this model: both padded variants are text it never saw in "
+    "training, so their low SAR may come from the strangeness of the text rather than from the copying."
+    if probe_unnatural else
+    "The padded variants are about as natural to the model as its own styles, so the probe measures what copying the "
+    "question does."]
+display(Markdown("### Verdict\n\n| claim | criterion | verdict |\n|---|---|---|\n"
+                 + "\n".join(f"| {' | '.join(row)} |" for row in verdict_rows) + "\n\n" + " ".join(sentences)))
 summary_path = write_summary(
     FIGURES_DIR, "02_sar_quality_ranking", title=f"answer-type ranking over {len(problems)} problems",
     numbers={f"mean SAR, {t}": round(m, 3) for t, (m, _) in by_type.items()},
-    tables=[{"title": "pairwise ranking accuracy (share of problems where the first type scores higher)",
+    tables=[{"title": "verdict", "columns": ["claim", "criterion", "verdict"], "rows": verdict_rows},
+            {"title": "pairwise ranking accuracy (share of problems where the first type scores higher)",
              "columns": ["criterion"] + pairs,
              "rows": [[c] + [round(table[c][p], 3) for p in pairs] for c in ranking.CRITERIA]},
             {"title": f"training rewards (alpha = {alpha:g}): pairwise ranking accuracy",

@@ -21,7 +21,11 @@
 # The paper's Pareto claim and its last two qualitative claims (`docs/paper.md` §5): at every amount of length
 # reduction SA-GRPO keeps accuracy where the length penalties O1-pruner and ER lose it; SA-GRPO **keeps "advanced
 # reasoning behaviours"** (verification, backtracking, enumeration) that those penalties suppress; and it
-# **generalises out of domain** (trained on math, evaluated on logic). This notebook evaluates, live, the models the
+# **generalises out of domain** (trained on math, evaluated on logic). The two penalties, each trained as
+# `R_VR + α·r` with `L` an answer's length in tokens (`docs/paper.md` §2): **O1-pruner** gives every answer
+# `r = clip((L̄ − L) / L, −1, 1)`, `L̄` the mean length of its group (the answers to the same question); **ER**
+# (efficient reasoner) gives a correct answer `r = −(2·sigmoid((L − μ_c) / σ_c) − 1)`, `μ_c` and `σ_c` the mean and
+# standard deviation of the lengths of the group's correct answers, and a wrong one 0. This notebook evaluates, live, the models the
 # grid of `sar compare` trained for 100 steps on arithmetic only (their LoRA adapters ship with the package,
 # `sar_lib.shipped`; notebook 03 shows their training) and the base model, on:
 #
@@ -39,7 +43,7 @@
 # 2. which OOD sets can show anything on this model: accuracy against chance, and the floor rule;
 # 3. accuracy-vs-length Pareto plots: the shipped models, and the grid with error bars over seeds;
 # 4. counting reasoning behaviours in answers (`analysis.count_behaviours`) and what such counts can and cannot show;
-# 5. the verdict: the Pareto and out-of-domain claims on the testbed, and the regime that decides them.
+# 5. the verdict: the Pareto, collapse and out-of-domain claims (C2, C3, C6) on the testbed.
 #
 # Nothing trains here (the last cell prints this run's time); the evaluations are cached in `RUNS_DIR`.
 
@@ -107,23 +111,27 @@ print(format_table(["method", "reward", "alpha", "seed", "steps", "sampled answe
 # %% [markdown]
 # ## 2. Accuracy and length on every set
 #
-# "% shorter" is against GRPO (positive: shorter than GRPO's answers). Every model is one trained run (the first
-# seed of the grid): a difference of a few points on `EVAL_SIZE` problems can be noise; section 3 shows the seed
-# spread the grid measured.
+# Every model is one trained run (the grid's first seed): a difference of a few points on `EVAL_SIZE` problems can
+# be noise; section 3 shows the seed spread the grid measured. Greedy accuracy and mean answer length of each model
+# on each set; the full per-set tables (the length of the correct answers, the share of answers cut at the token
+# limit, "% shorter than GRPO") go to `04_summary.json`.
 
 # %%
-for s in wanted:
-    print(f"\n{names[s]} (n = {evals['base'][s]['n']}, greedy, <= {evals['base'][s]['max_new_tokens']} new tokens)")
-    print(format_table(["model", "accuracy", "mean length", "% shorter than GRPO", "mean length (correct)", "truncated"],
-                       [[labels[m], e[s]["accuracy"], e[s]["mean_length"],
-                         verdicts.percent_shorter(evals["grpo"][s]["mean_length"], e[s]["mean_length"]),
-                         e[s]["mean_length_correct"] if e[s]["mean_length_correct"] is not None else float("nan"),
-                         e[s]["truncation_rate"]] for m, e in evals.items()]))
-fig = plots.grouped_bars([names[s] for s in wanted],
-                         {labels[m]: [100 * e[s]["accuracy"] for s in wanted] for m, e in evals.items()},
-                         ylabel="greedy accuracy (%)", value_labels=True, fmt="{:.0f}", colors=colors,
-                         title=f"Accuracy in and out of domain ({MODEL}; adapters trained on arithmetic only)")
-plots.save_figure(fig, "04_accuracy_by_set", FIGURES_DIR)
+columns = ["model"] + [f"{names[s]} ({evals['base'][s]['n']})" for s in wanted]
+print("greedy accuracy (%), number of problems in brackets")
+print(format_table(columns, [[labels[m]] + [f"{100 * e[s]['accuracy']:.1f}" for s in wanted] for m, e in evals.items()]))
+print("\nmean answer length (tokens)")
+print(format_table(columns, [[labels[m]] + [f"{e[s]['mean_length']:.1f}" for s in wanted] for m, e in evals.items()]))
+grid_base = (grid_results or {}).get("base", {}).get(grid.IN_DOMAIN)
+here = evals["base"][grid.IN_DOMAIN]
+if grid_base and grid_base["n"] > here["n"]:
+    rest = (grid_base["accuracy"] * grid_base["n"] - here["accuracy"] * here["n"]) / (grid_base["n"] - here["n"])
+    display(Markdown(
+        f"The base model answers {100 * here['accuracy']:.1f}% of the {here['n']} {grid.IN_DOMAIN} problems here, "
+        f"and {100 * grid_base['accuracy']:.1f}% in `sar compare`'s grid (`COMPARE_JSON`), the figure notebook 03 and "
+        f"the README quote: the grid evaluates {grid_base['n']} problems, this notebook the first `EVAL_SIZE` = "
+        f"{here['n']} of the same set. The numbers differ because they count different problems: on problems "
+        f"{here['n'] + 1}-{grid_base['n']} the base model answers {100 * rest:.1f}%."))
 
 # %% [markdown]
 # ### Which sets can show anything: the floor
@@ -133,20 +141,32 @@ plots.save_figure(fig, "04_accuracy_by_set", FIGURES_DIR)
 # to chance (50%, or 25%) or lies below it, and for numeric answers when it is below 10%. A model below chance is
 # not guessing: it answers worse than a coin, systematically (on logic-test the base model tends to answer with the
 # concept its proof wrongly copied). Either way a comparison of methods there measures a few items, and a claim
-# judged there is **untestable here**.
+# judged there is **untestable here**. In the figure below, a set where no model is above its floor is marked **at
+# floor**: its bars are grey and hatched, and the tallest of them is no result (a few items above chance on a
+# True/False set is luck).
 
 # %%
 card = models.resolve_model(MODEL) / "card.json"
 card_config = json.loads(card.read_text())["config"] if card.is_file() else {}
 print("share of claims in the base model's pretraining corpus (model card):",
       "unknown (no card.json)" if not card_config else f"{card_config.get('claim_share', 0.0):.0%}")
+floor_sets = []   # the sets where no model is above its floor
 for s in wanted:
-    e = evals["base"][s]
-    floor = claims.floor_check(e["accuracy"], e["n"], claims.answer_kind(names[s]))
-    chance = "no chance level" if floor["chance"] is None else f"chance {100 * floor['chance']:.0f}%"
-    low, high = floor["interval"]
-    print(f"{names[s]:16} base model {100 * e['accuracy']:5.1f}% of {e['n']} (95% interval {100 * low:.1f}-"
-          f"{100 * high:.1f}%; {chance}): {'at its floor' if floor['at_floor'] else 'above its floor'}")
+    floors = {m: claims.floor_check(e[s]["accuracy"], e[s]["n"], claims.answer_kind(names[s])) for m, e in evals.items()}
+    above = [labels[m] for m, f in floors.items() if not f["at_floor"]]
+    floor_sets += [] if above else [s]
+    chance = "no chance level" if floors["base"]["chance"] is None else f"chance {100 * floors['base']['chance']:.0f}%"
+    low, high = floors["base"]["interval"]
+    print(f"{names[s]:16} base model {100 * evals['base'][s]['accuracy']:5.1f}% of {evals['base'][s]['n']} (95% "
+          f"interval {100 * low:.1f}-{100 * high:.1f}%; {chance}): "
+          + ("at its floor for every model" if not above else
+             "above its floor for every model" if len(above) == len(evals) else f"above its floor for {', '.join(above)}"))
+fig = plots.grouped_bars([names[s] for s in wanted],
+                         {labels[m]: [100 * e[s]["accuracy"] for s in wanted] for m, e in evals.items()},
+                         ylabel="greedy accuracy (%)", value_labels=True, fmt="{:.0f}", colors=colors,
+                         marked=[names[s] for s in floor_sets], marked_label="at floor",
+                         title=f"Accuracy in and out of domain ({MODEL}; adapters trained on arithmetic only)")
+plots.save_figure(fig, "04_accuracy_by_set", FIGURES_DIR)
 
 # %% [markdown]
 # `claim-test` is the OOD family this testbed was built to have: its True/False statements need the arithmetic the
@@ -194,10 +214,12 @@ fig = plots.accuracy_vs_length(points, colors=colors, title="Shipped models (one
 plots.save_figure(fig, "04_pareto", FIGURES_DIR)
 
 # %% [markdown]
-# The grid's points (`COMPARE_JSON`): each seed small, the mean large with error bars of ± one standard deviation
-# over the seeds ("—" in the table for a method trained with one seed: no spread was measured). The accuracy axis
-# never spans less than `plots.accuracy_vs_length`'s `min_accuracy_span`, so that a difference of a point or two
-# does not look like a gap.
+# The grid's points (`COMPARE_JSON`): every seed a small dot, the mean of a method's seeds an open ring with error
+# bars of ± one standard deviation over the seeds ("—" in the table for a method trained with one seed: no spread
+# was measured). Where a method's seeds split, its ring sits between them, on no seed: read the dots. The accuracy
+# axis never spans less than `plots.accuracy_vs_length`'s `min_accuracy_span`, so that a difference of a point or two
+# does not look like a gap; a method far off the others (R_SA alone, whose answers collapse) would squash them, so
+# it is drawn as a triangle at the axis' edge, at its true length, with its accuracy written beside it.
 
 # %%
 if grid_results is None:
@@ -222,7 +244,7 @@ else:
 # * **restatement**: "the problem says", "we are told", "the question asks", ...: copying the question, which a
 #   reward for "information from the question" could in principle encourage (notebook 02 probes this).
 #
-# For each model: the share of answers with at least one phrase of the behaviour. The tiny model learned these
+# For each model: the share of its in-domain answers with at least one phrase of the behaviour. The tiny model learned these
 # phrases from its pretraining corpus (its concise and verbose styles), so a change after GRPO is a change in which
 # learned style the policy prefers. The chart shows the behaviours that some answer used; the others are named
 # below it.
@@ -230,11 +252,10 @@ else:
 # %%
 behaviours = {m: {s: analysis.behaviour_counts([folders[m]], s) for s in synthetic_sets} for m in evals}
 kinds = list(analysis.BEHAVIOUR_PATTERNS)
-for s in synthetic_sets:
-    print(f"\n{s}: share of answers with the behaviour (phrases per answer)")
-    print(format_table(["model"] + kinds,
-                       [[labels[m]] + [f"{b[s][k]['share']:.2f} ({b[s][k]['per_answer']:.2f})" for k in kinds]
-                        for m, b in behaviours.items()]))
+print(f"{grid.IN_DOMAIN}: share of answers with the behaviour (phrases per answer); the other sets: 04_summary.json")
+print(format_table(["model"] + kinds,
+                   [[labels[m]] + [f"{b[grid.IN_DOMAIN][k]['share']:.2f} ({b[grid.IN_DOMAIN][k]['per_answer']:.2f})"
+                                   for k in kinds] for m, b in behaviours.items()]))
 seen = [k for k in kinds if any(b[grid.IN_DOMAIN][k]["share"] > 0 for b in behaviours.values())]
 absent = [k for k in kinds if k not in seen]
 if seen:
@@ -255,10 +276,11 @@ print(f"\nno {grid.IN_DOMAIN} answer of any model shows: {', '.join(absent) or '
 #
 # ## 5. Verdict
 #
-# The shipped models are one seed each; the claims are judged on `sar compare`'s grid (`COMPARE_JSON`, three seeds
+# The shipped models are one seed each; the claims are judged on `sar compare`'s grid (`COMPARE_JSON`, several seeds
 # for GRPO and SA-GRPO), with the rules of `sar_lib.claims`: a difference is an effect only beyond the seed noise
 # (a two-sided Welch test at 5% over the seeds), and a claim measured on a set at its floor is untestable here. The
-# model card's premises (P1-P5, `sar_lib/assets/tiny/MODEL_CARD.md`) say which regime the testbed is in.
+# table gives each claim's criterion in short (in full, with the measured numbers: `sar_lib/claims.py` and the
+# grid's JSON); the shipped models' differences from GRPO, per set, go to `04_summary.json`.
 
 # %%
 versus_grpo = []
@@ -268,31 +290,65 @@ for m in [m for m in METHODS if m != "grpo"]:
                             "accuracy_points": 100 * (evals[m][s]["accuracy"] - evals["grpo"][s]["accuracy"]),
                             "percent_shorter": verdicts.percent_shorter(evals["grpo"][s]["mean_length"],
                                                                         evals[m][s]["mean_length"])})
-print(format_table(["method", "set", "accuracy vs GRPO (points)", "% shorter than GRPO"],
-                   [[r["method"], r["set"], r["accuracy_points"], r["percent_shorter"]] for r in versus_grpo]))
-premises = verdicts.read_premises(card)
-regime = verdicts.verbosity_regime(premises, grid.METHODS["sa-grpo"].alpha)
-base_logic = evals["base"]["logic-test"]
-display(Markdown(verdicts.ood_verdict(grid=grid_results, grid_note=grid_note, grid_path=COMPARE_JSON, regime=regime,
-                                      versus_grpo=[r for r in versus_grpo if r["method"] == labels["sa-grpo"]],
-                                      logic={"accuracy": base_logic["accuracy"], "n": base_logic["n"],
-                                             "logic_share": card_config.get("logic_share")},
-                                      ood_base={names[s]: evals["base"][s] for s in wanted
-                                                if s not in (grid.IN_DOMAIN, "logic-test")},
-                                      behaviours_absent=absent, steps=manifest["grpo"]["steps"],
-                                      seed=manifest["sa-grpo"]["seed"])))
+verdict_rows = []
+if grid_results is not None:
+    for row in claims.current_claims(grid_results):
+        if row["id"] not in ("C2", "C3", "C6"):
+            continue
+        sets = [f"{d}: {claims.VERDICT_WORDS[v['status']]}" for d, v in row["numbers"].items()
+                if isinstance(v, dict) and "status" in v]   # C6: the verdict on each OOD set
+        verdict_rows.append([f"{row['id']} {row['statement']}", row["criterion"].split("; ")[0],
+                             claims.verdict_word(row) + (f" ({'; '.join(sets)})" if sets else "")])
+testable = [s for s in synthetic_sets if s not in floor_sets]
+own = "; ".join(f"{r['set']} {verdicts.shorter_text(r['percent_shorter'])}, {r['accuracy_points']:+.1f} points"
+                for r in versus_grpo if r["method"] == labels["sa-grpo"] and r["set"] in testable)
+sa_lengths = ", ".join(f"{v:.1f}" for v in (grid_results or {}).get("methods", {}).get("sa-grpo", {})
+                       .get("eval", {}).get(grid.IN_DOMAIN, {}).get("mean_length", {}).get("per_seed", []))
+in_domain_shares = {k: {labels[m]: b[grid.IN_DOMAIN][k]["share"] for m, b in behaviours.items()} for k in seen}
+shares = "; ".join(f"{k}: " + (f"{next(iter(by_model.values())):.2f} for every model" if len(set(by_model.values())) == 1
+                               else ", ".join(f"{name} {share:.2f}" for name, share in by_model.items()))
+                   for k, by_model in in_domain_shares.items())
+sentences = [
+    (f"The claims are judged on `{COMPARE_JSON}` (`{grid_results['command']}`: {grid_results['settings']['steps']} "
+     f"steps, seeds {grid_results['settings']['seeds']})." if grid_results is not None else grid_note),
+    f"Above their floor here: {', '.join(names[s] for s in wanted if s not in floor_sets) or 'no set'}; at their "
+    f"floor, where a comparison of methods is untestable: {', '.join(names[s] for s in floor_sets) or 'no set'}.",
+    f"The shipped SA-GRPO adapter (seed {manifest['sa-grpo']['seed']}, {manifest['sa-grpo']['steps']} steps) against "
+    f"GRPO's, on the synthetic sets above their floor: {own or 'none'}"
+    + (f"; one seed is one sample, and the grid's SA-GRPO seeds end at {sa_lengths} tokens on {grid.IN_DOMAIN}."
+       if sa_lengths else "."),
+    f"Share of the {grid.IN_DOMAIN} answers with each behaviour that occurs ({shares or 'none'}); "
+    + (f"{' and '.join(absent)} occur{'s' if len(absent) == 1 else ''} in no answer, so the paper's claim 3 can only be "
+     "read on the others." if absent else "every behaviour occurs in some answer.")]
+display(Markdown("### Verdict\n\n"
+                 + ("| claim | criterion | verdict |\n|---|---|---|\n"
+                    + "\n".join(f"| {' | '.join(row)} |" for row in verdict_rows) + "\n\n" if verdict_rows else "")
+                 + " ".join(sentences)))
 summary_path = write_summary(
     FIGURES_DIR, "04_ood_evaluation", title=f"in-domain and OOD evaluation of the shipped models ({MODEL})",
     numbers={"wall seconds of the evaluation cell (this run)": round(wall, 1),
-             "base model on logic-test (accuracy)": round(base_logic["accuracy"], 3),
-             "base model on claim-test (accuracy)": round(evals["base"]["claim-test"]["accuracy"], 3)},
-    tables=[{"title": "greedy accuracy per set", "columns": ["model"] + [names[s] for s in wanted],
+             "base model on logic-test (accuracy)": round(evals["base"]["logic-test"]["accuracy"], 3),
+             "base model on claim-test (accuracy)": round(evals["base"]["claim-test"]["accuracy"], 3),
+             f"base model on {grid.IN_DOMAIN} (accuracy, {here['n']} problems)": round(here["accuracy"], 3),
+             "sets at their floor for every model": ", ".join(names[s] for s in floor_sets)},
+    tables=[{"title": "verdict", "columns": ["claim", "criterion", "verdict"], "rows": verdict_rows},
+            {"title": "greedy accuracy per set", "columns": ["model"] + [names[s] for s in wanted],
              "rows": [[labels[m]] + [round(e[s]["accuracy"], 3) for s in wanted] for m, e in evals.items()]},
             {"title": "mean answer length per set (tokens)", "columns": ["model"] + [names[s] for s in wanted],
              "rows": [[labels[m]] + [round(e[s]["mean_length"], 1) for s in wanted] for m, e in evals.items()]},
-            {"title": f"share of answers with each behaviour ({grid.IN_DOMAIN})", "columns": ["model"] + kinds,
-             "rows": [[labels[m]] + [round(b[grid.IN_DOMAIN][k]["share"], 3) for k in kinds]
-                      for m, b in behaviours.items()]}])
+            {"title": "mean length of the correct answers per set (tokens)",
+             "columns": ["model"] + [names[s] for s in wanted],
+             "rows": [[labels[m]] + [None if e[s]["mean_length_correct"] is None else round(e[s]["mean_length_correct"], 1)
+                                     for s in wanted] for m, e in evals.items()]},
+            {"title": "share of answers cut at the token limit, per set", "columns": ["model"] + [names[s] for s in wanted],
+             "rows": [[labels[m]] + [round(e[s]["truncation_rate"], 3) for s in wanted] for m, e in evals.items()]},
+            {"title": "against GRPO (shipped adapters; synthetic sets)",
+             "columns": ["method", "set", "accuracy vs GRPO (points)", "% shorter than GRPO"],
+             "rows": [[r["method"], r["set"], round(r["accuracy_points"], 1),
+                       None if r["percent_shorter"] is None else round(r["percent_shorter"], 1)] for r in versus_grpo]},
+            {"title": "share of answers with each behaviour, per synthetic set", "columns": ["model", "set"] + kinds,
+             "rows": [[labels[m], s] + [round(b[s][k]["share"], 3) for k in kinds]
+                      for m, b in behaviours.items() for s in synthetic_sets]}])
 print(f"{summary_path}; this notebook ran in {time.perf_counter() - started:.0f} s")
 
 # %% [markdown]

@@ -18,7 +18,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.colors import TwoSlopeNorm, to_rgb
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.ticker import LogFormatter, MaxNLocator
 
 DPI = 120
 FIGURES_DIR = "figures"
@@ -154,21 +156,61 @@ def token_logprobs(tokens: Sequence[str], series: Mapping[str, Sequence[float]],
     return fig
 
 
+# Bars of a group marked by ``grouped_bars(marked=...)`` (e.g. a data set at its floor): grey, hatched in the
+# series' colour, so that they read as "measured, but not to be compared".
+MARKED_FACE = "#e0e0e0"
+MARKED_HATCH = "///"
+# Tick labels that would overlap are turned by this angle (degrees).
+TICK_ROTATION = 30
+
+
+class PlainLogFormatter(LogFormatter):
+    """matplotlib's LogFormatter (the same choice of which ticks to label) writing plain numbers:
+    "2", "0.5", "100", never "2×10⁰" or "1e+02"."""
+
+    def _num_to_string(self, x, vmin, vmax):
+        return f"{x:g}"
+
+
+def plain_log_ticks(axis) -> None:
+    """Tick labels of a log-scaled ``axis`` (``ax.xaxis`` / ``ax.yaxis``) as plain numbers
+    (:class:`PlainLogFormatter`): the decades always, the ticks between them where matplotlib labels
+    them (an axis spanning less than about two decades)."""
+    axis.set_major_formatter(PlainLogFormatter(labelOnlyBase=True))
+    axis.set_minor_formatter(PlainLogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.4)))
+
+
+def tick_labels_overlap(fig: Figure, ax: plt.Axes) -> bool:
+    """Whether two neighbouring x tick labels of ``ax`` overlap once ``fig`` is laid out."""
+    fig.draw_without_rendering()
+    boxes = [t.get_window_extent() for t in ax.get_xticklabels() if t.get_text()]
+    return any(left.x1 > right.x0 for left, right in zip(boxes, boxes[1:]))
+
+
 def grouped_bars(groups: Sequence[str], series: Mapping[str, Sequence[float]], *, ylabel: str,
                  title: str = "", errors: Mapping[str, Sequence[float]] | None = None, log: bool = False,
                  reference: float | None = None, reference_label: str = "", ylim: tuple | None = None,
-                 value_labels: bool = False, fmt: str = "{:.2f}", colors: Mapping[str, str] | None = None) -> Figure:
+                 value_labels: bool = False, fmt: str = "{:.2f}", colors: Mapping[str, str] | None = None,
+                 marked: Sequence[str] = (), marked_label: str = "at floor") -> Figure:
     """Bars of ``series[name][g]`` for each group ``g``, one bar per series side by side.
 
     ``errors``: same shape as ``series`` (error bar half-widths). ``reference``: a horizontal
     dashed line (e.g. 0.5, chance level of a pairwise ranking). ``value_labels``: print each value
     above its bar with ``fmt``; a bar of height 0 is labelled in any case, so that it reads as a
     zero and not as a missing bar. ``colors``: {series name: colour} (e.g. each method's
-    ``grid.Method.color``); other series take :data:`SERIES_COLORS` by position.
+    ``grid.Method.color``); other series take :data:`SERIES_COLORS` by position. ``marked``: groups
+    whose bars are drawn grey (:data:`MARKED_FACE`) and hatched in their series' colour, with
+    ``marked_label`` under the group's name and in the legend (e.g. the data sets at their floor, where
+    differences between the bars mean nothing). A log axis has plain tick labels
+    (:func:`plain_log_ticks`); group names wrap, and turn by :data:`TICK_ROTATION` degrees when they
+    would still overlap.
     """
     if not series:
         raise ValueError("grouped_bars needs at least one series")
     _check_equal_lengths(groups=groups, **series)
+    unknown = [g for g in marked if g not in groups]
+    if unknown:
+        raise ValueError(f"marked groups {unknown} are not among the groups {list(groups)}")
     n = len(series)
     width = 0.8 / n
     fig, ax = _new(min(MAX_WIDTH, max(7.0, 1.1 * len(groups) + 0.25 * len(groups) * n + 2.5)), 4.0)
@@ -177,21 +219,38 @@ def grouped_bars(groups: Sequence[str], series: Mapping[str, Sequence[float]], *
         xs = [g + (k - (n - 1) / 2) * width for g in range(len(groups))]
         err = None if errors is None else errors.get(name)
         bars = ax.bar(xs, values, width=width, yerr=err, capsize=3, label=name, color=color)
+        for bar, group in zip(bars, groups):
+            if group in marked:
+                bar.set_facecolor(MARKED_FACE)
+                bar.set_edgecolor(color)
+                bar.set_hatch(MARKED_HATCH)
         labels = [fmt.format(v) if value_labels or v == 0 else "" for v in values]
         if any(labels):
             ax.bar_label(bars, labels=labels, fontsize=8, padding=2)
-    ax.set_xticks(range(len(groups)), [textwrap.fill(g, 16, break_long_words=False) for g in groups])
+    names = [textwrap.fill(g, 16, break_long_words=False) + (f"\n({marked_label})" if g in marked else "")
+             for g in groups]
+    ax.set_xticks(range(len(groups)), names)
     ax.set_ylabel(ylabel)
     if log:
         ax.set_yscale("log")
+        plain_log_ticks(ax.yaxis)
     if reference is not None:
         ax.axhline(reference, color="black", ls="--", lw=1, label=reference_label or None)
     if ylim is not None:
         ax.set_ylim(*ylim)
-    if n > 1 or reference_label:   # outside the axes: bars never hide behind it
-        ax.legend(fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    if n > 1 or reference_label or marked:   # outside the axes: bars never hide behind it
+        handles, labels = ax.get_legend_handles_labels()
+        if marked:
+            handles.append(Patch(facecolor=MARKED_FACE, edgecolor="#636363", hatch=MARKED_HATCH))
+            labels.append(marked_label)
+        ax.legend(handles, labels, fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     if title:
         ax.set_title(title)
+    if len(groups) > 1 and tick_labels_overlap(fig, ax):
+        ax.tick_params(axis="x", labelrotation=TICK_ROTATION)
+        for label in ax.get_xticklabels():
+            label.set_horizontalalignment("right")
+            label.set_rotation_mode("anchor")
     return fig
 
 
@@ -338,56 +397,134 @@ def length_limits(values: Sequence[float], margin: float = FRAME_MARGIN) -> tupl
     return low - margin * span, high + margin * span
 
 
+# accuracy_vs_length draws a series off its panel's accuracy axis, at the edge, when drawing it to scale
+# would make the axis more than OUTLIER_RATIO times as tall as the other series and the reference need
+# (e.g. R_SA alone at 0% beside methods at 44-48%: to scale, it squashes them into a few pixels).
+OUTLIER_RATIO = 1.5
+# A series is drawn off the axis only when at least this many series stay on it.
+OUTLIER_MIN_KEPT = 3
+SEED_SIZE, MEAN_SIZE = 36, 130   # marker areas (points^2): one seed's point, a method's mean
+
+
+def accuracy_outliers(series: Mapping[str, Sequence[float]], fixed: Sequence[float] = (), *,
+                      min_span: float = 30.0, ratio: float | None = OUTLIER_RATIO) -> list[str]:
+    """The series of one panel to draw off its accuracy axis (:func:`accuracy_vs_length`).
+
+    ``series[name]``: every accuracy (in %) the series draws (its points, its mean and its error bar's
+    ends); ``fixed``: accuracies that stay on the axis whatever they are (the reference star). Over
+    and over, the series whose mean lies farthest from the median of the kept series' means is left
+    out when the axis of everything kept (:func:`accuracy_limits`) is more than ``ratio`` times as tall
+    as the axis without it, every one of its values lies outside that smaller axis, and at least
+    :data:`OUTLIER_MIN_KEPT` series stay. ``ratio=None`` leaves every series on the axis.
+    """
+    if ratio is None:
+        return []
+    out: list[str] = []
+    means = {name: statistics.fmean(values) for name, values in series.items() if values}
+    while len(means) - len(out) > OUTLIER_MIN_KEPT:
+        kept = [name for name in means if name not in out]
+        centre = statistics.median(means[name] for name in kept)
+        far = max(kept, key=lambda name: abs(means[name] - centre))
+        everything = [v for name in kept for v in series[name]] + list(fixed)
+        rest = [v for name in kept if name != far for v in series[name]] + list(fixed)
+        low, high = accuracy_limits(rest, min_span)
+        if (_span(accuracy_limits(everything, min_span)) > ratio * (high - low)
+                and all(v < low or v > high for v in series[far])):
+            out.append(far)
+        else:
+            break
+    return out
+
+
+def _span(limits: tuple[float, float]) -> float:
+    return limits[1] - limits[0]
+
+
 def accuracy_vs_length(panels: Mapping[str, Mapping[str, Sequence[tuple[float, float]]]], *,
                        reference: Mapping[str, tuple[float, float]] | None = None,
                        reference_label: str = "base model", colors: Mapping[str, str] | None = None,
-                       title: str = "", min_accuracy_span: float = 30.0) -> Figure:
+                       title: str = "", min_accuracy_span: float = 30.0,
+                       outlier_ratio: float | None = OUTLIER_RATIO) -> Figure:
     """Accuracy against answer length, one panel per evaluation set (e.g. a Pareto plot of methods).
 
-    ``panels[set][series]``: ``(mean length, accuracy in [0, 1])`` points, e.g. one per seed; each is
-    drawn small, their mean as a big marker of the same colour with error bars of ± 1 standard
-    deviation over the points (when there are several). ``reference[set]``: one extra point drawn
-    as a black star (e.g. the model before training). Up and left is better. Every point and every
-    error bar lies inside the frame, :data:`FRAME_MARGIN` of the span away from it
-    (:func:`length_limits`, :func:`accuracy_limits`): the length axis starts at 0 unless something
-    reaches that low, and the accuracy axis spans at least ``min_accuracy_span`` points, so that a
-    difference of a point or two does not look like a gap; the legend sits below the panels.
+    ``panels[set][series]``: ``(mean length, accuracy in [0, 1])`` points, e.g. one per seed. A series
+    of one point is drawn as a big filled marker. A series of several points draws **every point** (a
+    filled dot per seed) and their mean as a big open ring with error bars of ± 1 standard deviation:
+    where the seeds split (e.g. two short ones and a long one) the ring sits between them, on no seed,
+    and the dots show where the seeds are. ``reference[set]``: one extra point drawn as a black star
+    (e.g. the model before training). Up and left is better. Every point and every error bar lies
+    inside the frame, :data:`FRAME_MARGIN` of the span away from it (:func:`length_limits`,
+    :func:`accuracy_limits`): the length axis starts at 0 unless something reaches that low, and the
+    accuracy axis spans at least ``min_accuracy_span`` points, so that a difference of a point or two
+    does not look like a gap. A series far off the others (:func:`accuracy_outliers`, ``outlier_ratio``)
+    is drawn at the axis' edge instead, as a triangle pointing off the axis (at its true length), with
+    its accuracy written beside it. The legend sits below the panels.
     """
     if not panels or not all(panels.values()):
         raise ValueError("accuracy_vs_length needs at least one panel with at least one series")
     width = min(MAX_WIDTH, 4.6 * len(panels))
     fig, axes = plt.subplots(1, len(panels), figsize=(width, 4.4), layout="constrained", squeeze=False)
-    handles = {}
+    handles: dict[str, object] = {}
+    several_seeds = False
     for ax, (name, series) in zip(axes[0], panels.items()):
         ax.grid(alpha=0.3)
         ax.set_axisbelow(True)
-        all_x, all_y = [], []
+        drawn = {}   # series -> (color, xs, ys, mean x, mean y, std x, std y)
         for k, (label, points) in enumerate(series.items()):
             if not points:
                 raise ValueError(f"series {label!r} of panel {name!r} has no points")
             color = (colors or {}).get(label, SERIES_COLORS[k % len(SERIES_COLORS)])
             xs, ys = [p[0] for p in points], [100 * p[1] for p in points]
-            mx, my = statistics.fmean(xs), statistics.fmean(ys)
-            if len(points) > 1:
-                sx, sy = statistics.stdev(xs), statistics.stdev(ys)
-                ax.scatter(xs, ys, s=18, alpha=0.45, color=color, lw=0)
-                ax.errorbar([mx], [my], xerr=[sx], yerr=[sy], color=color, lw=1.2, capsize=3, zorder=3)
-                all_x += [mx - sx, mx + sx]   # the error bars' ends must fit in the frame too
-                all_y += [my - sy, my + sy]
-            handles[label] = ax.scatter([mx], [my], s=110, color=color, edgecolor="black", lw=0.8, zorder=4,
-                                        label=label)
-            all_x += xs
-            all_y += ys
+            spread = (statistics.stdev(xs), statistics.stdev(ys)) if len(points) > 1 else (0.0, 0.0)
+            drawn[label] = (color, xs, ys, statistics.fmean(xs), statistics.fmean(ys), *spread)
+        star = None
         if reference and name in reference:
-            handles[reference_label] = ax.scatter([reference[name][0]], [100 * reference[name][1]], marker="*",
-                                                  s=220, color="black", label=reference_label, zorder=5)
-            all_x.append(reference[name][0])
-            all_y.append(100 * reference[name][1])
+            star = (reference[name][0], 100 * reference[name][1])
+        values = {label: ys + [my - sy, my + sy] for label, (_, _, ys, _, my, _, sy) in drawn.items()}
+        off = accuracy_outliers(values, [star[1]] if star else [], min_span=min_accuracy_span, ratio=outlier_ratio)
+        all_x = [v for label, d in drawn.items() for v in d[1] + ([d[3] - d[5], d[3] + d[5]] if label not in off
+                                                                  else [])]
+        all_y = [v for label in drawn if label not in off for v in values[label]]
+        for label, (color, xs, ys, mx, my, sx, sy) in drawn.items():
+            handles.setdefault(label, Line2D([], [], ls="", marker="o", ms=10, color=color, markeredgecolor="black",
+                                             markeredgewidth=0.8))
+            if label in off:
+                continue
+            if len(xs) > 1:
+                several_seeds = True
+                # above every other marker: a seed must not hide behind another method's mean
+                ax.scatter(xs, ys, s=SEED_SIZE, color=color, edgecolor="white", lw=0.8, zorder=6)
+                ax.errorbar([mx], [my], xerr=[sx], yerr=[sy], color=color, lw=1.2, capsize=3, zorder=3)
+                ax.scatter([mx], [my], s=MEAN_SIZE, facecolor="none", edgecolor=color, lw=2.2, zorder=4)
+            else:
+                ax.scatter([mx], [my], s=MEAN_SIZE, color=color, edgecolor="black", lw=0.8, zorder=4)
+        if star:
+            handles[reference_label] = ax.scatter([star[0]], [star[1]], marker="*", s=220, color="black",
+                                                  label=reference_label, zorder=5)
+            all_x.append(star[0])
+            all_y.append(star[1])
         ax.set_xlim(*length_limits(all_x))
-        _set_accuracy_limits(ax, all_y, min_accuracy_span)
+        bottom, top = accuracy_limits(all_y, min_accuracy_span)
+        ax.set_ylim(bottom, top)
+        for label in off:
+            color, xs, ys, mx, my, _, _ = drawn[label]
+            below = my < bottom
+            y = bottom + FRAME_MARGIN * (top - bottom) if below else top - FRAME_MARGIN * (top - bottom)
+            ax.scatter([mx], [y], marker="v" if below else "^", s=MEAN_SIZE, color=color, edgecolor="black",
+                       lw=0.8, zorder=4)
+            left, right = ax.get_xlim()
+            on_right = mx > (left + right) / 2
+            ax.annotate(f"{label}: {my:.1f}% {'↓' if below else '↑'}", (mx, y), xytext=(-8 if on_right else 8, 0),
+                        textcoords="offset points", ha="right" if on_right else "left", va="center", fontsize=8,
+                        bbox={"boxstyle": "round,pad=0.2", "facecolor": "white", "edgecolor": color, "alpha": 0.9})
         ax.set_title(name)
         ax.set_xlabel("mean answer length (tokens)")
         ax.set_ylabel("accuracy (%)")
+    if several_seeds:
+        handles["one seed"] = Line2D([], [], ls="", marker="o", ms=6, color="#969696", markeredgecolor="white",
+                                     markeredgewidth=0.8)
+        handles["mean of the seeds ± 1 std"] = Line2D([], [], ls="", marker="o", ms=11, markerfacecolor="none",
+                                                      markeredgecolor="#636363", markeredgewidth=2)
     fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncols=min(3, len(handles)), fontsize=9)
     if title:
         fig.suptitle(title)

@@ -121,10 +121,10 @@ def table_markdown(table: dict) -> str:
 
 
 def replace_block(text: str, name: str, body: str) -> str:
-    """``text`` with the lines between ``<!-- name:start -->`` and ``<!-- name:end -->`` set to ``body``."""
-    pattern = re.compile(rf"(<!-- {name}:start -->\n).*?(<!-- {name}:end -->)", re.S)
+    """``text`` with the lines between ``<!-- begin:name -->`` and ``<!-- end:name -->`` set to ``body``."""
+    pattern = re.compile(rf"(<!-- begin:{name} -->\n).*?(<!-- end:{name} -->)", re.S)
     if not pattern.search(text):
-        raise ValueError(f"no block {name!r} (<!-- {name}:start --> ... <!-- {name}:end -->)")
+        raise ValueError(f"no block {name!r} (<!-- begin:{name} --> ... <!-- end:{name} -->)")
     return pattern.sub(lambda m: m.group(1) + body + "\n" + m.group(2), text)
 
 

@@ -112,6 +112,44 @@ def test_legends_sit_outside_the_data():
     assert plots.accuracy_vs_length(panels).get_figwidth() <= plots.MAX_WIDTH
 
 
+def test_grouped_bars_log_axis_reads_plain_numbers():
+    fig = plots.grouped_bars(["concise", "redundant", "answer-only"], {"ppl(a|q)": [1.12, 1.19, 1.98],
+                                                                       "ppl(a)": [1.39, 1.31, 2.53]},
+                             ylabel="median perplexity", log=True)
+    fig.draw_without_rendering()
+    low, high = fig.axes[0].get_ylim()
+    shown = [t.get_text() for t in fig.axes[0].get_yticklabels(which="both")
+             if t.get_text() and low <= t.get_position()[1] <= high]
+    assert "2" in shown and len(shown) >= 3, shown
+    assert not any("$" in t or "×" in t or "e+" in t or "10^" in t for t in shown), shown
+
+
+def test_grouped_bars_turn_overlapping_labels_and_only_those():
+    long = ["concise > redundant", "partial > incorrect", "concise > incorrect", "concise > answer-only",
+            "concise > irrelevant", "concise+restatement > concise", "concise+filler > concise"]
+    fig = plots.grouped_bars(long, {"2 steps": [0.5] * 7, "3 steps": [0.6] * 7}, ylabel="accuracy")
+    assert all(t.get_rotation() == plots.TICK_ROTATION for t in fig.axes[0].get_xticklabels())
+    fig = plots.grouped_bars(["a", "b"], {"x": [1.0, 2.0]}, ylabel="y")
+    assert not plots.tick_labels_overlap(fig, fig.axes[0])
+    assert all(t.get_rotation() == 0 for t in fig.axes[0].get_xticklabels())
+
+
+def test_grouped_bars_grey_and_hatch_the_marked_groups():
+    fig = plots.grouped_bars(["arith-test", "logic-test"], {"GRPO": [44.0, 46.0], "SA-GRPO": [46.0, 55.0]},
+                             ylabel="accuracy", colors={"SA-GRPO": "#e6550d"}, marked=["logic-test"])
+    ax = fig.axes[0]
+    bars = ax.patches   # GRPO's two bars, then SA-GRPO's
+    marked = [bars[1], bars[3]]
+    assert all(b.get_hatch() == plots.MARKED_HATCH for b in marked)
+    assert all(matplotlib.colors.to_hex(b.get_facecolor()) == plots.MARKED_FACE for b in marked)
+    assert matplotlib.colors.to_hex(bars[3].get_edgecolor()) == "#e6550d", "the series shows in the hatch"
+    assert not bars[0].get_hatch() and not bars[2].get_hatch()
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["arith-test", "logic-test\n(at floor)"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["GRPO", "SA-GRPO", "at floor"]
+    with pytest.raises(ValueError, match="not among the groups"):
+        plots.grouped_bars(["a"], {"x": [1.0]}, ylabel="y", marked=["b"])
+
+
 def test_grouped_bars_log_scale_and_errors():
     fig = plots.grouped_bars(["a", "b"], {"ppl": [2.0, 300.0]}, ylabel="ppl", log=True, errors={"ppl": [0.1, 5.0]})
     assert fig.axes[0].get_yscale() == "log"
@@ -161,7 +199,7 @@ def test_difference_histograms_counts_all_values():
         plots.difference_histograms({}, xlabel="x")
 
 
-# ---------------------------------------------------------------- accuracy_vs_length, training_curves (helper I)
+# ---------------------------------------------------------------- accuracy_vs_length, training_curves
 def test_accuracy_vs_length_draws_seeds_means_and_reference():
     panels = {"arith-test": {"GRPO": [(30.0, 0.10), (34.0, 0.20)], "SA-GRPO": [(20.0, 0.15)]},
               "logic-test": {"GRPO": [(40.0, 0.5)], "SA-GRPO": [(35.0, 0.55)]}}
@@ -179,9 +217,59 @@ def test_accuracy_vs_length_draws_seeds_means_and_reference():
     (_, y0), (_, y1) = bars[1]
     assert x1 - x0 == pytest.approx(2 * 2 ** 1.5) and y1 - y0 == pytest.approx(2 * 50 ** 0.5)
     assert ax.get_xlim()[0] == 0 and ax.get_ylim()[1] - ax.get_ylim()[0] >= 30
-    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["GRPO", "SA-GRPO", "base model"]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["GRPO", "SA-GRPO", "base model", "one seed",
+                                                                  "mean of the seeds ± 1 std"]
+    one_seed = plots.accuracy_vs_length({"a": {"GRPO": [(30.0, 0.5)], "SA-GRPO": [(20.0, 0.5)]}})
+    assert [t.get_text() for t in one_seed.legends[0].get_texts()] == ["GRPO", "SA-GRPO"], "no seed legend without seeds"
     with pytest.raises(ValueError, match="has no points"):
         plots.accuracy_vs_length({"a": {"GRPO": []}})
+
+
+# the grid of notebook 04 on arith-test: SA-GRPO's seeds split (two short, one long), R_SA alone far below
+GRID = {"GRPO": [(79.6, 0.46), (81.2, 0.475), (87.0, 0.47)], "SA-GRPO (α=0.2)": [(39.7, 0.47), (39.7, 0.48),
+                                                                                (77.5, 0.47)],
+        "R_SA alone": [(1.0, 0.0)], "O1-pruner (α=0.1)": [(39.5, 0.485)], "ER (α=0.1)": [(39.9, 0.47)],
+        "shuffled SAR (α=0.2)": [(82.6, 0.44)]}
+
+
+def _paths(ax):
+    return [c for c in ax.collections if type(c).__name__ == "PathCollection"]
+
+
+def test_accuracy_vs_length_draws_every_seed_as_well_as_the_mean():
+    ax = plots.accuracy_vs_length({"arith-test": GRID}, reference={"arith-test": (77.9, 0.585)}).axes[0]
+    collections = _paths(ax)
+    seeds = next(c for c in collections if c.get_offsets().tolist() == [[39.7, 47.0], [39.7, 48.0], [77.5, 47.0]])
+    mean = next(c for c in collections if c.get_offsets().tolist() == [[pytest.approx(52.3), pytest.approx(47 + 1 / 3)]])
+    assert len(mean.get_facecolors()) == 0 or mean.get_facecolors()[0][3] == 0, "the mean is an open ring"
+    others = [c for c in collections if len(c.get_offsets()) == 1]
+    assert seeds.get_zorder() > max(c.get_zorder() for c in others), "a seed must not hide under another method"
+    # the mean sits between the seeds, on none of them: every seed is drawn, so the reader sees where they are
+    assert all(abs(x - 52.3) > 10 for x, _ in seeds.get_offsets().tolist())
+
+
+def test_accuracy_vs_length_draws_a_far_off_series_at_the_axis_edge():
+    fig = plots.accuracy_vs_length({"arith-test": GRID}, reference={"arith-test": (77.9, 0.585)})
+    ax = fig.axes[0]
+    bottom, top = ax.get_ylim()
+    assert top - bottom < 40, "R_SA alone at 0% must not stretch the axis over the 44-58% cluster"
+    assert bottom > 30
+    edge = [c for c in _paths(ax) if c.get_offsets().tolist()[0][0] == 1.0]
+    assert len(edge) == 1 and edge[0].get_offsets().tolist()[0][1] == pytest.approx(
+        bottom + plots.FRAME_MARGIN * (top - bottom)), "drawn at the bottom edge, at its true length"
+    assert [t.get_text() for t in ax.texts] == ["R_SA alone: 0.0% ↓"]
+    assert "R_SA alone" in [t.get_text() for t in fig.legends[0].get_texts()]
+    to_scale = plots.accuracy_vs_length({"arith-test": GRID}, outlier_ratio=None).axes[0]
+    assert to_scale.get_ylim()[0] < 0 and not to_scale.texts
+
+
+def test_accuracy_outliers_leaves_close_or_few_series_on_the_axis():
+    assert plots.accuracy_outliers({"a": [46.0], "b": [47.0], "c": [48.0], "d": [0.0]}) == ["d"]
+    assert plots.accuracy_outliers({"a": [46.0], "b": [47.0], "c": [48.0], "d": [30.0]}) == [], "within 1.5x: kept"
+    assert plots.accuracy_outliers({"a": [46.0], "b": [47.0], "d": [0.0]}) == [], "too few series stay"
+    assert plots.accuracy_outliers({"a": [46.0], "b": [47.0], "c": [48.0], "d": [0.0]}, ratio=None) == []
+    assert plots.accuracy_outliers({"a": [46.0], "b": [47.0], "c": [48.0], "d": [0.0]}, [2.0]) == [], \
+        "the reference stays on the axis, and so does what lies near it"
 
 
 def _inside(value, limits, margin):

@@ -107,8 +107,8 @@ for low, high in ((1, 1), (3, 4)):
 
 # %% [markdown]
 # Where both intervals hold 50%, the model guesses whatever the chain length: it has not learned to look the next
-# rule up in the question (issue 14 of the project). A model that could would do best on one hop and fall towards
-# chance as the chains get longer.
+# rule up in the question (`docs/logic_attempts.md` tells how it was tried). A model that could would do best on
+# one hop and fall towards chance as the chains get longer.
 #
 # ## 3. A baseline's curve
 #
