@@ -394,7 +394,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     print(f"wrote {summary['json']}, {', '.join(summary['figures'])}", flush=True)
     if args.ship_adapters is not None:
         manifest = shipped.ship_adapters(summary["json"], args.ship_adapters)
-        print(f"shipped the adapters of {', '.join(manifest)} (first seed each) into {args.ship_adapters}", flush=True)
+        print(f"shipped {len(manifest)} adapters ({', '.join(manifest)}) into {args.ship_adapters}", flush=True)
     return 0
 
 
@@ -440,9 +440,9 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--figures", help="folder of the three figures (default figures/; OUT with --quick)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--ship-adapters", nargs="?", const=str(SHIPPED_DIR), metavar="DIR",
-                   help="then copy the final LoRA adapter of every method's first seed (fp16), the results JSON "
-                        "and a manifest into DIR, for notebooks (sar_lib.shipped; default DIR: the package's "
-                        "sar_lib/assets/grid)")
+                   help="then copy the final LoRA adapter (fp16) of every seed of GRPO and SA-GRPO and of every "
+                        "other method's first seed, the results JSON and a manifest into DIR, for notebooks "
+                        "(sar_lib.shipped; default DIR: the package's sar_lib/assets/grid)")
     p.set_defaults(func=_cmd_compare)
 
 

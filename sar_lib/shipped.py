@@ -1,14 +1,17 @@
-"""The grid's trained models, shipped with the package: one LoRA adapter per method of ``sar compare``.
+"""The grid's trained models, shipped with the package: the LoRA adapters of ``sar compare``'s runs.
 
-:func:`ship_adapters` (``sar compare --ship-adapters [DIR]``) copies the final adapter of the first
-seed of every method of a finished grid into ``DIR`` (default :data:`SHIPPED_DIR`, package data)::
+:func:`ship_adapters` (``sar compare --ship-adapters [DIR]``) copies the final adapter of every seed
+of the grid's multi-seed methods (GRPO and SA-GRPO: so that a notebook can show seeds that switched
+to concise answers and seeds that lagged) and of the first seed of every other method into ``DIR``
+(default :data:`SHIPPED_DIR`, package data). A method's first seed ships under the method's name,
+its other seeds under ``<method>-s<seed>`` (:func:`shipped_name`)::
 
     grpo_vs_sar.json                 the grid's results JSON the adapters come from
-    manifest.json                    {method: {"seed", "run_dir", "steps", "rollouts", "greedy": {set:
+    manifest.json                    {name: {"method", "seed", "run_dir", "steps", "rollouts", "greedy": {set:
                                      {"accuracy", "mean_length"}}, "model", "model_fingerprint", "sha256"}}
-    <method>/adapter_config.json     peft's LoRA config (base_model_name_or_path: the grid's model name)
-    <method>/adapter_model.safetensors  the LoRA weights in fp16 (half the run's fp32 file)
-    <method>/config.json             the run's GRPOConfig (``runs.read_config`` reads it)
+    <name>/adapter_config.json       peft's LoRA config (base_model_name_or_path: the grid's model name)
+    <name>/adapter_model.safetensors the LoRA weights in fp16 (half the run's fp32 file)
+    <name>/config.json               the run's GRPOConfig (``runs.read_config`` reads it)
 
 :func:`load_shipped` gives a notebook the policy of one method as ``grpo.load_run`` gives a run's:
 the profile's LoRA policy (``models.load_policy``) with the shipped weights, in eval mode;
@@ -43,10 +46,16 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _first_seed(name: str, method: Mapping, summary: Mapping, json_path: Path) -> dict:
-    """The manifest entry of ``method``'s first seed, from the grid JSON ``summary`` (read from
-    ``json_path``); ValueError when its run folder is unfinished or no longer holds the run the JSON describes."""
-    run_dir, steps = Path(method["run_dirs"][0]), summary["settings"]["steps"]
+def shipped_name(method: str, seed: int, first_seed: int) -> str:
+    """The name a run ships under: the method's for its first seed, ``<method>-s<seed>`` for the others."""
+    return method if seed == first_seed else f"{method}-s{seed}"
+
+
+def _seed_entry(name: str, method: Mapping, index: int, summary: Mapping, json_path: Path) -> dict:
+    """The manifest entry of the run of ``method``'s ``index``-th seed, from the grid JSON ``summary`` (read
+    from ``json_path``); ValueError when its run folder is unfinished or no longer holds the run the JSON
+    describes."""
+    run_dir, steps = Path(method["run_dirs"][index]), summary["settings"]["steps"]
     done = run_files.checkpoint_step(run_dir)
     if done != steps:
         raise ValueError(f"{run_dir} ({name}) has a checkpoint at step {done}, not the grid's {steps}: the run is "
@@ -58,13 +67,13 @@ def _first_seed(name: str, method: Mapping, summary: Mapping, json_path: Path) -
                          "so it has no adapter to ship; train the grid with a LoRA profile")
     greedy = {}
     for dataset, metrics in method["eval"].items():
-        greedy[dataset] = {k: metrics[k]["per_seed"][0] for k in ("accuracy", "mean_length")}
+        greedy[dataset] = {k: metrics[k]["per_seed"][index] for k in ("accuracy", "mean_length")}
         stored = run_files.matching_eval(run_dir, dataset=dataset, step=steps)
         if stored is None or {k: stored[k] for k in greedy[dataset]} != greedy[dataset]:
             raise ValueError(f"{run_dir} holds no evaluation of {dataset} at step {steps} matching "
                              f"{json_path}: the run changed since; run `sar compare` again, then ship")
     config = run_files.read_config(run_dir).resolved()
-    return {"seed": method["seeds"][0], "run_dir": str(run_dir), "steps": steps,
+    return {"method": name, "seed": method["seeds"][index], "run_dir": str(run_dir), "steps": steps,
             "rollouts": steps * config.questions_per_step * config.group_size, "greedy": greedy,
             "model": summary["model"], "model_fingerprint": summary["model_fingerprint"]}
 
@@ -80,9 +89,21 @@ def _write_fp16_adapter(source: Path, target: Path, model: str) -> None:
     (target / ADAPTER_CONFIG).write_text(json.dumps(config, indent=2) + "\n")
 
 
+def _manifest(summary: Mapping, json_path: Path) -> dict:
+    """{shipped name: entry} of every run that ships: each seed of the grid's multi-seed methods, the
+    first seed of the others."""
+    multi_seed = summary["settings"].get("multi_seed_methods", [])
+    manifest = {}
+    for name, method in summary["methods"].items():
+        for index in range(len(method["seeds"]) if name in multi_seed else 1):
+            entry = _seed_entry(name, method, index, summary, json_path)
+            manifest[shipped_name(name, entry["seed"], method["seeds"][0])] = entry
+    return manifest
+
+
 def ship_adapters(json_path: str | Path, directory: str | Path = SHIPPED_DIR) -> dict:
-    """Copy the final LoRA adapter of the first seed of every method of the grid whose results JSON
-    is ``json_path`` (``compare.compare``'s) into ``directory/<method>/`` in fp16, with the run's
+    """Copy the final LoRA adapter of every run that ships (module docstring) of the grid whose results
+    JSON is ``json_path`` (``compare.compare``'s) into ``directory/<name>/`` in fp16, with the run's
     config, a copy of the JSON and ``manifest.json``; returns the manifest.
 
     Every run is checked first (finished at the grid's steps, its evaluations those of the JSON):
@@ -91,7 +112,7 @@ def ship_adapters(json_path: str | Path, directory: str | Path = SHIPPED_DIR) ->
     if not json_path.is_file():
         raise FileNotFoundError(f"{json_path} does not exist: run `sar compare` first (it writes the grid's JSON)")
     summary = json.loads(json_path.read_text())
-    manifest = {name: _first_seed(name, method, summary, json_path) for name, method in summary["methods"].items()}
+    manifest = _manifest(summary, json_path)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     old = directory / MANIFEST
@@ -120,8 +141,16 @@ def read_manifest(directory: str | Path = SHIPPED_DIR) -> dict:
 
 
 def shipped_methods(directory: str | Path = SHIPPED_DIR) -> list[str]:
-    """The methods whose adapter is shipped in ``directory``, in the grid's order ([] when none)."""
+    """The names shipped in ``directory`` (methods, then ``<method>-s<seed>`` for the other seeds of the
+    multi-seed methods), in the grid's order ([] when none)."""
     return list(read_manifest(directory)) if (Path(directory) / MANIFEST).is_file() else []
+
+
+def shipped_seeds(method: str, directory: str | Path = SHIPPED_DIR) -> dict[int, str]:
+    """{seed: shipped name} of every shipped run of ``method``, by seed ({} when none)."""
+    manifest = read_manifest(directory) if (Path(directory) / MANIFEST).is_file() else {}
+    return dict(sorted((entry["seed"], name) for name, entry in manifest.items()
+                       if entry.get("method", name) == method))
 
 
 def load_shipped(method: str, *, directory: str | Path = SHIPPED_DIR, device: str | None = None):

@@ -237,17 +237,22 @@ def test_shipping_writes_fp16_adapters_and_a_manifest_that_match_the_grid(finish
     from safetensors.torch import load_file
 
     folder, manifest = shipment
-    assert sorted(p.name for p in folder.iterdir()) == ["grpo", "grpo_vs_sar.json", "manifest.json", "sa-grpo"]
+    # every seed of the multi-seed methods: the first under the method's name, the others as <method>-s<seed>
+    assert sorted(p.name for p in folder.iterdir()) == ["grpo", "grpo-s1", "grpo_vs_sar.json", "manifest.json",
+                                                        "sa-grpo", "sa-grpo-s1"]
     assert json.loads((folder / "manifest.json").read_text()) == manifest
     assert (folder / "grpo_vs_sar.json").read_text() == open(finished_grid["json"]).read()
-    assert shipped.shipped_methods(folder) == ["grpo", "sa-grpo"]
+    assert shipped.shipped_methods(folder) == ["grpo", "grpo-s1", "sa-grpo", "sa-grpo-s1"]
+    assert shipped.shipped_seeds("sa-grpo", folder) == {0: "sa-grpo", 1: "sa-grpo-s1"}
     rollouts = compare.QUICK_SETTINGS["questions_per_step"] * compare.QUICK_SETTINGS["group_size"]
     for name, entry in manifest.items():
-        method = finished_grid["methods"][name]
-        assert entry["seed"] == 0 and entry["run_dir"] == method["run_dirs"][0]
-        assert entry["run_dir"].endswith(f"{name}-s0")
+        method = finished_grid["methods"][entry["method"]]
+        index = method["seeds"].index(entry["seed"])
+        assert entry["run_dir"] == method["run_dirs"][index]
+        assert entry["run_dir"].endswith(f"{entry['method']}-s{entry['seed']}")
+        assert name == entry["method"] if index == 0 else name == f"{entry['method']}-s{entry['seed']}"
         assert entry["steps"] == compare.QUICK_STEPS and entry["rollouts"] == compare.QUICK_STEPS * rollouts
-        assert entry["greedy"] == {d: {k: e[k]["per_seed"][0] for k in ("accuracy", "mean_length")}
+        assert entry["greedy"] == {d: {k: e[k]["per_seed"][index] for k in ("accuracy", "mean_length")}
                                    for d, e in method["eval"].items()}
         assert set(entry["greedy"]) == set(EVAL_SETS) and entry["model"] == tiny_dir
         assert sorted(p.name for p in (folder / name).iterdir()) == ["adapter_config.json",
@@ -303,7 +308,7 @@ def test_unfinished_or_changed_runs_refuse_to_ship_and_leave_the_folder_as_it_wa
 
 def test_load_shipped_names_what_is_shipped_and_how_to_ship(shipment, tmp_path, no_weight_loading):
     folder, _ = shipment
-    with pytest.raises(ValueError, match="no adapter of 'o1-0.1' is shipped in .*; shipped: grpo, sa-grpo"):
+    with pytest.raises(ValueError, match="no adapter of 'o1-0.1' is shipped in .*; shipped: grpo, grpo-s1, sa-grpo"):
         shipped.load_shipped("o1-0.1", directory=folder)
     assert shipped.shipped_methods(tmp_path) == []
     with pytest.raises(FileNotFoundError, match="`sar compare --ship-adapters` trains the grid and ships them"):
@@ -321,9 +326,9 @@ def test_cli_ships_the_adapters_only_with_the_flag(finished_grid, monkeypatch, t
     assert main(["compare", "--quick", "--no-progress"]) == 0 and shipped_into == []
     assert main(["compare", "--quick", "--no-progress", "--ship-adapters", str(tmp_path / "assets")]) == 0
     assert shipped_into == [str(tmp_path / "assets")]
-    assert shipped.shipped_methods(tmp_path / "assets") == ["grpo", "sa-grpo"]
+    assert shipped.shipped_methods(tmp_path / "assets") == ["grpo", "grpo-s1", "sa-grpo", "sa-grpo-s1"]
     out = capsys.readouterr().out
-    assert f"shipped the adapters of grpo, sa-grpo (first seed each) into {tmp_path / 'assets'}" in out
+    assert f"shipped 4 adapters (grpo, grpo-s1, sa-grpo, sa-grpo-s1) into {tmp_path / 'assets'}" in out
 
 
 def test_a_quick_grid_never_replaces_the_shipped_adapters(capsys):
