@@ -518,41 +518,10 @@ print(f"SA-GRPO's reward: R = R_VR + {alpha:g} * SAR; two answers' {alpha:g} * S
 # ## 9. Verdict and summary for `sar demo`
 
 # %%
-def share_above(better, worse):
-    """Share of the problems where SAR ranks ``better`` above ``worse``."""
-    return float((scores[better]["sar"] > scores[worse]["sar"]).float().mean())
-
-
-above = {pair: share_above(*pair) for pair in [("concise_correct", "redundant_correct"),
-                                               ("concise_correct", "answer_only"),
-                                               ("concise_correct", "partially_correct")]}
-verdict_rows = [
-    ["SAR is a squashed mean information gain, `1 - exp(-mean_t v_t)`",
-     "four computations agree, and the library matches a token-by-token loop to 1e-4",
-     f"holds (largest gap {worst:.1e})" if worst < 1e-4 else f"does not hold (gap {worst:.1e})"]]
-for (better, worse), share in above.items():
-    verdict_rows.append([f"SAR ranks {ranking.SHORT_NAMES[better]} above {ranking.SHORT_NAMES[worse]}",
-                         f"higher SAR on most (> 50%) of the {len(problems)} problems",
-                         f"{'holds' if share > 0.5 else 'does not hold'} ({share:.0%})"])
-verdict_rows.append(["in SA-GRPO's reward a correct answer out-scores a wrong one",
-                     f"2α < 1, so that α·SAR never outweighs R_VR (α < {verdicts.CORRECTNESS_DOMINATES_BELOW:g})",
-                     f"{'holds' if alpha < verdicts.CORRECTNESS_DOMINATES_BELOW else 'does not hold'} (α = {alpha:g})"])
-question_numbers, recheck = groups.get("the question's numbers"), groups.get("re-check sentences")
-sentences = [
-    f"On the worked problem SAR is {concise_row['sar']:.3f} for the concise answer and {redundant_row['sar']:.3f} for "
-    f"the redundant one: the gain sits on the question's numbers"
-    + (f" ({question_numbers[0]:+.2f} nats a token)" if question_numbers else "")
-    + ", the re-check sentences"
-    + (f" ({recheck[0]:+.2f})" if recheck else "")
-    + " only dilute the mean, so SAR penalises redundancy without counting tokens.",
-    f"SAR does not ask for the working and does not check the result: the bare answer scores at least the concise "
-    f"correct one's SAR on {1 - above[('concise_correct', 'answer_only')]:.0%} of the problems and the partially "
-    f"correct one on {1 - above[('concise_correct', 'partially_correct')]:.0%}, which is why SA-GRPO keeps the "
-    "correctness reward and why R_SA alone collapses to very short answers (claim C3, notebook 04).",
-    f"The contexts are part of the reward: another choice of `ctx(q)`/`ctx(0)` moves a type's mean SAR by up to "
-    f"{max(context_shift.values()):.3f}."]
-display(Markdown("### Verdict\n\n| claim | criterion | verdict |\n|---|---|---|\n"
-                 + "\n".join(f"| {' | '.join(row)} |" for row in verdict_rows) + "\n\n" + " ".join(sentences)))
+verdict = verdicts.perplexity_verdict(scores=scores, library_gap=worst, alpha=alpha, concise_sar=concise_row["sar"],
+                                      redundant_sar=redundant_row["sar"], token_groups=groups,
+                                      context_shift=context_shift)
+display(Markdown(verdict.markdown))
 summary_path = write_summary(
     FIGURES_DIR, "01_perplexity_math", title="perplexity math on one problem and its answers",
     numbers={"toy example perplexity": round(float(toy_nll.exp()), 4),
@@ -561,7 +530,7 @@ summary_path = write_summary(
              "library vs by-hand loop, max difference": float(f"{worst:.2e}"),
              f"concise: ppl(a|q) < ppl(a) (share of {len(problems)} problems)": round(share_lower["concise_correct"], 3),
              f"irrelevant: ppl(a|q) < ppl(a) (share of {len(problems)} problems)": round(share_lower["irrelevant"], 3)},
-    tables=[{"title": "verdict", "columns": ["claim", "criterion", "verdict"], "rows": verdict_rows},
+    tables=[verdict.summary_table,
             {"title": "mean SAR by context choice (rows) and answer type (columns)",
              "columns": ["context"] + [ranking.SHORT_NAMES[t] for t in types],
              "rows": [[name] + [round(m, 3) for m in values.tolist()] for name, values in means.items()]}])

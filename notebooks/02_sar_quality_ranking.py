@@ -396,46 +396,13 @@ display(Markdown(
 # answer is still fluent and uses the question's numbers. With that in mind, the claim on this model:
 
 # %%
-def verdict_row(claim, pair, share):
-    return [claim, f"{pair}: higher SAR on most (> 50%) of the {len(problems)} problems",
-            f"{'holds' if share > 0.5 else 'does not hold'} ({share:.1%})"]
-
-
-restated_wins = probe["SAR"][ranking.pair_label(ranking.PROBE_PAIRS[0])]
-with_vr = next(iter(combined))   # R_VR + α·SAR
-verdict_rows = [
-    verdict_row("the paper's claim 1: concise correct above redundant correct", "concise > redundant",
-                table["SAR"]["concise > redundant"]),
-    verdict_row("the paper's claim 1: partially correct above incorrect", "partial > incorrect",
-                table["SAR"]["partial > incorrect"]),
-    verdict_row("SAR prefers a worked answer to a bare one (the pull behind C3)", bare_pair, worked_wins),
-    [f"with R_VR, as in training ({with_vr}): correct above wrong",
-     f"concise > incorrect on most (> 50%) of the {len(problems)} problems (certain for α < "
-     f"{verdicts.CORRECTNESS_DOMINATES_BELOW:g}; here α = {alpha:g})",
-     f"{'holds' if combined[with_vr]['concise > incorrect'] > 0.5 else 'does not hold'} "
-     f"({combined[with_vr]['concise > incorrect']:.1%})"],
-    ["restating the question does not buy SAR",
-     "the restated answer scores higher on at most half the problems, on text as natural to the model as its own "
-     "(median perplexity given the question within 2x of the concise and redundant answers')",
-     (f"inconclusive: it scores higher on {restated_wins:.1%}, but the restated texts' median perplexity given "
-      f"the question is "
-      f"{restated:.0f} (filler {filler:.0f}, concise {concise_ppl:.2f}): text the model never saw"
-      if probe_unnatural else
-      f"{'holds' if restated_wins <= 0.5 else 'does not hold'} ({restated_wins:.1%})")]]
-sentences = [
-    "SAR credits the steps that follow the question and never checks the final result; with the correctness reward "
-    "added, as in training, only the pairs of equal correctness are left to SAR's order.",
-    "The restatement probe cannot settle the worry on this model: both padded variants are text it never saw in "
-    "training, so their low SAR may come from the strangeness of the text rather than from the copying."
-    if probe_unnatural else
-    "The padded variants are about as natural to the model as its own styles, so the probe measures what copying the "
-    "question does."]
-display(Markdown("### Verdict\n\n| claim | criterion | verdict |\n|---|---|---|\n"
-                 + "\n".join(f"| {' | '.join(row)} |" for row in verdict_rows) + "\n\n" + " ".join(sentences)))
+verdict = verdicts.ranking_verdict(table=table, combined=combined, probe=probe, median_ppl=median_ppl,
+                                   probe_unnatural=probe_unnatural, n_problems=len(problems), alpha=alpha)
+display(Markdown(verdict.markdown))
 summary_path = write_summary(
     FIGURES_DIR, "02_sar_quality_ranking", title=f"answer-type ranking over {len(problems)} problems",
     numbers={f"mean SAR, {t}": round(m, 3) for t, (m, _) in by_type.items()},
-    tables=[{"title": "verdict", "columns": ["claim", "criterion", "verdict"], "rows": verdict_rows},
+    tables=[verdict.summary_table,
             {"title": "pairwise ranking accuracy (share of problems where the first type scores higher)",
              "columns": ["criterion"] + pairs,
              "rows": [[c] + [round(table[c][p], 3) for p in pairs] for c in ranking.CRITERIA]},

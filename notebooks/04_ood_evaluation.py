@@ -283,47 +283,11 @@ print(f"\nno {grid.IN_DOMAIN} answer of any model shows: {', '.join(absent) or '
 # grid's JSON); the shipped models' differences from GRPO, per set, go to `04_summary.json`.
 
 # %%
-versus_grpo = []
-for m in [m for m in METHODS if m != "grpo"]:
-    for s in synthetic_sets:
-        versus_grpo.append({"method": labels[m], "set": s,
-                            "accuracy_points": 100 * (evals[m][s]["accuracy"] - evals["grpo"][s]["accuracy"]),
-                            "percent_shorter": verdicts.percent_shorter(evals["grpo"][s]["mean_length"],
-                                                                        evals[m][s]["mean_length"])})
-verdict_rows = []
-if grid_results is not None:
-    for row in claims.current_claims(grid_results):
-        if row["id"] not in ("C2", "C3", "C6"):
-            continue
-        sets = [f"{d}: {claims.VERDICT_WORDS[v['status']]}" for d, v in row["numbers"].items()
-                if isinstance(v, dict) and "status" in v]   # C6: the verdict on each OOD set
-        verdict_rows.append([f"{row['id']} {row['statement']}", row["criterion"].split("; ")[0],
-                             claims.verdict_word(row) + (f" ({'; '.join(sets)})" if sets else "")])
-testable = [s for s in synthetic_sets if s not in floor_sets]
-own = "; ".join(f"{r['set']} {verdicts.shorter_text(r['percent_shorter'])}, {r['accuracy_points']:+.1f} points"
-                for r in versus_grpo if r["method"] == labels["sa-grpo"] and r["set"] in testable)
-sa_lengths = ", ".join(f"{v:.1f}" for v in (grid_results or {}).get("methods", {}).get("sa-grpo", {})
-                       .get("eval", {}).get(grid.IN_DOMAIN, {}).get("mean_length", {}).get("per_seed", []))
-in_domain_shares = {k: {labels[m]: b[grid.IN_DOMAIN][k]["share"] for m, b in behaviours.items()} for k in seen}
-shares = "; ".join(f"{k}: " + (f"{next(iter(by_model.values())):.2f} for every model" if len(set(by_model.values())) == 1
-                               else ", ".join(f"{name} {share:.2f}" for name, share in by_model.items()))
-                   for k, by_model in in_domain_shares.items())
-sentences = [
-    (f"The claims are judged on `{COMPARE_JSON}` (`{grid_results['command']}`: {grid_results['settings']['steps']} "
-     f"steps, seeds {grid_results['settings']['seeds']})." if grid_results is not None else grid_note),
-    f"Above their floor here: {', '.join(names[s] for s in wanted if s not in floor_sets) or 'no set'}; at their "
-    f"floor, where a comparison of methods is untestable: {', '.join(names[s] for s in floor_sets) or 'no set'}.",
-    f"The shipped SA-GRPO adapter (seed {manifest['sa-grpo']['seed']}, {manifest['sa-grpo']['steps']} steps) against "
-    f"GRPO's, on the synthetic sets above their floor: {own or 'none'}"
-    + (f"; one seed is one sample, and the grid's SA-GRPO seeds end at {sa_lengths} tokens on {grid.IN_DOMAIN}."
-       if sa_lengths else "."),
-    f"Share of the {grid.IN_DOMAIN} answers with each behaviour that occurs ({shares or 'none'}); "
-    + (f"{' and '.join(absent)} occur{'s' if len(absent) == 1 else ''} in no answer, so the paper's claim 3 can only be "
-     "read on the others." if absent else "every behaviour occurs in some answer.")]
-display(Markdown("### Verdict\n\n"
-                 + ("| claim | criterion | verdict |\n|---|---|---|\n"
-                    + "\n".join(f"| {' | '.join(row)} |" for row in verdict_rows) + "\n\n" if verdict_rows else "")
-                 + " ".join(sentences)))
+versus_grpo = verdicts.versus_grpo_rows(evals, labels, METHODS, synthetic_sets)
+verdict = verdicts.ood_verdict(grid=grid_results, grid_note=grid_note, grid_path=COMPARE_JSON, set_names=names,
+                               floor_sets=floor_sets, versus_grpo=versus_grpo, shipped=manifest["sa-grpo"],
+                               behaviours=behaviours, labels=labels, seen=seen, absent=absent)
+display(Markdown(verdict.markdown))
 summary_path = write_summary(
     FIGURES_DIR, "04_ood_evaluation", title=f"in-domain and OOD evaluation of the shipped models ({MODEL})",
     numbers={"wall seconds of the evaluation cell (this run)": round(wall, 1),
@@ -331,7 +295,7 @@ summary_path = write_summary(
              "base model on claim-test (accuracy)": round(evals["base"]["claim-test"]["accuracy"], 3),
              f"base model on {grid.IN_DOMAIN} (accuracy, {here['n']} problems)": round(here["accuracy"], 3),
              "sets at their floor for every model": ", ".join(names[s] for s in floor_sets)},
-    tables=[{"title": "verdict", "columns": ["claim", "criterion", "verdict"], "rows": verdict_rows},
+    tables=[verdict.summary_table,
             {"title": "greedy accuracy per set", "columns": ["model"] + [names[s] for s in wanted],
              "rows": [[labels[m]] + [round(e[s]["accuracy"], 3) for s in wanted] for m, e in evals.items()]},
             {"title": "mean answer length per set (tokens)", "columns": ["model"] + [names[s] for s in wanted],

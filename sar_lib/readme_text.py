@@ -1,10 +1,16 @@
-"""The README's measured prose and tables, built from the result files' JSON (one builder per block
-that ``scripts/sync_readme.py`` writes between ``<!-- begin:NAME -->`` and ``<!-- end:NAME -->``).
+"""The README's and docs pages' measured prose and tables, built from the result files' JSON (one builder per
+block that ``scripts/sync_readme.py`` writes between ``<!-- begin:NAME -->`` and ``<!-- end:NAME -->``).
 
-Every function takes parsed JSON (a ``sar compare`` summary, a ``sar bench`` result, a model card)
-and returns Markdown; reading the files and rewriting README.md is the script's job. The blocks
-that the notebooks show too are built where the notebooks build them (``verdicts.grid_summary``,
+Every function takes parsed JSON (a ``sar compare`` summary, a ``sar bench`` result, a model card) or the
+package's docstrings and returns Markdown; reading the files and rewriting the pages is the script's job.
+The blocks that the notebooks show too are built where the notebooks build them (``verdicts.grid_summary``,
 ``model_card.premises_table``).
+
+The README's first screen: :func:`headline`, the one sentence on the paper's main claim C1 at the grid's
+budget and at the extended one, and :func:`results_markdown`, every claim's verdict at both budgets, both
+read from the claims rows of the grids' JSON, so the headline and the claims table cannot disagree.
+The layout: :func:`layout_list` and :func:`module_table`, from the package's own docstrings, and the
+hardware profiles (:func:`profiles_table`).
 
 The budget curve (``analysis.budget_curve``: greedy in-domain accuracy and length every
 ``eval_every`` steps) in words: after how many rollouts per run SA-GRPO's greedy answers separate
@@ -14,6 +20,8 @@ when each seed's answers got shorter, where the mean over seeds hides it (:func:
 
 from __future__ import annotations
 
+import re
+import textwrap
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -22,6 +30,122 @@ from sar_lib.claims import C1_MIN_LENGTH_REDUCTION, VERDICT_WORDS, compare_seeds
 from sar_lib.verdicts import percent_shorter, shorter_text
 
 _C1_PERCENT = f"{100 * C1_MIN_LENGTH_REDUCTION:.0f}%"   # C1's margin, as the sentences state it
+_WIDTH = 110   # prose blocks are wrapped to this width (Markdown joins the lines)
+# a claim's status as the verb of the headline's sentence ("C1 ... holds at ...")
+_STATUS_VERBS = {"holds": "holds", "does_not_hold": "does not hold", "not_separable": "is not separable from noise",
+                 "untestable": "is untestable here", "not_run": "was not run"}
+
+
+def _wrap(text: str, indent: str = "") -> str:
+    """``text`` as lines of at most :data:`_WIDTH` characters, never broken inside a word."""
+    return textwrap.fill(text, _WIDTH, subsequent_indent=indent, break_long_words=False, break_on_hyphens=False)
+
+
+def _claim(grid: Mapping, claim_id: str) -> Mapping:
+    """The claims row ``claim_id`` ("C1" ... "C7") of a ``sar compare`` summary."""
+    return next(c for c in grid["claims"] if c["id"] == claim_id)
+
+
+def rollouts_per_run(grid: Mapping) -> int:
+    """The rollouts each run of ``grid`` sampled: steps x questions per step x answers per question."""
+    settings = grid["settings"]
+    return settings["steps"] * settings["questions_per_step"] * settings["group_size"]
+
+
+# ---------------------------------------------------------------- the first screen: headline and claims
+def _switched_seeds(grid: Mapping, shaped: str = "sa-grpo", reference: str = "grpo") -> str:
+    """'k of the n SA-GRPO seeds 20% shorter than GRPO's mean': the seeds that stay C1's margin shorter from
+    some budget of the grid's curve on, to its end (``analysis.shortening_onsets``); '' without a curve."""
+    curves = grid.get("budget_curve") or {}
+    if shaped not in curves or reference not in curves:
+        return ""
+    onsets = shortening_onsets(curves[shaped], curves[reference], 1 - C1_MIN_LENGTH_REDUCTION)
+    switched = sum(onset is not None for onset in onsets)
+    return f"{switched} of the {len(onsets)} SA-GRPO seeds {_C1_PERCENT} shorter than GRPO's mean"
+
+
+def _c1_at_budget(grid: Mapping) -> str:
+    """C1's verdict at ``grid``'s budget, with the figures it rests on: 'holds at 19,200 rollouts per run
+    over 6 seeds (59.5% shorter at +0.3 points of accuracy; 6 of the 6 SA-GRPO seeds ...)'."""
+    c1 = _claim(grid, "C1")
+    numbers = c1.get("numbers") or {}
+    figures = [f"{shorter_text(100 * numbers['length_reduction'])} at {-numbers['accuracy_drop_points']:+.1f} points "
+               "of accuracy"] if "length_reduction" in numbers else []
+    figures += [text for text in [_switched_seeds(grid)] if text]
+    return (f"{_STATUS_VERBS[c1['status']]} at {rollouts_per_run(grid):,} rollouts per run over "
+            f"{len(grid['methods']['sa-grpo']['seeds'])} seeds" + (f" ({'; '.join(figures)})" if figures else ""))
+
+
+def headline(grid: Mapping, extended: Mapping | None = None) -> str:
+    """The README's headline: one sentence with the verdict of the paper's main claim, C1, on ``grid``
+    (``sar compare``'s JSON) and, when given, on ``extended`` (the same comparison at a larger budget),
+    each from the grid's own claims row, so the sentence says what the claims tables say."""
+    c1 = _claim(grid, "C1")
+    budgets = " and ".join(_c1_at_budget(g) for g in (grid, extended) if g is not None)
+    return _wrap(f"**On the embedded {grid['model']} model, the paper's main claim, C1 ({c1['statement']}), "
+                 f"{budgets}.**")
+
+
+def results_markdown(grid: Mapping, extended: Mapping | None = None) -> str:
+    """Markdown: one row per claim with its verdict on ``grid`` and, when given, on ``extended``, then the
+    greedy accuracy of GRPO and SA-GRPO at the largest budget against the base model's."""
+    grids = [g for g in (grid, extended) if g is not None]
+    heads = [f"{rollouts_per_run(g):,} rollouts per run, {len(g['methods']['sa-grpo']['seeds'])} seeds" for g in grids]
+    rows = ["| claim | " + " | ".join(heads) + " |", "|---|" + "---|" * len(grids)]
+    for row in grid["claims"]:
+        verdicts = [VERDICT_WORDS[_claim(g, row["id"])["status"]] for g in grids]
+        rows.append(f"| {row['id']} {row['statement']} | " + " | ".join(f"**{v}**" for v in verdicts) + " |")
+    return "\n".join(rows) + "\n\n" + _accuracy_sentence(grids[-1])
+
+
+def _accuracy_sentence(grid: Mapping) -> str:
+    """GRPO's and SA-GRPO's greedy accuracy on C1's set at ``grid``'s budget, against the base model's."""
+    numbers = _claim(grid, "C1").get("numbers") or {}
+    if "grpo" not in numbers:
+        return ""
+    base = grid["base"][numbers["dataset"]]["accuracy"]
+    grpo, shaped = numbers["grpo"][1], numbers["sa_grpo"][1]
+    where = "both below" if max(grpo, shaped) < base else "against"
+    return _wrap(f"Greedy accuracy on {numbers['dataset']} at {rollouts_per_run(grid):,} rollouts per run: GRPO "
+                 f"{100 * grpo:.1f}%, SA-GRPO {100 * shaped:.1f}%, {where} the base model's {100 * base:.1f}%.")
+
+
+# ---------------------------------------------------------------- the layout: docstrings and profiles
+def first_sentence(docstring: str | None) -> str:
+    """A module's docstring cut to its first sentence, in Markdown (reST roles and double backticks
+    become plain code spans); '' for no docstring."""
+    paragraph = " ".join((docstring or "").split("\n\n")[0].split())
+    sentence = re.split(r"(?<=[.?!])\s", paragraph)[0]
+    return re.sub(r":\w+:`", "`", sentence).replace("``", "`").rstrip(":. ")
+
+
+def layout_list(tree: Mapping[str, Mapping]) -> str:
+    """Markdown: one list item per package of ``tree`` ({folder: {"doc": first sentence, "modules":
+    {name: first sentence}}}) with its one-sentence description and its modules' names."""
+    items = []
+    for folder, package in tree.items():
+        doc = package["doc"].removeprefix(folder.strip("/").replace("/", ".") + ": ")
+        names = ", ".join(f"`{name}`" for name in package["modules"])
+        items.append(_wrap(f"- `{folder}`" + (f" ({doc})" if doc else "") + f": {names}", indent="  "))
+    return "\n".join(items)
+
+
+def module_table(tree: Mapping[str, Mapping]) -> str:
+    """Markdown: one row per module of ``tree`` (see :func:`layout_list`) with its docstring's first sentence."""
+    rows = ["| module | what it holds |", "|---|---|"]
+    for folder, package in tree.items():
+        rows += [f"| `{folder}{name}.py` | {doc} |" for name, doc in package["modules"].items()]
+    return "\n".join(rows)
+
+
+def profiles_table(profiles: Sequence) -> str:
+    """Markdown: one row per hardware profile (``models.PROFILES``' values): model, weights, LoRA rank and
+    the GRPO sizes of a step."""
+    rows = ["| profile | model | weights | LoRA | G | max answer tokens | questions / step |", "|---" * 7 + "|"]
+    rows += [f"| `{p.name}` | {'embedded tiny reasoner' if p.model == 'tiny' else p.model} | "
+             f"{'4-bit NF4' if p.load_in_4bit else 'fp32'} | r = {p.lora_r} | {p.group_size} | {p.max_new_tokens} | "
+             f"{p.questions_per_step} |" for p in profiles]
+    return "\n".join(rows)
 
 
 # ---------------------------------------------------------------- the budget curve
@@ -167,8 +291,9 @@ def tiny_model_text(card: dict) -> str:
             f"within the 45-minute budget; the checkpoint is {card['checkpoint_bytes'] / 1e6:.1f} MB. Out of domain it "
             f"answers claim-test (True/False claims about held-out word problems, {100 * config['claim_share']:.0f}% "
             f"of its corpus) at {100 * claim['accuracy']:.1f}% of {claim['n']} items, and logic-test at "
-            f"{100 * logic['accuracy']:.1f}% of {logic['n']}: chance is 50%, so the logic rows below say nothing about "
-            "logic (the lookup by name that logic needs is not learnt at this scale, `docs/logic_attempts.md`).")
+            f"{100 * logic['accuracy']:.1f}% of {logic['n']}: chance is 50%, so the grid's logic-test rows "
+            "(`docs/grid.md`) say nothing about logic (the lookup by name that logic needs is not learnt at this "
+            "scale, `docs/logic_attempts.md`).")
 
 
 # ---------------------------------------------------------------- the grid on the previous model
@@ -203,10 +328,6 @@ def model_change_table(before: dict, after: dict) -> str:
 
 
 # ---------------------------------------------------------------- more seeds, a longer budget
-def _claim(grid: Mapping, claim_id: str) -> Mapping:
-    return next(c for c in grid["claims"] if c["id"] == claim_id)
-
-
 def replicate_text(grid: dict, replicate: dict, dataset: str = "arith-test") -> str:
     """Markdown: C1 on the replicate's seeds (its claims row), its per-seed greedy lengths and shortening
     onsets, and C1's length test over the seeds of ``grid`` and ``replicate`` pooled (Welch's test, as

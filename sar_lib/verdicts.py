@@ -1,10 +1,12 @@
 """The closing verdict of each notebook, written from the numbers that notebook computed.
 
 One function per notebook (:func:`perplexity_verdict`, :func:`ranking_verdict`,
-:func:`training_verdict`, :func:`ood_verdict`): each takes numbers, never a model, and returns
-Markdown that the notebook shows with ``IPython.display.Markdown``. The sentences around the numbers
-are fixed here and chosen by the numbers, so what a notebook says and what its outputs show cannot
-drift apart when a run changes.
+:func:`training_verdict`, :func:`ood_verdict`): each takes numbers, never a model. Notebooks 01, 02
+and 04 get a :class:`Verdict`: a (claim, criterion, verdict) table and at most five sentences, whose
+``markdown`` the notebook shows with ``IPython.display.Markdown`` and whose rows go to its summary
+JSON; notebook 03 gets its Markdown directly. The sentences around the numbers are fixed here and
+chosen by the numbers, so what a notebook says and what its outputs show cannot drift apart when a
+run changes.
 
 Notebooks 03 and 04 also read two committed files: the results of ``sar compare``
 (``figures/grpo_vs_sar.json``, :func:`read_grid`: the paper's claims C1-C7 of ``sar_lib.claims``,
@@ -28,13 +30,16 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Collection, Mapping, Sequence
 
+# accuracy_interval is not used here: it is re-exported for notebook 04's answer key (verdicts.accuracy_interval).
 from sar_lib.claims import (ACCURACY_TOLERANCE_POINTS, C1_MIN_LENGTH_REDUCTION, VERDICT_WORDS,
-                            accuracy_interval, answer_kind, claims_markdown, current_claims, floor_check,
-                            floor_rule, floor_text, measured, test_text, verdict_word)
+                            accuracy_interval, claims_markdown, current_claims, floor_text, measured, test_text,
+                            verdict_word)
 from sar_lib.grid import IN_DOMAIN
+from sar_lib.ranking import PROBE_PAIRS, SHORT_NAMES, pair_label
 
 # docs/paper.md §5, Qwen3-4B reward ablation: (accuracy %, mean length in tokens) over the math benchmarks.
 PAPER_ABLATION: dict[str, tuple[float, float]] = {
@@ -334,93 +339,143 @@ def _grid_source(grid: Mapping, path: str | Path) -> str:
             f"{s.get('seeds', '?')}, model {grid.get('model', '?')})")
 
 
+# ---------------------------------------------------------------- the closing verdict of 01, 02 and 04
+VERDICT_COLUMNS = ("claim", "criterion", "verdict")
+MAX_VERDICT_SENTENCES = 5
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A notebook's closing verdict: ``rows`` of (claim, criterion, verdict) and at most
+    :data:`MAX_VERDICT_SENTENCES` ``sentences``. The notebook shows :attr:`markdown` and writes
+    :attr:`summary_table` into its ``NN_summary.json``."""
+
+    rows: list[list[str]]
+    sentences: list[str]
+
+    def __post_init__(self) -> None:
+        if len(self.sentences) > MAX_VERDICT_SENTENCES:
+            raise ValueError(f"a verdict has at most {MAX_VERDICT_SENTENCES} sentences, got {len(self.sentences)}")
+
+    @property
+    def markdown(self) -> str:
+        """``### Verdict``, the (claim, criterion, verdict) table (none without rows), then the sentences."""
+        table = (f"| {' | '.join(VERDICT_COLUMNS)} |\n|{'---|' * len(VERDICT_COLUMNS)}\n"
+                 + "".join(f"| {' | '.join(row)} |\n" for row in self.rows) + "\n") if self.rows else ""
+        return "### Verdict\n\n" + table + " ".join(self.sentences)
+
+    @property
+    def summary_table(self) -> dict:
+        """The rows as a table of ``demo.write_summary`` (``{"title", "columns", "rows"}``)."""
+        return {"title": "verdict", "columns": list(VERDICT_COLUMNS), "rows": self.rows}
+
+
+def _holds(ok: bool) -> str:
+    """A verdict cell's word for a claim checked on this notebook's own numbers."""
+    return "holds" if ok else "does not hold"
+
+
+def _on_most(share: float, n_problems: int, digits: int) -> tuple[str, str]:
+    """(criterion, verdict) of "on most of the problems": ``share`` > 50% of ``n_problems``, the share
+    printed with ``digits`` decimals in percent."""
+    return f"on most (> 50%) of the {n_problems} problems", f"{_holds(share > 0.5)} ({share:.{digits}%})"
+
+
+def _share_above(better: Sequence[float], worse: Sequence[float]) -> float:
+    """Share of the paired items where ``better`` is strictly higher than ``worse`` (ties count as not)."""
+    return sum(float(b) > float(w) for b, w in zip(better, worse, strict=True)) / len(better)
+
+
 # ---------------------------------------------------------------- 01
-def perplexity_verdict(*, concise: Mapping, redundant: Mapping, token_groups: Mapping[str, tuple[float, int]],
-                       mean_sar: Mapping[str, float], at_least_concise: Mapping[str, float], n_problems: int,
-                       context_shift: Mapping[str, float], library_gap: float, alpha: float) -> str:
+PERPLEXITY_PAIRS = (("concise_correct", "redundant_correct"), ("concise_correct", "answer_only"),
+                    ("concise_correct", "partially_correct"))
+
+
+def perplexity_verdict(*, scores: Mapping[str, Mapping[str, Sequence[float]]], library_gap: float, alpha: float,
+                       concise_sar: float, redundant_sar: float, token_groups: Mapping[str, tuple[float, int]],
+                       context_shift: Mapping[str, float]) -> Verdict:
     """Notebook 01's verdict.
 
-    ``concise`` / ``redundant``: ``{"sar", "mean_gain", "n_tokens"}`` of the two answers of the heat
-    maps; ``token_groups``: ``{group: (mean v_t, tokens)}`` over the redundant answer's tokens;
-    ``mean_sar``: mean SAR per answer type over ``n_problems`` (``concise_correct``,
-    ``partially_correct``, ``incorrect`` at least); ``at_least_concise``: {wrong answer type: share
-    of the problems where it scores at least the concise correct answer's SAR}; ``context_shift``: for each
-    alternative context pair, the largest change of a type's mean SAR against the paper's pair;
-    ``library_gap``: the largest difference between the library and the by-hand loop; ``alpha``:
-    SAR's weight in SA-GRPO.
+    ``scores``: ``ranking.score_answer_sets``' output (per answer type, ``"sar"`` per problem: a list
+    or a tensor); ``library_gap``: the largest difference between the library and the by-hand loop;
+    ``alpha``: SAR's weight in SA-GRPO; ``concise_sar`` / ``redundant_sar``: the SAR of the worked
+    problem's two answers; ``token_groups``: ``{group: (mean v_t, tokens)}`` over the redundant
+    answer (groups ``"the question's numbers"`` and ``"re-check sentences"`` are quoted when present);
+    ``context_shift``: per alternative context pair, the largest change of a type's mean SAR.
     """
-    lines = ["### What this notebook showed", ""]
-    lines.append(f"- **SAR is a squashed mean information gain.** The concise answer gains "
-                 f"{concise['mean_gain']:.3f} nats a token from the question (SAR {concise['sar']:.3f}, "
-                 f"{concise['n_tokens']} tokens); the redundant one, the same solution plus a re-check, gains "
-                 f"{redundant['mean_gain']:.3f} (SAR {redundant['sar']:.3f}, {redundant['n_tokens']} tokens). "
-                 "SAR never counts tokens: the tokens that gain nothing lower the mean.")
-    groups = ", ".join(f"{name} {gain:+.2f} ({count} token{'s' if count != 1 else ''})"
-                       for name, (gain, count) in token_groups.items())
-    lines.append(f"- **Where the gain sits** (redundant answer, mean v_t per token): {groups}.")
-    lines.append(f"- **SAR does not know whether an answer is right.** Over {n_problems} problems the mean SAR of "
-                 f"the concise correct answers is {mean_sar['concise_correct']:.3f}, of the partially correct ones "
-                 f"{mean_sar['partially_correct']:.3f} and of the incorrect ones {mean_sar['incorrect']:.3f}; "
-                 + "; ".join(f"the {t.replace('_', ' ')} answer scores at least as high as the concise correct one "
-                             f"on {100 * share:.0f}% of the problems" for t, share in at_least_concise.items())
-                 + ". A wrong answer that uses the question's numbers gains from the question just as a right one "
-                 "does. That is why SA-GRPO keeps the "
-                 f"correctness reward and adds SAR to it, R = R_VR + {alpha:g}·SAR: two answers' {alpha:g}·SAR "
-                 f"differ by less than {2 * alpha:g}"
-                 + (", less than R_VR's step of 1, so a correct answer always out-scores a wrong one in its group and "
-                    "SAR only orders answers of equal correctness." if alpha < CORRECTNESS_DOMINATES_BELOW else
-                    ", which can exceed R_VR's step of 1: at this weight SAR can overturn correctness."))
-    shifts = "; ".join(f"{name}: up to {shift:.3f}" for name, shift in context_shift.items())
-    lines.append(f"- **The contexts are part of the reward.** Largest change of a type's mean SAR against the "
-                 f"paper's pair: {shifts}.")
-    lines.append(f"- **The library computes the definition**: it matches a token-by-token loop to "
-                 f"{library_gap:.1e}.")
-    return "\n".join(lines)
+    sar = {t: s["sar"] for t, s in scores.items()}
+    n = len(sar["concise_correct"])
+    above = {pair: _share_above(sar[pair[0]], sar[pair[1]]) for pair in PERPLEXITY_PAIRS}
+    exact = library_gap < 1e-4
+    rows = [["SAR is a squashed mean information gain, `1 - exp(-mean_t v_t)`",
+             "four computations agree, and the library matches a token-by-token loop to 1e-4",
+             f"{_holds(exact)} ({'largest gap' if exact else 'gap'} {library_gap:.1e})"]]
+    for (better, worse), share in above.items():
+        criterion, verdict = _on_most(share, n, 0)
+        rows.append([f"SAR ranks {SHORT_NAMES[better]} above {SHORT_NAMES[worse]}", f"higher SAR {criterion}",
+                     verdict])
+    rows.append(["in SA-GRPO's reward a correct answer out-scores a wrong one",
+                 f"2α < 1, so that α·SAR never outweighs R_VR (α < {CORRECTNESS_DOMINATES_BELOW:g})",
+                 f"{_holds(alpha < CORRECTNESS_DOMINATES_BELOW)} (α = {alpha:g})"])
+    numbers, recheck = token_groups.get("the question's numbers"), token_groups.get("re-check sentences")
+    sentences = [
+        f"On the worked problem SAR is {concise_sar:.3f} for the concise answer and {redundant_sar:.3f} for the "
+        "redundant one: the gain sits on the question's numbers"
+        + (f" ({numbers[0]:+.2f} nats a token)" if numbers else "") + ", the re-check sentences"
+        + (f" ({recheck[0]:+.2f})" if recheck else "")
+        + " only dilute the mean, so SAR penalises redundancy without counting tokens.",
+        f"SAR does not ask for the working and does not check the result: the bare answer scores at least the "
+        f"concise correct one's SAR on {1 - above[PERPLEXITY_PAIRS[1]]:.0%} of the problems and the partially "
+        f"correct one on {1 - above[PERPLEXITY_PAIRS[2]]:.0%}, which is why SA-GRPO keeps the correctness reward "
+        "and why R_SA alone collapses to very short answers (claim C3, notebook 04).",
+        f"The contexts are part of the reward: another choice of `ctx(q)`/`ctx(0)` moves a type's mean SAR by up to "
+        f"{max(context_shift.values()):.3f}."]
+    return Verdict(rows, sentences)
 
 
 # ---------------------------------------------------------------- 02
-def _agreement(accuracy: float) -> str:
-    if accuracy >= 0.9:
-        return "holds"
-    if accuracy > 0.55:
-        return "holds on most problems"
-    if accuracy >= 0.45:
-        return "is at chance"
-    return "is reversed"
-
-
-def ranking_verdict(*, table: Mapping[str, Mapping[str, float]], mean_sar: Mapping[str, float],
-                    combined: Mapping[str, Mapping[str, float]], probe: Mapping[str, float],
-                    n_problems: int) -> str:
+def ranking_verdict(*, table: Mapping[str, Mapping[str, float]], combined: Mapping[str, Mapping[str, float]],
+                    probe: Mapping[str, Mapping[str, float]], median_ppl: Mapping[str, tuple[float, float]],
+                    probe_unnatural: bool, n_problems: int, alpha: float) -> Verdict:
     """Notebook 02's verdict.
 
-    ``table[criterion][pair]``: pairwise ranking accuracies (``ranking.ranking_table``, pairs
-    labelled ``"concise > redundant"``, ...); ``mean_sar``: mean SAR per answer type; ``combined``:
-    the same table for the training rewards ``R_VR + α·SAR`` and ``R_VR + α·R_EM``; ``probe``:
-    ``{"concise+restatement > concise": accuracy, "concise+filler > concise": accuracy}`` under SAR.
+    ``table`` / ``probe``: ``ranking.ranking_table`` of the answer types and of the probe pairs
+    (``table[criterion][pair label]``, under ``"SAR"`` at least); ``combined``: the same for the
+    training rewards, ``R_VR + α·SAR`` first; ``median_ppl``: per answer type, the median
+    ``(ppl(a|q), ppl(a))``; ``probe_unnatural``: whether the padded answers are text the model never
+    saw (then the probe is inconclusive); ``n_problems``: the problems scored; ``alpha``: SAR's weight.
     """
     sar = table["SAR"]
-    lines = ["### Verdict on the paper's claim 1 (docs/paper.md §5)", ""]
-    first, second = sar["concise > redundant"], sar["partial > incorrect"]
-    lines.append(f"- **Concise above redundant: {_agreement(first)}** (SAR ranks the concise answer higher on "
-                 f"{100 * first:.1f}% of {n_problems} problems; mean SAR {mean_sar['concise_correct']:.3f} vs "
-                 f"{mean_sar['redundant_correct']:.3f}).")
-    lines.append(f"- **Partially correct above incorrect: {_agreement(second)}** ({100 * second:.1f}%; mean SAR "
-                 f"{mean_sar['partially_correct']:.3f} vs {mean_sar['incorrect']:.3f}). SAR credits the steps that "
-                 "follow the question (its numbers, its operations); it never checks the final result.")
-    if "concise > incorrect" in sar:
-        lines.append(f"- Concise correct above incorrect under SAR alone: {100 * sar['concise > incorrect']:.1f}%.")
-    within = [p for p in ("concise > redundant", "partial > incorrect", "concise > answer-only") if p in sar]
-    names = list(combined)
-    cells = "; ".join(f"{p}: " + ", ".join(f"{n} {100 * combined[n][p]:.1f}%" for n in names) for p in within)
-    lines.append(f"- **With the correctness reward, as in training** ({' vs '.join(names)}): a correct answer "
-                 f"beats a wrong one under both (concise > incorrect: "
-                 + ", ".join(f"{100 * combined[n]['concise > incorrect']:.1f}%" for n in names)
-                 + f"), so only the pairs of equal correctness tell the two apart: {cells}.")
-    lines.append(f"- **Restating the question does not buy SAR**: the restated concise answer beats the plain one "
-                 f"on {100 * probe['concise+restatement > concise']:.1f}% of the problems, generic filler on "
-                 f"{100 * probe['concise+filler > concise']:.1f}%.")
-    return "\n".join(lines)
+    bare_pair = pair_label(("concise_correct", "answer_only"))
+    restated_wins = probe["SAR"][pair_label(PROBE_PAIRS[0])]
+    with_vr = next(iter(combined))
+    rows = []
+    for claim, pair in (("the paper's claim 1: concise correct above redundant correct", "concise > redundant"),
+                        ("the paper's claim 1: partially correct above incorrect", "partial > incorrect"),
+                        ("SAR prefers a worked answer to a bare one (the pull behind C3)", bare_pair)):
+        criterion, verdict = _on_most(sar[pair], n_problems, 1)
+        rows.append([claim, f"{pair}: higher SAR {criterion}", verdict])
+    criterion, verdict = _on_most(combined[with_vr]["concise > incorrect"], n_problems, 1)
+    rows.append([f"with R_VR, as in training ({with_vr}): correct above wrong",
+                 f"concise > incorrect {criterion} (certain for α < {CORRECTNESS_DOMINATES_BELOW:g}; "
+                 f"here α = {alpha:g})",
+                 verdict])
+    rows.append(["restating the question does not buy SAR",
+                 "the restated answer scores higher on at most half the problems, on text as natural to the model as "
+                 "its own (median perplexity given the question within 2x of the concise and redundant answers')",
+                 f"inconclusive: it scores higher on {restated_wins:.1%}, but the restated texts' median perplexity "
+                 f"given the question is {median_ppl['concise_restated'][0]:.0f} (filler "
+                 f"{median_ppl['concise_filler'][0]:.0f}, concise {median_ppl['concise_correct'][0]:.2f}): text the "
+                 "model never saw" if probe_unnatural else f"{_holds(restated_wins <= 0.5)} ({restated_wins:.1%})"])
+    sentences = [
+        "SAR credits the steps that follow the question and never checks the final result; with the correctness "
+        "reward added, as in training, only the pairs of equal correctness are left to SAR's order.",
+        "The restatement probe cannot settle the worry on this model: both padded variants are text it never saw in "
+        "training, so their low SAR may come from the strangeness of the text rather than from the copying."
+        if probe_unnatural else
+        "The padded variants are about as natural to the model as its own styles, so the probe measures what copying "
+        "the question does."]
+    return Verdict(rows, sentences)
 
 
 # ---------------------------------------------------------------- 03
@@ -511,90 +566,73 @@ def training_verdict(*, grid: Mapping | None, grid_note: str, grid_path: str | P
 
 
 # ---------------------------------------------------------------- 04
-def _claim_line(row: Mapping) -> str:
-    """"C6 untestable here (symbolic-test: untestable here; logic-test: ...)": a claim's verdict, for C6
-    each OOD set's, for C2 whether its baselines are single-seed."""
-    line = f"{row['id']} {verdict_word(row)}"
-    if row["id"] == "C6":
-        sets = [f"{d}: {VERDICT_WORDS[v['status']]}" for d, v in row["numbers"].items()
-                if isinstance(v, Mapping) and "status" in v]
-        line += f" ({'; '.join(sets)})" if sets else ""
-    if row["id"] == "C2" and any(isinstance(v, Mapping) and v.get("accuracy_test", {}).get("single_seed")
-                                 for v in row["numbers"].values()):
-        line += " (against single-seed baselines: no spread measured for them)"
-    return line
+OOD_CLAIMS = ("C2", "C3", "C6")
 
 
-def _seed_spread(grid: Mapping, shaped: str = "sa-grpo", reference: str = "grpo") -> str:
-    """Each seed's greedy in-domain length of ``shaped`` and ``reference`` in ``grid``, in words."""
-    def lengths(name: str) -> str:
-        return ", ".join(f"{v:.1f}" for v in grid["methods"][name]["eval"][IN_DOMAIN]["mean_length"]["per_seed"])
-    return (f"on {IN_DOMAIN} the grid's {grid['methods'][shaped]['label']} seeds {grid['methods'][shaped]['seeds']} "
-            f"end at {lengths(shaped)} tokens and {grid['methods'][reference]['label']}'s "
-            f"{grid['methods'][reference]['seeds']} at {lengths(reference)}")
+def versus_grpo_rows(evals: Mapping[str, Mapping[str, Mapping]], labels: Mapping[str, str],
+                     methods: Sequence[str], sets: Collection[str]) -> list[dict]:
+    """Each of ``methods`` but GRPO against GRPO on each of ``sets``, from greedy evaluations
+    ``evals[method][set]`` (``accuracy``, ``mean_length``): rows ``{"method": its label, "set",
+    "accuracy_points", "percent_shorter"}`` (:func:`percent_shorter`)."""
+    grpo = evals["grpo"]
+    return [{"method": labels[m], "set": s, "accuracy_points": 100 * (evals[m][s]["accuracy"] - grpo[s]["accuracy"]),
+             "percent_shorter": percent_shorter(grpo[s]["mean_length"], evals[m][s]["mean_length"])}
+            for m in methods if m != "grpo" for s in sets]
 
 
-def ood_verdict(*, grid: Mapping | None, grid_note: str, grid_path: str | Path, regime: Mapping,
-                versus_grpo: Sequence[Mapping], logic: Mapping, ood_base: Mapping[str, Mapping],
-                behaviours_absent: Sequence[str], steps: int, seed: int) -> str:
-    """Notebook 04's verdict: the one sentence (:func:`one_sentence`), the Pareto and OOD claims (C2,
-    C6) of the grid, the notebook's own runs against GRPO (``versus_grpo``: rows ``{"method", "set",
-    "accuracy_points", "percent_shorter"}``; the shipped adapters of ``seed``, beside the grid's seeds), the logic set's status (``logic``: ``{"accuracy", "n",
-    "logic_share"}`` of the base model, and the share of logic in its pretraining, None if unknown),
-    the base model's accuracy on the other OOD sets (``ood_base``: ``{set: {"accuracy", "n"}}``; a set
-    at its floor by ``claims.floor_check``, of the kind ``claims.answer_kind`` gives its name, is named as
-    too hard to compare methods on)
-    and the behaviours no answer showed."""
-    lines = _verdict_head("### Verdict: in and out of domain", grid, regime)
-    if grid is None:
-        lines.append(grid_note)
-    else:
-        rows = [r for r in current_claims(grid) if r["id"] in ("C2", "C6")]
-        lines.append(f"The Pareto and out-of-domain claims, from {_grid_source(grid, grid_path)}:")
-        lines.append("")
-        lines.append(claims_markdown(rows))
-        lines.append("")
-        lines.append("; ".join(_claim_line(r) for r in rows) + ".")
-    lines.append("")
-    lines.append(_logic_line(logic))
-    lines += [_floor_line(name, e) for name, e in ood_base.items()]
-    if versus_grpo:
-        cells = "; ".join(f"{r['method']} on {r['set']}: {shorter_text(r['percent_shorter'])}, "
-                          f"{r['accuracy_points']:+.1f} points" for r in versus_grpo)
-        lines.append(f"- **This notebook's own runs against GRPO** (the shipped adapters: seed {seed}, {steps} steps): "
-                     f"{cells}." + ("" if grid is None else " One seed is one sample: " + _seed_spread(grid) + "."))
-    if behaviours_absent:
-        lines.append(f"- No in-domain greedy answer of any model showed {', '.join(behaviours_absent)}, so claim 3 "
-                     "(reasoning behaviours kept) can only be read on the behaviours that occur.")
-    return "\n".join(lines)
+def _claim_row(row: Mapping) -> list[str]:
+    """A grid claim as (claim, criterion, verdict): the criterion's first clause, and the verdict on each
+    set or baseline the claim was judged on (C2: per baseline, C6: per OOD set)."""
+    parts = [f"{d}: {VERDICT_WORDS[v['status']]}" for d, v in row["numbers"].items()
+             if isinstance(v, Mapping) and "status" in v]
+    return [f"{row['id']} {row['statement']}", row["criterion"].split("; ")[0],
+            verdict_word(row) + (f" ({'; '.join(parts)})" if parts else "")]
 
 
-def _logic_line(logic: Mapping) -> str:
-    """The bullet on logic-test: the base model's accuracy against chance (50%), and what that leaves of C6."""
-    low, high = accuracy_interval(logic["accuracy"], logic["n"])
-    share = "" if logic.get("logic_share") is None else \
-        f" ({100 * logic['logic_share']:.0f}% of its pretraining corpus was logic chains over other, made-up words)"
-    if low > 0.5:
-        status = "above chance"
-    else:
-        status = ("at chance: the model cannot do this task" if high >= 0.5 else
-                  "below chance: the model does worse than guessing and cannot do this task either") + \
-            ("; the set is at its floor, so SAR's out-of-domain claim is untestable on it here "
-             "(the task needs a lookup of one fact among several by name, which a model of this size does not learn "
-             "on a CPU budget: docs/logic_attempts.md; claim-test is the OOD family built for it)")
-    return (f"- **logic-test is {status}.** The base model answers {100 * logic['accuracy']:.1f}% of "
-            f"{logic['n']} True/False items correctly (95% interval {100 * low:.1f}-{100 * high:.1f}%; "
-            f"chance is 50%){share}.")
+def _behaviour_shares(behaviours: Mapping[str, Mapping[str, Mapping]], labels: Mapping[str, str],
+                      seen: Sequence[str]) -> str:
+    """Per behaviour in ``seen``, each model's share of in-domain answers showing it, in words (one
+    number when every model has the same)."""
+    texts = []
+    for kind in seen:
+        by_model = {labels[m]: b[IN_DOMAIN][kind]["share"] for m, b in behaviours.items()}
+        texts.append(f"{kind}: " + (f"{next(iter(by_model.values())):.2f} for every model"
+                                    if len(set(by_model.values())) == 1 else
+                                    ", ".join(f"{name} {share:.2f}" for name, share in by_model.items())))
+    return "; ".join(texts)
 
 
-def _floor_line(name: str, e: Mapping) -> str:
-    """The bullet on an OOD set ``name``: is the base model's accuracy ``e`` above the set's floor?"""
-    floor = floor_check(e["accuracy"], e["n"], answer_kind(name))
-    low, high = floor["interval"]
-    measured = (f"the base model answers {100 * e['accuracy']:.1f}% of {e['n']} items (95% interval "
-                f"{100 * low:.1f}-{100 * high:.1f}%; {floor_rule(floor['kind'])})")
-    if floor["at_floor"]:
-        return (f"- **{name} is at its floor**: {measured}, so accuracy differences between methods there "
-                "are a few items, and a claim measured on it is untestable here.")
-    return (f"- **{name} is above its floor**: {measured}, so there is accuracy to keep, and C6 can be "
-            "judged there.")
+def ood_verdict(*, grid: Mapping | None, grid_note: str, grid_path: str | Path, set_names: Mapping[str, str],
+                floor_sets: Sequence[str], versus_grpo: Sequence[Mapping], shipped: Mapping,
+                behaviours: Mapping[str, Mapping[str, Mapping]], labels: Mapping[str, str], seen: Sequence[str],
+                absent: Sequence[str]) -> Verdict:
+    """Notebook 04's verdict.
+
+    The claims C2, C3 and C6 of the grid (``grid``, read from ``grid_path``; ``grid_note`` says why
+    when it is None); the sets above their floor and at it (``set_names``: set -> shown name, in
+    order; ``floor_sets``: the sets where no model is above its floor); the shipped SA-GRPO adapter
+    (``shipped``: its manifest entry, ``seed`` and ``steps``) against GRPO's on the sets above their
+    floor (``versus_grpo``: :func:`versus_grpo_rows`), beside the grid's seeds; the in-domain share of
+    answers with each behaviour in ``seen`` (``behaviours[model][set][behaviour]["share"]``, models
+    named by ``labels``) and the behaviours ``absent`` from every answer.
+    """
+    rows = [] if grid is None else [_claim_row(r) for r in current_claims(grid) if r["id"] in OOD_CLAIMS]
+    own = "; ".join(f"{r['set']} {shorter_text(r['percent_shorter'])}, {r['accuracy_points']:+.1f} points"
+                    for r in versus_grpo if r["method"] == labels["sa-grpo"] and r["set"] not in floor_sets)
+    sa_eval = (grid or {}).get("methods", {}).get("sa-grpo", {}).get("eval", {}).get(IN_DOMAIN, {})
+    sa_lengths = ", ".join(f"{v:.1f}" for v in sa_eval.get("mean_length", {}).get("per_seed", []))
+    above = ", ".join(name for s, name in set_names.items() if s not in floor_sets) or "no set"
+    at_floor = ", ".join(set_names[s] for s in floor_sets) or "no set"
+    sentences = [
+        grid_note if grid is None else (f"The claims are judged on `{grid_path}` (`{grid['command']}`: "
+                                        f"{grid['settings']['steps']} steps, seeds {grid['settings']['seeds']})."),
+        f"Above their floor here: {above}; at their floor, where a comparison of methods is untestable: {at_floor}.",
+        f"The shipped SA-GRPO adapter (seed {shipped['seed']}, {shipped['steps']} steps) against GRPO's, on the "
+        f"synthetic sets above their floor: {own or 'none'}"
+        + (f"; one seed is one sample, and the grid's SA-GRPO seeds end at {sa_lengths} tokens on {IN_DOMAIN}."
+           if sa_lengths else "."),
+        f"Share of the {IN_DOMAIN} answers with each behaviour that occurs "
+        f"({_behaviour_shares(behaviours, labels, seen) or 'none'}); "
+        + (f"{' and '.join(absent)} occur{'s' if len(absent) == 1 else ''} in no answer, so the paper's claim 3 can "
+           "only be read on the others." if absent else "every behaviour occurs in some answer.")]
+    return Verdict(rows, sentences)

@@ -1,30 +1,44 @@
-"""Regenerate the README's measured tables from the files the runs wrote, so text and runs cannot drift.
+"""Regenerate the measured blocks of README.md and docs/*.md from the files the runs wrote, so text and runs cannot drift.
 
-Each block sits between ``<!-- begin:NAME -->`` and ``<!-- end:NAME -->`` in README.md. This script
-reads the result files and rewrites the blocks; their text is built in ``sar_lib.readme_text``,
+Each block sits between ``<!-- begin:NAME -->`` and ``<!-- end:NAME -->`` in README.md or in one of the
+pages ``docs/*.md``; a page holds any of the blocks below, and each block must be on some page. This
+script reads the result files and rewrites the blocks; their text is built in ``sar_lib.readme_text``,
 except what the notebooks and ``sar compare`` show too (``model_card.premises_table``,
-``verdicts.grid_summary``, the Markdown file ``sar compare`` writes):
+``verdicts.grid_summary``, the Markdown file ``sar compare`` writes). Blocks of other names (written by
+other scripts) are left alone.
 
-* ``premises-v2``: the shipped model's premises P1-P5 (``sar_lib/assets/tiny/card.json``, written by
-  ``sar pretrain-tiny``);
-* ``tiny-model``: the shipped model's making and its out-of-domain accuracy (the same card);
-* ``premises-v1``: the first testbed's premises (``docs/premises_testbed_v1.json``, written by
+README.md:
+
+* ``headline``: the one sentence on the paper's main claim C1 at the grid's budget and at twice it
+  (``readme_text.headline``, from the claims rows of ``figures/grpo_vs_sar.json`` and
+  ``docs/grid_budget_19200.json``);
+* ``results``: every claim's verdict at both budgets (``readme_text.results_markdown``, the same rows);
+* ``layout``: the package's folders and modules, from their docstrings (``readme_text.layout_list``).
+
+docs/:
+
+* ``premises-v2`` (testbed.md): the shipped model's premises P1-P5 (``sar_lib/assets/tiny/card.json``,
+  written by ``sar pretrain-tiny``);
+* ``tiny-model`` (testbed.md): the shipped model's making and its out-of-domain accuracy (the same card);
+* ``premises-v1`` (testbed.md): the first testbed's premises (``docs/premises_testbed_v1.json``, written by
   ``sar premises --model <first testbed's model> --json docs/premises_testbed_v1.json``);
-* ``grpo-vs-sar``: the claims and results tables of ``sar compare`` (``figures/grpo_vs_sar.md``);
-* ``grid-verdict``: what SAR did on the testbed and why, in the words of notebook 03's verdict
+* ``grpo-vs-sar`` (grid.md): the claims and results tables of ``sar compare`` (``figures/grpo_vs_sar.md``);
+* ``grid-verdict`` (grid.md): what SAR did on the testbed and why, in the words of notebook 03's verdict
   (``sar_lib.verdicts.grid_summary``, from the grid's JSON and the card);
-* ``budget-curve``: the budget curve of ``sar compare`` and when SA-GRPO separates from GRPO and the
-  shuffled-SAR control (``readme_text.budget_markdown``, from the grid's JSON);
-* ``bench-cpu``: the CPU cost table of ``sar bench --json docs/bench_cpu.json``;
-* ``model-change``: what the new embedded model moved on C1-C7: each claim's verdict and the greedy
-  figures of the grid on the previous model (``docs/grid_model_v2.json``, its ``sar compare`` JSON)
-  and on the shipped one (``figures/grpo_vs_sar.json``);
-* ``replicate``: GRPO and SA-GRPO rerun with seeds we did not choose for the grid
-  (``docs/grid_replicate_seeds_345.json``, written by the README's replicate command): C1 on those
-  seeds, when each seed shortened, and C1's length test over the grid's and the replicate's seeds pooled;
-* ``budget-extension``: GRPO and SA-GRPO with six seeds at twice the grid's budget
+* ``budget-curve`` (grid.md): the budget curve of ``sar compare`` and when SA-GRPO separates from GRPO
+  and the shuffled-SAR control (``readme_text.budget_markdown``, from the grid's JSON);
+* ``model-change`` (model_change.md): what the new embedded model moved on C1-C7: each claim's verdict and
+  the greedy figures of the grid on the previous model (``docs/grid_model_v2.json``, its ``sar compare``
+  JSON) and on the shipped one (``figures/grpo_vs_sar.json``);
+* ``replicate`` (robustness.md): GRPO and SA-GRPO rerun with seeds we did not choose for the grid
+  (``docs/grid_replicate_seeds_345.json``): C1 on those seeds, when each seed shortened, and C1's length
+  test over the grid's and the replicate's seeds pooled;
+* ``budget-extension`` (robustness.md): GRPO and SA-GRPO with six seeds at twice the grid's budget
   (``docs/grid_budget_19200.json``), answering the questions fixed before that run in
-  ``docs/budget_extension.md``.
+  ``docs/budget_extension.md``;
+* ``bench-cpu`` (benchmarks.md): the CPU cost table of ``sar bench --json docs/bench_cpu.json``;
+* ``modules`` (layout.md): one row per module of ``sar_lib``, from its docstring;
+* ``profiles`` (commands.md): the hardware profiles (``sar_lib.models.PROFILES``).
 
     python scripts/sync_readme.py           # rewrite the blocks
     python scripts/sync_readme.py --check   # exit 1 if a block is stale (the tests run this)
@@ -33,6 +47,7 @@ except what the notebooks and ``sar compare`` show too (``model_card.premises_ta
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import re
 import sys
@@ -41,10 +56,29 @@ from pathlib import Path
 from sar_lib import readme_text, verdicts
 from sar_lib.grid import METHODS
 from sar_lib.model_card import premises_table
-from sar_lib.models import TINY_DIR
+from sar_lib.models import PROFILES, TINY_DIR
 
 REPO = Path(__file__).resolve().parent.parent
-README = REPO / "README.md"
+PACKAGE = REPO / "sar_lib"
+
+
+def pages(root: Path = REPO) -> list[Path]:
+    """The pages whose blocks the script writes: README.md and every ``docs/*.md``."""
+    return [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+
+
+def package_tree(package: Path = PACKAGE) -> dict[str, dict]:
+    """{folder of each (sub)package, as 'sar_lib/synthetic/': {"doc": its docstring's first sentence,
+    "modules": {module name: its docstring's first sentence}}}, folders in path order."""
+    def doc(path: Path) -> str:
+        return readme_text.first_sentence(ast.get_docstring(ast.parse(path.read_text())))
+
+    tree = {}
+    for init in sorted(package.rglob("__init__.py"), key=lambda p: p.parent.parts):
+        folder = init.parent
+        tree[folder.relative_to(package.parent).as_posix() + "/"] = {
+            "doc": doc(init), "modules": {p.stem: doc(p) for p in sorted(folder.glob("*.py")) if p != init}}
+    return tree
 
 
 def _json(path: str) -> dict:
@@ -57,9 +91,15 @@ def blocks() -> dict[str, str]:
     card = json.loads((TINY_DIR / "card.json").read_text())
     first = _json("docs/premises_testbed_v1.json")
     grid = _json("figures/grpo_vs_sar.json")
-    grid_rollouts = grid["settings"]["steps"] * grid["settings"]["questions_per_step"] * grid["settings"]["group_size"]
+    extended = _json("docs/grid_budget_19200.json")
     regime = verdicts.verbosity_regime(card["premises"], METHODS["sa-grpo"].alpha)
-    return {"premises-v2": premises_table(card["premises"]),
+    tree = package_tree()
+    return {"headline": readme_text.headline(grid, extended),
+            "results": readme_text.results_markdown(grid, extended),
+            "layout": readme_text.layout_list(tree),
+            "modules": readme_text.module_table(tree),
+            "profiles": readme_text.profiles_table(list(PROFILES.values())),
+            "premises-v2": premises_table(card["premises"]),
             "tiny-model": readme_text.tiny_model_text(card),
             "premises-v1": premises_table(first),
             "grpo-vs-sar": (REPO / "figures" / "grpo_vs_sar.md").read_text().strip(),
@@ -68,7 +108,7 @@ def blocks() -> dict[str, str]:
             "bench-cpu": readme_text.bench_table(_json("docs/bench_cpu.json")),
             "model-change": readme_text.model_change_table(_json("docs/grid_model_v2.json"), grid),
             "replicate": readme_text.replicate_text(grid, _json("docs/grid_replicate_seeds_345.json")),
-            "budget-extension": readme_text.extension_text(_json("docs/grid_budget_19200.json"), grid_rollouts)}
+            "budget-extension": readme_text.extension_text(extended, readme_text.rollouts_per_run(grid))}
 
 
 def synced(text: str, new_blocks: dict[str, str]) -> str:
@@ -76,23 +116,43 @@ def synced(text: str, new_blocks: dict[str, str]) -> str:
     for name, body in new_blocks.items():
         pattern = re.compile(rf"(<!-- begin:{re.escape(name)} -->\n)(?:.*?\n)?(<!-- end:{re.escape(name)} -->)", re.S)
         if not pattern.search(text):
-            raise ValueError(f"README.md has no block {name!r}: add <!-- begin:{name} --> and <!-- end:{name} --> lines")
+            raise ValueError(f"the page has no block {name!r}: add <!-- begin:{name} --> and <!-- end:{name} --> lines")
         text = pattern.sub(lambda m: m.group(1) + body + "\n" + m.group(2), text)
     return text
 
 
+def synced_pages(texts: dict[Path, str], new_blocks: dict[str, str]) -> dict[Path, str]:
+    """Every page's text with the blocks it holds replaced; a block that no page holds is an error."""
+    homes = {name: [page for page, text in texts.items() if f"<!-- begin:{name} -->" in text] for name in new_blocks}
+    missing = [name for name, found in homes.items() if not found]
+    if missing:
+        raise ValueError(f"no page has the blocks {missing}: add <!-- begin:NAME --> and <!-- end:NAME --> lines")
+    return {page: synced(text, {name: body for name, body in new_blocks.items() if page in homes[name]})
+            for page, text in texts.items()}
+
+
+def sync(root: Path, new_blocks: dict[str, str], check: bool = False) -> list[Path]:
+    """The pages under ``root`` whose blocks differ from ``new_blocks``; rewritten unless ``check``."""
+    texts = {page: page.read_text() for page in pages(root)}
+    new = synced_pages(texts, new_blocks)
+    stale = [page for page in texts if new[page] != texts[page]]
+    if not check:
+        for page in stale:
+            page.write_text(new[page])
+    return stale
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Rewrite the stale blocks of README.md and docs/*.md, or with ``--check`` name them and return 1."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="only report whether README.md is up to date")
+    parser.add_argument("--check", action="store_true",
+                        help="only report whether README.md and docs/*.md are up to date")
     args = parser.parse_args(argv)
-    text = README.read_text()
-    new = synced(text, blocks())
-    if args.check:
-        if new != text:
-            print("README.md's measured tables are stale: run `python scripts/sync_readme.py`", file=sys.stderr)
-            return 1
-        return 0
-    README.write_text(new)
+    stale = sync(REPO, blocks(), check=args.check)
+    if args.check and stale:
+        names = ", ".join(page.relative_to(REPO).as_posix() for page in stale)
+        print(f"stale measured blocks in {names}: run `python scripts/sync_readme.py`", file=sys.stderr)
+        return 1
     return 0
 
 

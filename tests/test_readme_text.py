@@ -1,4 +1,5 @@
-"""The README's prose (sar_lib.readme_text): the budget curve in words (when SA-GRPO separates, each
+"""The README's and docs pages' prose (sar_lib.readme_text): the headline and the claims table, which must
+agree; the layout from the package's docstrings; the budget curve in words (when SA-GRPO separates, each
 seed's onset), the replicate's pooled seeds and the budget extension's answers."""
 
 from __future__ import annotations
@@ -7,11 +8,89 @@ import copy
 import json
 from pathlib import Path
 
+import pytest
+
 from sar_lib import claims
 from sar_lib.analysis import shortening_onsets
-from sar_lib.readme_text import budget_markdown, extension_text, replicate_text
+from sar_lib.models import PROFILES
+from sar_lib.readme_text import (budget_markdown, extension_text, first_sentence, headline, layout_list, module_table,
+                                 profiles_table, replicate_text, results_markdown)
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def _committed(path: str) -> dict:
+    return json.loads((REPO / path).read_text())
+
+
+def _flat(text: str) -> str:
+    """``text`` with its line breaks as spaces: a wrapped Markdown paragraph as one line."""
+    return " ".join(text.split())
+
+
+def _c1_row(results: str) -> list[str]:
+    """The verdict cells of C1's row of :func:`results_markdown`."""
+    row = next(line for line in results.splitlines() if line.startswith("| C1 "))
+    return [cell.strip().strip("*") for cell in row.strip("|").split("|")[1:]]
+
+
+def test_the_headline_states_c1_at_both_budgets_as_the_claims_table_does():
+    grid, extended = _committed("figures/grpo_vs_sar.json"), _committed("docs/grid_budget_19200.json")
+    text = _flat(headline(grid, extended))
+    assert text.startswith("**") and text.endswith(".**") and text.count(". ") == 0   # one sentence
+    assert "is not separable from noise at 9,600 rollouts per run over 3 seeds (36.7% shorter at +0.5 points" in text
+    assert "and holds at 19,200 rollouts per run over 6 seeds (59.5% shorter at +0.3 points" in text
+    assert "2 of the 3 SA-GRPO seeds 20% shorter than GRPO's mean" in text
+    assert _c1_row(results_markdown(grid, extended)) == ["not separable from noise", "holds"]
+
+
+@pytest.mark.parametrize("status, words", [("holds", "holds"), ("does_not_hold", "does not hold"),
+                                           ("untestable", "is untestable here")])
+def test_the_headline_follows_c1s_status(status, words):
+    grid, extended = _committed("figures/grpo_vs_sar.json"), _committed("docs/grid_budget_19200.json")
+    changed = copy.deepcopy(grid)
+    next(c for c in changed["claims"] if c["id"] == "C1")["status"] = status
+    text = _flat(headline(changed, extended))
+    assert f"), {words} at 9,600 rollouts per run" in text and "not separable" not in text
+    assert _c1_row(results_markdown(changed, extended)) == [claims.VERDICT_WORDS[status], "holds"]
+
+
+def test_the_headline_and_the_table_without_an_extension_and_without_c1s_figures():
+    grid = copy.deepcopy(_committed("figures/grpo_vs_sar.json"))
+    c1 = next(c for c in grid["claims"] if c["id"] == "C1")
+    c1.update(status="not_run", numbers={})
+    del grid["budget_curve"]
+    assert _flat(headline(grid)).endswith("), was not run at 9,600 rollouts per run over 3 seeds.**")
+    results = results_markdown(grid)
+    assert results.splitlines()[0] == "| claim | 9,600 rollouts per run, 3 seeds |" and _c1_row(results) == ["not run"]
+    assert "Greedy accuracy" not in results
+
+
+def test_the_claims_table_ends_with_the_accuracy_against_the_base_model():
+    grid, extended = _committed("figures/grpo_vs_sar.json"), _committed("docs/grid_budget_19200.json")
+    results = results_markdown(grid, extended)
+    assert sum(line.startswith("| C") for line in results.splitlines()) == len(grid["claims"])
+    assert _flat(results).endswith("at 19,200 rollouts per run: GRPO 45.3%, SA-GRPO 45.6%, both below the base "
+                                   "model's 58.5%.")
+
+
+def test_the_layout_comes_from_the_docstrings():
+    assert first_sentence('sar: the ``x`` of :func:`f`. More.\n\nRest') == "sar: the `x` of `f`"
+    assert first_sentence("A run folder: every file it leaves::\n\n  x") == "A run folder: every file it leaves"
+    assert first_sentence(None) == ""
+    tree = {"pkg/": {"doc": "pkg: the library", "modules": {"a": "A thing", "b": ""}},
+            "pkg/lab/": {"doc": "", "modules": {"c": "The harness"}}}
+    assert layout_list(tree) == "- `pkg/` (the library): `a`, `b`\n- `pkg/lab/`: `c`"
+    assert module_table(tree).splitlines()[2:] == ["| `pkg/a.py` | A thing |", "| `pkg/b.py` |  |",
+                                                   "| `pkg/lab/c.py` | The harness |"]
+    long = layout_list({"pkg/": {"doc": "", "modules": {f"module_{i}": "" for i in range(40)}}})
+    assert max(map(len, long.splitlines())) <= 110 and all(line.startswith("  `") for line in long.splitlines()[1:])
+
+
+def test_the_profiles_table_has_a_row_per_profile():
+    rows = profiles_table(list(PROFILES.values())).splitlines()
+    assert len(rows) == 2 + len(PROFILES)
+    assert rows[2].startswith("| `tiny-cpu` | embedded tiny reasoner | fp32 | r = 16 | 6 | 192 |")
 
 
 def _budget_grid(sa_lengths: dict[int, list[float]], control: dict[int, float] | None = None) -> dict:
