@@ -54,8 +54,9 @@ import time
 import torch
 from IPython.display import Markdown, display
 
-from sar_lib import perplexity, plots, ranking, rewards, sar, synthetic, verdicts
-from sar_lib.demo import write_summary
+from sar_lib import perplexity, rewards, sar, synthetic
+from sar_lib.lab import plots, ranking, verdicts
+from sar_lib.lab.demo import write_summary
 from sar_lib.models import default_device, get_profile, load_model
 
 started = time.perf_counter()

@@ -51,8 +51,9 @@ import time
 import torch
 from IPython.display import Markdown, display
 
-from sar_lib import claims, plots, ranking, rewards, sar, synthetic, verdicts
-from sar_lib.demo import write_summary
+from sar_lib import rewards, sar, synthetic
+from sar_lib.lab import claims, plots, ranking, verdicts
+from sar_lib.lab.demo import write_summary
 from sar_lib.grading import is_correct
 from sar_lib.models import default_device, get_profile, load_model, resolve_model
 
@@ -128,7 +129,7 @@ plots.save_figure(fig, "02_sar_by_answer_type", FIGURES_DIR)
 #
 # The embedded model comes with a **model card** (`sar_lib/assets/tiny/MODEL_CARD.md`, every number also in
 # `card.json`, both written by `sar pretrain-tiny`): how the model was trained and what was measured on it. Among
-# those measurements are SAR's five premises **P1-P5** (`sar_lib/premises.py`), the conditions under which SAR can
+# those measurements are SAR's five premises **P1-P5** (`sar_lib/lab/premises.py`), the conditions under which SAR can
 # shorten answers at all: P1, `ctx(0)` gives a real "no question" likelihood; P2, verbosity does not cost
 # correctness; P3, the model's answers are longer than they need to be; P4, too-short answers exist and are less
 # accurate; P5, the model is right on some questions and wrong on others, so RL has room. The card also reports

@@ -24,14 +24,16 @@
 #
 # * **the mechanics, live**: it trains both for a few steps, side by side, with the same questions, the same seed
 #   and the same sampling noise, to show how a step works: one group's rewards and advantages, the training
-#   curves, what a step costs, how a run resumes. A few steps are far too few to change what a model answers, so
-#   this half shows no result;
-# * **the result, from the grid**: `sar compare` trained every method for 100 steps (GRPO and SA-GRPO with three
-#   seeds; 9,600
-#   sampled answers per run), and the package ships the final LoRA adapter of each method's first seed
-#   (`sar_lib.shipped`). The notebook loads them and shows what training did: the curves with their seed spread,
-#   the answers of the base model, GRPO and SA-GRPO to the same questions, and the accuracy/length table with the
-#   tests that decide whether a difference is more than noise.
+#   curves, what a step costs, how a run resumes. A few steps are far too few to change the style of an answer, so
+#   this half shows no result (a preset in section 9 makes the live runs long enough to show it on a 2-core
+#   CPU);
+# * **the result, from the grid**: `sar compare` trained every method with the same budget, GRPO and SA-GRPO with
+#   several seeds, and the package ships the grid's final LoRA adapters (`sar_lib.lab.shipped`; every seed of GRPO
+#   and SA-GRPO when shipped with `sar compare --ship-adapters`). The notebook loads them and shows what training
+#   did: each seed's greedy length along training, the answers of the base model, GRPO, an SA-GRPO seed that
+#   switched to concise answers and one that lagged, the **switch** itself (the probability of ending the answer
+#   after "The answer is N."), the same comparison on other seeds and at twice the budget, and what RL did to
+#   held-out accuracy.
 #
 # **What you'll learn**
 #
@@ -41,11 +43,14 @@
 # 4. reading GRPO training curves: reward, SAR, accuracy and length of the sampled answers;
 # 5. where the time of a step goes (sampling, scoring, update) and the memory it takes;
 # 6. how to stop and **resume** a run exactly;
-# 7. **the result**: the grid's curves with seed spread, the shipped models' answers before and after, and the
-#    accuracy/length table with its noise tests;
-# 8. what a laptop-GPU run costs and how to launch it;
-# 9. the paper's other algorithm, PPO with a critic, with and without SAR (from the grid);
-# 10. the verdict: which of the paper's claims held on the testbed, and the regime that decides it.
+# 7. **the result**: each seed's greedy length along training, the accuracy/length table with its noise tests, and
+#    the shipped models' answers: base, GRPO, an SA-GRPO seed that switched and one that lagged;
+# 8. **the switch**: why greedy length flips from verbose to concise while sampled length drifts;
+# 9. robustness: other seeds and twice the budget; and a preset that shows the switch in your own run;
+# 10. what RL does to held-out greedy and sampled accuracy, and why;
+# 11. what a laptop-GPU run costs and how to launch it;
+# 12. the paper's other algorithm, PPO with a critic, with and without SAR (opt-in in the grid);
+# 13. the verdict: which of the paper's claims held on the testbed.
 #
 # On the embedded tiny model (CPU) the default parameters train two short runs in parallel, one per CPU core, and
 # evaluate the shipped adapters (the last cell prints this run's time). Everything is cached in `RUNS_DIR`:
@@ -54,9 +59,12 @@
 # %% tags=["parameters"]
 PROFILE = "tiny-cpu"          # sar_lib.models.PROFILES: tiny-cpu | laptop-8gb | gpu-12gb
 MODEL = "tiny"                # "tiny" (embedded), a local model dir, or a hub name such as get_profile(PROFILE).model
-STEPS = 10                    # steps of the live runs, the mechanics (the paper: 500; `sar compare`: compare.DEFAULT_STEPS)
+STEPS = 10                    # steps of the live runs, the mechanics (switch preset: 120; the paper: 500)
 SEED = 0                      # seeds the LoRA init, the question order and the sampling of both runs
-QUESTIONS_PER_STEP = 8        # x the profile's group size (6) = answers sampled per step
+QUESTIONS_PER_STEP = 8        # questions per step, each answered group-size (6) times (switch preset: 16)
+LEARNING_RATE = None          # of both live runs; None: the grid's (grid.SHORT_RUN_LEARNING_RATES; switch preset: None)
+REWARD = "sar"                # shaping reward of the live SA-GRPO run (sar_lib.rewards.REWARD_NAMES); "sar": SA-GRPO
+ALPHA = 0.2                   # its weight in R_VR + ALPHA * reward (SA-GRPO: the paper's 0.2)
 EVAL_SIZE = 100               # held-out arith-test problems for the live runs' greedy evaluations
 EVAL_SAMPLES = 0              # answers sampled per problem at the final evaluation (`sar compare`: 4); 0: greedy only
 MAX_NEW_TOKENS = None         # answer budget in tokens; None: the profile's
@@ -64,15 +72,18 @@ MAX_PROMPT_TOKENS = None      # longest prompt allowed; None: the profile's
 WORKERS = 2                   # runs trained at the same time (processes, one torch thread each on CPU)
 FOUR_BIT_QUESTIONS = 2        # questions of the one 4-bit training step (section 1)
 FOUR_BIT_NEW_TOKENS = 64      # its answer budget
-EXTRA_STEPS = 2               # steps added in the resume demonstration (section 7)
-N_EXAMPLES = 3                # questions answered by the base model and the shipped GRPO / SA-GRPO (section 7)
-SHIPPED_METHODS = ("grpo", "sa-grpo", "shuffled-sar")   # shipped adapters evaluated live in section 7
+EXTRA_STEPS = 2               # steps added in the resume demonstration (section 6)
+N_EXAMPLES = 3                # questions answered by the base model and the shipped models (section 7)
+SHIPPED_METHODS = ("grpo", "sa-grpo", "shuffled-sar")   # methods whose shipped seeds are evaluated live (7, 8)
 SHIPPED_EVAL_SIZE = None      # arith-test problems for them; None: the grid's own size (its numbers come back)
-GPU_STEPS = 20                # steps of the laptop-GPU run whose cost section 8 estimates
+GPU_STEPS = 20                # steps of the laptop-GPU run whose cost section 11 estimates
 GPU_CHECKS = ("../docs/gpu_check_h100.json", "../docs/gpu_check_h200.json")   # `sar gpu-check` results
 COMPARE_JSON = "../figures/grpo_vs_sar.json"   # `sar compare`'s results: the result and the claims of the verdict
+REPLICATE_JSON = "../docs/grid_replicate_seeds_345.json"   # GRPO and SA-GRPO again, on other seeds (section 9)
+BUDGET_JSON = "../docs/grid_budget_19200.json"   # GRPO and SA-GRPO trained twice as long (section 9, the preset)
+REGIME_JSON = "../docs/regime_pilots.json"   # the regime study's pilots (section 10); absent: the grid's numbers
 SHIPPED_DIR = None            # the grid's adapters (`sar compare --ship-adapters DIR`); None: those in the package
-RUNS_DIR = "../runs/notebooks"  # the runs (shared with notebook 04)
+RUNS_DIR = "../runs/notebooks"  # the live runs and the cached evaluations
 FIGURES_DIR = "../figures"    # figures and 03_summary.json go here
 
 # %%
@@ -85,8 +96,9 @@ from pathlib import Path
 import torch
 from IPython.display import Markdown, display
 
-from sar_lib import analysis, claims, compare, data, grid, grpo, models, plots, shipped, verdicts
-from sar_lib.demo import format_table, write_summary
+from sar_lib import data, grpo, models, switch
+from sar_lib.lab import analysis, claims, compare, grid, plots, shipped, verdicts
+from sar_lib.lab.demo import format_table, write_summary
 from sar_lib.grpo_config import GRPOConfig
 from sar_lib.runs import read_config, read_metrics
 from sar_lib.synthetic import answer_style
@@ -193,7 +205,8 @@ else:
 # ## 2. Two live runs: GRPO and SA-GRPO, the mechanics
 #
 # These runs show how training works, not what it achieves: `STEPS` steps are a few hundred sampled answers, tens
-# of times fewer than a grid run (the next cell prints both). Section 7 shows what the grid's runs learnt.
+# of times fewer than a grid run (the next cell prints both). Section 7 shows what the grid's runs learnt; the
+# preset of section 9 makes these runs long enough to show it.
 #
 # Both runs use `sar_lib.grpo.train` with the same settings; only the reward differs:
 #
@@ -201,6 +214,9 @@ else:
 # |---|---|
 # | GRPO | `R = R_VR` |
 # | SA-GRPO | `R = R_VR + α · R_SA`, with `R_SA = max(1 - ppl(a|q) / ppl(a), -1)` under the current policy |
+#
+# (`REWARD` and `ALPHA` in the parameters change the second run's reward to `R = R_VR + ALPHA · r` with another
+# shaping reward `r` of `sar_lib.rewards`, or another weight; `LEARNING_RATE` changes both runs'.)
 #
 # Each step samples `G` answers to each of `QUESTIONS_PER_STEP` questions at temperature 1, scores them, and takes
 # two AdamW steps on the **PPO-clip loss**, `-min(ρ A, clip(ρ, 1 - ε, 1 + ε) A)` per token with
@@ -211,7 +227,8 @@ else:
 # step 1 they sample **identical** answers; they drift apart only as their weights do.
 #
 # `compare.default_grid` builds the runs exactly as `sar compare` builds its grid (its settings, its learning rate
-# for short runs, every sampled answer logged), with this notebook's step count and evaluation size;
+# for short runs, every sampled answer logged), with this notebook's step count, batch and evaluation size (and
+# the reward of the parameters for the second run);
 # `grid.run_grid` trains them (`WORKERS` at a time), evaluates the final policies greedily, and the untrained base
 # model too. Finished runs are reused: run this cell again and it returns at once; a run stopped half-way resumes
 # from its last checkpoint.
@@ -221,20 +238,25 @@ runs, eval_sets = compare.default_grid(RUNS_DIR, model=MODEL, profile=PROFILE, m
                                        seeds=(SEED,), steps=STEPS, eval_sets={grid.IN_DOMAIN: EVAL_SIZE},
                                        questions_per_step=QUESTIONS_PER_STEP, eval_samples=EVAL_SAMPLES,
                                        max_new_tokens=MAX_NEW_TOKENS or profile.max_new_tokens,
-                                       max_prompt_tokens=MAX_PROMPT_TOKENS or profile.max_prompt_tokens)
+                                       max_prompt_tokens=MAX_PROMPT_TOKENS or profile.max_prompt_tokens,
+                                       **({} if LEARNING_RATE is None else {"learning_rate": LEARNING_RATE}))
+runs = [dataclasses.replace(r, config=dataclasses.replace(r.config, reward=REWARD, alpha=ALPHA))
+        if r.method == "sa-grpo" else r for r in runs]   # the second run's reward, as the parameters say
 start = time.perf_counter()
 results, base = grid.run_grid(runs, eval_sets, workers=WORKERS, base_model=MODEL, base_dir=RUNS_DIR, progress=False)
 wall = time.perf_counter() - start
 print(f"{wall:.0f} s; {sum(r['trained'] for r in results)} run(s) trained now, the others were cached")
 summary = analysis.summarise(runs, results, base)   # what `sar compare` reports, for these runs
+grid_alpha = grid.METHODS["sa-grpo"].alpha   # the grid's SA-GRPO
+if (REWARD, ALPHA) != (grid.METHODS["sa-grpo"].reward, grid_alpha):   # name the second run by its reward
+    summary["methods"]["sa-grpo"]["label"] = f"R_VR + {ALPHA:g}·{REWARD}"
 labels = {name: m["label"] for name, m in summary["methods"].items()}
 run_dirs = {m["label"]: m["run_dirs"][0] for m in summary["methods"].values()}
 colors = compare.label_colors(summary["methods"])
 config = runs[0].config.resolved()
-alpha = grid.METHODS["sa-grpo"].alpha
 print(f"{config.steps} steps x {config.questions_per_step} questions x {config.group_size} answers, "
       f"<= {config.max_new_tokens} new tokens, lr {config.learning_rate:g}, {config.updates_per_step} updates per "
-      f"step; SA-GRPO's alpha = {alpha:g}")
+      f"step; second run: {labels['sa-grpo']}")
 grid_results, grid_note = verdicts.read_grid(COMPARE_JSON)
 live_rollouts = config.steps * config.questions_per_step * config.group_size
 if grid_results is not None:
@@ -249,7 +271,8 @@ if grid_results is not None:
 # Every sampled answer is logged with its rewards (`completions.jsonl`; `analysis.one_group` reads one group).
 # Below: the first group of step 1 that mixes right and wrong answers and more than one style, the same six answers
 # in both runs (same seed, same weights at step 1). For each answer: R_VR, its SAR, `α·SAR`, SA-GRPO's reward
-# `R = R_VR + α·SAR` and advantage `A = R − mean R`, and GRPO's advantage `R_VR − mean R_VR`.
+# `R = R_VR + α·SAR` and advantage `A = R − mean R`, and GRPO's advantage `R_VR − mean R_VR` (with another
+# `REWARD`, the `α·` column is that reward's term).
 
 # %%
 n_groups = config.questions_per_step
@@ -263,9 +286,10 @@ sa_group = analysis.one_group(run_dirs[labels["sa-grpo"]], step=1, group=chosen)
 grpo_group = analysis.one_group(run_dirs[labels["grpo"]], step=1, group=chosen)
 print("the two runs sampled the same answers:", [r["completion"] for r in sa_group] == [r["completion"] for r in grpo_group])
 print(f"step 1, group {chosen} (question {sa_group[0]['id']}):\n")
-print(format_table(["answer", "style", "tokens", "R_VR", "SAR", "α·SAR", "R (SA-GRPO)", "A (SA-GRPO)", "A (GRPO)"],
+print(format_table(["answer", "style", "tokens", "R_VR", "SAR", f"α·{'SAR' if REWARD == 'sar' else REWARD}",
+                    "R (2nd run)", "A (2nd run)", "A (GRPO)"],
                    [[f"#{k + 1}", answer_style(s["completion"]), s["length"], int(s["correct"]), s["sar"],
-                     alpha * s["shaping"], s["reward"], s["advantage"], g["advantage"]]
+                     ALPHA * s["shaping"], s["reward"], s["advantage"], g["advantage"]]
                     for k, (s, g) in enumerate(zip(sa_group, grpo_group))]))
 for k, s in enumerate(sa_group):
     print(f"\n#{k + 1} {s['completion']}")
@@ -285,13 +309,13 @@ for k, s in enumerate(sa_group):
 # * **reward** `reward`: the mean training reward of the sampled answers (SA-GRPO's includes `α·R_SA`, so its curve
 #   sits higher by construction: compare shapes, not levels);
 # * **accuracy** `rewards/correctness/mean`: the share of sampled answers that are correct (temperature 1, so below
-#   the greedy accuracy of section 5);
+#   the greedy accuracy at the end of this section);
 # * **length** `completions/mean_length`: answer tokens (eos included);
 # * **SAR** `sar/mean`: the mean `R_SA` of the sampled answers. GRPO runs log it too (one extra forward pass, not
 #   used in their reward), so you can see whether SAR rises only when it is rewarded.
 #
 # With one seed and a few steps, step-to-step noise is large and nothing has had time to change: read these as the
-# mechanics. Section 7 shows the grid's curves, three seeds over 100 steps.
+# mechanics. Section 7 shows the grid's curves, several seeds over the grid's budget.
 
 # %%
 fig = compare.training_curves_figure(summary, title=f"Live runs: GRPO vs SA-GRPO, seed {SEED}, {STEPS} steps ({MODEL})")
@@ -307,8 +331,10 @@ print(format_table(["run", "metric", f"mean of first {window} steps", f"mean of 
 
 # %% [markdown]
 # The live runs' greedy answers to held-out problems after `STEPS` steps (`arith-test`, never seen in training;
-# "% shorter" against the base model). Expect them to be the base model's answers, or nearly: that is what a few
-# steps do.
+# "% shorter" against the base model). A few steps do not change an answer's style, so expect the base model's
+# length; accuracy can move already, and the sentence under the table says by how much against its noise
+# (section 10 tells what RL does to held-out accuracy). Where the runs evaluated along training (every
+# `eval_every` steps: the preset of section 9), a figure shows each run's greedy length and accuracy.
 
 # %%
 evals = {**{labels[r["method"]]: r["evals"][grid.IN_DOMAIN] for r in results}, "base model": base[grid.IN_DOMAIN]}
@@ -316,6 +342,10 @@ print(format_table(["model", "accuracy", "mean length", "% shorter than base", "
                    [[name, e["accuracy"], e["mean_length"],
                      verdicts.percent_shorter(evals["base model"]["mean_length"], e["mean_length"]),
                      e["truncation_rate"]] for name, e in evals.items()]))
+print(verdicts.live_runs_sentence(evals, "base model", STEPS))
+live_curves = {labels[m]: curve for m, curve in summary["budget_curve"].items()}
+if min(len(curve) for curve in live_curves.values()) > 2:   # evaluated along training, not only at the end
+    plots.seed_curves(live_curves, colors=colors, title=f"Live runs: greedy answers along training (seed {SEED})");
 
 # %% [markdown]
 # ## 5. Time and memory per step
@@ -354,7 +384,7 @@ print(f"SAR's extra pass takes {sa_times['sar']:.2f} s of SA-GRPO's {sa_times['s
 # forward pass; SAR's extra pass is one batched forward over `ctx(0) + a` for all answers, so its cost is about one
 # scoring pass. Shorter answers make the next steps' sampling cheaper, which is how the paper reports SA-GRPO
 # costing *less* GPU time than GRPO overall (`docs/paper.md` §5). The project tests the paper's claims as seven
-# numbered statements, **C1-C7** (`sar_lib/claims.py`; the verdict of section 10 lists them with their criteria):
+# numbered statements, **C1-C7** (`sar_lib/lab/claims.py`; the verdict of section 13 lists them with their criteria):
 # C5 is this one, weighed on the grid.
 #
 # ## 6. Stopping and resuming a run
@@ -383,10 +413,10 @@ for m in resumed[STEPS:]:
           f"length {m['completions/mean_length']:.1f}, SAR {m['sar/mean']:.3f}")
 
 # %% [markdown]
-# ## 7. The result: what the grid's 100-step runs learnt
+# ## 7. The result: what the grid's runs learnt, seed by seed
 #
-# `sar compare` trained every method with the same settings (`COMPARE_JSON` holds them), three seeds for GRPO and
-# SA-GRPO, and evaluated each final policy greedily. Its training curves, mean over seeds with a band of ± one
+# `sar compare` trained every method with the same settings (`COMPARE_JSON` holds them), several seeds for GRPO
+# and SA-GRPO, and evaluated each final policy greedily. Its training curves, mean over seeds with a band of ± one
 # standard deviation, are the seed spread any difference has to beat. **Shuffled SAR** is the control: SA-GRPO's
 # reward with each step's SAR values dealt out at random among the answers, so it has SAR's scale but not its
 # information; an effect of SAR must beat it too.
@@ -397,26 +427,47 @@ if grid_results is None:
 else:
     shown = [m for m in ("grpo", "sa-grpo", "shuffled-sar") if m in grid_results["methods"]]
     trio = compare.select_methods(grid_results, shown)
+    grid_labels = {m: grid_results["methods"][m]["label"] for m in grid_results["methods"]}
+    grid_colors = compare.label_colors(grid_results["methods"])
     fig = compare.training_curves_figure(trio, title=f"The grid: {grid_results['settings']['steps']} steps, "
                                                       "mean over seeds, band ± 1 std")
-    plots.save_figure(fig, "03_grid_curves", FIGURES_DIR)
-    fig = compare.budget_curve_figure(trio)
-    plots.save_figure(fig, "03_grid_budget_curve", FIGURES_DIR)
+    plots.save_figure(fig, "03_grid_curves", FIGURES_DIR);
 
 # %% [markdown]
-# The right panel of the second figure is the greedy length along training (every `eval_every` steps): the two
-# methods start from the same base model, and the curve shows the budget at which their lengths separate.
-#
+# The mean over seeds hides what each seed did. The next figure draws **every seed's own line**, from the grid's
+# greedy evaluations along training (every `eval_every` steps): greedy length in the left panel, greedy accuracy in
+# the right one. The dashed line is 80% of GRPO's mean length at each budget: a seed whose final greedy length is
+# at least 20% below GRPO's mean (C1's margin) **switched** to concise answers; the others **lagged**
+# (`verdicts.switched_seeds` applies the rule; the table under the figure prints it per seed).
+
+# %%
+if grid_results is not None:
+    switches = verdicts.switched_seeds(grid_results)
+    pair = {grid_labels[m]: grid_results["budget_curve"][m] for m in ("grpo", "sa-grpo")}
+    fig = plots.seed_curves(pair, colors=grid_colors,
+                            seeds={grid_labels[m]: grid_results["methods"][m]["seeds"] for m in ("grpo", "sa-grpo")},
+                            guides={"mean_length": ("80% of GRPO's mean length", switches["guide"])},
+                            title=f"The grid, seed by seed: greedy answers on {grid.IN_DOMAIN} along training")
+    plots.save_figure(fig, "03_grid_budget_curve", FIGURES_DIR)
+    print(format_table(["SA-GRPO seed", "final greedy length", "% shorter than GRPO's mean", "switched",
+                        "below the line from (rollouts)"],
+                       [[f"s{seed}", x["length"], x["percent_shorter"], "yes" if x["switched"] else "no (lagged)",
+                         "—" if x["onset"] is None else f"{x['onset']:,}"] for seed, x in switches["seeds"].items()]))
+    print(f"GRPO's mean final greedy length: {switches['reference_mean']:.1f} tokens; the line: "
+          f"{switches['threshold']:.1f}")
+
+# %% [markdown]
 # The accuracy/length table of the final policies, per seed, and the tests that decide C1, the paper's main claim
-# (`sar_lib.claims`: a length difference counts as an effect when a two-sided Welch test over the seeds rejects "no
-# difference" at 5%, and SA-GRPO must also be shorter than the shuffled-SAR control by the same test):
+# (`sar_lib.lab.claims`: a length difference counts as an effect when a two-sided Welch test over the seeds rejects "no
+# difference" at 5%, and SA-GRPO must also be shorter than the shuffled-SAR control by the same test). The figure
+# puts each seed at its greedy length and accuracy, the base model as a star: up and left is better.
 
 # %%
 if grid_results is not None:
     table = []
     for name in shown:
         e = grid_results["methods"][name]["eval"][grid.IN_DOMAIN]
-        table.append([grid_results["methods"][name]["label"], len(e["accuracy"]["per_seed"]),
+        table.append([grid_labels[name], len(e["accuracy"]["per_seed"]),
                       " / ".join(f"{100 * a:.1f}" for a in e["accuracy"]["per_seed"]),
                       " / ".join(f"{n:.1f}" for n in e["mean_length"]["per_seed"])])
     base_grid = grid_results["base"][grid.IN_DOMAIN]
@@ -424,43 +475,61 @@ if grid_results is not None:
     print(format_table(["method", "seeds", "accuracy % per seed", "mean length per seed"], table))
     c1 = next(row for row in claims.current_claims(grid_results) if row["id"] == "C1")
     print(f"\nC1 {claims.verdict_word(c1)}: {claims.measured(c1)}")
+    fig = compare.accuracy_length_figure(trio, datasets=[grid.IN_DOMAIN],
+                                         title="Greedy accuracy against length after training, per seed")
+    plots.save_figure(fig, "03_accuracy_vs_length", FIGURES_DIR);
 
 # %% [markdown]
-# Now the models themselves. `shipped.evaluate_shipped` loads each method's shipped adapter on the base model and
-# answers the grid's held-out problems greedily (cached in `RUNS_DIR`); the base model answers the same problems.
-# With the grid's own problem count, the accuracy and length printed here are the grid's first-seed numbers,
-# computed again from the weights:
+# Now the models themselves. `shipped.evaluate_shipped` loads each shipped adapter of `SHIPPED_METHODS` on the base
+# model, every seed that the package ships (`shipped.shipped_seeds`), and answers the grid's held-out problems
+# greedily (cached in `RUNS_DIR`); the base model answers the same problems. With the grid's own problem count, the
+# accuracy and length printed here are the grid's numbers for that seed, computed again from the weights.
 
 # %%
 manifest = shipped.read_manifest(SHIPPED_DIR or shipped.SHIPPED_DIR) if grid_results is not None else {}
 if manifest and next(iter(manifest.values()))["model"] == MODEL:
+    adapters = SHIPPED_DIR or shipped.SHIPPED_DIR
     size = SHIPPED_EVAL_SIZE or grid_results["settings"]["eval_sets"][grid.IN_DOMAIN]
     shipped_dir = Path(RUNS_DIR) / "shipped"
-    shipped_evals = shipped.evaluate_shipped(SHIPPED_METHODS, {grid.IN_DOMAIN: size}, shipped_dir,
-                                             directory=SHIPPED_DIR or shipped.SHIPPED_DIR, workers=WORKERS)
+    names = [name for m in SHIPPED_METHODS for name in shipped.shipped_seeds(m, adapters).values()]
+    shipped_evals = shipped.evaluate_shipped(names, {grid.IN_DOMAIN: size}, shipped_dir, directory=adapters,
+                                             workers=WORKERS)
     shipped_base = grid.ensure_base(MODEL, shipped_dir, {grid.IN_DOMAIN: size}, profile=PROFILE)   # the grid's budget
-    shipped_rows = [["base model", shipped_base[grid.IN_DOMAIN]["accuracy"],
+    shipped_rows = [["base model", "—", shipped_base[grid.IN_DOMAIN]["accuracy"],
                      shipped_base[grid.IN_DOMAIN]["mean_length"], "—", "—"]]
-    for m, e in shipped_evals.items():
-        grid_numbers = manifest[m]["greedy"][grid.IN_DOMAIN]
-        shipped_rows.append([grid_results["methods"][m]["label"], e[grid.IN_DOMAIN]["accuracy"],
-                     e[grid.IN_DOMAIN]["mean_length"], grid_numbers["accuracy"], grid_numbers["mean_length"]])
-    print(format_table(["model (seed 0)", "accuracy", "mean length", "grid's accuracy", "grid's mean length"],
-                       shipped_rows))
+    for name, e in shipped_evals.items():
+        entry = {"method": name, **manifest[name]}   # a manifest written before every seed shipped names no method
+        kind = ("—" if entry["method"] != "sa-grpo" or entry["seed"] not in switches["seeds"] else
+                "switched" if switches["seeds"][entry["seed"]]["switched"] else "lagged")
+        shipped_rows.append([f"{grid_labels[entry['method']]} s{entry['seed']}", kind, e[grid.IN_DOMAIN]["accuracy"],
+                             e[grid.IN_DOMAIN]["mean_length"], entry["greedy"][grid.IN_DOMAIN]["accuracy"],
+                             entry["greedy"][grid.IN_DOMAIN]["mean_length"]])
+    print(format_table(["shipped model", "SA-GRPO seed", "accuracy", "mean length", "grid's accuracy",
+                        "grid's mean length"], shipped_rows))
 else:
     shipped_evals = None
     print(f"no adapters shipped for MODEL = {MODEL!r}: `sar compare --model {MODEL} --ship-adapters DIR` trains and "
           "ships them; set SHIPPED_DIR = DIR")
 
 # %% [markdown]
-# The same questions answered by the three models (questions where the answers differ come first). Read the length
-# and the last sentences: the verbose style ends with a re-check ("Let me double-check. ...") that carries nothing
-# from the question.
+# The same questions answered by the base model, GRPO's first shipped seed, an SA-GRPO seed that switched and
+# one that lagged (each the first shipped seed of its kind, `verdicts.example_seeds`; a kind the package does not
+# ship is named, not shown). Questions where the answers differ come first. Read the length and the last
+# sentences: the verbose style ends with a re-check ("Let me double-check. ...") that carries nothing from the
+# question.
 
 # %%
 if shipped_evals is not None:
-    sources = {"base model": shipped_dir / "base",
-               **{grid_results["methods"][m]["label"]: shipped_dir / m for m in SHIPPED_METHODS}}
+    grpo_seed, grpo_name = next(iter(shipped.shipped_seeds("grpo", adapters).items()))
+    picked = verdicts.example_seeds(switches, shipped.shipped_seeds("sa-grpo", adapters))
+    sources = {"base model": shipped_dir / "base", f"GRPO s{grpo_seed}": shipped_dir / grpo_name}
+    for kind, chosen in picked.items():
+        if chosen is None:
+            in_grid = [f"s{seed}" for seed, x in switches["seeds"].items() if x["switched"] == (kind == "switched")]
+            print(f"no SA-GRPO seed that {'switched' if kind == 'switched' else 'lagged'} is shipped here (in the "
+                  f"grid: {', '.join(in_grid) or 'none'}); `sar compare --ship-adapters` ships every seed\n")
+        else:
+            sources[f"SA-GRPO s{chosen[0]} ({kind})"] = shipped_dir / chosen[1]
     for example in analysis.example_answers(sources, grid.IN_DOMAIN, N_EXAMPLES):
         print(f"Q: {example['question']}\n   gold: {example['gold']}")
         for name, answer in example["answers"].items():
@@ -472,7 +541,132 @@ if shipped_evals is not None:
     print(format_table(["model", *analysis.STYLES], [[name, *shares.values()] for name, shares in styles.items()]))
 
 # %% [markdown]
-# ## 8. On a laptop GPU
+# ## 8. The switch: why greedy length flips while sampled length drifts
+#
+# The tiny model writes the same chain of equations in its concise and its verbose answers; the two part at one
+# token, the one after the final "The answer is N.": the end of the answer makes it concise, "Let me double-check."
+# opens the verbose re-check. `switch.stop_probabilities` reads the two probabilities at that point off a model,
+# with the concise solution of each question written in:
+#
+# * **p_stop**: the probability of ending the answer there;
+# * **p_check**: the probability of going on to the re-check.
+#
+# The next cell measures both, averaged over the held-out problems, for the base model and every shipped GRPO and
+# SA-GRPO seed (a few seconds each). The figure's left panel draws p_stop against the training budget: each seed's
+# line where the grid measured p_stop along training, and always the points measured here, at the budget the
+# model was trained for. The right panel puts each model at (p_check, p_stop) with the boundary **p_stop = p_check**,
+# the diagonal: above it a greedy answer ends after "The answer is N.", below it the greedy answer goes on to the
+# re-check. The two are probabilities of different next tokens, so p_stop + p_check ≤ 1: every point lies below the
+# dotted anti-diagonal.
+
+# %%
+if shipped_evals is not None:
+    problems = data.load_problems(grid.IN_DOMAIN, limit=size, seed=0)
+    base_model, base_tokenizer = models.load_model(MODEL, device=device)
+    switch_points = [{"series": "base model", "name": "base", "rollouts": 0,
+                      **switch.stop_probabilities(base_model, base_tokenizer, problems)}]
+    del base_model
+    for name in (n for n in names if manifest[n].get("method", n) in ("grpo", "sa-grpo")):
+        model, tokenizer = shipped.load_shipped(name, directory=adapters, device=device)
+        entry = {"method": name, **manifest[name]}
+        switch_points.append({"series": grid_labels[entry["method"]], "name": f"{entry['method']} s{entry['seed']}",
+                              "rollouts": entry["rollouts"], **switch.stop_probabilities(model, tokenizer, problems)})
+        del model
+    fig = plots.switch_figure(switch_points, curves=pair, colors=grid_colors,
+                              seeds={grid_labels[m]: grid_results["methods"][m]["seeds"] for m in ("grpo", "sa-grpo")},
+                              title="SAR's switch: ending the answer after \"The answer is N.\" or re-checking")
+    plots.save_figure(fig, "03_switch", FIGURES_DIR)
+    print(format_table(["model", "trained rollouts", "p_stop", "p_check", "share of questions with p_stop > p_check"],
+                       [[p["name"], p["rollouts"], p["p_stop"], p["p_check"], p["greedy_stop_share"]]
+                        for p in switch_points]))
+    print(f"(means over {switch_points[0]['n']} {grid.IN_DOMAIN} problems"
+          + ("; the grid measured no p_stop along training: points only)" if not any(
+              "p_stop" in e for curve in pair.values() for e in curve) else ")"))
+
+# %% [markdown]
+# **Why greedy length flips.** At that point greedy decoding takes the likelier of the two tokens: it ends the
+# answer on a question when p_stop > p_check there, and writes the whole re-check otherwise. So a question's greedy
+# answer is verbose however close p_stop comes to p_check, and loses the whole re-check (about as many tokens as
+# the gap between the verbose and the concise answers in section 7) the moment p_stop crosses it. The tiny model's
+# questions are alike, so they cross within a few evaluations of each other: the greedy mean length drops in one
+# or two steps of the figure in section 7, at a budget that differs from seed to seed.
+#
+# **Why sampled length drifts.** A sampled answer (temperature 1) stops there with probability p_stop, so its
+# expected length is about `L_concise + (1 − p_stop) · L_re-check`: linear in p_stop. As training moves p_stop a
+# little at every step, the sampled length moves a little at every step too, with no jump.
+#
+# **What moves p_stop.** In a group, SAR gives the concise answers of equal correctness the larger advantage
+# (section 3), so every SA-GRPO update raises the probability of ending after "The answer is N." a little; GRPO's
+# reward does not see the difference, so its p_stop only drifts. A seed that lagged is one whose p_stop has not yet
+# crossed p_check by the end of its budget: compare its point in the right panel with the switched seeds' and the
+# base model's.
+#
+# ## 9. Robustness: other seeds, twice the budget; and the switch in your own run
+#
+# The grid's seeds are few, and when a seed switches varies from seed to seed. Two more runs of `sar compare` test
+# the result: the same grid on seeds 3-5 (`REPLICATE_JSON`) and GRPO and SA-GRPO trained twice as long on six seeds
+# (`BUDGET_JSON`). The table reads the three files: each seed's final greedy length, the SA-GRPO seeds that
+# switched (by the rule of section 7, with the budget from which each stayed below the line) and claim C1's verdict.
+
+# %%
+comparisons = {name: (path, json.loads(Path(path).read_text())) for name, path in
+               (("grid", COMPARE_JSON), ("replicate", REPLICATE_JSON), ("doubled budget", BUDGET_JSON))
+               if Path(path).is_file()}
+if grid_results is not None and comparisons:
+    display(Markdown(verdicts.robustness_markdown(comparisons)))
+else:
+    print(f"none of {COMPARE_JSON}, {REPLICATE_JSON}, {BUDGET_JSON} is here")
+
+# %% [markdown]
+# ### A preset that shows the switch in your own run (for teachers)
+#
+# The live runs of sections 2-6 are too short to switch. To see SAR's switch on a student's 2-core CPU, set in
+# the parameters cell:
+#
+# ```python
+# STEPS = 120                 # 120 x 16 x 6 = 11,520 sampled answers per run
+# QUESTIONS_PER_STEP = 16     # the grid's batch
+# LEARNING_RATE = None        # the grid's rate (1e-3 on tiny-cpu)
+# ```
+#
+# or headless: `papermill 03_grpo_lora_4bit_training.ipynb out.ipynb -p STEPS 120 -p QUESTIONS_PER_STEP 16`. The live
+# runs then evaluate every 10 steps, and section 4 draws their greedy length along training. Whether one seed
+# switches is partly luck; the next cell states how often seeds did with these settings, measured on the
+# doubled-budget run (the same learning rate and batch, six seeds), and how long the two runs take.
+
+# %%
+if "doubled budget" in comparisons:
+    display(Markdown(verdicts.preset_markdown(comparisons["doubled budget"][1], BUDGET_JSON)))
+else:
+    print(f"{BUDGET_JSON} is not here: the preset's share of switching seeds cannot be stated")
+
+# %% [markdown]
+# ## 10. Accuracy: what RL does to held-out greedy and sampled accuracy, and why
+#
+# GRPO maximises the expected reward of **sampled** answers (temperature 1) to the **training** questions. On this
+# testbed that does two things to the held-out problems:
+#
+# * **sampled accuracy rises.** The update moves probability towards the answers that were sampled and right, and
+#   away from the slips that sampling at temperature 1 makes. The sampling distribution sharpens towards the
+#   model's best answer, so sampled answers get closer to the greedy one, on new questions too.
+# * **greedy accuracy falls.** The greedy answer is already the model's likeliest; sharpening cannot make it more
+#   likely, only move it. Where the base model's greedy answer is right, RL can only keep it or lose it; its
+#   errors are mostly noisy copies of a number from the question. The updates that fit the training problems
+#   drift the adapters; the regime study (`docs/regime.md`) finds that the answers the trained models lose are
+#   mostly such copies, that every setting it tried loses greedy accuracy, and that slower settings (a lower
+#   learning rate, bigger batches) delay both this fall and SAR's switch.
+#
+# So on this testbed RL trades held-out greedy accuracy for a sharper sampling distribution, for GRPO and SA-GRPO
+# alike, and the paper's "at equal accuracy" compares SA-GRPO with GRPO, not with the base model. The table reads
+# the regime study's pilots (`REGIME_JSON`) when they are here, the grid's otherwise.
+
+# %%
+pilots = json.loads(Path(REGIME_JSON).read_text()) if Path(REGIME_JSON).is_file() else None
+accuracy = verdicts.accuracy_summary(grid_results, pilots)
+display(Markdown(verdicts.accuracy_markdown(accuracy)))
+
+# %% [markdown]
+# ## 11. On a laptop GPU
 #
 # Switching is one parameter: set `PROFILE = "laptop-8gb"` and `MODEL = get_profile(PROFILE).model` (or a local
 # folder holding that model) in the parameters cell, set `WORKERS = 1` (one run at a time on one GPU), and run all
@@ -512,7 +706,7 @@ for check in checks:
 # full fine-tune (`docs/paper.md` §3). Compare the trends of the curves rather than single numbers, and for larger runs use the
 # TRL plug-in with vLLM rollouts (`docs/trl.md`).
 #
-# ## 9. The paper's other algorithm: PPO with a critic
+# ## 12. The paper's other algorithm: PPO with a critic
 #
 # The paper adds SAR to PPO as well: `R = R_VR + α · R_SA` again, but the baseline that turns a reward into an
 # advantage is a learnt **critic** instead of the group's mean (`sar_lib.ppo`, `sar train --algo ppo`). One answer
@@ -524,11 +718,11 @@ for check in checks:
 # The critic learns at twice the actor's learning rate from the clipped value loss. GRPO needs no critic because
 # its G answers to one question are their own baseline; PPO spends the same rollouts on G times as many questions.
 #
-# `sar compare --methods ... ppo sa-ppo` trains PPO and SA-PPO with the seeds of GRPO and SA-GRPO, the same steps,
-# learning rate and answers per step (an opt-in pair of the grid). The cell reads the committed grid: greedy
-# accuracy and length of the four methods, claim C7 (SA-PPO against PPO, C1's criterion), and the training
-# curves, the critic's **explained variance** among them, `1 − Var(R − V) / Var(R)` over the step's tokens (1: it
-# predicts the reward exactly; 0: no better than a constant).
+# PPO is **opt-in** in the grid: `sar compare --methods ... ppo sa-ppo` trains PPO and SA-PPO with the seeds of GRPO
+# and SA-GRPO, the same steps, learning rate and answers per step. When the grid of `COMPARE_JSON` holds them, the
+# cell shows greedy accuracy and length of the four methods, claim C7 (SA-PPO against PPO, C1's criterion), and the
+# training curves, the critic's **explained variance** among them, `1 − Var(R − V) / Var(R)` over the step's tokens
+# (1: it predicts the reward exactly; 0: no better than a constant); otherwise it says how to train them.
 
 # %%
 display(Markdown(verdicts.algorithms_markdown(grid_results, COMPARE_JSON, grid.IN_DOMAIN)))
@@ -537,64 +731,72 @@ if grid_results and {"ppo", "sa-ppo"} <= set(grid_results["methods"]):
     fig = compare.training_curves_figure(four, ("rewards/correctness/mean", "completions/mean_length", "sar/mean",
                                                 "critic/vf_explained_var"),
                                          title="GRPO and PPO, with and without SAR (grid: mean over seeds)")
-    plots.save_figure(fig, "03_grpo_vs_ppo_curves", FIGURES_DIR)
+    plots.save_figure(fig, "03_grpo_vs_ppo_curves", FIGURES_DIR);
 
 # %% [markdown]
-# ## 10. Verdict: what SAR did on this testbed, and why
+# ## 13. Verdict: what SAR did on this testbed
 #
 # The paper's claims are about long training of real models. This notebook's live runs are one seed and a few steps;
-# the test of the claims is `sar compare` (several seeds, 100 steps, the baselines, out-of-domain sets), whose
-# committed results (`COMPARE_JSON`) the verdict reads, with the premises P1-P5 of the **model card** (the file
-# `sar pretrain-tiny` writes next to the embedded model's weights, `sar_lib/assets/tiny/MODEL_CARD.md`, with every
-# figure measured on it) that decide the regime. A difference is an effect only beyond the seed noise and the
-# shuffled-SAR control; a set where the models are at chance is untestable.
+# the test of the claims is `sar compare` (several seeds, the baselines, out-of-domain sets), whose committed results
+# (`COMPARE_JSON`, and `BUDGET_JSON` at twice the budget) the verdict reads, with the premises P1-P5 of the **model
+# card** (the file `sar pretrain-tiny` writes next to the embedded model's weights,
+# `sar_lib/assets/tiny/MODEL_CARD.md`, with every figure measured on it) that decide the regime. A difference is an
+# effect only beyond the seed noise and the shuffled-SAR control; a set where the models are at chance is
+# untestable.
 
 # %%
 premises = verdicts.read_premises(models.resolve_model(MODEL) / "card.json")
-regime = verdicts.verbosity_regime(premises, alpha)
-drift = {labels[m]: tuple(d.values()) for m, d in    # first and last analysis.DRIFT_WINDOW steps
-         ((m, summary["methods"][m]["training_drift"]["completions/mean_length"]) for m in ("grpo", "sa-grpo"))}
-grpo_eval, sa_eval = evals[labels["grpo"]], evals[labels["sa-grpo"]]
-display(Markdown(verdicts.training_verdict(grid=grid_results, grid_note=grid_note, grid_path=COMPARE_JSON,
-                                           regime=regime, evals={"GRPO": grpo_eval, "SA-GRPO": sa_eval}, drift=drift,
-                                           dataset=grid.IN_DOMAIN, steps=STEPS)))
-shorter = verdicts.percent_shorter(grpo_eval["mean_length"], sa_eval["mean_length"])
+regime = verdicts.verbosity_regime(premises, grid_alpha)
+live = {labels[m]: evals[labels[m]] for m in ("grpo", "sa-grpo")}
+extended = comparisons.get("doubled budget")
+verdict = verdicts.training_verdict(grid=grid_results, grid_note=grid_note, grid_path=COMPARE_JSON, regime=regime,
+                                    live=live, steps=STEPS, extended=extended and extended[1],
+                                    extended_path=BUDGET_JSON, accuracy=accuracy)
+display(Markdown(verdict.markdown))
+grpo_eval, sa_eval = live.values()
 summary_path = write_summary(
     FIGURES_DIR, "03_grpo_lora_4bit_training", title=f"GRPO vs SA-GRPO: live runs of {STEPS} steps, seed {SEED}, "
                                                      f"and the grid's shipped models ({MODEL})",
     numbers={"wall seconds of the grid cell (this run)": round(wall, 1),
-             "SA-GRPO % shorter than GRPO (greedy)": round(shorter or 0.0, 1),
-             "SA-GRPO accuracy minus GRPO (points)": round(100 * (sa_eval["accuracy"] - grpo_eval["accuracy"]), 1),
+             "live runs: 2nd run % shorter than GRPO (greedy)":
+                 round(verdicts.percent_shorter(grpo_eval["mean_length"], sa_eval["mean_length"]) or 0.0, 1),
+             "live runs: 2nd run accuracy minus GRPO (points)":
+                 round(100 * (sa_eval["accuracy"] - grpo_eval["accuracy"]), 1),
+             **({"grid: SA-GRPO seeds switched": sum(x["switched"] for x in switches["seeds"].values())}
+                if grid_results else {}),
              **({"4-bit step on this device, seconds": round(four_bit_result["step_seconds"], 1)}
                 if four_bit_result else {})},
-    tables=[{"title": f"live runs: greedy evaluation on {grid.IN_DOMAIN} (n = {EVAL_SIZE})",
+    tables=[verdict.summary_table,
+            {"title": f"live runs: greedy evaluation on {grid.IN_DOMAIN} (n = {EVAL_SIZE})",
              "columns": ["model", "accuracy", "mean length"],
              "rows": [[name, round(e["accuracy"], 3), round(e["mean_length"], 1)] for name, e in evals.items()]},
             {"title": "seconds per step (mean)", "columns": ["run", "generate", "score", "update", "step"],
              "rows": [[label] + [round(t[p], 2) for p in parts + ["step"]] for label, t in times.items()]}]
-    + ([{"title": f"shipped models (seed 0 of the grid): greedy evaluation on {grid.IN_DOMAIN}",
+    + ([{"title": f"shipped models: greedy evaluation on {grid.IN_DOMAIN}",
          "columns": ["model", "accuracy", "mean length"],
-         "rows": [[row[0], round(row[1], 3), round(row[2], 1)] for row in shipped_rows]}]
-       if shipped_evals is not None else [])
-    + ([{"title": f"claims of {COMPARE_JSON}", "columns": ["claim", "verdict"],
-         "rows": [[r["id"], claims.verdict_word(r)] for r in claims.current_claims(grid_results)]}]
-       if grid_results else []))
+         "rows": [[row[0], round(row[2], 3), round(row[3], 1)] for row in shipped_rows]},
+        {"title": f"SAR's switch on {grid.IN_DOMAIN}", "columns": ["model", "rollouts", "p_stop", "p_check"],
+         "rows": [[p["name"], p["rollouts"], round(p["p_stop"], 3), round(p["p_check"], 3)] for p in switch_points]}]
+       if shipped_evals is not None else []))
 print(f"{summary_path}; this notebook ran in {time.perf_counter() - started:.0f} s")
 
 # %% [markdown]
 # ## Exercises
 #
-# Worked answers: `notebooks/solutions/03_grpo_lora_4bit_training_solutions.ipynb`. Every exercise needs the
-# imports `from sar_lib import analysis, compare, grid, grpo, runs` and
+# Worked answers: `notebooks/solutions/03_grpo_lora_4bit_training_solutions.ipynb`. The exercises need the imports
+# `from sar_lib import grpo, runs, switch`, `from sar_lib.lab import analysis, compare, grid, plots` and
 # `from sar_lib.grpo_config import GRPOConfig`.
 #
 # 1. **Seeds.** Build the runs with `seeds=(SEED, SEED + 1, SEED + 2)` (pass them to `compare.default_grid`) and plot
 #    `analysis.mean_curves` over the three runs of each method. Which differences of the live runs (section 4)
 #    survive the averaging? How many evaluation problems would you need to tell a 2-point accuracy difference from noise?
-# 2. **The weight of SAR.** Train SA-GRPO with α = 0.1 and 0.3: `grpo.train(GRPOConfig(reward="sar", alpha=0.1,
-#    seed=SEED, out=..., **settings))` with `settings` taken from `runs[0].config` (everything but the reward, alpha,
-#    seed and out), then read each run's final evaluation (`runs.read_eval(run_dir, "arith-test")`). Plot the final
-#    greedy accuracy and length against α. Does the length fall monotonically?
+# 2. **The weight of SAR.** Train SA-GRPO with the switch preset of section 9 (120 steps x 16 questions) at α = 0.1
+#    and at α = 0.3, seed `SEED` (`compare.default_grid(..., methods=("sa-grpo",))`, then `dataclasses.replace` the
+#    run's config with the α and a folder of its own), and compare them with the six α = 0.2 seeds of `BUDGET_JSON`:
+#    greedy length along training (`analysis.budget_curve` of each run, drawn with `plots.seed_curves`), the
+#    budget from which each run stays 20% below GRPO's mean, and p_stop at the end (`eval/p_stop` in
+#    `metrics.jsonl`). Does a larger α switch sooner? What can one seed per α tell, given how far apart the six
+#    α = 0.2 seeds switched? (About 12 minutes on 2 cores.)
 # 3. **R_SA alone.** The paper warns never to train on SAR alone (it collapses to short, shallow answers). Run the
 #    `"sar-only"` method (`methods=("sar-only",)`) for twice `STEPS` steps and watch `rewards/correctness/mean` and
 #    `completions/mean_length`. Why does the group-mean baseline not protect against this?
@@ -602,3 +804,9 @@ print(f"{summary_path}; this notebook ran in {time.perf_counter() - started:.0f}
 #    with an uninterrupted run's. Which columns must be equal, and why do the `time/*` columns differ?
 # 5. **Where the time goes.** Halve `MAX_NEW_TOKENS` and train fresh runs (another `RUNS_DIR`). Which part of the step
 #    shrinks, and why does the answers' length matter more for `generate` than for `update`?
+# 6. **Greedy against sampled accuracy.** From `COMPARE_JSON`, tabulate for the base model and every seed of GRPO
+#    and SA-GRPO the held-out greedy accuracy (`eval["arith-test"]["accuracy"]`) and sampled accuracy
+#    (`["sampled_accuracy"]`, 4 answers per problem at temperature 1). How large is the gap between the two before
+#    and after RL? Which of the two does GRPO's objective raise, on which questions, and why can the greedy answer to
+#    a new question get worse while the sampled answers get better? What would you change in the training to keep
+#    the greedy accuracy (section 10 and `docs/regime.md`)?

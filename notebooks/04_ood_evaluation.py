@@ -27,7 +27,7 @@
 # (efficient reasoner) gives a correct answer `r = −(2·sigmoid((L − μ_c) / σ_c) − 1)`, `μ_c` and `σ_c` the mean and
 # standard deviation of the lengths of the group's correct answers, and a wrong one 0. This notebook evaluates, live, the models the
 # grid of `sar compare` trained for 100 steps on arithmetic only (their LoRA adapters ship with the package,
-# `sar_lib.shipped`; notebook 03 shows their training) and the base model, on:
+# `sar_lib.lab.shipped`; notebook 03 shows their training) and the base model, on:
 #
 # | set | what it is | domain |
 # |---|---|---|
@@ -67,8 +67,9 @@ from pathlib import Path
 
 from IPython.display import Markdown, display
 
-from sar_lib import analysis, claims, compare, data, grid, models, plots, shipped, verdicts
-from sar_lib.demo import format_table, write_summary
+from sar_lib import data, models
+from sar_lib.lab import analysis, claims, compare, grid, plots, shipped, verdicts
+from sar_lib.lab.demo import format_table, write_summary
 
 started = time.perf_counter()
 benchmarks, missing = data.available_benchmarks(DATA_DIR) if BENCHMARK_LIMIT else ({}, [])
@@ -277,9 +278,9 @@ print(f"\nno {grid.IN_DOMAIN} answer of any model shows: {', '.join(absent) or '
 # ## 5. Verdict
 #
 # The shipped models are one seed each; the claims are judged on `sar compare`'s grid (`COMPARE_JSON`, several seeds
-# for GRPO and SA-GRPO), with the rules of `sar_lib.claims`: a difference is an effect only beyond the seed noise
+# for GRPO and SA-GRPO), with the rules of `sar_lib.lab.claims`: a difference is an effect only beyond the seed noise
 # (a two-sided Welch test at 5% over the seeds), and a claim measured on a set at its floor is untestable here. The
-# table gives each claim's criterion in short (in full, with the measured numbers: `sar_lib/claims.py` and the
+# table gives each claim's criterion in short (in full, with the measured numbers: `sar_lib/lab/claims.py` and the
 # grid's JSON); the shipped models' differences from GRPO, per set, go to `04_summary.json`.
 
 # %%

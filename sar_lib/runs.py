@@ -16,7 +16,7 @@ the only code that writes or reads them::
     eval_<set>_records.jsonl        that evaluation's answers, one per problem
     train.lock                      the pid of the process training it       training_lock
 
-The trainer writes the evaluation of its ``eval_dataset`` at its last step; ``sar_lib.grid`` adds
+The trainer writes the evaluation of its ``eval_dataset`` at its last step; ``sar_lib.lab.grid`` adds
 the other sets beside it, in the same format, and keeps the base model's in a folder of its own
 (evaluation files only). An evaluation is reused when its key matches (:func:`matching_eval`).
 Outside any run folder, ``sar eval --json FILE`` stores one evaluation and its answers in one file

@@ -72,7 +72,7 @@ PY
     echo "setup: $(( $(date +%s) - start )) s"
     budget_curve "$@" &
     local curve=$!
-    "$PYTHON" -m sar_lib.cli gpu-check --json "$OUT_DIR/gpu_check.json" \
+    "$PYTHON" -m sar_lib.lab.cli gpu-check --json "$OUT_DIR/gpu_check.json" \
         --time-budget "${GPU_CHECK_BUDGET_S:-200}" "$@"
     local rc=$?
     echo "gpu check: exit code $rc, $(( $(date +%s) - start )) s"
@@ -87,7 +87,7 @@ budget_curve() {
     if [[ " $* " == *" --dry-run "* ]]; then  # the same command on CPU, in miniature
         args=(--methods grpo sa-grpo --device cpu --quick --out runs/gpu_curve)
     fi
-    timeout "${GPU_CURVE_BUDGET_S:-480}" "$PYTHON" -m sar_lib.cli compare "${args[@]}" --no-progress \
+    timeout "${GPU_CURVE_BUDGET_S:-480}" "$PYTHON" -m sar_lib.lab.cli compare "${args[@]}" --no-progress \
         --json "$OUT_DIR/budget_curve_gpu.json" --figures runs/gpu_curve/figures > "$OUT_DIR/budget_curve_gpu.log" 2>&1
     echo "budget curve: exit code $? (124: cut at GPU_CURVE_BUDGET_S), $(tail -n 1 "$OUT_DIR/budget_curve_gpu.log")"
     tar czf "$OUT_DIR/gpu_curve_runs.tar.gz" --exclude=completions.jsonl --exclude=optimizer.pt \

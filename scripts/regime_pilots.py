@@ -19,10 +19,10 @@ import statistics
 from pathlib import Path
 
 from sar_lib import runs as run_files
-from sar_lib.analysis import budget_curve, shortening_onsets
-from sar_lib.claims import C1_MIN_LENGTH_REDUCTION
-from sar_lib.compare import default_grid
-from sar_lib.grid import IN_DOMAIN, run_grid
+from sar_lib.lab.analysis import budget_curve, shortening_onsets
+from sar_lib.lab.claims import C1_MIN_LENGTH_REDUCTION
+from sar_lib.lab.compare import default_grid
+from sar_lib.lab.grid import IN_DOMAIN, run_grid
 
 ROOT = Path("runs/regime")
 TABLE_JSON = Path("docs/regime_pilots.json")

@@ -2,7 +2,7 @@
 
 Each block sits between ``<!-- begin:NAME -->`` and ``<!-- end:NAME -->`` in README.md or in one of the
 pages ``docs/*.md``; a page holds any of the blocks below, and each block must be on some page. This
-script reads the result files and rewrites the blocks; their text is built in ``sar_lib.readme_text``,
+script reads the result files and rewrites the blocks; their text is built in ``sar_lib.lab.readme_text``,
 except what the notebooks and ``sar compare`` show too (``model_card.premises_table``,
 ``verdicts.grid_summary``, the Markdown file ``sar compare`` writes). Blocks of other names (written by
 other scripts) are left alone.
@@ -24,7 +24,7 @@ docs/:
   ``sar premises --model <first testbed's model> --json docs/premises_testbed_v1.json``);
 * ``grpo-vs-sar`` (grid.md): the claims and results tables of ``sar compare`` (``figures/grpo_vs_sar.md``);
 * ``grid-verdict`` (grid.md): what SAR did on the testbed and why, in the words of notebook 03's verdict
-  (``sar_lib.verdicts.grid_summary``, from the grid's JSON and the card);
+  (``sar_lib.lab.verdicts.grid_summary``, from the grid's JSON and the card);
 * ``budget-curve`` (grid.md): the budget curve of ``sar compare`` and when SA-GRPO separates from GRPO
   and the shuffled-SAR control (``readme_text.budget_markdown``, from the grid's JSON);
 * ``model-change`` (model_change.md): what the new embedded model moved on C1-C7: each claim's verdict and
@@ -53,9 +53,9 @@ import re
 import sys
 from pathlib import Path
 
-from sar_lib import readme_text, verdicts
-from sar_lib.grid import METHODS
-from sar_lib.model_card import premises_table
+from sar_lib.lab import readme_text, verdicts
+from sar_lib.lab.grid import METHODS
+from sar_lib.lab.model_card import premises_table
 from sar_lib.models import PROFILES, TINY_DIR
 
 REPO = Path(__file__).resolve().parent.parent

@@ -1,10 +1,10 @@
-"""sar_lib.analysis: statistics over seeds, behaviour counts, answer styles and curves."""
+"""sar_lib.lab.analysis: statistics over seeds, behaviour counts, answer styles and curves."""
 
 import json
 
 import pytest
 
-from sar_lib.analysis import budget_curve, count_behaviours, mean_curves, stats, style_shares
+from sar_lib.lab.analysis import budget_curve, count_behaviours, mean_curves, stats, style_shares
 
 
 def test_stats_mean_and_sample_std():

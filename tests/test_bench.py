@@ -1,4 +1,4 @@
-"""sar_lib.bench: the step-timing benchmarks (SAR's overhead, our step vs TRL's) in tiny sizes."""
+"""sar_lib.lab.bench: the step-timing benchmarks (SAR's overhead, our step vs TRL's) in tiny sizes."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import pytest
 import torch
 from conftest import positive
 
-from sar_lib import bench
-from sar_lib.cli import main
-from sar_lib.memory_probe import ProbeShape
+from sar_lib.lab import bench
+from sar_lib.lab.cli import main
+from sar_lib.lab.memory_probe import ProbeShape
 
 # Steps of the conftest random model (60k parameters): a fraction of a second each on 2 cores.
 TINY = bench.BenchSizes(questions_per_step=2, group_size=2, answer_tokens=8, warmup_steps=1, steps=2, trl_cycles=1,

@@ -1,4 +1,4 @@
-"""The paper's claims as small-scale criteria (sar_lib.claims), on hand-made grid summaries: the
+"""The paper's claims as small-scale criteria (sar_lib.lab.claims), on hand-made grid summaries: the
 criteria, the noise rule (Welch over seeds, separate ranges for one seed, the shuffled-SAR control)
 and the floor. The statistics themselves: tests/test_stats.py."""
 
@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from sar_lib import claims
-from sar_lib.stats import compare_seeds
+from sar_lib.lab import claims
+from sar_lib.lab.stats import compare_seeds
 
 BASELINES = {"O1-pruner": ["o1-0.03", "o1-0.1"], "ER": ["er-0.03", "er-0.1"]}
 
@@ -90,7 +90,7 @@ def test_every_claim_is_judged_from_its_own_methods():
         **{"o1_0.03": _method({d: (50.0, 0.58)}), "o1_0.1": _method({d: (30.0, 0.40)}),
            "er_0.03": _method({d: (55.0, 0.62)}), "er_0.1": _method({d: (45.0, 0.62)})})
     rows = _check(summary, ood)
-    assert [r for r in rows] == ["C1", "C2", "C3", "C4", "C5", "C6", "C7"]
+    assert [r for r in rows] == ["C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8"]
     assert rows["C1"]["status"] == "holds" and rows["C1"]["holds"] is True
     # O1 at length 40: halfway between (30, 0.40) and (50, 0.58) -> 0.49 < 0.61; ER: flat 0.62 > 0.61
     assert rows["C2"]["numbers"]["O1-pruner"]["accuracy_at_sa_length"] == pytest.approx(0.49)
@@ -98,8 +98,9 @@ def test_every_claim_is_judged_from_its_own_methods():
     assert rows["C3"]["holds"] is True and rows["C4"]["holds"] is True
     assert rows["C5"]["holds"] is True and rows["C6"]["holds"] is True and rows["C6"]["judged_on"] == ["symbolic-test"]
     assert rows["C7"]["status"] == "not_run" and rows["C7"]["holds"] is None
+    assert rows["C8"]["status"] == "not_run"   # no base model in this summary
     table = claims.claims_markdown(list(rows.values()))
-    assert table.count("\n") == 8 and "**does not hold**" in table and "**holds**" in table
+    assert table.count("\n") == 9 and "**does not hold**" in table and "**holds**" in table
     json.dumps(list(rows.values()), allow_nan=False)   # the grid's JSON takes every row as it is
 
 
@@ -272,3 +273,26 @@ def test_current_claims_judge_an_old_file_again():
     assert claims.verdict_word({"holds": False}) == "does not hold"   # a row without a status
     summary["claims"] = list(rows.values())
     assert claims.current_claims(summary) == summary["claims"]         # current rows are kept
+
+
+def test_c8_rl_improves_on_the_base_judged_against_the_base_and_grpo():
+    d = "arith-test"
+    spread = (-1.0, 0.0, 1.0, 0.5, -0.5)   # five seeds, +-1 point of accuracy
+
+    def summary(sa_accuracy, grpo_accuracy=0.60, base_accuracy=0.585):
+        s = _summary(grpo=_method({d: (70.0, grpo_accuracy)}, spread=spread),
+                     sa_grpo=_method({d: (40.0, sa_accuracy)}, spread=spread))
+        s["base"] = {d: {"accuracy": base_accuracy, "mean_length": 78.0, "n": 200}}
+        return _check(s)["C8"]
+
+    above = summary(0.60)
+    assert above["status"] == "holds" and above["numbers"]["points_above_base"] == pytest.approx(1.5)
+    assert claims.measured(above).startswith("base 58.5% / 78.0 tok, GRPO 60.0% / 70.0 tok, SA-GRPO 60.0%")
+    # every seed below the base (57.0-59.0 < 58.5 fails for the top seed): inside the noise
+    assert summary(0.58, grpo_accuracy=0.58)["status"] == "not_separable"
+    # every seed 2 points or more below the base: beyond the noise
+    below = summary(0.55, grpo_accuracy=0.55)
+    assert below["status"] == "does_not_hold" and below["numbers"]["base_test"]["outcome"] == "fail"
+    # above the base but 5 points below GRPO, beyond Welch's noise
+    assert summary(0.60, grpo_accuracy=0.65)["status"] == "does_not_hold"
+    assert summary(0.60, grpo_accuracy=0.65)["numbers"]["accuracy_test"]["outcome"] == "fail"

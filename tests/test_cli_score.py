@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from sar_lib import sar
-from sar_lib.cli import main
+from sar_lib.lab.cli import main
 
 PAIRS = [
     ("Tom has 3 apples and buys 5 more. How many apples does Tom have now?",

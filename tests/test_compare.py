@@ -1,4 +1,4 @@
-"""sar_lib.compare: the `sar compare` command end to end on the random test model (the grid, its cache
+"""sar_lib.lab.compare: the `sar compare` command end to end on the random test model (the grid, its cache
 and the results JSON and figures), and its command line."""
 
 import hashlib
@@ -9,8 +9,8 @@ import pytest
 import torch
 from conftest import SMALL_GRID
 
-from sar_lib import analysis, compare, grid, shipped
-from sar_lib.cli import main
+from sar_lib.lab import analysis, compare, grid, shipped
+from sar_lib.lab.cli import main
 from sar_lib.runs import read_config, read_eval, read_metrics
 
 EVAL_SETS = {"arith-test": 4, "logic-test": 3}
@@ -67,8 +67,12 @@ def test_quick_grid_writes_the_schema_then_reuses_and_resumes(tiny_dir, tmp_path
         final = on_disk["methods"][name]["eval"]["arith-test"]   # the last step's evaluation is the final one
         assert curve[-1]["accuracy"]["per_seed"] == final["accuracy"]["per_seed"]
         assert curve[-1]["mean_length"]["mean"] == pytest.approx(final["mean_length"]["mean"])
+        # SAR's switch along training (sar_lib.switch), from the base model's on
+        assert all(0 <= e["p_stop"]["mean"] <= 1 for e in curve)
+        assert curve[0]["p_stop"]["mean"] == on_disk["base"]["arith-test"]["p_stop"]
     claims = {c["id"]: c for c in on_disk["claims"]}
-    assert list(claims) == ["C1", "C2", "C3", "C4", "C5", "C6", "C7"]
+    assert list(claims) == ["C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8"]
+    assert claims["C8"]["numbers"]["base"][1] == on_disk["base"]["arith-test"]["accuracy"]
     grpo, sa = on_disk["methods"]["grpo"]["eval"]["arith-test"], on_disk["methods"]["sa-grpo"]["eval"]["arith-test"]
     assert claims["C1"]["numbers"]["grpo"] == [grpo["mean_length"]["mean"], grpo["accuracy"]["mean"]]
     assert claims["C1"]["numbers"]["accuracy_drop_points"] == pytest.approx(
@@ -218,7 +222,7 @@ def test_device_cuda_without_a_gpu_fails_before_anything_trains(monkeypatch, tmp
     assert not (tmp_path / "grid").exists()
 
 
-# ---------------------------------------------------------------- the shipped adapters (sar_lib.shipped)
+# ---------------------------------------------------------------- the shipped adapters (sar_lib.lab.shipped)
 @pytest.fixture(scope="module")
 def finished_grid(tiny_dir, tmp_path_factory):
     """A miniature grid of GRPO and SA-GRPO, seeds 0 and 1, trained once for the shipping tests: its results JSON."""
@@ -316,7 +320,7 @@ def test_load_shipped_names_what_is_shipped_and_how_to_ship(shipment, tmp_path, 
 
 
 def test_cli_ships_the_adapters_only_with_the_flag(finished_grid, monkeypatch, tmp_path, capsys):
-    from sar_lib.cli import build_parser
+    from sar_lib.lab.cli import build_parser
 
     assert build_parser().parse_args(["compare", "--ship-adapters"]).ship_adapters == str(shipped.SHIPPED_DIR)
     monkeypatch.setattr(compare, "compare", lambda *args, **kwargs: finished_grid)   # the grid is trained already
@@ -332,7 +336,7 @@ def test_cli_ships_the_adapters_only_with_the_flag(finished_grid, monkeypatch, t
 
 
 def test_a_quick_grid_never_replaces_the_shipped_adapters(capsys):
-    from sar_lib.shipped import SHIPPED_DIR
+    from sar_lib.lab.shipped import SHIPPED_DIR
 
     assert main(["compare", "--quick", "--ship-adapters"]) == 2
     assert "--quick" in capsys.readouterr().err

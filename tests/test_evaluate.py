@@ -6,7 +6,7 @@ import pytest
 
 import sar_lib.evaluate as evaluate_module
 import sar_lib.models as models
-from sar_lib.cli import main
+from sar_lib.lab.cli import main
 from sar_lib.evaluate import evaluate, format_evaluation, summary
 from sar_lib.generation import Rollouts
 from sar_lib.problem import Problem

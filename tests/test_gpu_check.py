@@ -1,4 +1,4 @@
-"""sar_lib.gpu_check: its dry run on CPU (the same code as on a GPU, models shrunk), failures recorded, the CLI."""
+"""sar_lib.lab.gpu_check: its dry run on CPU (the same code as on a GPU, models shrunk), failures recorded, the CLI."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 import torch
 from conftest import positive
 
-from sar_lib import gpu_check
-from sar_lib.cli import main
+from sar_lib.lab import gpu_check
+from sar_lib.lab.cli import main
 from sar_lib.models import get_profile
 
 

@@ -1,11 +1,11 @@
-"""sar_lib.grid: the methods' configs, grid validation, and runs in worker processes."""
+"""sar_lib.lab.grid: the methods' configs, grid validation, and runs in worker processes."""
 
 import pytest
 from conftest import SMALL_GRID
 
-from sar_lib import grid
+from sar_lib.lab import grid
 from sar_lib import rewards as R
-from sar_lib.grid import grid_runs, run_grid
+from sar_lib.lab.grid import grid_runs, run_grid
 from sar_lib.grpo_config import GRPOConfig
 from sar_lib.runs import read_metrics
 

@@ -8,8 +8,8 @@ import torch
 
 from sar_lib import grpo
 from sar_lib import rewards as R
-from sar_lib.cli import main
-from sar_lib.cli import build_parser
+from sar_lib.lab.cli import main
+from sar_lib.lab.cli import build_parser
 from sar_lib.grpo import group_advantages, load_run, step_questions, train
 from sar_lib.grpo_config import GRPOConfig
 from sar_lib.policy_gradient import answer_losses, k3_kl, ppo_clip_loss, shaping_reward, update_plan

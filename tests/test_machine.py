@@ -1,4 +1,4 @@
-"""sar_lib.machine: what a measurement records about the machine and the memory a process took."""
+"""sar_lib.lab.machine: what a measurement records about the machine and the memory a process took."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import torch
 
-from sar_lib import machine
+from sar_lib.lab import machine
 
 
 def test_machine_info_is_json_and_names_the_machine():

@@ -1,11 +1,11 @@
-"""sar_lib.memory_probe: the naive baseline computes the same log-probs, and chunking saves memory."""
+"""sar_lib.lab.memory_probe: the naive baseline computes the same log-probs, and chunking saves memory."""
 
 from __future__ import annotations
 
 import torch
 from conftest import positive
 
-from sar_lib.memory_probe import ProbeShape, measure_logprob_memory, naive_answer_logprobs
+from sar_lib.lab.memory_probe import ProbeShape, measure_logprob_memory, naive_answer_logprobs
 from sar_lib.perplexity import answer_logprobs, pack_sequences
 
 # Large enough (chunk ~65 MB, naive ~400 MB) to rise above the probe process's earlier peak.

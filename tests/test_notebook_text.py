@@ -1,10 +1,10 @@
-"""The prose of notebooks 01, 02 and 04 agrees with their committed outputs.
+"""The prose of notebooks 01-04 agrees with their committed outputs.
 
 Read from the committed notebooks, no model run: terms are explained where they first appear, the
 sentences that state a model's number are rendered from the outputs (so they match the tables printed
 next to them), the corrected claims stay corrected, the verdicts are short (a table and a few
-sentences) and no cell prints a wall. After a retrained model, `sar demo --only 01 02 04` rewrites
-outputs and rendered text together, and these tests keep holding.
+sentences) and no cell prints a wall. After a retrained model, `sar demo` rewrites outputs and
+rendered text together, and these tests keep holding.
 """
 
 from __future__ import annotations
@@ -14,16 +14,21 @@ import re
 
 import nbformat
 import pytest
+from papermill.translators import PythonTranslator
 
-from sar_lib import demo, ranking
+from sar_lib import rewards
+from sar_lib.lab import demo, grid, plots, ranking, verdicts
 
 NOTEBOOKS = demo.NOTEBOOKS_DIR
 PERPLEXITY = NOTEBOOKS / "01_perplexity_math.ipynb"
 RANKING = NOTEBOOKS / "02_sar_quality_ranking.ipynb"
+TRAINING = NOTEBOOKS / "03_grpo_lora_4bit_training.ipynb"
 OOD = NOTEBOOKS / "04_ood_evaluation.ipynb"
-OURS = [PERPLEXITY, RANKING, OOD]
+OURS = [PERPLEXITY, RANKING, TRAINING, OOD]
 ANSWER_KEYS = [demo.NOTEBOOKS_DIR / demo.SOLUTIONS / f"{p.stem}_solutions.ipynb" for p in OURS]
 GRID_JSON = demo.REPO_DIR / "figures" / "grpo_vs_sar.json"
+BUDGET_JSON = demo.REPO_DIR / "docs" / "grid_budget_19200.json"
+FIGURES = demo.REPO_DIR / "figures"
 MAX_PRINTED_LINES = 40   # what one cell may print (streams and rendered Markdown)
 MAX_VERDICT_SENTENCES = 5
 
@@ -296,3 +301,129 @@ def test_04_says_why_its_base_accuracy_differs_from_the_grid():
     assert f"{here:.1f}% of the {n_here} arith-test problems" in printed
     assert f"{100 * base['accuracy']:.1f}%" in printed and f"evaluates {base['n']} problems" in printed
     assert "count different problems" in printed
+
+
+# ---------------------------------------------------------------- 03
+TRAINING_KEY = ANSWER_KEYS[OURS.index(TRAINING)]
+
+
+def _parameters(path) -> dict[str, str]:
+    """The parameters cell as papermill reads it: {name: default as written}; every line must parse."""
+    cell = next(c for c in _cells(path) if "parameters" in c.metadata.get("tags", []))
+    found = {p.name: p.default for p in PythonTranslator.inspect(cell)}
+    assignments = [line for line in cell.source.splitlines() if re.match(r"[A-Z_]+ = ", line)]
+    assert len(found) == len(assignments), f"{path.name}: papermill cannot read every parameter line"
+    return found
+
+
+@pytest.mark.parametrize("path", [TRAINING, TRAINING_KEY], ids=lambda p: p.stem)
+def test_03_parameters_parse(path):
+    _parameters(path)
+
+
+def test_03_has_the_reward_parameters_and_the_switch_preset():
+    found = _parameters(TRAINING)
+    assert found["REWARD"] == '"sar"' and found["REWARD"].strip('"') in rewards.REWARD_NAMES
+    assert float(found["ALPHA"]) == grid.METHODS["sa-grpo"].alpha and found["LEARNING_RATE"] == "None"
+    runs = _code_cell(_cells(TRAINING), "compare.default_grid(RUNS_DIR")
+    assert "reward=REWARD, alpha=ALPHA" in runs.source and "LEARNING_RATE" in runs.source
+    preset = verdicts.SWITCH_PRESET
+    cell = next(c for c in _cells(TRAINING) if c.cell_type == "markdown" and "### A preset" in c.source)
+    rollouts = preset["steps"] * preset["questions_per_step"] * 6
+    assert f"STEPS = {preset['steps']} " in cell.source and f"QUESTIONS_PER_STEP = {preset['questions_per_step']} " \
+        in cell.source and f"{rollouts:,} sampled answers" in cell.source
+    assert f"{preset['learning_rate']:g}" in cell.source and "LEARNING_RATE = None" in cell.source
+    assert grid.SHORT_RUN_LEARNING_RATES["tiny-cpu"] == preset["learning_rate"]   # None means the preset's rate
+    comments = next(c for c in _cells(TRAINING) if "parameters" in c.metadata.get("tags", [])).source
+    assert f"switch preset: {preset['steps']}" in comments and f"switch preset: {preset['questions_per_step']}" in comments
+
+
+def test_03_preset_share_is_computed_from_the_doubled_budget():
+    if not BUDGET_JSON.is_file():
+        pytest.skip("no doubled-budget JSON")
+    printed = _outputs(_code_cell(_cells(TRAINING), "verdicts.preset_markdown("))
+    assert printed.strip() == verdicts.preset_markdown(json.loads(BUDGET_JSON.read_text()),
+                                                       "../docs/grid_budget_19200.json").strip()
+
+
+def test_03_slips_stay_fixed():
+    cells = _cells(TRAINING)
+    prose = "\n".join(c.source for c in cells if c.cell_type == "markdown")
+    assert not re.search(r"right panel[^.]*greedy length|greedy length[^.]*right panel", prose)
+    assert "greedy length in the left panel" in prose and plots.SEED_PANELS[0][0] == "mean_length"
+    assert "greedy accuracy of section 5" not in prose and "or nearly" not in prose
+    live = _outputs(_code_cell(cells, "verdicts.live_runs_sentence("))
+    table = _table_rows(live.split("After ")[0], "model")
+    base = table["base model"]
+    assert f"the base model's {100 * float(base[0]):.1f}% on the same" in live
+    for name, row in table.items():
+        if name != "base model" and not name.startswith("-"):
+            assert f"{100 * float(row[0]):.1f}% ({name})" in live
+    # the PPO figure is drawn only from a grid with PPO runs; a stale copy is not kept
+    has_ppo = GRID_JSON.is_file() and {"ppo", "sa-ppo"} <= set(json.loads(GRID_JSON.read_text())["methods"])
+    assert (FIGURES / "03_grpo_vs_ppo_curves.png").is_file() == has_ppo
+    assert "PPO is opt-in" in _outputs(_code_cell(cells, "verdicts.algorithms_markdown(")) or has_ppo
+    # every figure file of notebook 03 is written, and shown, by a cell
+    written = {m for c in cells if c.cell_type == "code" for m in re.findall(r'save_figure\(fig, "(03_\w+)"', c.source)}
+    assert {p.stem for p in FIGURES.glob("03_*.png")} <= written and "03_accuracy_vs_length" in written
+
+
+def test_03_shows_switched_and_lagged_seeds_by_the_rule():
+    if not GRID_JSON.is_file():
+        pytest.skip("no grid JSON")
+    cells = _cells(TRAINING)
+    switches = verdicts.switched_seeds(json.loads(GRID_JSON.read_text()))
+    table = _table_rows(_outputs(_code_cell(cells, "verdicts.switched_seeds(grid_results)")), "SA-GRPO seed")
+    for seed, x in switches["seeds"].items():
+        assert table[f"s{seed}"][2] == ("yes" if x["switched"] else "no (lagged)")
+    examples = _outputs(_code_cell(cells, "verdicts.example_seeds("))
+    shipped_table = _table_rows(_outputs(_code_cell(cells, "shipped.evaluate_shipped(")), "shipped model")
+    shipped = {name.split(" s")[-1]: row[0] for name, row in shipped_table.items() if name.startswith("SA-GRPO")}
+    for kind in ("switched", "lagged"):
+        if kind in shipped.values():
+            seed = next(s for s, k in shipped.items() if k == kind)
+            assert f"[SA-GRPO s{seed} ({kind})]" in examples, f"a {kind} seed is shipped: show its answers"
+        else:
+            assert f"no SA-GRPO seed that {kind} is shipped here" in examples
+    assert "[base model]" in examples and "[GRPO s" in examples
+
+
+def test_03_switch_figure_is_drawn_from_the_measured_points():
+    cells = _cells(TRAINING)
+    cell = _code_cell(cells, "plots.switch_figure(")
+    printed = _outputs(cell)
+    rows = _table_rows(printed, "model")
+    assert "base" in rows and any(name.startswith("sa-grpo s") for name in rows)
+    for row in rows.values():
+        p_stop, p_check = float(row[1]), float(row[2])
+        assert 0 <= p_stop + p_check <= 1.0005
+    prose = "\n".join(c.source for c in cells if c.cell_type == "markdown")
+    assert "p_stop = p_check" in prose and "Why greedy length flips" in prose and "Why sampled length drifts" in prose
+
+
+def test_03_robustness_and_accuracy_are_read_from_the_files():
+    cells = _cells(TRAINING)
+    robustness = _outputs(_code_cell(cells, "verdicts.robustness_markdown("))
+    for path in ("grid_replicate_seeds_345.json", "grid_budget_19200.json"):
+        if (demo.REPO_DIR / "docs" / path).is_file():
+            assert path in robustness
+    accuracy = _outputs(_code_cell(cells, "verdicts.accuracy_markdown("))
+    regime = demo.REPO_DIR / "docs" / "regime_pilots.json"
+    grid_results = json.loads(GRID_JSON.read_text()) if GRID_JSON.is_file() else None
+    expected = verdicts.accuracy_summary(grid_results, json.loads(regime.read_text()) if regime.is_file() else None)
+    assert accuracy.strip() == verdicts.accuracy_markdown(expected).strip()
+    exercises = cells[-1].source
+    assert "Greedy against sampled accuracy" in exercises and "sampled_accuracy" in exercises
+
+
+def test_03_alpha_exercise_uses_runs_that_differ():
+    exercises = _cells(TRAINING)[-1].source
+    weight = exercises.split("**The weight of SAR.**")[1].split("\n3. ")[0]
+    assert "switch preset" in weight and "BUDGET_JSON" in weight
+    cell = _code_cell(_cells(TRAINING_KEY), "sweep_results, _ = grid.run_grid(")
+    rows = _table_rows(_outputs(cell), "run")
+    alphas = {name: row for name, row in rows.items() if name.startswith("α = ")}
+    assert len(alphas) == 3
+    assert len({(row[1], row[3]) for row in alphas.values()}) > 1, "the sweep's runs must show a difference"
+    key = _cells(TRAINING_KEY)
+    assert "Greedy against sampled accuracy" in "\n".join(c.source for c in key if c.cell_type == "markdown")

@@ -16,8 +16,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from sar_lib import demo
-from sar_lib.cli import main
+from sar_lib.lab import demo
+from sar_lib.lab.cli import main
 from sar_lib.models import TINY_DIR, build_tiny_model
 
 NOTEBOOKS, _ = demo.find_notebooks()
@@ -66,7 +66,7 @@ def test_fast_parameters_exist_for_every_notebook_and_answer_key():
     names = [p.stem for p in NOTEBOOKS]
     assert "01_perplexity_math" in names and "02_sar_quality_ranking" in names
     for name in [p.stem for p in ALL]:
-        assert name in demo.FAST, f"add a FAST parameter set for {name} to sar_lib/demo.py"
+        assert name in demo.FAST, f"add a FAST parameter set for {name} to sar_lib/lab/demo.py"
 
 
 def test_every_numbered_notebook_has_its_answer_key():
@@ -108,12 +108,35 @@ def test_every_cited_section_of_the_paper_page_exists():
                 assert section in sections, f"{path.name} cites docs/paper.md {section}, which does not exist"
 
 
+def _figure_cells_without_image(nb) -> list[int]:
+    """Indices of the code cells that save a figure (``plots.save_figure``) but show no image."""
+    return [i for i, cell in enumerate(nb.cells) if cell.cell_type == "code" and "save_figure(" in cell.source
+            and not any("image/png" in output.get("data", {}) for output in cell.get("outputs", []))]
+
+
+def test_committed_notebooks_show_their_figures_inline():
+    for path in ALL:
+        missing = _figure_cells_without_image(nbformat.read(path, as_version=4))
+        assert not missing, f"{path.name}: cells {missing} save a figure but hold no image (rerun `sar demo`)"
+
+
+def test_demo_kernel_draws_inline_whatever_the_callers_backend(tmp_path, monkeypatch):
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    source = tmp_path / "nb" / "01_figure.ipynb"
+    _write_notebook(source, "FIGURES_DIR = 'figures'",
+                    "import matplotlib.pyplot as plt\nfrom sar_lib.lab import plots\nfig, ax = plt.subplots()\n"
+                    "ax.plot([1, 2])\nplots.save_figure(fig, 'x', FIGURES_DIR);")
+    run = demo.run_notebook(source, tmp_path / "out" / source.name, cwd=tmp_path, progress=False)
+    assert run.ok, run.error
+    assert _figure_cells_without_image(nbformat.read(tmp_path / "out" / source.name, as_version=4)) == []
+
+
 def test_every_notebook_ends_with_a_rendered_verdict():
     for path in NOTEBOOKS:
         cells = nbformat.read(path, as_version=4).cells
         verdict = cells[-2]
         assert verdict.cell_type == "code" and "verdicts." in verdict.source and "Markdown(" in verdict.source, \
-            f"{path.name}: the cell before the exercises must render its verdict (sar_lib.verdicts)"
+            f"{path.name}: the cell before the exercises must render its verdict (sar_lib.lab.verdicts)"
 
 
 def test_committed_outputs_hold_no_warnings_or_stale_runs():
@@ -221,7 +244,7 @@ def test_in_place_run_replaces_only_notebooks_that_ran(tmp_path):
     notebooks = tmp_path / "notebooks"
     _write_notebook(notebooks / "01_ok.ipynb", "FIGURES_DIR = '../figures'",
                     "from pathlib import Path\nPath(FIGURES_DIR).mkdir(exist_ok=True)\n"
-                    "from sar_lib.demo import write_summary\n"
+                    "from sar_lib.lab.demo import write_summary\n"
                     "write_summary(FIGURES_DIR, '01_ok', title='t', numbers={'answer': 42})\nprint('ran')")
     _write_notebook(notebooks / "02_fails.ipynb", "X = 1", "1 / 0")
     failing_before = (notebooks / "02_fails.ipynb").read_text()

@@ -11,7 +11,7 @@ import pytest  # noqa: E402
 from matplotlib.collections import PolyCollection  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from sar_lib import plots  # noqa: E402
+from sar_lib.lab import plots  # noqa: E402
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -346,3 +346,71 @@ def test_budget_curve_two_panels_seed_points_and_a_band_only_for_several_seeds(t
     assert plots.save_figure(fig, "budget_curve", tmp_path).read_bytes().startswith(PNG_SIGNATURE)
     with pytest.raises(ValueError, match="at least one entry"):
         plots.budget_curve({"GRPO": []})
+
+
+def _seed_entry(rollouts, lengths, accuracies=None, p_stop=None):
+    entry = {"rollouts": rollouts, "mean_length": {"per_seed": lengths, "mean": sum(lengths) / len(lengths)},
+             "accuracy": {"per_seed": accuracies or [0.5] * len(lengths)}}
+    if p_stop is not None:
+        entry["p_stop"] = {"per_seed": p_stop}
+    return entry
+
+
+def test_seed_curves_draw_one_line_per_seed_from_the_shared_start_and_name_each_end(tmp_path):
+    curves = {"GRPO": [_seed_entry(0, [78.0]), _seed_entry(960, [80.0, 82.0]), _seed_entry(1920, [81.0, 79.0])],
+              "SA-GRPO": [_seed_entry(0, [78.0]), _seed_entry(960, [77.0, 60.0]), _seed_entry(1920, [76.0, 40.0])]}
+    guide = ("80% of GRPO's mean", [(0, 62.4), (960, 64.8), (1920, 64.0)])
+    fig = plots.seed_curves(curves, colors={"GRPO": "#2b8cbe", "SA-GRPO": "#e6550d"},
+                            seeds={"GRPO": [0, 1], "SA-GRPO": [0, 1]}, guides={"mean_length": guide})
+    length_ax, accuracy_ax = fig.axes
+    assert "length" in length_ax.get_ylabel() and accuracy_ax.get_ylabel() == "greedy accuracy (%)"
+    seed_lines = [line for line in length_ax.lines if line.get_linestyle() != "--"]
+    assert len(seed_lines) == 4                                     # one line per seed, not a mean
+    assert list(seed_lines[3].get_xdata()) == [0, 960, 1920]
+    assert list(seed_lines[3].get_ydata()) == [78.0, 60.0, 40.0]    # every seed starts at the base model's value
+    assert seed_lines[2].get_color() == seed_lines[3].get_color() == "#e6550d"
+    assert [line.get_ydata()[-1] for line in length_ax.lines if line.get_linestyle() == "--"] == [64.0]
+    ends = sorted(text.get_text() for text in length_ax.texts)
+    assert ends == ["s0", "s0", "s1", "s1"]
+    legend = [text.get_text() for text in fig.legends[0].get_texts()]
+    assert legend == ["GRPO", "SA-GRPO", "80% of GRPO's mean"]       # one entry per series, not per seed
+    assert list(accuracy_ax.lines[0].get_ydata()) == pytest.approx([50.0, 50.0, 50.0])   # in %
+    assert plots.save_figure(fig, "seed_curves", tmp_path).read_bytes().startswith(PNG_SIGNATURE)
+    with pytest.raises(ValueError, match="at least one series"):
+        plots.seed_curves({"GRPO": []})
+
+
+def test_seed_curves_write_one_label_for_seeds_that_end_together():
+    curves = {"SA-GRPO": [_seed_entry(0, [78.0]), _seed_entry(960, [39.6, 39.8, 77.0])]}
+    fig = plots.seed_curves(curves, panels=plots.SEED_PANELS[:1], seeds={"SA-GRPO": [3, 1, 2]})
+    assert sorted(text.get_text() for text in fig.axes[0].texts) == ["s1, s3", "s2"]   # in seed order
+
+
+def test_switch_figure_draws_seed_lines_points_and_the_boundary(tmp_path):
+    curves = {"GRPO": [_seed_entry(0, [78.0], p_stop=[0.31]), _seed_entry(960, [80.0, 81.0], p_stop=[0.32, 0.33])],
+              "SA-GRPO": [_seed_entry(0, [78.0], p_stop=[0.31]), _seed_entry(960, [40.0, 77.0], p_stop=[0.8, 0.4])]}
+    points = [{"series": "base model", "name": "base", "rollouts": 0, "p_stop": 0.31, "p_check": 0.69},
+              {"series": "SA-GRPO", "name": "sa-grpo s0", "rollouts": 960, "p_stop": 0.8, "p_check": 0.1}]
+    fig = plots.switch_figure(points, curves=curves, colors={"GRPO": "#2b8cbe", "SA-GRPO": "#e6550d"},
+                              seeds={"GRPO": [0, 1], "SA-GRPO": [0, 1]})
+    left, right = fig.axes
+    assert len(left.lines) == 4 and list(left.lines[2].get_ydata()) == [0.31, 0.8]   # a line per seed, p_stop
+    assert left.get_ylim() == (0.0, 1.0) and "p_stop" in left.get_ylabel()
+    boundary = [line for line in right.lines if line.get_label() == "p_stop = p_check"]
+    assert len(boundary) == 1 and list(boundary[0].get_xdata()) == list(boundary[0].get_ydata()) == [0, 1]
+    markers = [c for c in right.collections if type(c).__name__ == "PathCollection"]
+    assert [tuple(c.get_offsets()[0]) for c in markers] == [(0.69, 0.31), (0.1, 0.8)]   # (p_check, p_stop)
+    assert {t.get_text() for t in right.texts} >= {"base", "sa-grpo s0"}
+    assert plots.save_figure(fig, "switch", tmp_path).read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_switch_figure_without_p_stop_along_training_draws_the_points_only():
+    curves = {"GRPO": [_seed_entry(0, [78.0]), _seed_entry(960, [80.0])]}   # a grid from before p_stop
+    points = [{"series": "GRPO", "name": "grpo s0", "rollouts": 960, "p_stop": 0.35, "p_check": 0.65}]
+    fig = plots.switch_figure(points, curves=curves)
+    left = fig.axes[0]
+    assert not left.lines and len(left.collections) == 1
+    one_panel = plots.switch_figure([{"series": "GRPO", "name": "x", "rollouts": 960, "p_stop": 0.35}])
+    assert len(one_panel.axes) == 1    # no p_check: no boundary panel
+    with pytest.raises(ValueError, match="points or curves"):
+        plots.switch_figure([], curves=curves)

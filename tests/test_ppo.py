@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from sar_lib import ppo
-from sar_lib.cli import main
+from sar_lib.lab.cli import main
 from sar_lib.grpo import load_run, train
 from sar_lib.grpo_config import GRPOConfig
 from sar_lib.policy_gradient import ppo_clip_loss

@@ -1,10 +1,10 @@
-"""The premise measurements of the testbed's model card (sar_lib.premises) on small fixtures."""
+"""The premise measurements of the testbed's model card (sar_lib.lab.premises) on small fixtures."""
 
 import math
 
 import pytest
 
-from sar_lib import premises
+from sar_lib.lab import premises
 from sar_lib.models import load_model
 from sar_lib.data import SYNTHETIC_SETS
 from sar_lib.synthetic import answer_style, solution

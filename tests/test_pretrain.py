@@ -12,11 +12,11 @@ import pytest
 import torch
 
 from sar_lib import synthetic
-from sar_lib.cli import main
+from sar_lib.lab.cli import main
 from sar_lib.data import SYNTHETIC_SETS
 from sar_lib.evaluate import evaluate
 from sar_lib.models import TINY_DIR, load_model
-from sar_lib.pretrain import PretrainConfig, lr_factor, pretrain_tiny, train_tiny
+from sar_lib.lab.pretrain import PretrainConfig, lr_factor, pretrain_tiny, train_tiny
 from sar_lib.sar import prompt_text
 from sar_lib.tokenizer import IM_END, IM_START
 
@@ -34,7 +34,7 @@ def quick_run(tmp_path_factory):
 
 
 def test_empty_question_rows_teach_answers_under_ctx0():
-    from sar_lib.pretrain import _encode_pairs
+    from sar_lib.lab.pretrain import _encode_pairs
     from sar_lib.sar import empty_prompt_text, encode_text
     from sar_lib.tokenizer import train_tokenizer
 
@@ -51,7 +51,7 @@ def test_empty_question_rows_teach_answers_under_ctx0():
 
 
 def test_drill_comparisons_ask_about_a_result_and_score_the_decision_only():
-    from sar_lib.pretrain import _drill_rows
+    from sar_lib.lab.pretrain import _drill_rows
     from sar_lib.tokenizer import train_tokenizer
 
     pairs = synthetic.training_corpus(300, 0, logic_share=0.0, claim_share=0.3)

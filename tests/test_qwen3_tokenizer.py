@@ -22,7 +22,7 @@ import torch
 from transformers import GenerationConfig, Qwen3Config, Qwen3ForCausalLM
 
 from sar_lib import models, sar
-from sar_lib.cli import main
+from sar_lib.lab.cli import main
 from sar_lib.generation import generate
 from sar_lib.grpo import train
 from sar_lib.grpo_config import GRPOConfig

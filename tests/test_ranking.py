@@ -8,7 +8,8 @@ import random
 import pytest
 import torch
 
-from sar_lib import ranking, sar, synthetic
+from sar_lib import sar, synthetic
+from sar_lib.lab import ranking
 
 
 def test_pairwise_accuracy_counts_wins_and_half_ties():

@@ -1,4 +1,4 @@
-"""The README's and docs pages' prose (sar_lib.readme_text): the headline and the claims table, which must
+"""The README's and docs pages' prose (sar_lib.lab.readme_text): the headline and the claims table, which must
 agree; the layout from the package's docstrings; the budget curve in words (when SA-GRPO separates, each
 seed's onset), the replicate's pooled seeds and the budget extension's answers."""
 
@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from sar_lib import claims
-from sar_lib.analysis import shortening_onsets
+from sar_lib.lab import claims
+from sar_lib.lab.analysis import shortening_onsets
 from sar_lib.models import PROFILES
-from sar_lib.readme_text import (budget_markdown, extension_text, first_sentence, headline, layout_list, module_table,
+from sar_lib.lab.readme_text import (budget_markdown, extension_text, first_sentence, headline, layout_list, module_table,
                                  profiles_table, replicate_text, results_markdown)
 
 REPO = Path(__file__).resolve().parent.parent

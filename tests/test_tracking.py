@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from test_grpo import small
 
-from sar_lib import compare, runs, tracking
-from sar_lib.cli import main
+from sar_lib import runs, tracking
+from sar_lib.lab import compare
+from sar_lib.lab.cli import main
 from sar_lib.grpo import train
 from sar_lib.grpo_config import GRPOConfig
 from sar_lib.runs import read_metrics

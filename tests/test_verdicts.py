@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from sar_lib import verdicts
-from sar_lib import claims
-from sar_lib.claims import check_claims
+from sar_lib.lab import verdicts
+from sar_lib.lab import claims
+from sar_lib.lab.claims import check_claims
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -86,7 +86,7 @@ def test_read_grid_explains_a_missing_or_old_file(tmp_path):
     good = tmp_path / "good.json"
     good.write_text(json.dumps(_grid(0.70, 30.0)))
     grid, note = verdicts.read_grid(good)
-    assert note == "" and [r["id"] for r in grid["claims"]] == ["C1", "C2", "C3", "C4", "C5", "C6", "C7"]
+    assert note == "" and [r["id"] for r in grid["claims"]] == ["C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8"]
 
 
 def test_read_grid_refuses_claims_written_before_the_noise_rule(tmp_path):
@@ -191,24 +191,133 @@ def test_grid_summary_agrees_with_the_claims_table():
         assert (word if word != "holds" else "claim holds") in summary, (word, summary)
 
 
-def test_training_verdict_has_the_claims_table_and_the_own_runs():
+GRID_JSON = REPO / "figures" / "grpo_vs_sar.json"
+BUDGET_JSON = REPO / "docs" / "grid_budget_19200.json"
+REPLICATE_JSON = REPO / "docs" / "grid_replicate_seeds_345.json"
+LIVE = {"GRPO": {"n": 100, "accuracy": 0.70, "mean_length": 40.0},
+        "SA-GRPO": {"n": 100, "accuracy": 0.72, "mean_length": 42.0}}
+
+
+def _load(path):
+    return json.loads(path.read_text())
+
+
+def test_training_verdict_is_a_claim_table_and_at_most_five_sentences():
     regime = verdicts.verbosity_regime(_premises(0.40, 0.60, 0.03), alpha=0.2)
-    evals = {"GRPO": {"n": 100, "accuracy": 0.70, "mean_length": 40.0},
-             "SA-GRPO": {"n": 100, "accuracy": 0.72, "mean_length": 42.0}}
-    text = verdicts.training_verdict(grid=_grid(0.70, 39.0), grid_note="", grid_path="figures/g.json",
-                                     regime=regime, evals=evals, drift={"GRPO": (50.0, 40.0)}, dataset="arith-test",
-                                     steps=10)
-    assert "| C1 SA-GRPO's answers are shorter" in text and "**does not hold**" in text
-    assert "Did not hold: C1" in text and "figures/g.json" in text and "Untestable here: C6." in text
-    assert "5.0% longer" in text and "+2.0 points" in text and "6.5 points" in text   # sqrt(2 .7 .3 / 100)
-    assert "50.0 → 40.0 tokens (20.0% shorter)" in text
-    noisy = verdicts.training_verdict(grid=_grid(0.70, 30.0, spread=10.0), grid_note="", grid_path="g.json",
-                                      regime=regime, evals=evals, drift={}, dataset="arith-test", steps=10)
-    assert "**not separable from noise**" in noisy and "Not separable from noise: C1" in noisy
-    assert "Did not hold: none" in noisy.replace("C2, ", "").replace("Did not hold: C2.", "Did not hold: none.")
-    missing = verdicts.training_verdict(grid=None, grid_note="NO GRID HERE", grid_path="x", regime=regime,
-                                        evals=evals, drift={}, dataset="arith-test", steps=10)
-    assert "NO GRID HERE" in missing and "| C1" not in missing
+    grid, budget = _load(GRID_JSON), _load(BUDGET_JSON)
+    accuracy = verdicts.accuracy_summary(grid)
+    verdict = verdicts.training_verdict(grid=grid, grid_note="", grid_path="figures/g.json", regime=regime, live=LIVE,
+                                        steps=10, extended=budget, extended_path="docs/b.json", accuracy=accuracy)
+    rows = {row[0].split(" ")[0]: row for row in verdict.rows}
+    assert [row[0][:2] for row in verdict.rows[:2]] == ["C1", "C1"]   # C1 at both budgets, each named
+    assert "9,600 rollouts, 3 seeds, `figures/g.json`" in verdict.rows[0][0] and verdict.rows[0][2] == \
+        claims.VERDICT_WORDS[next(r for r in grid["claims"] if r["id"] == "C1")["status"]]
+    assert "19,200 rollouts, 6 seeds, `docs/b.json`" in verdict.rows[1][0] and verdict.rows[1][2] == "holds"
+    assert "C7" not in rows and all(len(row) == 3 for row in verdict.rows)   # a claim the grid did not run: no row
+    text = " ".join(verdict.sentences)
+    assert "At 9,600 rollouts per run 2 of 3 SA-GRPO seeds had switched" in text
+    assert "at 19,200 rollouts per run 6 of 6 SA-GRPO seeds had switched to concise answers and C1 holds" in text
+    assert "Correctness already punishes verbosity" in text                    # P2: 40% vs 60%
+    assert "both end below the base model's 58.5% held-out greedy accuracy" in text
+    assert "+2.0 points, inside two standard errors of 6.5" in text           # sqrt(2 .7 .3 / 100)
+    assert len(verdict.sentences) <= verdicts.MAX_VERDICT_SENTENCES
+    missing = verdicts.training_verdict(grid=None, grid_note="NO GRID HERE.", grid_path="x", regime=regime, live=LIVE,
+                                        steps=10)
+    assert missing.rows == [] and missing.sentences[0] == "NO GRID HERE."
+
+
+def test_switched_seeds_applies_c1s_margin_to_each_seed():
+    switches = verdicts.switched_seeds(_load(GRID_JSON))
+    grid = _load(GRID_JSON)
+    grpo_mean = grid["methods"]["grpo"]["eval"]["arith-test"]["mean_length"]["mean"]
+    assert switches["reference_mean"] == pytest.approx(grpo_mean)
+    assert switches["threshold"] == pytest.approx(0.8 * grpo_mean) and verdicts.SWITCHED_FRACTION == pytest.approx(0.8)
+    lengths = dict(zip(grid["methods"]["sa-grpo"]["seeds"],
+                       grid["methods"]["sa-grpo"]["eval"]["arith-test"]["mean_length"]["per_seed"]))
+    for seed, x in switches["seeds"].items():
+        assert x["length"] == lengths[seed] and x["switched"] == (lengths[seed] <= 0.8 * grpo_mean)
+        assert (x["onset"] is not None) == x["switched"]   # on this grid a seed that ends short stayed short
+    assert [seed for seed, x in switches["seeds"].items() if x["switched"]] == [1, 2]
+    assert switches["guide"][0][0] == 0 and len(switches["guide"]) == len(grid["budget_curve"]["grpo"])
+    no_curve = {**grid, "budget_curve": {}}
+    assert all(x["onset"] is None for x in verdicts.switched_seeds(no_curve)["seeds"].values())
+
+
+def test_example_seeds_picks_the_first_shipped_seed_of_each_kind():
+    switches = verdicts.switched_seeds(_load(GRID_JSON))   # seed 0 lagged, 1 and 2 switched
+    assert verdicts.example_seeds(switches, {0: "sa-grpo"}) == {"switched": None, "lagged": (0, "sa-grpo")}
+    every = {0: "sa-grpo", 1: "sa-grpo-s1", 2: "sa-grpo-s2"}
+    assert verdicts.example_seeds(switches, every) == {"switched": (1, "sa-grpo-s1"), "lagged": (0, "sa-grpo")}
+    assert verdicts.example_seeds(switches, {7: "sa-grpo-s7"}) == {"switched": None, "lagged": None}
+
+
+def test_robustness_markdown_reads_every_run_from_its_file():
+    grids = {"grid": ("g.json", _load(GRID_JSON)), "replicate": ("r.json", _load(REPLICATE_JSON)),
+             "doubled budget": ("b.json", _load(BUDGET_JSON))}
+    text = verdicts.robustness_markdown(grids)
+    lines = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line]
+    assert len(lines) == 4 and lines[1].startswith("| grid (`g.json`) | 0, 1, 2 | 9,600 |")
+    assert "| 2 of 3 (s1 by 4,800, s2 by 5,760) |" in lines[1] and lines[3].endswith("| holds |")
+    switched = sum(x["switched"] for _, g in grids.values() for x in verdicts.switched_seeds(g)["seeds"].values())
+    assert f"Over these 3 runs {switched} of the 12 SA-GRPO seeds switched" in text
+    assert "19,200 rollouts per run, 6 of 6 did, the last by 11,520 rollouts, and C1 holds there." in text
+
+
+def test_preset_markdown_states_the_share_measured_on_the_doubled_budget():
+    budget = _load(BUDGET_JSON)
+    onsets = [x["onset"] for x in verdicts.switched_seeds(budget)["seeds"].values()]
+    rollouts = 120 * 16 * budget["settings"]["group_size"]
+    assert verdicts.SWITCH_PRESET == {"steps": 120, "questions_per_step": 16, "learning_rate": 1e-3}
+    text = verdicts.preset_markdown(budget, "b.json")
+    share = sum(o is not None and o <= rollouts for o in onsets)
+    assert f"{share} of its {len(onsets)} SA-GRPO seeds had switched by 11,520 rollouts" in text
+    assert "the same learning rate 0.001 and batch" in text
+    minutes = max(budget["methods"][m]["wall_seconds"]["mean"] for m in ("grpo", "sa-grpo")) / 200 * 120 / 60
+    assert f"about {minutes:.0f} minutes" in text
+    shorter = verdicts.preset_markdown(budget, "b.json", {"steps": 50, "questions_per_step": 32, "learning_rate": 2e-4})
+    early = sum(o is not None and o <= 50 * 32 * 6 for o in onsets)
+    assert f"{early} of its {len(onsets)} SA-GRPO seeds had switched by 9,600 rollouts" in shorter
+    assert "its settings differ: learning rate 0.001 (preset 0.0002), questions per step 16 (preset 32)" in shorter
+
+
+def _pilots() -> dict:
+    def run(greedy, sampled, train):
+        return {"steps": 100, "rollouts_per_step": 96, "eval_steps": [10 * (k + 1) for k in range(len(greedy))],
+                "greedy_accuracy": greedy, "sampled_accuracy": sampled, "train_accuracy": train}
+    return {"base": {"accuracy": 0.585, "mean_length": 77.9},
+            "pilots": {"grid": {"settings": {}, "runs": {"grpo-s1": run([0.51, 0.47], 0.40, [0.36, 0.6]),
+                                                         "sa-grpo-s1": run([0.52, 0.49], 0.41, [0.36, 0.62])},
+                                "switch_onsets": {"sa-grpo-s1": 4800}},
+                       "lr-2e-4-q32": {"settings": {"learning_rate": 2e-4, "questions_per_step": 32},
+                                       "runs": {"grpo-s1": run([0.59, 0.60], None, [0.33, 0.4])},
+                                       "switch_onsets": {}}}}
+
+
+def test_accuracy_summary_reads_the_pilots_and_falls_back_to_the_grid():
+    grid = _load(GRID_JSON)
+    summary = verdicts.accuracy_summary(grid, _pilots())
+    assert summary["source"] == "pilots" and summary["base_greedy"] == 0.585
+    assert summary["base_sampled"] == grid["base"]["arith-test"]["sampled_accuracy"]   # the pilots lack it
+    assert [(r["group"], r["name"], r["greedy"], r["rollouts"]) for r in summary["runs"]] == \
+        [("grid", "grpo-s1", 0.47, 1920), ("grid", "sa-grpo-s1", 0.49, 1920), ("lr-2e-4-q32", "grpo-s1", 0.60, 1920)]
+    text = verdicts.accuracy_markdown(summary)
+    assert "| lr-2e-4-q32 (learning rate 0.0002, questions per step 32) | grpo-s1 | 1,920 | 60.0 | — |" in text
+    assert "| 4,800 |" in text
+    assert "2 of the 3 end below the base model's 58.5% held-out greedy accuracy (final: 47.0-60.0%)" in text
+    assert "sampled accuracy ends at 40.0-41.0%, above the base model's 31.0%" in text
+    assert "rises from 0.35 to 0.54" in text
+    from_grid = verdicts.accuracy_summary(grid)
+    assert from_grid["source"] == "grid" and [r["name"] for r in from_grid["runs"]] == ["GRPO", "SA-GRPO (α=0.2)"]
+    assert "Of the grid's methods (mean over seeds), both end below" in verdicts.accuracy_markdown(from_grid)
+    assert verdicts.accuracy_summary(None) is None and "nothing to tell" in verdicts.accuracy_markdown(None)
+
+
+def test_live_runs_sentence_reads_the_table_it_follows():
+    evals = {**LIVE, "base model": {"n": 100, "accuracy": 0.53, "mean_length": 40.0}}
+    text = verdicts.live_runs_sentence(evals, "base model", 10)
+    assert text.startswith("After 10 steps the greedy answers' mean length is within 5.0% of the base model's 40.0")
+    assert "70.0% (GRPO) and 72.0% (SA-GRPO) against the base model's 53.0% on the same 100 problems" in text
+    assert "about 7.1 points" in text   # sqrt(2 .53 .47 / 100)
 
 
 def test_algorithms_markdown_words_follow_the_status():

@@ -33,7 +33,8 @@ import random
 
 import torch
 
-from sar_lib import plots, ranking, sar, synthetic
+from sar_lib import sar, synthetic
+from sar_lib.lab import plots, ranking
 from sar_lib.models import default_device, get_profile, load_model
 
 profile = get_profile(PROFILE)
@@ -167,4 +168,4 @@ print(f"{'change':30}" + "".join(f"{v:+12.3f}" for v in change.tolist()))
 # question, but it asks the model for a likelihood under a prompt it never saw without a question, and SAR is only
 # meaningful where `ppl(a)` is a likelihood the model actually has: premise P1 of the **model card**, the record
 # of how the embedded model was trained and what was measured on it (`sar_lib/assets/tiny/MODEL_CARD.md`), which
-# checks SAR's five premises P1-P5 (`sar_lib/premises.py`; notebook 02, section 3, lists them).
+# checks SAR's five premises P1-P5 (`sar_lib/lab/premises.py`; notebook 02, section 3, lists them).

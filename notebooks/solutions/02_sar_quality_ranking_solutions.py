@@ -33,7 +33,8 @@ SEED = 0
 
 import torch
 
-from sar_lib import plots, ranking, rewards, sar, synthetic
+from sar_lib import rewards, sar, synthetic
+from sar_lib.lab import plots, ranking
 from sar_lib.grading import is_correct
 from sar_lib.models import default_device, get_profile, load_model
 

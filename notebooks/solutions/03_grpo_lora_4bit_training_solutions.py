@@ -18,10 +18,11 @@
 # %% [markdown]
 # # 03 · GRPO vs SA-GRPO: worked answers to the exercises
 #
-# The answer key of `notebooks/03_grpo_lora_4bit_training.ipynb`, for teachers. It trains its own short runs (in
-# `RUNS_DIR`, cached like the notebook's), smaller than the notebook's by default so that all five answers run in a
-# few minutes on 2 CPU cores. Small runs are noisy: the answers below are about how to read the numbers, and every
-# claim is printed by the cell above it.
+# The answer key of `notebooks/03_grpo_lora_4bit_training.ipynb`, for teachers. It trains its own runs (in
+# `RUNS_DIR`, cached like the notebook's): short ones, smaller than the notebook's, for exercises 1, 3, 4 and 5,
+# which run in a few minutes on 2 CPU cores; two runs with the notebook's switch preset for exercise 2 (about 12
+# minutes on 2 cores the first time, cached after); exercise 6 reads the grid's results. Small runs are noisy: the
+# answers below are about how to read the numbers, and every claim is printed by the cell above it.
 
 # %% tags=["parameters"]
 PROFILE = "tiny-cpu"          # sar_lib.models.PROFILES
@@ -33,23 +34,32 @@ EVAL_SIZE = 50                # greedy evaluation problems (the notebook: 100)
 MAX_NEW_TOKENS = None         # None: the profile's
 MAX_PROMPT_TOKENS = None
 WORKERS = 2
+SWEEP_ALPHAS = (0.1, 0.3)     # exercise 2: SA-GRPO at these weights of SAR, with the notebook's switch preset
+SWEEP_STEPS = 120             # the preset: 120 steps of 16 questions, 6 answers each (11,520 rollouts per run)
+SWEEP_QUESTIONS = 16
+SWEEP_EVAL_SIZE = 200         # held-out problems evaluated every 10 steps (the grid's)
+BUDGET_JSON = "../../docs/grid_budget_19200.json"   # six seeds at alpha 0.2 with the same settings, and GRPO's
+COMPARE_JSON = "../../figures/grpo_vs_sar.json"     # the grid (exercise 6)
 RUNS_DIR = "../../runs/solutions"
 
 # %%
 import dataclasses
+import json
 import math
 import shutil
 from pathlib import Path
 
-from sar_lib import analysis, compare, grid, grpo, plots, runs
-from sar_lib.demo import format_table
+from sar_lib import grpo, runs
+from sar_lib.lab import analysis, compare, grid, plots, verdicts
+from sar_lib.lab.demo import format_table
 from sar_lib.grpo_config import GRPOConfig
 from sar_lib.models import get_profile
 
 profile = get_profile(PROFILE)
 shared = dict(model=MODEL, profile=PROFILE, steps=STEPS, questions_per_step=QUESTIONS_PER_STEP,
-              eval_sets={grid.IN_DOMAIN: EVAL_SIZE}, eval_samples=0, max_new_tokens=MAX_NEW_TOKENS,
-              max_prompt_tokens=MAX_PROMPT_TOKENS)
+              eval_sets={grid.IN_DOMAIN: EVAL_SIZE}, eval_samples=0,
+              max_new_tokens=MAX_NEW_TOKENS or profile.max_new_tokens,
+              max_prompt_tokens=MAX_PROMPT_TOKENS or profile.max_prompt_tokens)
 
 
 def train_grid(out_dir, methods, **overrides):
@@ -68,6 +78,7 @@ def train_grid(out_dir, methods, **overrides):
 # %%
 seeds = (SEED, SEED + 1, SEED + 2)
 seed_runs, seed_results, seed_summary = train_grid(RUNS_DIR, ("grpo", "sa-grpo"), seeds=seeds)
+base_config = seed_runs[0].config   # exercises 4 and 5 train with its settings
 fig = compare.training_curves_figure(seed_summary, title=f"{len(seeds)} seeds, {STEPS} steps: mean ± std")
 rows = []
 for method in seed_summary["methods"].values():
@@ -93,31 +104,50 @@ print(f"a 2-point difference is two standard errors from 0 with n >= {needed} pr
 # %% [markdown]
 # ## 2. The weight of SAR
 #
-# `grpo.train` with the settings of the seed-`SEED` runs above (all fields but the reward, α, seed and folder), at
-# α = 0.1 and 0.3; the α = 0.2 point is the SA-GRPO run of exercise 1.
+# A few steps move no answer's style at any α (the greedy answers stay verbose), so the sweep uses the notebook's
+# switch preset: `SWEEP_STEPS` steps of `SWEEP_QUESTIONS` questions, seed `SEED`, at each α of `SWEEP_ALPHAS`, built
+# as `sar compare` builds SA-GRPO (`compare.default_grid`) with the α and a folder of its own. The α = 0.2 point
+# is the doubled-budget run of `BUDGET_JSON`: the same settings, six seeds (its seed `SEED` is the run this sweep
+# would train at α = 0.2). Every run evaluates the held-out problems greedily every 10 steps and measures p_stop
+# there (`eval/p_stop`).
 
 # %%
-base_config = seed_runs[0].config
-settings = {f.name: getattr(base_config, f.name) for f in dataclasses.fields(GRPOConfig)
-            if f.name not in ("reward", "alpha", "correctness_weight", "seed", "out")}
-points = {}
-for alpha in (0.1, 0.3):
-    out = Path(RUNS_DIR) / f"alpha-{alpha:g}"
-    shutil.rmtree(out, ignore_errors=True)   # a fresh run each time: grpo.train refuses to overwrite a run
-    grpo.train(GRPOConfig(reward="sar", alpha=alpha, seed=SEED, out=str(out), **settings))
-    points[alpha] = runs.read_eval(out, grid.IN_DOMAIN)[0]
-sa_seed = next(r for r in seed_results if r["method"] == "sa-grpo" and r["seed"] == SEED)
-points[grid.METHODS["sa-grpo"].alpha] = sa_seed["evals"][grid.IN_DOMAIN]
-print(format_table(["alpha", "greedy accuracy", "mean length"],
-                   [[a, points[a]["accuracy"], points[a]["mean_length"]] for a in sorted(points)]))
-fig = plots.accuracy_vs_length({grid.IN_DOMAIN: {f"α = {a:g}": [(points[a]["mean_length"], points[a]["accuracy"])]
-                                                 for a in sorted(points)}},
-                               title="SA-GRPO at three weights of SAR (one seed each)")
+sweep_dir = Path(RUNS_DIR) / "alpha"
+specs, sweep_sets = compare.default_grid(sweep_dir, model=MODEL, profile=PROFILE, methods=("sa-grpo",), seeds=(SEED,),
+                                         steps=SWEEP_STEPS, questions_per_step=SWEEP_QUESTIONS,
+                                         eval_sets={grid.IN_DOMAIN: SWEEP_EVAL_SIZE}, eval_samples=0,
+                                         max_new_tokens=shared["max_new_tokens"],
+                                         max_prompt_tokens=shared["max_prompt_tokens"])
+sweep = [dataclasses.replace(specs[0], config=dataclasses.replace(specs[0].config, alpha=a,
+                                                                    out=str(sweep_dir / f"alpha-{a:g}")))
+         for a in SWEEP_ALPHAS]
+sweep_results, _ = grid.run_grid(sweep, sweep_sets, workers=WORKERS, progress=False)
+budget = json.loads(Path(BUDGET_JSON).read_text())
+per_step = SWEEP_QUESTIONS * profile.group_size
+curves = {f"α = {a:g}, seed {SEED}": analysis.budget_curve([r["run_dir"]], per_step, budget["base"][grid.IN_DOMAIN])
+          for a, r in zip(SWEEP_ALPHAS, sweep_results)}
+curves[f"α = 0.2, {len(budget['methods']['sa-grpo']['seeds'])} seeds"] = budget["budget_curve"]["sa-grpo"]
+seeds = {label: [SEED] for label in curves} | {list(curves)[-1]: budget["methods"]["sa-grpo"]["seeds"]}
+guide = ("80% of GRPO's mean length (doubled-budget run)", verdicts.switched_seeds(budget)["guide"])
+fig = plots.seed_curves(curves, (plots.SEED_PANELS[0], ("p_stop", "p_stop (where measured)", 1.0)), seeds=seeds,
+                        guides={"mean_length": guide}, title="SA-GRPO at three weights of SAR, the switch preset")
+rows = []
+for label, curve in curves.items():
+    onsets = analysis.shortening_onsets(curve, budget["budget_curve"]["grpo"], verdicts.SWITCHED_FRACTION)
+    last = [e for e in curve if e["rollouts"] <= SWEEP_STEPS * per_step][-1]
+    rows.append([label, last["rollouts"], " ".join(f"{v:.1f}" for v in last["mean_length"]["per_seed"]),
+                 " ".join("none" if o is None or o > last["rollouts"] else f"{o:,}" for o in onsets) or "—",
+                 " ".join(f"{v:.3f}" for v in last.get("p_stop", {}).get("per_seed", [])) or "—"])
+print(format_table(["run", "rollouts", "greedy length per seed", "switched by (rollouts)", "p_stop"], rows))
 
 # %% [markdown]
-# Whether the length falls monotonically with α is read off the table; with one seed and a few steps the order can
-# come out either way, because the greedy length changes only when a whole answer switches style. The paper's sweep
-# (0.1, 0.2, 0.3) is over 500 steps of real models (`docs/paper.md` §1).
+# How to read it. α scales SAR's push towards the concise answer (`α·ΔSAR` per answer, notebook 02), so a larger α
+# should raise p_stop faster and switch sooner, and a smaller one later. But the budget at which one seed switches
+# varies a lot between seeds at the same α: the α = 0.2 seeds above did not switch at the same budget (their
+# onsets in the table). One seed per α can therefore order the weights only where the difference is larger than
+# that spread; p_stop, measured every 10 steps, shows the push before the greedy answers flip, so compare the
+# p_stop lines too, not only the switch. A fair sweep takes several seeds per α (`sar compare` with a method per α).
+# The paper's sweep (0.1, 0.2, 0.3) is over 500 steps of real models (`docs/paper.md` §1).
 #
 # ## 3. R_SA alone
 #
@@ -184,3 +214,35 @@ print(format_table(["answer budget", "generate s", "score s", "update s", "step 
 # few batched forward (and backward) passes over all tokens at once, whose cost grows with the total number of tokens
 # but not with a token-by-token loop. A budget below the length of the verbose answers also truncates them, which
 # shortens answers by cutting, not by reward.
+
+# %% [markdown]
+# ## 6. Greedy against sampled accuracy
+#
+# The grid's held-out accuracy of every seed, greedy and sampled (4 answers per problem at temperature 1), beside
+# the base model's:
+
+# %%
+compared = json.loads(Path(COMPARE_JSON).read_text())
+base_eval = compared["base"][grid.IN_DOMAIN]
+rows = [["base model", base_eval["accuracy"], base_eval["sampled_accuracy"],
+         100 * (base_eval["accuracy"] - base_eval["sampled_accuracy"])]]
+for name in ("grpo", "sa-grpo"):
+    method = compared["methods"][name]
+    e = method["eval"][grid.IN_DOMAIN]
+    rows += [[f"{method['label']} s{seed}", greedy, sampled, 100 * (greedy - sampled)] for seed, greedy, sampled
+             in zip(method["seeds"], e["accuracy"]["per_seed"], e["sampled_accuracy"]["per_seed"])]
+print(format_table(["model", "greedy accuracy", "sampled accuracy", "gap (points)"], rows))
+gaps = [row[3] for row in rows[1:]]
+print(f"gap: {rows[0][3]:.1f} points for the base model, {min(gaps):.1f} to {max(gaps):.1f} after RL")
+
+# %% [markdown]
+# GRPO raises the expected reward of **sampled** answers to the **training** questions: each update makes the
+# answers that were sampled and right more likely and the wrong ones less likely. That sharpens the sampling
+# distribution towards the model's best answer, and the sharpening carries over to new questions: the sampled
+# accuracy rises and the gap between greedy and sampled accuracy closes (the table's last line). The greedy answer
+# is already the model's likeliest, so sharpening cannot improve it: on a held-out question it can only stay or
+# move, and the updates that fit the training problems move the adapters in ways that break some of the base
+# model's right answers (on this testbed mostly copies of a number from the question: `docs/regime.md`). So greedy
+# accuracy falls while sampled accuracy rises, for GRPO and SA-GRPO alike. To keep the greedy accuracy, train
+# more slowly (a lower learning rate, bigger batches) or pull the policy towards the base model (a KL penalty):
+# the regime study tries these, and finds that they delay the fall, and SAR's switch with it, more than they stop it.

@@ -43,8 +43,9 @@ import statistics
 import matplotlib.pyplot as plt
 import torch
 
-from sar_lib import analysis, claims, compare, evaluate, grid, plots, runs, synthetic, verdicts
-from sar_lib.demo import format_table
+from sar_lib import evaluate, runs, synthetic
+from sar_lib.lab import analysis, claims, compare, grid, plots, verdicts
+from sar_lib.lab.demo import format_table
 from sar_lib.models import get_profile, load_model
 
 profile = get_profile(PROFILE)

@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 from sar_lib import rewards as R
 from sar_lib import runs as run_files
 from sar_lib.grpo_config import GRPOConfig, training_differences
-from sar_lib.machine import peak_memory_mb
+from sar_lib.lab.machine import peak_memory_mb
 
 
 # ---------------------------------------------------------------- methods
@@ -217,7 +217,7 @@ def stale_reason(run_dir: str | Path, config: GRPOConfig, fingerprint: str) -> s
         return None
     marker = run_dir / MARKER
     if not marker.is_file():
-        raise ValueError(f"{run_dir} holds a run that sar_lib.grid did not start (no {MARKER}); "
+        raise ValueError(f"{run_dir} holds a run that sar_lib.lab.grid did not start (no {MARKER}); "
                          "move it away or choose another out folder")
     saved_fingerprint = json.loads(marker.read_text()).get("model_fingerprint")
     if saved_fingerprint != fingerprint:

@@ -15,7 +15,7 @@ suppress_eos=True)``), so two variants of a step do the same amount of work what
   steps and TRL's alternating in one run. A TRL "cycle" is one generation batch and its two
   optimiser steps, the work of one of our steps.
 * ``logprob_memory_ratio``: chunked answer log-probs against a naive full-vocabulary log-softmax
-  (``sar_lib.memory_probe``).
+  (``sar_lib.lab.memory_probe``).
 * ``engine_step_speedup`` and ``engine_generate_speedup``: the rollout engine (``sar_lib.engine``,
   ``GRPOConfig.engine``: prompts encoded once per group, finished answers leaving the batch, the
   sampler's log-probs reused) against today's reference path (``--no-engine``: ``generate`` and one
@@ -29,7 +29,7 @@ suppress_eos=True)``), so two variants of a step do the same amount of work what
   medians over the SA-GRPO steps (``time_score`` includes SAR's pass, reported alone as ``time_sar``).
 
 The steps are the trainer's own: :class:`Stepper` sets a policy up with ``grpo.setup_training``
-and calls ``grpo.grpo_step``. ``sar_lib.gpu_check`` runs the same steps on Qwen2.5-shaped models.
+and calls ``grpo.grpo_step``. ``sar_lib.lab.gpu_check`` runs the same steps on Qwen2.5-shaped models.
 """
 
 from __future__ import annotations
@@ -50,8 +50,8 @@ from sar_lib import models
 from sar_lib.data import load_problems
 from sar_lib.grpo import grpo_step, questions_of_step, setup_training
 from sar_lib.grpo_config import GRPOConfig, policy_profile
-from sar_lib.machine import machine_info, synchronize
-from sar_lib.memory_probe import ProbeShape, measure_logprob_memory
+from sar_lib.lab.machine import machine_info, synchronize
+from sar_lib.lab.memory_probe import ProbeShape, measure_logprob_memory
 
 _PROBE = ProbeShape()
 
@@ -112,7 +112,7 @@ def _median(values: list[float]) -> float | None:
 def bench_tokenizer():
     """The shipped tiny reasoner's tokenizer, or (not shipped yet) one trained in seconds on the
     synthetic corpus with the same vocabulary size."""
-    from sar_lib.pretrain import PretrainConfig
+    from sar_lib.lab.pretrain import PretrainConfig
     from sar_lib.sar import INSTRUCTION, SYSTEM_PROMPT
     from sar_lib.synthetic import training_corpus
     from sar_lib.tokenizer import load_tokenizer, train_tokenizer
@@ -129,7 +129,7 @@ def bench_model(workdir: Path) -> tuple[str, str]:
 
     Timings depend on shapes, not on weights: at forced answer lengths both do the same work.
     """
-    from sar_lib.pretrain import MAX_POSITIONS, PretrainConfig
+    from sar_lib.lab.pretrain import MAX_POSITIONS, PretrainConfig
 
     try:
         models.resolve_model("tiny")

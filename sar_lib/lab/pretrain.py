@@ -35,10 +35,10 @@ from tqdm.auto import tqdm
 from sar_lib import synthetic
 from sar_lib.data import HELD_OUT_SETS, SYNTHETIC_SETS
 from sar_lib.evaluate import evaluate, summary
-from sar_lib.machine import machine_summary
-from sar_lib.model_card import write_model_card
+from sar_lib.lab.machine import machine_summary
+from sar_lib.lab.model_card import write_model_card
 from sar_lib.models import build_tiny_model, load_model
-from sar_lib.premises import measure_premises
+from sar_lib.lab.premises import measure_premises
 from sar_lib.sar import INSTRUCTION, SYSTEM_PROMPT, answer_ids, empty_prompt_text, encode_text, prompt_text
 from sar_lib.tokenizer import train_tokenizer
 
@@ -355,7 +355,7 @@ def command_line(config: PretrainConfig, out_dir: str | Path) -> str:
     if changed <= set(flags):
         return " ".join(["sar pretrain-tiny", "--out", str(out_dir)] +
                         [f"{flags[k]} {getattr(config, k)}" for k in flags if k in changed])
-    return f"sar_lib.pretrain.pretrain_tiny(PretrainConfig(**card['config']), {str(out_dir)!r})"
+    return f"sar_lib.lab.pretrain.pretrain_tiny(PretrainConfig(**card['config']), {str(out_dir)!r})"
 
 
 def pretrain_tiny(config: PretrainConfig, out_dir: str | Path, progress: bool = True, *,

@@ -28,7 +28,7 @@ from sar_lib import sar
 from sar_lib.problem import Problem
 from sar_lib.perplexity import score_answer_ids
 from sar_lib.rewards import self_certainty
-from sar_lib.stats import mean_and_interval
+from sar_lib.lab.stats import mean_and_interval
 from sar_lib.synthetic import FILLERS, OPENERS, ANSWER_TYPES, answer_types
 
 PROBE_TYPES = ("concise_restated", "concise_filler")
@@ -204,5 +204,5 @@ def ranking_table(scores: Mapping[str, Mapping[str, Tensor]], pairs: Sequence[tu
 def type_summary(scores: Mapping[str, Mapping[str, Tensor]], metric: str = "sar",
                  types: Sequence[str] = ANSWER_TYPES) -> dict[str, tuple[float, float]]:
     """``{type: (mean, 95% half-width)}`` of ``metric`` over the problems, for each of ``types``
-    (``sar_lib.stats.mean_and_interval``)."""
+    (``sar_lib.lab.stats.mean_and_interval``)."""
     return {t: mean_and_interval(scores[t][metric]) for t in types}

@@ -39,7 +39,7 @@ def welch(a: Sequence[float], b: Sequence[float]) -> dict:
 
 
 def compare_seeds(a: Sequence[float], b: Sequence[float], level: float = SIGNIFICANCE) -> dict:
-    """Whether mean(a) - mean(b) is separable from the seed noise (``sar_lib.claims``' docstring):
+    """Whether mean(a) - mean(b) is separable from the seed noise (``sar_lib.lab.claims``' docstring):
 
     * ``rule`` "welch" (both with >= 2 seeds): ``separable`` when Welch's two-sided p < ``level``;
     * ``rule`` "ranges" (a side with one seed): ``separable`` when every value of one side is beyond

@@ -8,7 +8,7 @@ step split and tokens/s; each model three ways (:data:`PATHS`): ``plain`` sample
 policy with ``generate`` and scores full sequences (the reference path, ``--no-engine``), ``copy``
 samples from its 16-bit generation copy (``sar_lib.fast_generation``), ``engine`` samples from the
 copy (where the profile has one) with the rollout engine and shares each prompt in scoring and update (``sar_lib.engine``); also
-the log-prob memory probe (``sar_lib.memory_probe``) on the GPU. Random weights measure memory and
+the log-prob memory probe (``sar_lib.lab.memory_probe``) on the GPU. Random weights measure memory and
 time, not learning.
 """
 
@@ -28,12 +28,12 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
-from sar_lib.bench import BenchSizes, Stepper, bench_tokenizer, format_value, step_config, step_summary
-from sar_lib.machine import machine_info
-from sar_lib.memory_probe import ProbeShape, measure_logprob_memory
+from sar_lib.lab.bench import BenchSizes, Stepper, bench_tokenizer, format_value, step_config, step_summary
+from sar_lib.lab.machine import machine_info
+from sar_lib.lab.memory_probe import ProbeShape, measure_logprob_memory
 from sar_lib.models import bnb_4bit_problem, get_profile, parameter_counts
 
-CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 # The models of the GPU check: shipped config, the profile it is trained with, peak-memory target (GB).
 GPU_CHECK_MODELS: dict[str, tuple[str, float]] = {
     "qwen2.5-0.5b-instruct": ("laptop-8gb", 3.0),

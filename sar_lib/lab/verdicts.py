@@ -1,15 +1,18 @@
 """The closing verdict of each notebook, written from the numbers that notebook computed.
 
 One function per notebook (:func:`perplexity_verdict`, :func:`ranking_verdict`,
-:func:`training_verdict`, :func:`ood_verdict`): each takes numbers, never a model. Notebooks 01, 02
-and 04 get a :class:`Verdict`: a (claim, criterion, verdict) table and at most five sentences, whose
-``markdown`` the notebook shows with ``IPython.display.Markdown`` and whose rows go to its summary
-JSON; notebook 03 gets its Markdown directly. The sentences around the numbers are fixed here and
+:func:`training_verdict`, :func:`ood_verdict`): each takes numbers, never a model, and returns a
+:class:`Verdict`: a (claim, criterion, verdict) table and at most five sentences, whose ``markdown``
+the notebook shows with ``IPython.display.Markdown`` and whose rows go to its summary JSON. Notebook
+03 also tells its result in numbers read from the result files: which SA-GRPO seeds switched to
+concise answers (:func:`switched_seeds`), the same comparison in other runs (:func:`robustness_markdown`),
+what the switch preset of its live runs shows (:func:`preset_markdown`) and what RL did to held-out
+accuracy (:func:`accuracy_summary`, :func:`accuracy_markdown`). The sentences around the numbers are fixed here and
 chosen by the numbers, so what a notebook says and what its outputs show cannot drift apart when a
 run changes.
 
 Notebooks 03 and 04 also read two committed files: the results of ``sar compare``
-(``figures/grpo_vs_sar.json``, :func:`read_grid`: the paper's claims C1-C7 of ``sar_lib.claims``,
+(``figures/grpo_vs_sar.json``, :func:`read_grid`: the paper's claims C1-C7 of ``sar_lib.lab.claims``,
 checked on the grid) and the model card's premises (``card.json``, :func:`read_premises`), whose P2
 decides the regime SAR works in (:func:`verbosity_regime`): where the verbose answers are as accurate
 as the concise ones, correctness does not punish verbosity and SAR's preference for concise answers
@@ -18,7 +21,7 @@ correctness reward already prunes them and SAR has little left to do.
 
 Length changes are "% shorter" everywhere (:func:`percent_shorter`): positive means shorter.
 
-The grid's verdicts follow ``sar_lib.claims``' rules word for word: a difference between methods is an
+The grid's verdicts follow ``sar_lib.lab.claims``' rules word for word: a difference between methods is an
 effect only beyond the seed noise (a two-sided Welch t-test at 5% over seeds, or, where a method has one
 seed, every seed of one beyond every seed of the other) and, for C1, beyond the shuffled-SAR control;
 otherwise the verdict is "not separable from noise", never "holds" or "does not hold". A claim measured
@@ -35,11 +38,11 @@ from pathlib import Path
 from typing import Collection, Mapping, Sequence
 
 # accuracy_interval is not used here: it is re-exported for notebook 04's answer key (verdicts.accuracy_interval).
-from sar_lib.claims import (ACCURACY_TOLERANCE_POINTS, C1_MIN_LENGTH_REDUCTION, VERDICT_WORDS,
+from sar_lib.lab.claims import (ACCURACY_TOLERANCE_POINTS, C1_MIN_LENGTH_REDUCTION, VERDICT_WORDS,
                             accuracy_interval, claims_markdown, current_claims, floor_text, measured, test_text,
                             verdict_word)
-from sar_lib.grid import IN_DOMAIN
-from sar_lib.ranking import PROBE_PAIRS, SHORT_NAMES, pair_label
+from sar_lib.lab.grid import IN_DOMAIN
+from sar_lib.lab.ranking import PROBE_PAIRS, SHORT_NAMES, pair_label
 
 # docs/paper.md §5, Qwen3-4B reward ablation: (accuracy %, mean length in tokens) over the math benchmarks.
 PAPER_ABLATION: dict[str, tuple[float, float]] = {
@@ -118,7 +121,7 @@ def read_premises(card_path: str | Path) -> dict | None:
 
 
 def verbosity_regime(premises: Mapping | None, alpha: float) -> dict:
-    """The regime the model's premises (model card, ``sar_lib.premises``) put SAR in.
+    """The regime the model's premises (model card, ``sar_lib.lab.premises``) put SAR in.
 
     * ``regime`` from P2, the accuracy of the verbose and the concise samples, d ± se:
       ``"harmless"`` when d >= -2 se (correctness does not punish verbosity, so only a shaping
@@ -207,7 +210,7 @@ def _sampled_drift(grid: Mapping, method: str) -> tuple[float, float] | None:
 
 def one_sentence(grid: Mapping | None, regime: Mapping) -> str:
     """What SAR did on the testbed and why, in one sentence, from claim C1 of the grid (its status,
-    ``sar_lib.claims``: a difference inside the seed noise or not beyond the shuffled-SAR control is
+    ``sar_lib.lab.claims``: a difference inside the seed noise or not beyond the shuffled-SAR control is
     "not separable from noise", a set at its floor "untestable here") and the regime
     (:func:`verbosity_regime`). The sentence names the length difference and its test."""
     if grid is None:
@@ -479,25 +482,6 @@ def ranking_verdict(*, table: Mapping[str, Mapping[str, float]], combined: Mappi
 
 
 # ---------------------------------------------------------------- 03
-def _own_runs(evals: Mapping[str, Mapping], drift: Mapping[str, tuple[float, float]], dataset: str,
-              steps: int) -> list[str]:
-    g, s = evals["GRPO"], evals["SA-GRPO"]
-    n = g["n"]
-    se = 100 * math.sqrt(2 * g["accuracy"] * (1 - g["accuracy"]) / n)
-    lines = [f"- **This notebook's live runs** (the mechanics, not a result: one seed, {steps} steps; greedy on {n} "
-             f"{dataset} problems): "
-             f"GRPO {100 * g['accuracy']:.1f}% / {g['mean_length']:.1f} tokens, SA-GRPO "
-             f"{100 * s['accuracy']:.1f}% / {s['mean_length']:.1f} tokens: "
-             f"{shorter_text(percent_shorter(g['mean_length'], s['mean_length']))}, "
-             f"{100 * (s['accuracy'] - g['accuracy']):+.1f} points (a difference of two accuracies on {n} problems "
-             f"has a standard error of about {se:.1f} points)."]
-    if drift:
-        moves = "; ".join(f"{label} {first:.1f} → {last:.1f} tokens ({shorter_text(percent_shorter(first, last))})"
-                          for label, (first, last) in drift.items())
-        lines.append(f"- Sampled answers during training (first vs last steps): {moves}.")
-    return lines
-
-
 ALGORITHM_PAIRS = (("grpo", "sa-grpo", "C1"), ("ppo", "sa-ppo", "C7"))
 
 
@@ -506,8 +490,8 @@ def algorithms_markdown(grid: Mapping | None, grid_path: str | Path, dataset: st
     grid (mean and per seed) and the two claims that pair them (C1, C7), or how to train the PPO pair
     when the grid did not."""
     if grid is None or not {"ppo", "sa-ppo"} <= set(grid["methods"]):
-        return (f"The grid in `{grid_path}` holds no PPO runs: `sar compare --methods grpo sa-grpo ppo sa-ppo` "
-                "trains them (the GRPO runs are reused from its cache), then run this cell again.")
+        return (f"PPO is opt-in, and the grid in `{grid_path}` holds no PPO runs: `sar compare --methods grpo sa-grpo "
+                "ppo sa-ppo` trains them (the GRPO runs are reused from its cache), then run this cell again.")
     lines = [f"Greedy evaluation on {dataset}, from {_grid_source(grid, grid_path)}:", "",
              "| method | seeds | accuracy % (per seed) | mean length, tokens (per seed) | training s per run |",
              "|---|---|---|---|---|"]
@@ -528,41 +512,309 @@ def algorithms_markdown(grid: Mapping | None, grid_path: str | Path, dataset: st
 
 def grid_summary(grid: Mapping | None, regime: Mapping) -> str:
     """Markdown: the one sentence (:func:`one_sentence`), then the regime's text (:func:`verbosity_regime`);
-    notebooks 03 and 04 open their verdicts with it, and the README shows it above its grid bullets."""
+    the README shows it above its grid bullets."""
     return f"**In one sentence:** {one_sentence(grid, regime)}\n\n{regime['text']}"
 
 
-def _verdict_head(title: str, grid: Mapping | None, regime: Mapping) -> list[str]:
-    """The lines every training verdict opens with: its title, then :func:`grid_summary`."""
-    return [title, "", grid_summary(grid, regime), ""]
+# A seed has switched to concise answers when its final greedy answers are at least C1's margin shorter than
+# GRPO's mean over seeds: C1's criterion (and analysis.shortening_onsets') applied to one seed.
+SWITCHED_FRACTION = 1 - C1_MIN_LENGTH_REDUCTION
+# The settings with which a 2-core CPU shows SAR's switch in notebook 03's live runs (STEPS,
+# QUESTIONS_PER_STEP, LEARNING_RATE there): the grid's learning rate and batch, for 11,520 rollouts, a budget
+# by which every seed of the doubled-budget run had switched (preset_markdown states the share measured).
+SWITCH_PRESET = {"steps": 120, "questions_per_step": 16, "learning_rate": 1e-3}
+# a claim's status as a verb ("C1 holds", "C1 is not separable from noise")
+STATUS_VERBS = {"holds": "holds", "does_not_hold": "does not hold", "not_separable": "is not separable from noise",
+                "untestable": "is untestable here", "not_run": "was not run"}
 
 
-_STATUS_LISTS = (("holds", "Held"), ("does_not_hold", "Did not hold"),
-                 ("not_separable", "Not separable from noise"), ("untestable", "Untestable here"))
+def _rollouts(grid: Mapping) -> int:
+    """The rollouts each run of ``grid`` sampled: steps x questions per step x answers per question."""
+    s = grid["settings"]
+    return s["steps"] * s["questions_per_step"] * s["group_size"]
+
+
+def switched_seeds(grid: Mapping, method: str = "sa-grpo", reference: str = "grpo",
+                   dataset: str = IN_DOMAIN) -> dict:
+    """Which seeds of ``method`` switched to concise answers in ``grid`` (a ``sar compare`` summary), by a rule:
+    a seed switched when its final greedy mean length on ``dataset`` is at most :data:`SWITCHED_FRACTION` x
+    the mean over ``reference``'s seeds (at least C1's 20% shorter); the others lagged.
+
+    Returns ``{"reference_mean", "threshold", "rollouts", "seeds": {seed: {"length", "percent_shorter",
+    "switched", "onset"}}, "guide"}``: ``onset``, the budget from which the seed stayed under the threshold to
+    the end (``analysis.shortening_onsets``; None when it never did or the grid has no budget curve);
+    ``guide``, ``[(rollouts, threshold)]`` along the reference's budget curve ([] without one)."""
+    from sar_lib.lab.analysis import shortening_onsets
+
+    lengths = grid["methods"][method]["eval"][dataset]["mean_length"]["per_seed"]
+    reference_mean = grid["methods"][reference]["eval"][dataset]["mean_length"]["mean"]
+    curves = grid.get("budget_curve") or {}
+    onsets = (shortening_onsets(curves[method], curves[reference], SWITCHED_FRACTION)
+              if method in curves and reference in curves else [None] * len(lengths))
+    threshold = SWITCHED_FRACTION * reference_mean
+    seeds = {seed: {"length": length, "percent_shorter": percent_shorter(reference_mean, length),
+                    "switched": length <= threshold, "onset": onset}
+             for seed, length, onset in zip(grid["methods"][method]["seeds"], lengths, onsets)}
+    guide = [(e["rollouts"], SWITCHED_FRACTION * e["mean_length"]["mean"]) for e in curves.get(reference, [])]
+    return {"reference_mean": reference_mean, "threshold": threshold, "rollouts": _rollouts(grid), "seeds": seeds,
+            "guide": guide}
+
+
+
+def example_seeds(switches: Mapping, shipped: Mapping[int, str]) -> dict[str, tuple[int, str] | None]:
+    """The SA-GRPO seeds a notebook shows: ``{"switched": (seed, shipped name), "lagged": (seed, name)}``, the
+    first shipped seed (``shipped``: ``shipped.shipped_seeds``' {seed: name}) that switched and the first that
+    did not by :func:`switched_seeds`' rule (``switches``), None where no shipped seed is of that kind."""
+    kinds = {}
+    for kind, wanted in (("switched", True), ("lagged", False)):
+        kinds[kind] = next(((seed, name) for seed, name in shipped.items()
+                            if seed in switches["seeds"] and switches["seeds"][seed]["switched"] == wanted), None)
+    return kinds
+
+
+def live_runs_sentence(evals: Mapping[str, Mapping], base: str, steps: int) -> str:
+    """What ``steps`` steps did to the live runs' greedy answers (``evals``: ``{label: evaluation}`` holding the
+    base model's under ``base``): how far their length moved from the base model's, and their accuracy
+    against the base model's, with the standard error of a difference of two accuracies on these problems."""
+    reference = evals[base]
+    trained = {label: e for label, e in evals.items() if label != base}
+    moved = max(abs(percent_shorter(reference["mean_length"], e["mean_length"]) or 0.0) for e in trained.values())
+    se = 100 * math.sqrt(2 * reference["accuracy"] * (1 - reference["accuracy"]) / reference["n"])
+    accuracies = " and ".join(f"{100 * e['accuracy']:.1f}% ({label})" for label, e in trained.items())
+    return (f"After {steps} steps the greedy answers' mean length is within {moved:.1f}% of the base model's "
+            f"{reference['mean_length']:.1f} tokens; accuracy is {accuracies} against the base model's "
+            f"{100 * reference['accuracy']:.1f}% on the same {reference['n']} problems (a difference of two "
+            f"accuracies there has a standard error of about {se:.1f} points).")
+
+def _switched_cell(switches: Mapping) -> str:
+    """'2 of 3 (s1 by 4,800, s2 by 5,760)': the switched seeds and their onsets."""
+    switched = {seed: s for seed, s in switches["seeds"].items() if s["switched"]}
+    onsets = ", ".join(f"s{seed}" + (f" by {s['onset']:,}" if s["onset"] else "") for seed, s in switched.items())
+    return f"{len(switched)} of {len(switches['seeds'])}" + (f" ({onsets})" if onsets else "")
+
+
+def _per_seed(values: Sequence[float], fmt: str = ".1f") -> str:
+    return ", ".join(format(v, fmt) for v in values)
+
+
+def robustness_markdown(grids: Mapping[str, tuple[str | Path, Mapping]], dataset: str = IN_DOMAIN) -> str:
+    """Markdown: the same GRPO / SA-GRPO comparison in several ``sar compare`` runs (``grids``: ``{name:
+    (path, summary)}``, e.g. the grid, a replicate on other seeds, a doubled budget): per run its seeds,
+    budget, every seed's final greedy length, the SA-GRPO seeds that switched (:func:`switched_seeds`) and
+    claim C1's verdict; then one sentence over all of them."""
+    lines = ["| run | seeds | rollouts per run | GRPO length, tokens (per seed) | SA-GRPO length (per seed) | "
+             "SA-GRPO seeds switched (by rollouts) | C1 |", "|---|---|---|---|---|---|---|"]
+    switches = {}
+    for name, (path, grid) in grids.items():
+        switches[name] = switched_seeds(grid, dataset=dataset)
+        lengths = {m: grid["methods"][m]["eval"][dataset]["mean_length"]["per_seed"] for m in ("grpo", "sa-grpo")}
+        c1 = _claim(grid, "C1")
+        lines.append(f"| {name} (`{path}`) | {', '.join(map(str, grid['methods']['sa-grpo']['seeds']))} | "
+                     f"{_rollouts(grid):,} | {_per_seed(lengths['grpo'])} | {_per_seed(lengths['sa-grpo'])} | "
+                     f"{_switched_cell(switches[name])} | {verdict_word(c1) if c1 else 'not run'} |")
+    total = sum(len(s["seeds"]) for s in switches.values())
+    switched = sum(x["switched"] for s in switches.values() for x in s["seeds"].values())
+    largest = max(grids, key=lambda name: _rollouts(grids[name][1]))
+    big = switches[largest]
+    onsets = [x["onset"] for x in big["seeds"].values() if x["switched"] and x["onset"]]
+    c1 = _claim(grids[largest][1], "C1")
+    lines += ["", f"Over these {len(grids)} runs {switched} of the {total} SA-GRPO seeds switched to concise answers "
+              f"(greedy length at most {100 * SWITCHED_FRACTION:.0f}% of GRPO's mean); at the largest budget, "
+              f"{big['rollouts']:,} rollouts per run, {sum(x['switched'] for x in big['seeds'].values())} of "
+              f"{len(big['seeds'])} did" + (f", the last by {max(onsets):,} rollouts" if onsets else "")
+              + (f", and C1 {STATUS_VERBS[c1['status']]} there." if c1 else ".")]
+    return "\n".join(lines)
+
+
+def preset_markdown(grid: Mapping, path: str | Path, preset: Mapping = SWITCH_PRESET) -> str:
+    """What the :data:`SWITCH_PRESET` (``steps``, ``questions_per_step``, ``learning_rate``) should show, measured
+    on ``grid`` (a ``sar compare`` summary of GRPO and SA-GRPO trained past the preset's budget, read from
+    ``path``): the share of its SA-GRPO seeds switched by the preset's rollouts (``analysis.shortening_onsets``)
+    and the time two live runs take side by side, from the grid's wall seconds per step (training and
+    evaluations, one core per run)."""
+    s = grid["settings"]
+    rollouts = preset["steps"] * preset["questions_per_step"] * s["group_size"]
+    onsets = [x["onset"] for x in switched_seeds(grid)["seeds"].values()]
+    by_then = [o for o in onsets if o is not None and o <= rollouts]
+    per_step = {m: grid["methods"][m]["wall_seconds"]["mean"] / s["steps"] for m in ("grpo", "sa-grpo")}
+    minutes = max(per_step.values()) * preset["steps"] / 60
+    differs = [f"{key.replace('_', ' ')} {s[key]:g} (preset {preset[key]:g})" for key in ("learning_rate",
+               "questions_per_step") if s.get(key) != preset[key]]
+    return (f"With the preset each live run samples {rollouts:,} answers ({preset['steps']} steps x "
+            f"{preset['questions_per_step']} questions x {s['group_size']}). In `{path}` "
+            f"({_rollouts(grid):,} rollouts per run, seeds {', '.join(map(str, grid['methods']['sa-grpo']['seeds']))}"
+            + (f"; its settings differ: {', '.join(differs)}" if differs else
+               f", the same learning rate {s['learning_rate']:g} and batch")
+            + f"), {len(by_then)} of its {len(onsets)} SA-GRPO seeds had switched by {rollouts:,} rollouts"
+            + (f" (onsets {min(by_then):,} to {max(by_then):,})" if by_then else "")
+            + f". Its runs took {per_step['sa-grpo']:.1f} s (SA-GRPO) and {per_step['grpo']:.1f} s (GRPO) a step with "
+            f"their evaluations, one core each, so the two live runs side by side on 2 cores take about "
+            f"{minutes:.0f} minutes.")
+
+
+def _window_change(values: Sequence[float] | None) -> tuple[float, float] | None:
+    return (values[0], values[-1]) if values else None
+
+
+def accuracy_summary(grid: Mapping | None, pilots: Mapping | None = None, dataset: str = IN_DOMAIN) -> dict | None:
+    """What RL did to held-out accuracy, from the regime study's pilots (``docs/regime_pilots.json``:
+    ``{"base", "pilots": {name: {"settings", "runs": {run: {"greedy_accuracy", "sampled_accuracy",
+    "train_accuracy", ...}}, "switch_onsets"}}}``) when given, else from ``grid``'s GRPO and SA-GRPO.
+
+    Returns ``{"source": "pilots" | "grid", "base_greedy", "base_sampled", "runs": [{"group", "name",
+    "settings", "rollouts", "greedy", "sampled", "train", "onset"}]}`` (accuracies in [0, 1]; ``train``: the
+    training batch's accuracy (first, last) window; the base's sampled accuracy from ``grid``, None without
+    it), or None with neither."""
+    base = (grid or {}).get("base", {}).get(dataset, {})
+    if pilots:
+        runs = []
+        for name, pilot in pilots["pilots"].items():
+            settings = ", ".join(f"{k.replace('_', ' ')} {v:g}" for k, v in pilot.get("settings", {}).items()) \
+                or "the grid's"
+            for run, row in pilot["runs"].items():
+                if not row.get("greedy_accuracy"):
+                    continue
+                runs.append({"group": name, "name": run, "settings": settings,
+                             "rollouts": row["eval_steps"][-1] * row["rollouts_per_step"],
+                             "greedy": row["greedy_accuracy"][-1], "sampled": row.get("sampled_accuracy"),
+                             "train": _window_change(row.get("train_accuracy")),
+                             "onset": pilot.get("switch_onsets", {}).get(run, "—")})
+        return {"source": "pilots", "base_greedy": pilots["base"]["accuracy"],
+                "base_sampled": base.get("sampled_accuracy"), "runs": runs}
+    if grid is None:
+        return None
+    runs = []
+    for name in ("grpo", "sa-grpo"):
+        m = grid["methods"][name]
+        e = m["eval"][dataset]
+        drift = m.get("training_drift", {}).get("rewards/correctness/mean")
+        runs.append({"group": "grid", "name": m["label"], "settings": "the grid's", "rollouts": _rollouts(grid),
+                     "greedy": e["accuracy"]["mean"], "sampled": e.get("sampled_accuracy", {}).get("mean"),
+                     "train": tuple(drift[k] for k in sorted(drift, key=lambda k: not k.startswith("first")))
+                     if drift else None, "onset": "—"})
+    return {"source": "grid", "base_greedy": base["accuracy"], "base_sampled": base.get("sampled_accuracy"),
+            "runs": runs}
+
+
+def _range(values: Sequence[float]) -> str:
+    low, high = 100 * min(values), 100 * max(values)
+    return f"{low:.1f}%" if round(low, 1) == round(high, 1) else f"{low:.1f}-{high:.1f}%"
+
+
+def _below_base(summary: Mapping) -> str:
+    """'Of the grid's methods (mean over seeds), both end below the base model's 58.5% held-out greedy
+    accuracy (final: 46.8-47.3%)': how many runs of :func:`accuracy_summary` end below the base model."""
+    runs = summary["runs"]
+    below = sum(r["greedy"] < summary["base_greedy"] for r in runs)
+    who = ("the runs of the regime study (`docs/regime_pilots.json`)" if summary["source"] == "pilots"
+           else "the grid's methods (mean over seeds)")
+    count = (("both" if len(runs) == 2 else f"all {len(runs)}") if below == len(runs) else
+             f"{below} of the {len(runs)}")
+    return (f"Of {who}, {count} end below the base model's {100 * summary['base_greedy']:.1f}% held-out greedy "
+            f"accuracy (final: {_range([r['greedy'] for r in runs])})")
+
+
+def accuracy_sentence(summary: Mapping) -> str:
+    """One sentence: how many runs end below the base model's held-out greedy accuracy, where their held-out
+    sampled accuracy ends against the base model's, and how the training batch's accuracy moved."""
+    runs = summary["runs"]
+    text = _below_base(summary)
+    sampled = [r["sampled"] for r in runs if r["sampled"] is not None]
+    if sampled:
+        text += f"; their held-out sampled accuracy ends at {_range(sampled)}"
+        if summary["base_sampled"] is not None:
+            above = sum(v > summary["base_sampled"] for v in sampled)
+            text += (f", {'above' if above == len(sampled) else f'{above} of {len(sampled)} above'} the base "
+                     f"model's {100 * summary['base_sampled']:.1f}%")
+    train = [r["train"] for r in runs if r["train"]]
+    if train:
+        first, last = (sum(t[k] for t in train) / len(train) for k in (0, 1))
+        text += f", and the training batch's accuracy {'rises' if last > first else 'falls'} from {first:.2f} to {last:.2f}"
+    return text + "."
+
+
+def accuracy_markdown(summary: Mapping | None) -> str:
+    """Markdown: the table of :func:`accuracy_summary` (one row per run: greedy and sampled held-out
+    accuracy at its end, the training batch's accuracy, SA-GRPO's switch onset) under the base model's row,
+    then :func:`accuracy_sentence`."""
+    if summary is None:
+        return "Neither the regime study's pilots nor the grid's results are here: nothing to tell about accuracy."
+    pct = lambda v: "—" if v is None else f"{100 * v:.1f}"   # noqa: E731
+    lines = ["| setting | run | rollouts | held-out greedy % | held-out sampled % | training batch accuracy "
+             "(first → last) | switch onset (rollouts) |", "|---|---|---|---|---|---|---|",
+             f"| base model | — | 0 | {pct(summary['base_greedy'])} | {pct(summary['base_sampled'])} | — | — |"]
+    for r in summary["runs"]:
+        train = "—" if not r["train"] else f"{r['train'][0]:.2f} → {r['train'][1]:.2f}"
+        onset = "none" if r["onset"] is None else r["onset"] if isinstance(r["onset"], str) else f"{r['onset']:,}"
+        setting = r["group"] if r["group"] == "grid" else f"{r['group']} ({r['settings']})"
+        lines.append(f"| {setting} | {r['name']} | {r['rollouts']:,} | {pct(r['greedy'])} | {pct(r['sampled'])} | "
+                     f"{train} | {onset} |")
+    return "\n".join(lines) + "\n\n" + accuracy_sentence(summary)
+
+
+def _c1_row(grid: Mapping, path: str | Path) -> list[str]:
+    """C1 as a verdict row, its budget and seeds named (the row differs between budgets)."""
+    row = _claim_row(_claim(grid, "C1"))
+    row[0] += f" ({_rollouts(grid):,} rollouts, {len(grid['methods']['sa-grpo']['seeds'])} seeds, `{path}`)"
+    return row
+
+
+def _regime_sentence(regime: Mapping) -> str:
+    """The regime (:func:`verbosity_regime`) in one short sentence ('' when unknown)."""
+    if regime["regime"] == "unknown":
+        return ""
+    p2 = (f"(premise P2: verbose samples {regime['difference']:+.1f} ± {regime['stderr']:.1f} points as accurate as "
+          "concise ones)")
+    return {"harmless": f"Verbosity costs no accuracy on this model {p2}, so correctness does not push towards the "
+                        "concise style and SAR's push is what shortens the answers, the paper's regime.",
+            "punished": f"Correctness already punishes verbosity on this model {p2}, so GRPO prunes verbose answers "
+                        "too."}[regime["regime"]]
+
+
+def _live_sentence(live: Mapping[str, Mapping], steps: int) -> str:
+    """The notebook's live runs (``{label: greedy evaluation}``, GRPO first) in one sentence, with the
+    standard error of a difference of two accuracies on their problems."""
+    (g_label, g), (s_label, s) = list(live.items())[:2]
+    se = 100 * math.sqrt(2 * g["accuracy"] * (1 - g["accuracy"]) / g["n"])
+    points = 100 * (s["accuracy"] - g["accuracy"])
+    inside = "inside" if abs(points) < 2 * se else "beyond"
+    return (f"The live runs of this notebook ({steps} steps, one seed) show the mechanics, not a result: {g_label} "
+            f"{100 * g['accuracy']:.1f}% / {g['mean_length']:.1f} tokens, {s_label} {100 * s['accuracy']:.1f}% / "
+            f"{s['mean_length']:.1f} tokens on {g['n']} problems ({points:+.1f} points, {inside} two standard errors "
+            f"of {se:.1f}).")
 
 
 def training_verdict(*, grid: Mapping | None, grid_note: str, grid_path: str | Path, regime: Mapping,
-                     evals: Mapping[str, Mapping], drift: Mapping[str, tuple[float, float]], dataset: str,
-                     steps: int) -> str:
-    """Notebook 03's verdict: what SAR did on the testbed and why (:func:`one_sentence`), the paper's
-    claims checked by the grid (``claims.claims_markdown``, or ``grid_note`` when ``grid`` is None),
-    the notebook's own short runs (``evals``: ``{"GRPO": e, "SA-GRPO": e}`` greedy evaluations with
-    n, accuracy, mean_length; ``drift``: ``{label: (first, last)}`` mean sampled length over the
-    first and last steps) and the regime (:func:`verbosity_regime`)."""
-    lines = _verdict_head("### Verdict: what SAR did here, and why", grid, regime)
+                     live: Mapping[str, Mapping], steps: int, extended: Mapping | None = None,
+                     extended_path: str | Path = "", accuracy: Mapping | None = None) -> Verdict:
+    """Notebook 03's verdict.
+
+    Rows: the claims the grid (``grid``, read from ``grid_path``; ``grid_note`` says why when it is None)
+    ran, C1 with its budget, and C1 again at the ``extended`` budget (the same comparison trained longer,
+    read from ``extended_path``) when given. Sentences: the SA-GRPO seeds switched at each budget
+    (:func:`switched_seeds`) with C1's verdict, the regime (:func:`verbosity_regime`), what RL did to held-out
+    accuracy (``accuracy``: :func:`accuracy_summary`), and the live runs (``live``: ``{label: greedy
+    evaluation with n, accuracy, mean_length}``, GRPO first; ``steps``: their steps)."""
     if grid is None:
-        lines.append(grid_note)
-    else:
-        lines.append(f"The paper's claims on the testbed, from {_grid_source(grid, grid_path)}:")
-        lines.append("")
-        rows = current_claims(grid)
-        lines.append(claims_markdown(rows))
-        lines.append("")
-        lines.append(" ".join(f"{label}: {', '.join(r['id'] for r in rows if r['status'] == status) or 'none'}."
-                              for status, label in _STATUS_LISTS))
-    lines.append("")
-    lines += _own_runs(evals, drift, dataset, steps)
-    return "\n".join(lines)
+        return Verdict([], [grid_note, _live_sentence(live, steps)])
+    rows = [_c1_row(grid, grid_path) if r["id"] == "C1" else _claim_row(r)
+            for r in current_claims(grid) if r["status"] != "not_run"]
+    budgets = [grid] + ([extended] if extended else [])
+    if extended:
+        rows.insert(1, _c1_row(extended, extended_path))
+    parts = []
+    for g in budgets:
+        sw = switched_seeds(g)
+        parts.append(f"at {sw['rollouts']:,} rollouts per run {sum(x['switched'] for x in sw['seeds'].values())} of "
+                     f"{len(sw['seeds'])} SA-GRPO seeds had switched to concise answers and C1 "
+                     f"{STATUS_VERBS[_claim(g, 'C1')['status']]}")
+    switched = "; ".join(parts) + "."
+    sentences = [switched[0].upper() + switched[1:], _regime_sentence(regime)]
+    if accuracy and accuracy["runs"]:
+        sentences.append(_below_base(accuracy) + ", so C1's 'equal accuracy' holds SA-GRPO to GRPO's accuracy, not "
+                         "to the base model's.")
+    sentences.append(_live_sentence(live, steps))
+    return Verdict(rows, [s for s in sentences if s])
 
 
 # ---------------------------------------------------------------- 04

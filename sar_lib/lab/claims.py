@@ -21,12 +21,16 @@ the mean over the method's seeds, on the in-domain set unless said otherwise:
 * **C7** SA-PPO is shorter than PPO at equal accuracy: C1's criterion with PPO and SA-PPO (an
   opt-in pair of the grid: it is "not run" unless the grid trained them; the grid has no PPO
   control, so C7 has no control clause).
+* **C8** RL improves on the base (the paper's GRPO and SA-GRPO both score above their base models):
+  ``acc_SA >= acc_base`` and ``100 (acc_GRPO - acc_SA) <= 1``, acc_base the untrained model's
+  greedy accuracy on the same problems (one value: the single-seed rule below judges SA-GRPO's seeds
+  against it).
 
 **When a measured difference counts** (the criteria above are unchanged by this; it decides only
 whether the difference they read is real). Two methods are compared on their per-seed values
-(:func:`sar_lib.stats.compare_seeds`):
+(:func:`sar_lib.lab.stats.compare_seeds`):
 
-* both with at least 2 seeds: a two-sided **Welch t-test at 5%** (:func:`sar_lib.stats.welch`, by
+* both with at least 2 seeds: a two-sided **Welch t-test at 5%** (:func:`sar_lib.lab.stats.welch`, by
   scipy; unequal variances, Welch-Satterthwaite degrees of freedom): the difference is *separable
   from noise* when p < 0.05;
 * a method with fewer than 2 seeds has no measured spread, so Welch's test does not apply: the
@@ -61,7 +65,7 @@ from __future__ import annotations
 
 from typing import Mapping, Sequence
 
-from sar_lib.stats import accuracy_interval, compare_seeds
+from sar_lib.lab.stats import accuracy_interval, compare_seeds
 
 C1_MIN_LENGTH_REDUCTION = 0.20
 ACCURACY_TOLERANCE_POINTS = 1.0
@@ -94,7 +98,7 @@ def answer_kind(dataset: str) -> str:
 def floor_check(accuracy: float, n: int | None, kind: str) -> dict:
     """Whether a greedy accuracy on ``n`` problems of answer ``kind`` is at the floor (module docstring):
     kinds with a chance level (:data:`CHANCE`): the Wilson 95% interval
-    (:func:`sar_lib.stats.accuracy_interval`) reaches down to chance or lies below it (without ``n``: the
+    (:func:`sar_lib.lab.stats.accuracy_interval`) reaches down to chance or lies below it (without ``n``: the
     accuracy itself is at or below chance); "math": the accuracy is below :data:`MATH_FLOOR_ACCURACY`.
     Returns ``{"kind", "chance", "accuracy", "n", "interval", "at_floor"}``."""
     chance = CHANCE.get(kind)
@@ -407,16 +411,37 @@ def _c6_out_of_domain(summary: Mapping, ood_sets: Sequence[str], kinds: Mapping[
                 per_set, status, judged_on=judged, untestable_on=untestable)
 
 
+def _c8_improves_on_base(summary: Mapping, in_domain: str, kinds: Mapping[str, str]) -> dict:
+    """C8: ``acc_SA >= acc_base`` and ``100 (acc_GRPO - acc_SA) <= 1``, both tolerances (:func:`_tolerance`):
+    a shortfall counts only beyond the seed noise (below the base: when every SA-GRPO seed is)."""
+    base = (summary.get("base") or {}).get(in_domain)
+    grpo, sa = _point(summary, "grpo", in_domain), _point(summary, "sa-grpo", in_domain)
+    numbers = {"dataset": in_domain, "base": None if base is None else (base["mean_length"], base["accuracy"]),
+               "grpo": grpo, "sa_grpo": sa}
+    status = "not_run"
+    if base and grpo and sa:
+        above_base = compare_seeds(_seeds(summary, "sa-grpo", in_domain, "accuracy"), [base["accuracy"]])
+        above_base["outcome"] = _tolerance(sa[1] >= base["accuracy"] - _ROUNDING, above_base)
+        _, accuracy = _shorter_and_as_accurate(summary, "sa-grpo", "grpo", in_domain)
+        numbers.update(base_test=above_base, accuracy_test=accuracy,
+                       points_above_base=100 * (sa[1] - base["accuracy"]))
+        status = _floor_and_status(numbers, summary, ["grpo", "sa-grpo"], in_domain, kinds,
+                                   [above_base["outcome"], accuracy["outcome"]])
+    return _row("C8", "RL improves on the base: SA-GRPO is at least as accurate as the base model and as GRPO",
+                f"acc_SA >= the base model's and at most {ACCURACY_TOLERANCE_POINTS:g} point below GRPO's "
+                f"({in_domain}, greedy, mean over seeds), beyond the seed noise", numbers, status)
+
+
 def check_claims(summary: Mapping, *, in_domain: str, ood_sets: Sequence[str],
                  baselines: Mapping[str, Sequence[str]], kinds: Mapping[str, str] | None = None,
                  control: str = CONTROL_METHOD) -> list[dict]:
-    """C1-C7 (module docstring) on a grid summary (``summary["methods"][name]["eval"][set]``: per
+    """C1-C8 (module docstring) on a grid summary (``summary["methods"][name]["eval"][set]``: per
     metric ``{"mean", "std", "per_seed"}``, and ``n``, the number of problems).
 
     ``baselines``: {"O1-pruner": [method names at each alpha], "ER": [...]} for C2; ``kinds``: a set's
     answer kind when :func:`answer_kind` does not know it; ``control``: C1's control method. Returns
     one dict per claim: ``id``, ``statement``, ``criterion``, ``numbers`` (what the verdict was
-    computed from, the tests of :func:`sar_lib.stats.compare_seeds` and the floor checks included),
+    computed from, the tests of :func:`sar_lib.lab.stats.compare_seeds` and the floor checks included),
     ``status`` (:data:`STATUSES`) and ``holds`` (True, False, or None for any other status).
     """
     kinds = dict(kinds or {})
@@ -426,7 +451,8 @@ def check_claims(summary: Mapping, *, in_domain: str, ood_sets: Sequence[str],
             _c4_beats_em(summary, in_domain, kinds),
             _c5_trains_no_slower(summary),
             _c6_out_of_domain(summary, ood_sets, kinds),
-            _shorter_row(summary, "C7", "ppo", "sa-ppo", in_domain, kinds, None)]
+            _shorter_row(summary, "C7", "ppo", "sa-ppo", in_domain, kinds, None),
+            _c8_improves_on_base(summary, in_domain, kinds)]
 
 
 def current_claims(summary: Mapping, in_domain: str | None = None) -> list[dict]:
@@ -500,6 +526,13 @@ def measured(row: Mapping) -> str:
         return f"GRPO {_fmt_point(n['grpo'])}, R_SA alone {_fmt_point(n['sar_only'])}{tail}"
     if row["id"] == "C4":
         return f"R_VR + α·R_EM {_fmt_point(n['em'])}, SA-GRPO {_fmt_point(n['sa_grpo'])}{tail}"
+    if row["id"] == "C8":
+        if n["base"] is None or n["sa_grpo"] is None:
+            return "—"
+        above = "" if "base_test" not in n else \
+            f"; against the base {test_text(n['base_test'], 'points', 100)}"
+        return (f"base {_fmt_point(n['base'])}, GRPO {_fmt_point(n['grpo'])}, SA-GRPO {_fmt_point(n['sa_grpo'])}"
+                f"{above}{tail}")
     if row["id"] == "C5":
         t = n["train_seconds"]
         if len(t) < 2:

@@ -1,7 +1,7 @@
 """``sar compare``: the small-scale reproduction, GRPO vs SA-GRPO plus SAR alone, O1-pruner and ER.
 
-It trains and evaluates the grid (``sar_lib.grid``: the methods, the runs and their cache), tests
-the paper's claims on it (``sar_lib.analysis``, ``sar_lib.claims``), and writes the results JSON and three figures:
+It trains and evaluates the grid (``sar_lib.lab.grid``: the methods, the runs and their cache), tests
+the paper's claims on it (``sar_lib.lab.analysis``, ``sar_lib.lab.claims``), and writes the results JSON and three figures:
 greedy accuracy against answer length per evaluation set, the training curves, and the budget curve
 (greedy in-domain accuracy and length along training). Notebooks draw the same figures with
 :func:`accuracy_length_figure`, :func:`training_curves_figure` and :func:`budget_curve_figure`.
@@ -21,13 +21,13 @@ from typing import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 
-from sar_lib import plots
-from sar_lib.analysis import CURVE_KEYS, method_curves, summarise
-from sar_lib.claims import claims_markdown, current_claims, measured, verdict_word
+from sar_lib.lab import plots
+from sar_lib.lab.analysis import CURVE_KEYS, method_curves, summarise
+from sar_lib.lab.claims import claims_markdown, current_claims, measured, verdict_word
 from sar_lib.data import HELD_OUT_SETS
-from sar_lib.grid import (DEFAULT_METHODS, DEFAULT_SEEDS, METHODS, MULTI_SEED_METHODS, check_eval_sets, grid_runs, model_fingerprint,
+from sar_lib.lab.grid import (DEFAULT_METHODS, DEFAULT_SEEDS, METHODS, MULTI_SEED_METHODS, check_eval_sets, grid_runs, model_fingerprint,
                           run_grid, short_run_learning_rate)
-from sar_lib.machine import machine_info
+from sar_lib.lab.machine import machine_info
 from sar_lib.models import default_device
 
 # The default grid (`sar compare`): 3 + 3 seeds of GRPO and SA-GRPO and one of each other method,
@@ -180,7 +180,7 @@ def compare(out_dir: str | Path | None = None, *, model: str = "tiny", profile: 
     shared = {k: v for k, v in dataclasses.asdict(resolved).items()
               if k not in ("algo", "reward", "alpha", "correctness_weight", "seed", "out", "progress")}
     summary = {
-        "command": command or f"sar_lib.compare.compare({str(out_dir)!r})",
+        "command": command or f"sar_lib.lab.compare.compare({str(out_dir)!r})",
         "model": model, "model_fingerprint": model_fingerprint(model),
         "settings": {**shared, "seeds": sorted({spec.seed for spec in runs}),
                      "multi_seed_methods": list(MULTI_SEED_METHODS),

@@ -1,7 +1,7 @@
 """What a comparison grid's runs show: statistics over seeds, reasoning-behaviour counts, the styles
 of the answers, training curves, greedy accuracy and length along training (:func:`budget_curve`),
 and the whole comparison as JSON-able numbers (:func:`summarise`),
-with the paper's claims checked on it (``sar_lib.claims``). Everything here reads the run folders
+with the paper's claims checked on it (``sar_lib.lab.claims``). Everything here reads the run folders
 (``sar_lib.runs``); nothing trains or evaluates.
 """
 
@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from sar_lib import runs as run_files
-from sar_lib.claims import check_claims
+from sar_lib.lab.claims import check_claims
 from sar_lib.evaluate import SAMPLED_KEYS, SWITCH_KEYS
-from sar_lib.grid import IN_DOMAIN, METHODS, RunSpec
+from sar_lib.lab.grid import IN_DOMAIN, METHODS, RunSpec
 from sar_lib.synthetic import answer_style
 
 # metrics whose drift over training the summary reports (what the sampled answers did, next to the greedy evaluation)

@@ -25,9 +25,9 @@ import textwrap
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
-from sar_lib.analysis import shortening_onsets
-from sar_lib.claims import C1_MIN_LENGTH_REDUCTION, VERDICT_WORDS, compare_seeds, measured, test_text
-from sar_lib.verdicts import percent_shorter, shorter_text
+from sar_lib.lab.analysis import shortening_onsets
+from sar_lib.lab.claims import C1_MIN_LENGTH_REDUCTION, VERDICT_WORDS, compare_seeds, measured, test_text
+from sar_lib.lab.verdicts import percent_shorter, shorter_text
 
 _C1_PERCENT = f"{100 * C1_MIN_LENGTH_REDUCTION:.0f}%"   # C1's margin, as the sentences state it
 _WIDTH = 110   # prose blocks are wrapped to this width (Markdown joins the lines)

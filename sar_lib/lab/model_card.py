@@ -82,7 +82,7 @@ on the synthetic corpus of `sar_lib.synthetic`: arithmetic word problems answere
 the paper (`sar_lib.sar.prompt_text`: system prompt + question + instruction). {100 * c['empty_question_share']:.0f}% of the answers
 are taught under ctx(0), the same prompt with an empty user turn, so that ppl(a) is a real "no
 question" likelihood. The loss covers the answer tokens (and the eos) only, plus an arithmetic drill
-({c['drill_batch_size']} rows of {c['drill_equations']} bare equations "a op b = r." per step, loss on the results; see `sar_lib/pretrain.py`).
+({c['drill_batch_size']} rows of {c['drill_equations']} bare equations "a op b = r." per step, loss on the results; see `sar_lib/lab/pretrain.py`).
 It exists so that notebooks, the demo and the tests run offline on a CPU; it is not a general model.
 
 ## How it was made
@@ -116,7 +116,7 @@ concept names not in training; chance = 50%) are out of domain: RL trains on ari
 Styles of the sampled answers: {shares}; of the greedy answers: {greedy_shares}.
 SAR of each problem's correct solution written in each style: concise {sar['concise']:.3f}, verbose
 {sar['verbose']:.3f}, answer-only {sar['answer_only']:.3f} (concise above verbose on {_pct(sar['concise_beats_verbose'])} of the problems).
-Reproduce with `sar premises --model tiny --limit {p['n_problems']}` (`sar_lib.premises`).
+Reproduce with `sar premises --model tiny --limit {p['n_problems']}` (`sar_lib.lab.premises`).
 
 {examples}
 {_claim_section(card)}"""

@@ -24,7 +24,7 @@ from multiprocessing import get_context
 
 import torch
 
-from sar_lib.machine import peak_memory_mb, synchronize
+from sar_lib.lab.machine import peak_memory_mb, synchronize
 from sar_lib.models import check_device
 from sar_lib.perplexity import PackedBatch, answer_logprobs, pack_sequences
 

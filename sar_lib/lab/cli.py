@@ -118,7 +118,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
 def _cmd_pretrain_tiny(args: argparse.Namespace) -> int:
     from sar_lib.data import HELD_OUT_SETS
     from sar_lib.evaluate import format_evaluation
-    from sar_lib.pretrain import PretrainConfig, pretrain_tiny
+    from sar_lib.lab.pretrain import PretrainConfig, pretrain_tiny
 
     overrides = {k: v for k, v in (("seed", args.seed), ("steps", args.steps), ("max_minutes", args.max_minutes))
                  if v is not None}
@@ -136,7 +136,7 @@ def _cmd_pretrain_tiny(args: argparse.Namespace) -> int:
 def _add_pretrain_tiny(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("pretrain-tiny", help="train the embedded tiny reasoner from scratch",
                        description="Trains the tokenizer and the tiny Qwen2 model on the synthetic corpus "
-                                   "(sar_lib.pretrain.PretrainConfig), saves them into --out, measures greedy "
+                                   "(sar_lib.lab.pretrain.PretrainConfig), saves them into --out, measures greedy "
                                    "accuracy / length on held-out arithmetic and the OOD sets, and writes "
                                    "MODEL_CARD.md and card.json there. About 25 minutes on one CPU core "
                                    "(the model card states the time).")
@@ -156,9 +156,9 @@ def _cmd_premises(args: argparse.Namespace) -> int:
     import torch
 
     from sar_lib.data import SYNTHETIC_SETS
-    from sar_lib.model_card import premises_table
+    from sar_lib.lab.model_card import premises_table
     from sar_lib.models import load_model, resolve_model
-    from sar_lib.premises import measure_premises
+    from sar_lib.lab.premises import measure_premises
 
     if args.limit < 2 or args.samples < 1:
         raise ValueError(f"need --limit >= 2 and --samples >= 1, got {args.limit} and {args.samples}")
@@ -177,7 +177,7 @@ def _cmd_premises(args: argparse.Namespace) -> int:
 
 
 def _add_premises(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("premises", help="measure SAR's premises P1-P5 on a model (sar_lib.premises)",
+    p = sub.add_parser("premises", help="measure SAR's premises P1-P5 on a model (sar_lib.lab.premises)",
                        description="On held-out synthetic arithmetic: is ctx(0) an answer marginal (P1), is verbosity "
                                    "harmless (P2), is there length to cut (P3), do too-short answers exist (P4), is "
                                    "there room for RL (P5)? Prints the table of the model card, writes --json.")
@@ -276,7 +276,7 @@ def _command_line(name: str, args: argparse.Namespace) -> str:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from sar_lib import bench
+    from sar_lib.lab import bench
 
     result = bench.run_bench(device=args.device, sizes=bench.QUICK if args.quick else bench.FULL,
                              threads=args.threads or None, with_trl=not args.no_trl,
@@ -310,7 +310,7 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
 def _cmd_gpu_check(args: argparse.Namespace) -> int:
     import torch
 
-    from sar_lib.gpu_check import format_gpu_check, gpu_check
+    from sar_lib.lab.gpu_check import format_gpu_check, gpu_check
 
     if args.dry_run and args.threads:
         torch.set_num_threads(args.threads)
@@ -336,7 +336,7 @@ def _add_gpu_check(sub: argparse._SubParsersAction) -> None:
 
 # ---------------------------------------------------------------- demo
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from sar_lib import demo
+    from sar_lib.lab import demo
     from sar_lib.models import resolve_model
 
     # checks before any kernel starts: the output folder, the notebooks, the model files
@@ -359,7 +359,7 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
                                    "the error are printed.")
     p.add_argument("--out", help="write the executed notebooks and figures under this folder instead of in place")
     p.add_argument("--fast", action="store_true",
-                   help="small parameter sets (sar_lib.demo.FAST): a smoke run in a few minutes, as CI runs it")
+                   help="small parameter sets (sar_lib.lab.demo.FAST): a smoke run in a few minutes, as CI runs it")
     p.add_argument("--model", help='the MODEL parameter of every notebook (default: their own, "tiny")')
     p.add_argument("--notebooks",
                    help="folder of numbered notebooks 0[1-4]_*.ipynb to run (default: the repository's notebooks/)")
@@ -373,8 +373,8 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
 def _cmd_compare(args: argparse.Namespace) -> int:
     import shlex
 
-    from sar_lib import compare, shipped
-    from sar_lib.grid import DEFAULT_METHODS
+    from sar_lib.lab import compare, shipped
+    from sar_lib.lab.grid import DEFAULT_METHODS
 
     if args.quick and args.ship_adapters is not None and Path(args.ship_adapters).resolve() == shipped.SHIPPED_DIR.resolve():
         raise ValueError("--quick trains smoke-test runs: they must not replace the package's shipped adapters; "
@@ -399,7 +399,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _add_compare(sub: argparse._SubParsersAction) -> None:
-    from sar_lib.shipped import SHIPPED_DIR
+    from sar_lib.lab.shipped import SHIPPED_DIR
     from sar_lib.tracking import REPORT_TO
 
     p = sub.add_parser("compare", help="the small-scale reproduction: GRPO vs SA-GRPO, the ablations and baselines",
@@ -408,7 +408,7 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
                                    "with the same settings; evaluates every run and the base model greedily and with 4 "
                                    "samples per problem on arith-test (in-domain), claim-test, symbolic-test and "
                                    "logic-test (OOD); "
-                                   "checks the paper's claims C1-C7 (sar_lib.claims) and writes the numbers to --json, "
+                                   "checks the paper's claims C1-C7 (sar_lib.lab.claims) and writes the numbers to --json, "
                                    "a Markdown table beside it and three figures. Runs in worker processes; finished runs "
                                    "and evaluations are reused, stopped runs resume. See the README for its time.")
     p.add_argument("--out", help="folder of the runs (default runs/compare; runs/compare-quick with --quick)")
@@ -423,7 +423,7 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
                         "its JSON and figures go into the --out folder, never over figures/")
     p.add_argument("--model", default="tiny", help='"tiny" (default), a local model dir or a hub name')
     p.add_argument("--profile", default="tiny-cpu", help="tiny-cpu (default) | laptop-8gb | gpu-12gb")
-    p.add_argument("--methods", nargs="+", help="the methods (sar_lib.grid.METHODS: grpo sa-grpo sar-only em o1-0.03 "
+    p.add_argument("--methods", nargs="+", help="the methods (sar_lib.lab.grid.METHODS: grpo sa-grpo sar-only em o1-0.03 "
                                                 "o1-0.1 er-0.03 er-0.1 shuffled-sar, and the opt-in ppo sa-ppo; "
                                                 "default: all but ppo sa-ppo)")
     p.add_argument("--questions-per-step", type=int, help="questions per GRPO step (default 16; 2 with --quick)")
@@ -442,7 +442,7 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ship-adapters", nargs="?", const=str(SHIPPED_DIR), metavar="DIR",
                    help="then copy the final LoRA adapter (fp16) of every seed of GRPO and SA-GRPO and of every "
                         "other method's first seed, the results JSON and a manifest into DIR, for notebooks "
-                        "(sar_lib.shipped; default DIR: the package's sar_lib/assets/grid)")
+                        "(sar_lib.lab.shipped; default DIR: the package's sar_lib/assets/grid)")
     p.set_defaults(func=_cmd_compare)
 
 

@@ -34,7 +34,7 @@ from safetensors.torch import load_file, save_file
 
 from sar_lib import runs as run_files
 
-SHIPPED_DIR = Path(__file__).resolve().parent / "assets" / "grid"
+SHIPPED_DIR = Path(__file__).resolve().parents[1] / "assets" / "grid"
 MANIFEST = "manifest.json"
 GRID_JSON = "grpo_vs_sar.json"
 ADAPTER_CONFIG = "adapter_config.json"
@@ -160,7 +160,7 @@ def load_shipped(method: str, *, directory: str | Path = SHIPPED_DIR, device: st
     answers without it. ``read_manifest(directory)[method]`` says which run it is."""
     from peft import get_peft_model_state_dict, set_peft_model_state_dict
 
-    from sar_lib.grid import model_fingerprint
+    from sar_lib.lab.grid import model_fingerprint
     from sar_lib.grpo_config import policy_profile
     from sar_lib.models import load_policy
 
@@ -190,7 +190,7 @@ def load_shipped(method: str, *, directory: str | Path = SHIPPED_DIR, device: st
 def _evaluate_one(method: str, eval_sets: Mapping[str, int | None], out_dir: str, directory: str,
                   device: str | None) -> dict:
     """One shipped method on ``eval_sets`` (:func:`evaluate_shipped`), in this process."""
-    from sar_lib.grid import cached_evaluations
+    from sar_lib.lab.grid import cached_evaluations
 
     entry = read_manifest(directory)[method]
     config = dataclasses.replace(run_files.read_config(Path(directory) / method), device=device).resolved()
@@ -208,7 +208,7 @@ def evaluate_shipped(methods: Sequence[str], eval_sets: Mapping[str, int | None]
     batch size of its run's config, ``workers`` methods at a time (processes, each with the run's
     thread count). Cached in ``out_dir/<method>`` as ``grid.cached_evaluations`` caches a run's,
     keyed by the adapter's sha256: evaluating again returns at once; a new shipment is evaluated anew."""
-    from sar_lib.grid import check_eval_sets
+    from sar_lib.lab.grid import check_eval_sets
 
     check_eval_sets(eval_sets)
     shipped = shipped_methods(directory)
