@@ -21,6 +21,7 @@ from pathlib import Path
 from sar_lib import runs as run_files
 from sar_lib.lab.analysis import budget_curve, shortening_onsets
 from sar_lib.lab.claims import C1_MIN_LENGTH_REDUCTION
+from sar_lib.lab.stats import compare_seeds
 from sar_lib.lab.compare import default_grid
 from sar_lib.lab.grid import IN_DOMAIN, run_grid
 
@@ -28,6 +29,10 @@ ROOT = Path("runs/regime")
 TABLE_JSON = Path("docs/regime_pilots.json")
 DOC = Path("docs/regime.md")
 EVAL_SETS = {IN_DOMAIN: 200}
+R1_DIP = 0.03     # R1: at no evaluation more than 3 points below the base
+R1_TIE = 0.01     # shortfalls within 1 point count as equal
+R2_SEEDS = {5: 4, 3: 2}   # R2: SA-GRPO seeds that must have switched, by the number of seeds
+GRID_JSON = Path("figures/grpo_vs_sar.json")   # the grid's regime (lr 1e-3), the control of stage C
 # Each pilot: GRPOConfig fields over the grid's settings (docs/regime.md says why each is tried).
 PILOTS: dict[str, dict] = {
     "grid": {},
@@ -92,7 +97,44 @@ def pilot_summary(pilot_dir: Path, base: dict) -> dict:
         curves = {m: budget_curve(dirs, per_step, base) for m, dirs in by_method.items()}
         onsets = shortening_onsets(curves["sa-grpo"], curves["grpo"], 1 - C1_MIN_LENGTH_REDUCTION)
         summary["switch_onsets"] = {d.name: onset for d, onset in zip(by_method["sa-grpo"], onsets)}
+        summary["budget_curve"] = curves
     return summary
+
+
+# ---------------------------------------------------------------- the rule that chooses (docs/regime.md)
+def candidate_scores(curves: dict, base_accuracy: float) -> dict:
+    """R1 and R2 of docs/regime.md on one candidate's budget curves ({"grpo", "sa-grpo"}: each an
+    ``analysis.budget_curve`` over its seeds, base first): the final and lowest mean accuracy per method,
+    the R1 shortfall ``max over methods of max(base - final, base - 3 points - lowest, 0)``, the SA-GRPO
+    seeds at least C1's margin shorter than GRPO's mean at the end, C1's length test over seeds, and
+    SA-GRPO's final accuracy."""
+    scores = {}
+    for method, curve in curves.items():
+        trained = [e["accuracy"]["mean"] for e in curve if e["rollouts"] > 0]
+        scores[method] = {"final": trained[-1], "lowest": min(trained)}
+    shortfall = max(max(base_accuracy - s["final"], base_accuracy - R1_DIP - s["lowest"], 0.0) for s in scores.values())
+    grpo_end, sa_end = curves["grpo"][-1]["mean_length"], curves["sa-grpo"][-1]["mean_length"]
+    switched = sum(v <= (1 - C1_MIN_LENGTH_REDUCTION) * grpo_end["mean"] for v in sa_end["per_seed"])
+    length_test = compare_seeds(sa_end["per_seed"], grpo_end["per_seed"])
+    return {"methods": scores, "r1_shortfall": shortfall, "meets_r1": shortfall == 0.0,
+            "switched": switched, "seeds": len(sa_end["per_seed"]),
+            "c1_length_beyond_noise": bool(length_test["separable"] and length_test["difference"] < 0),
+            "sa_grpo_final_accuracy": scores["sa-grpo"]["final"]}
+
+
+def choose(scores: dict) -> list[str]:
+    """The candidates ranked by the rule of docs/regime.md: those meeting R1 first (then R2, then SA-GRPO's
+    accuracy); otherwise by the R1 shortfall, shortfalls within 1 point of the smallest counting as equal,
+    ties broken by the SA-GRPO seeds switched, then SA-GRPO's accuracy."""
+    def r2(s: dict) -> bool:
+        return s["switched"] >= R2_SEEDS.get(s["seeds"], s["seeds"]) and s["c1_length_beyond_noise"]
+
+    smallest = min(s["r1_shortfall"] for s in scores.values())
+    def key(name: str) -> tuple:
+        s = scores[name]
+        tier = 0 if s["meets_r1"] else 1 if s["r1_shortfall"] <= smallest + R1_TIE else 2
+        return (tier, -r2(s), -s["switched"], -s["sa_grpo_final_accuracy"], s["r1_shortfall"])
+    return sorted(scores, key=key)
 
 
 def _cells(values: list, fmt: str) -> str:
@@ -128,14 +170,47 @@ def replace_block(text: str, name: str, body: str) -> str:
     return pattern.sub(lambda m: m.group(1) + body + "\n" + m.group(2), text)
 
 
+def stage_c_scores(pilots: dict, base_accuracy: float) -> dict:
+    """:func:`candidate_scores` of every pilot with 3 or more seeds of GRPO and SA-GRPO (stage C), and of
+    the grid's regime from its committed results (:data:`GRID_JSON`, its budget curve)."""
+    scores = {}
+    for name, pilot in pilots.items():
+        curves = pilot.get("budget_curve")
+        if curves and min(len(c[-1]["accuracy"]["per_seed"]) for c in curves.values()) >= 3:
+            scores[name] = candidate_scores(curves, base_accuracy)
+    grid = json.loads(GRID_JSON.read_text())["budget_curve"]
+    scores["grid (committed)"] = candidate_scores({m: grid[m] for m in ("grpo", "sa-grpo")}, base_accuracy)
+    return scores
+
+
+def choice_markdown(scores: dict, ranking: list[str], base_accuracy: float) -> str:
+    """The stage-C candidates as a table, in the rule's order, and the one it chooses."""
+    lines = ["| rank | candidate | GRPO final / lowest | SA-GRPO final / lowest | R1 shortfall (points) | "
+             "SA-GRPO seeds switched | C1's length difference beyond noise |", "|---|---|---|---|---|---|---|"]
+    for rank, name in enumerate(ranking, 1):
+        s = scores[name]
+        cells = [f"{100 * s['methods'][m]['final']:.1f} / {100 * s['methods'][m]['lowest']:.1f}%" for m in ("grpo", "sa-grpo")]
+        lines.append(f"| {rank} | {name} | {cells[0]} | {cells[1]} | {100 * s['r1_shortfall']:.1f} | "
+                     f"{s['switched']} of {s['seeds']} | {'yes' if s['c1_length_beyond_noise'] else 'no'} |")
+    chosen = scores[ranking[0]]
+    lines += ["", f"The rule chooses **{ranking[0]}** (base {100 * base_accuracy:.1f}%): it "
+              + ("meets R1" if chosen["meets_r1"] else f"misses R1 by {100 * chosen['r1_shortfall']:.1f} points")
+              + f", and {chosen['switched']} of its {chosen['seeds']} SA-GRPO seeds switched by the end of the budget."]
+    return "\n".join(lines)
+
+
 def table() -> dict:
-    """Read every pilot's runs; write docs/regime_pilots.json and the table into docs/regime.md."""
+    """Read every pilot's runs; write docs/regime_pilots.json and the pilot table and the rule's choice
+    into docs/regime.md."""
     base_report, _ = run_files.read_eval(ROOT / "base", IN_DOMAIN)
     base = {"accuracy": base_report["accuracy"], "mean_length": base_report["mean_length"]}
     pilots = {name: pilot_summary(ROOT / name, base) for name in PILOTS if (ROOT / name).is_dir()}
-    result = {"base": base, "pilots": pilots}
+    scores = stage_c_scores(pilots, base["accuracy"])
+    ranking = choose(scores)
+    result = {"base": base, "pilots": pilots, "stage_c": scores, "ranking": ranking}
     TABLE_JSON.write_text(json.dumps(result, indent=1) + "\n")
-    DOC.write_text(replace_block(DOC.read_text(), "pilot-table", table_markdown(result)))
+    text = replace_block(DOC.read_text(), "pilot-table", table_markdown(result))
+    DOC.write_text(replace_block(text, "regime-choice", choice_markdown(scores, ranking, base["accuracy"])))
     return result
 
 
