@@ -419,7 +419,12 @@ for m in resumed[STEPS:]:
 # and SA-GRPO, and evaluated each final policy greedily. Its training curves, mean over seeds with a band of ± one
 # standard deviation, are the seed spread any difference has to beat. **Shuffled SAR** is the control: SA-GRPO's
 # reward with each step's SAR values dealt out at random among the answers, so it has SAR's scale but not its
-# information; an effect of SAR must beat it too.
+# information; an effect of SAR must beat it too. The grid also trains the paper's baselines, each
+# `R_VR + α·r` with `L` an answer's length in tokens (`docs/paper.md` §2): **O1-pruner** gives every answer
+# `r = clip((L̄ − L) / L, −1, 1)`, `L̄` the mean length of its group; **ER** (efficient reasoner) gives a correct
+# answer `r = −(2·sigmoid((L − μ_c) / σ_c) − 1)`, `μ_c` and `σ_c` the mean and standard deviation of the lengths of
+# the group's correct answers, and a wrong one 0; and `R_VR + α·R_EM` with `R_EM = −log ppl(a|q)`. The verdict
+# (section 13) reads the claims that compare SA-GRPO with them; notebook 04 shows them.
 
 # %%
 if grid_results is None:
@@ -626,7 +631,7 @@ else:
 # ```python
 # STEPS = 120                 # 120 x 16 x 6 = 11,520 sampled answers per run
 # QUESTIONS_PER_STEP = 16     # the grid's batch
-# LEARNING_RATE = None        # the grid's rate (1e-3 on tiny-cpu)
+# LEARNING_RATE = None        # the grid's rate (0.001 on tiny-cpu)
 # ```
 #
 # or headless: `papermill 03_grpo_lora_4bit_training.ipynb out.ipynb -p STEPS 120 -p QUESTIONS_PER_STEP 16`. The live
@@ -722,16 +727,16 @@ for check in checks:
 # and SA-GRPO, the same steps, learning rate and answers per step. When the grid of `COMPARE_JSON` holds them, the
 # cell shows greedy accuracy and length of the four methods, claim C7 (SA-PPO against PPO, C1's criterion), and the
 # training curves, the critic's **explained variance** among them, `1 − Var(R − V) / Var(R)` over the step's tokens
-# (1: it predicts the reward exactly; 0: no better than a constant); otherwise it says how to train them.
+# (1: it predicts the reward exactly; 0: no better than a constant), drawn here and not saved; otherwise it says
+# how to train them.
 
 # %%
 display(Markdown(verdicts.algorithms_markdown(grid_results, COMPARE_JSON, grid.IN_DOMAIN)))
 if grid_results and {"ppo", "sa-ppo"} <= set(grid_results["methods"]):
     four = compare.select_methods(grid_results, [name for pair in verdicts.ALGORITHM_PAIRS for name in pair[:2]])
-    fig = compare.training_curves_figure(four, ("rewards/correctness/mean", "completions/mean_length", "sar/mean",
-                                                "critic/vf_explained_var"),
-                                         title="GRPO and PPO, with and without SAR (grid: mean over seeds)")
-    plots.save_figure(fig, "03_grpo_vs_ppo_curves", FIGURES_DIR);
+    compare.training_curves_figure(four, ("rewards/correctness/mean", "completions/mean_length", "sar/mean",
+                                          "critic/vf_explained_var"),
+                                   title="GRPO and PPO, with and without SAR (grid: mean over seeds)");
 
 # %% [markdown]
 # ## 13. Verdict: what SAR did on this testbed
@@ -759,9 +764,9 @@ summary_path = write_summary(
                                                      f"and the grid's shipped models ({MODEL})",
     numbers={"wall seconds of the grid cell (this run)": round(wall, 1),
              "live runs: 2nd run % shorter than GRPO (greedy)":
-                 round(verdicts.percent_shorter(grpo_eval["mean_length"], sa_eval["mean_length"]) or 0.0, 1),
+                 round(verdicts.percent_shorter(grpo_eval["mean_length"], sa_eval["mean_length"]) or 0.0, 1) + 0.0,
              "live runs: 2nd run accuracy minus GRPO (points)":
-                 round(100 * (sa_eval["accuracy"] - grpo_eval["accuracy"]), 1),
+                 round(100 * (sa_eval["accuracy"] - grpo_eval["accuracy"]), 1) + 0.0,   # + 0.0: no "-0.0"
              **({"grid: SA-GRPO seeds switched": sum(x["switched"] for x in switches["seeds"].values())}
                 if grid_results else {}),
              **({"4-bit step on this device, seconds": round(four_bit_result["step_seconds"], 1)}

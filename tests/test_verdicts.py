@@ -216,7 +216,7 @@ def test_training_verdict_is_a_claim_table_and_at_most_five_sentences():
     assert "C7" not in rows and all(len(row) == 3 for row in verdict.rows)   # a claim the grid did not run: no row
     text = " ".join(verdict.sentences)
     assert "At 9,600 rollouts per run 2 of 3 SA-GRPO seeds had switched" in text
-    assert "at 19,200 rollouts per run 6 of 6 SA-GRPO seeds had switched to concise answers and C1 holds" in text
+    assert "; at 19,200, 6 of 6 had and C1 holds." in text
     assert "Correctness already punishes verbosity" in text                    # P2: 40% vs 60%
     assert "both end below the base model's 58.5% held-out greedy accuracy" in text
     assert "+2.0 points, inside two standard errors of 6.5" in text           # sqrt(2 .7 .3 / 100)
@@ -271,6 +271,12 @@ def test_preset_markdown_states_the_share_measured_on_the_doubled_budget():
     text = verdicts.preset_markdown(budget, "b.json")
     share = sum(o is not None and o <= rollouts for o in onsets)
     assert f"{share} of its {len(onsets)} SA-GRPO seeds had switched by 11,520 rollouts" in text
+    at = next(e for e in budget["budget_curve"]["sa-grpo"] if e["rollouts"] == rollouts)["mean_length"]["per_seed"]
+    assert "Their greedy lengths at 11,520 rollouts: " + ", ".join(f"s{k} {v:.1f}" for k, v in enumerate(at)) in text
+    base = budget["base"]["arith-test"]["mean_length"]
+    still = [k for k, (o, v) in enumerate(zip(onsets, at)) if o is not None and o <= rollouts and v > 0.8 * base]
+    if still:   # counted by the rule only because one GRPO seed's long answers raise GRPO's mean
+        assert f"so {share - len(still)} of {len(onsets)} seeds wrote concise answers by then" in text
     assert "the same learning rate 0.001 and batch" in text
     minutes = max(budget["methods"][m]["wall_seconds"]["mean"] for m in ("grpo", "sa-grpo")) / 200 * 120 / 60
     assert f"about {minutes:.0f} minutes" in text
@@ -316,7 +322,7 @@ def test_live_runs_sentence_reads_the_table_it_follows():
     evals = {**LIVE, "base model": {"n": 100, "accuracy": 0.53, "mean_length": 40.0}}
     text = verdicts.live_runs_sentence(evals, "base model", 10)
     assert text.startswith("After 10 steps the greedy answers' mean length is within 5.0% of the base model's 40.0")
-    assert "70.0% (GRPO) and 72.0% (SA-GRPO) against the base model's 53.0% on the same 100 problems" in text
+    assert "accuracy is GRPO 70.0% and SA-GRPO 72.0% against the base model's 53.0% on the same 100 problems" in text
     assert "about 7.1 points" in text   # sqrt(2 .53 .47 / 100)
 
 

@@ -146,7 +146,10 @@ print(format_table(["run", "rollouts", "greedy length per seed", "switched by (r
 # varies a lot between seeds at the same α: the α = 0.2 seeds above did not switch at the same budget (their
 # onsets in the table). One seed per α can therefore order the weights only where the difference is larger than
 # that spread; p_stop, measured every 10 steps, shows the push before the greedy answers flip, so compare the
-# p_stop lines too, not only the switch. A fair sweep takes several seeds per α (`sar compare` with a method per α).
+# p_stop lines too, not only the switch. The rule's line is 80% of GRPO's mean length at each budget, so a run can
+# count as switched while its greedy answers are only partly concise (a length between the concise and the verbose
+# one, p_stop still near p_check): read the length and p_stop beside the onset. A fair sweep takes several seeds
+# per α (`sar compare` with a method per α).
 # The paper's sweep (0.1, 0.2, 0.3) is over 500 steps of real models (`docs/paper.md` §1).
 #
 # ## 3. R_SA alone

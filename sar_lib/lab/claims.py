@@ -86,6 +86,9 @@ STATUSES = ("holds", "does_not_hold", "not_separable", "untestable", "not_run")
 VERDICT_WORDS = {"holds": "holds", "does_not_hold": "does not hold", "not_separable": "not separable from noise",
                  "untestable": "untestable here", "not_run": "not run",
                  True: "holds", False: "does not hold", None: "not run"}
+# the verdicts as the verb of a sentence ("C1 holds", "C1 is not separable from noise")
+STATUS_VERBS = {"holds": "holds", "does_not_hold": "does not hold", "not_separable": "is not separable from noise",
+                "untestable": "is untestable here", "not_run": "was not run"}
 _HOLDS = {"holds": True, "does_not_hold": False}
 
 

@@ -633,10 +633,11 @@ def _seed_values(entry: Mapping, key: str, seed: int, seeds: int) -> float | Non
 
 
 def _seed_lines(ax: plt.Axes, curves: Mapping[str, Sequence[Mapping]], key: str, scale: float,
-                colors: Mapping[str, str] | None, seeds: Mapping[str, Sequence] | None) -> list[float]:
+                colors: Mapping[str, str] | None, seeds: Mapping[str, Sequence] | None) -> tuple[list[float], list]:
     """One line per seed of every series of ``curves`` (budget-curve entries) for ``key``, in the series'
-    colour, each ending in its seed's name (``seeds[series]``, default its index); the first line of a
-    series carries the series' label (for the legend). Returns the values drawn."""
+    colour; the first line of a series carries the series' label (for the legend). Returns the values drawn
+    and each line's end, ``((x, y), seed, its name, colour)``, for :func:`_name_ends` (``seeds[series]``:
+    the seed of each position, default its index)."""
     drawn, ends = [], []
     for k, (label, entries) in enumerate(curves.items()):
         color = (colors or {}).get(label, SERIES_COLORS[k % len(SERIES_COLORS)])
@@ -652,23 +653,30 @@ def _seed_lines(ax: plt.Axes, curves: Mapping[str, Sequence[Mapping]], key: str,
             drawn += [y for _, y in points]
             ends.append((points[-1], names[seed] if seed < len(names) else seed,
                          f"s{names[seed]}" if seed < len(names) else f"#{seed}", color))
-    span = (max(drawn) - min(drawn)) if drawn else 0.0
+    return drawn, ends
+
+
+def _name_ends(ax: plt.Axes, ends: Sequence) -> None:
+    """Write each line's seed name at its end (:func:`_seed_lines`), once the axis' limits are set: the
+    names of one series' lines that end within :data:`LABEL_MERGE_SHARE` of the axis' height of each other
+    are joined ("s1, s2", in seed order), and a label that would overlap another series' is moved above it."""
+    bottom, top = ax.get_ylim()
+    gap = LABEL_MERGE_SHARE * (top - bottom)
     merged: list[list] = []   # [(x, y), [(seed, name)], colour]
     for (x, y), seed, name, color in sorted(ends, key=lambda e: (e[3], e[0][0], e[0][1])):
         last = merged[-1] if merged else None
-        if last and last[2] == color and last[0][0] == x and abs(y - last[0][1]) <= LABEL_MERGE_SHARE * span:
+        if last and last[2] == color and last[0][0] == x and abs(y - last[0][1]) <= gap:
             last[1].append((seed, name))
         else:
             merged.append([(x, y), [(seed, name)], color])
     placed: dict[float, list[float]] = {}   # x -> heights of the labels written there, kept apart
     for (x, y), named, color in sorted(merged, key=lambda m: (m[0][0], m[0][1])):
         taken = placed.setdefault(x, [])
-        if taken and y - taken[-1] < LABEL_MERGE_SHARE * span:
-            y = taken[-1] + LABEL_MERGE_SHARE * span   # another series' label is there: write this one above it
+        if taken and y - taken[-1] < gap:
+            y = taken[-1] + gap   # another series' label is there: write this one above it
         taken.append(y)
         ax.annotate(", ".join(name for _, name in sorted(named)), (x, y), xytext=(4, 0), textcoords="offset points",
                     va="center", fontsize=7, color=color)
-    return drawn
 
 
 def seed_curves(curves: Mapping[str, Sequence[Mapping]], panels: Sequence[tuple[str, str, float]] = SEED_PANELS, *,
@@ -693,13 +701,14 @@ def seed_curves(curves: Mapping[str, Sequence[Mapping]], panels: Sequence[tuple[
     for ax, (key, ylabel, scale) in zip(axes[0], panels):
         ax.grid(alpha=0.3)
         ax.set_axisbelow(True)
-        drawn = _seed_lines(ax, {label: entries for label, entries in curves.items() if entries}, key, scale,
-                            colors, seeds)
+        drawn, ends = _seed_lines(ax, {label: entries for label, entries in curves.items() if entries}, key, scale,
+                                  colors, seeds)
         if guides and key in guides:
             label, points = guides[key]
             ax.plot(*zip(*points), ls="--", lw=1.2, color="#636363", label=label, zorder=2)
         if scale == 100.0:
             _set_accuracy_limits(ax, drawn, min_accuracy_span)
+        _name_ends(ax, ends)
         ax.set_xlim(left=0)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel(xlabel)
@@ -737,7 +746,7 @@ def switch_figure(points: Sequence[Mapping], *, curves: Mapping[str, Sequence[Ma
     left = axes[0][0]
     left.grid(alpha=0.3)
     left.set_axisbelow(True)
-    _seed_lines(left, curves, "p_stop", 1.0, colors, seeds)
+    _, ends = _seed_lines(left, curves, "p_stop", 1.0, colors, seeds)
 
     def color(point: Mapping) -> str:
         return (colors or {}).get(point["series"], BASE_COLOR)
@@ -748,6 +757,7 @@ def switch_figure(points: Sequence[Mapping], *, curves: Mapping[str, Sequence[Ma
                      edgecolor="black", lw=0.8, zorder=5, label=series if series not in curves else "_nolegend_")
     left.set_xlim(left=0)
     left.set_ylim(0, 1)
+    _name_ends(left, ends)
     left.xaxis.set_major_locator(MaxNLocator(integer=True))
     left.set_xlabel(xlabel)
     left.set_ylabel("p_stop: P(end after \"The answer is N.\")")

@@ -26,14 +26,13 @@ from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 from sar_lib.lab.analysis import shortening_onsets
-from sar_lib.lab.claims import C1_MIN_LENGTH_REDUCTION, VERDICT_WORDS, compare_seeds, measured, test_text
+from sar_lib.lab.claims import (C1_MIN_LENGTH_REDUCTION, STATUS_VERBS, VERDICT_WORDS, compare_seeds, measured,
+                                test_text)
 from sar_lib.lab.verdicts import percent_shorter, shorter_text
 
 _C1_PERCENT = f"{100 * C1_MIN_LENGTH_REDUCTION:.0f}%"   # C1's margin, as the sentences state it
 _WIDTH = 110   # prose blocks are wrapped to this width (Markdown joins the lines)
 # a claim's status as the verb of the headline's sentence ("C1 ... holds at ...")
-_STATUS_VERBS = {"holds": "holds", "does_not_hold": "does not hold", "not_separable": "is not separable from noise",
-                 "untestable": "is untestable here", "not_run": "was not run"}
 
 
 def _wrap(text: str, indent: str = "") -> str:
@@ -72,7 +71,7 @@ def _c1_at_budget(grid: Mapping) -> str:
     figures = [f"{shorter_text(100 * numbers['length_reduction'])} at {-numbers['accuracy_drop_points']:+.1f} points "
                "of accuracy"] if "length_reduction" in numbers else []
     figures += [text for text in [_switched_seeds(grid)] if text]
-    return (f"{_STATUS_VERBS[c1['status']]} at {rollouts_per_run(grid):,} rollouts per run over "
+    return (f"{STATUS_VERBS[c1['status']]} at {rollouts_per_run(grid):,} rollouts per run over "
             f"{len(grid['methods']['sa-grpo']['seeds'])} seeds" + (f" ({'; '.join(figures)})" if figures else ""))
 
 

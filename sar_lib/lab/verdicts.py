@@ -38,8 +38,8 @@ from pathlib import Path
 from typing import Collection, Mapping, Sequence
 
 # accuracy_interval is not used here: it is re-exported for notebook 04's answer key (verdicts.accuracy_interval).
-from sar_lib.lab.claims import (ACCURACY_TOLERANCE_POINTS, C1_MIN_LENGTH_REDUCTION, VERDICT_WORDS,
-                            accuracy_interval, claims_markdown, current_claims, floor_text, measured, test_text,
+from sar_lib.lab.claims import (ACCURACY_TOLERANCE_POINTS, C1_MIN_LENGTH_REDUCTION, STATUS_VERBS, VERDICT_WORDS,
+                            accuracy_interval, current_claims, floor_text, measured, test_text,
                             verdict_word)
 from sar_lib.lab.grid import IN_DOMAIN
 from sar_lib.lab.ranking import PROBE_PAIRS, SHORT_NAMES, pair_label
@@ -521,11 +521,9 @@ def grid_summary(grid: Mapping | None, regime: Mapping) -> str:
 SWITCHED_FRACTION = 1 - C1_MIN_LENGTH_REDUCTION
 # The settings with which a 2-core CPU shows SAR's switch in notebook 03's live runs (STEPS,
 # QUESTIONS_PER_STEP, LEARNING_RATE there): the grid's learning rate and batch, for 11,520 rollouts, a budget
-# by which every seed of the doubled-budget run had switched (preset_markdown states the share measured).
+# by which most seeds of the doubled-budget run wrote concise answers (preset_markdown states what was measured).
 SWITCH_PRESET = {"steps": 120, "questions_per_step": 16, "learning_rate": 1e-3}
 # a claim's status as a verb ("C1 holds", "C1 is not separable from noise")
-STATUS_VERBS = {"holds": "holds", "does_not_hold": "does not hold", "not_separable": "is not separable from noise",
-                "untestable": "is untestable here", "not_run": "was not run"}
 
 
 def _rollouts(grid: Mapping) -> int:
@@ -580,7 +578,7 @@ def live_runs_sentence(evals: Mapping[str, Mapping], base: str, steps: int) -> s
     trained = {label: e for label, e in evals.items() if label != base}
     moved = max(abs(percent_shorter(reference["mean_length"], e["mean_length"]) or 0.0) for e in trained.values())
     se = 100 * math.sqrt(2 * reference["accuracy"] * (1 - reference["accuracy"]) / reference["n"])
-    accuracies = " and ".join(f"{100 * e['accuracy']:.1f}% ({label})" for label, e in trained.items())
+    accuracies = " and ".join(f"{label} {100 * e['accuracy']:.1f}%" for label, e in trained.items())
     return (f"After {steps} steps the greedy answers' mean length is within {moved:.1f}% of the base model's "
             f"{reference['mean_length']:.1f} tokens; accuracy is {accuracies} against the base model's "
             f"{100 * reference['accuracy']:.1f}% on the same {reference['n']} problems (a difference of two "
@@ -626,30 +624,57 @@ def robustness_markdown(grids: Mapping[str, tuple[str | Path, Mapping]], dataset
     return "\n".join(lines)
 
 
-def preset_markdown(grid: Mapping, path: str | Path, preset: Mapping = SWITCH_PRESET) -> str:
+def _at_budget(curve: Sequence[Mapping], rollouts: int) -> Mapping | None:
+    """The last entry of a budget curve at or before ``rollouts`` (None when there is none past 0)."""
+    before = [e for e in curve if 0 < e["rollouts"] <= rollouts]
+    return before[-1] if before else None
+
+
+def preset_markdown(grid: Mapping, path: str | Path, preset: Mapping = SWITCH_PRESET,
+                    dataset: str = IN_DOMAIN) -> str:
     """What the :data:`SWITCH_PRESET` (``steps``, ``questions_per_step``, ``learning_rate``) should show, measured
     on ``grid`` (a ``sar compare`` summary of GRPO and SA-GRPO trained past the preset's budget, read from
-    ``path``): the share of its SA-GRPO seeds switched by the preset's rollouts (``analysis.shortening_onsets``)
-    and the time two live runs take side by side, from the grid's wall seconds per step (training and
-    evaluations, one core per run)."""
+    ``path``): the share of its SA-GRPO seeds switched by the preset's rollouts (``analysis.shortening_onsets``,
+    the rule of :func:`switched_seeds`), each seed's greedy length at that budget, and the time two live runs
+    take side by side, from the grid's wall seconds per step (training and evaluations, one core per run).
+
+    The rule's line is 80% of GRPO's mean at each budget; where one GRPO seed's answers run far longer than the
+    others', that mean is high, and a seed can count as switched while its answers are still about as long as
+    the base model's: the text then names those seeds (length above 80% of the base model's)."""
     s = grid["settings"]
     rollouts = preset["steps"] * preset["questions_per_step"] * s["group_size"]
-    onsets = [x["onset"] for x in switched_seeds(grid)["seeds"].values()]
-    by_then = [o for o in onsets if o is not None and o <= rollouts]
+    switches = switched_seeds(grid, dataset=dataset)
+    by_then = {seed: x["onset"] for seed, x in switches["seeds"].items()
+               if x["onset"] is not None and x["onset"] <= rollouts}
     per_step = {m: grid["methods"][m]["wall_seconds"]["mean"] / s["steps"] for m in ("grpo", "sa-grpo")}
     minutes = max(per_step.values()) * preset["steps"] / 60
     differs = [f"{key.replace('_', ' ')} {s[key]:g} (preset {preset[key]:g})" for key in ("learning_rate",
                "questions_per_step") if s.get(key) != preset[key]]
-    return (f"With the preset each live run samples {rollouts:,} answers ({preset['steps']} steps x "
+    text = (f"With the preset each live run samples {rollouts:,} answers ({preset['steps']} steps x "
             f"{preset['questions_per_step']} questions x {s['group_size']}). In `{path}` "
             f"({_rollouts(grid):,} rollouts per run, seeds {', '.join(map(str, grid['methods']['sa-grpo']['seeds']))}"
             + (f"; its settings differ: {', '.join(differs)}" if differs else
                f", the same learning rate {s['learning_rate']:g} and batch")
-            + f"), {len(by_then)} of its {len(onsets)} SA-GRPO seeds had switched by {rollouts:,} rollouts"
-            + (f" (onsets {min(by_then):,} to {max(by_then):,})" if by_then else "")
-            + f". Its runs took {per_step['sa-grpo']:.1f} s (SA-GRPO) and {per_step['grpo']:.1f} s (GRPO) a step with "
-            f"their evaluations, one core each, so the two live runs side by side on 2 cores take about "
-            f"{minutes:.0f} minutes.")
+            + f"), {len(by_then)} of its {len(switches['seeds'])} SA-GRPO seeds had switched by {rollouts:,} "
+            "rollouts by the rule of section 7"
+            + (f" (onsets {min(by_then.values()):,} to {max(by_then.values()):,})" if by_then else "") + ".")
+    sa_entry = _at_budget(grid.get("budget_curve", {}).get("sa-grpo", []), rollouts)
+    grpo_entry = _at_budget(grid.get("budget_curve", {}).get("grpo", []), rollouts)
+    if sa_entry and grpo_entry and sa_entry["rollouts"] == grpo_entry["rollouts"]:
+        lengths = dict(zip(switches["seeds"], sa_entry["mean_length"]["per_seed"]))
+        text += (f" Their greedy lengths at {sa_entry['rollouts']:,} rollouts: "
+                 + ", ".join(f"s{seed} {length:.1f}" for seed, length in lengths.items())
+                 + f" tokens; GRPO's mean there is {grpo_entry['mean_length']['mean']:.1f}.")
+        base = grid["base"][dataset]["mean_length"]
+        still = [seed for seed in by_then if lengths[seed] > SWITCHED_FRACTION * base]
+        if still:
+            text += (f" Of the seeds counted, {', '.join(f's{seed}' for seed in still)} still wrote answers above 80% "
+                     f"of the base model's {base:.1f} tokens there: the line sits high because GRPO's longest seed "
+                     f"there wrote {max(grpo_entry['mean_length']['per_seed']):.1f} tokens, so "
+                     f"{len(by_then) - len(still)} of {len(switches['seeds'])} seeds wrote concise answers by then.")
+    return text + (f" Those runs took {per_step['sa-grpo']:.1f} s (SA-GRPO) and {per_step['grpo']:.1f} s (GRPO) a step "
+                   f"with their evaluations, one core each, so the two live runs side by side on 2 cores take about "
+                   f"{minutes:.0f} minutes.")
 
 
 def _window_change(values: Sequence[float] | None) -> tuple[float, float] | None:
@@ -729,7 +754,8 @@ def accuracy_sentence(summary: Mapping) -> str:
     train = [r["train"] for r in runs if r["train"]]
     if train:
         first, last = (sum(t[k] for t in train) / len(train) for k in (0, 1))
-        text += f", and the training batch's accuracy {'rises' if last > first else 'falls'} from {first:.2f} to {last:.2f}"
+        moved = "rises" if last > first else "falls"
+        text += f", and the training batch's accuracy {moved} from {first:.2f} to {last:.2f}"
     return text + "."
 
 
@@ -763,8 +789,8 @@ def _regime_sentence(regime: Mapping) -> str:
     """The regime (:func:`verbosity_regime`) in one short sentence ('' when unknown)."""
     if regime["regime"] == "unknown":
         return ""
-    p2 = (f"(premise P2: verbose samples {regime['difference']:+.1f} ± {regime['stderr']:.1f} points as accurate as "
-          "concise ones)")
+    p2 = (f"(premise P2: the verbose samples' accuracy minus the concise ones' is {regime['difference']:+.1f} ± "
+          f"{regime['stderr']:.1f} points)")
     return {"harmless": f"Verbosity costs no accuracy on this model {p2}, so correctness does not push towards the "
                         "concise style and SAR's push is what shortens the answers, the paper's regime.",
             "punished": f"Correctness already punishes verbosity on this model {p2}, so GRPO prunes verbose answers "
@@ -803,11 +829,12 @@ def training_verdict(*, grid: Mapping | None, grid_note: str, grid_path: str | P
     if extended:
         rows.insert(1, _c1_row(extended, extended_path))
     parts = []
-    for g in budgets:
+    for k, g in enumerate(budgets):
         sw = switched_seeds(g)
-        parts.append(f"at {sw['rollouts']:,} rollouts per run {sum(x['switched'] for x in sw['seeds'].values())} of "
-                     f"{len(sw['seeds'])} SA-GRPO seeds had switched to concise answers and C1 "
-                     f"{STATUS_VERBS[_claim(g, 'C1')['status']]}")
+        switched = f"{sum(x['switched'] for x in sw['seeds'].values())} of {len(sw['seeds'])}"
+        verb = STATUS_VERBS[_claim(g, "C1")["status"]]
+        parts.append(f"at {sw['rollouts']:,} rollouts per run {switched} SA-GRPO seeds had switched to concise answers "
+                     f"and C1 {verb}" if k == 0 else f"at {sw['rollouts']:,}, {switched} had and C1 {verb}")
     switched = "; ".join(parts) + "."
     sentences = [switched[0].upper() + switched[1:], _regime_sentence(regime)]
     if accuracy and accuracy["runs"]:
