@@ -96,6 +96,8 @@ def blocks() -> dict[str, str]:
     tree = package_tree()
     return {"headline": readme_text.headline(grid, extended),
             "results": readme_text.results_markdown(grid, extended),
+            "regime": readme_text.regime_text(_json("docs/regime_pilots.json"),
+                                              grid["base"]["arith-test"]["sampled_accuracy"]),
             "layout": readme_text.layout_list(tree),
             "modules": readme_text.module_table(tree),
             "profiles": readme_text.profiles_table(list(PROFILES.values())),

@@ -175,3 +175,24 @@ def test_extension_text_names_the_lagging_seeds_that_switched_later():
     assert "C6 at 9,600: " in text
     assert "cut at the 192-token limit at 9,600, per seed: GRPO 0%, 0%, 0%; SA-GRPO (α=0.2) 0%, 0%, 0%." in text
     assert f"{grid['runs_trained']} runs ({grid['settings']['steps']} steps each)" in text
+
+
+def test_regime_text_counts_the_study_runs_against_the_base():
+    import copy
+    import json
+    from pathlib import Path
+
+    from sar_lib.lab.readme_text import regime_text
+
+    study = json.loads((Path(__file__).resolve().parents[1] / "docs" / "regime_pilots.json").read_text())
+    runs = [run for pilot in study["pilots"].values() for run in pilot["runs"].values()]
+    text = " ".join(regime_text(study, 0.31).split())
+    below = sum(run["greedy_accuracy"][-1] < study["base"]["accuracy"] for run in runs)
+    assert f"{below} of its {len(runs)} runs end below the base's" in text
+    assert f"The regime its rule chose, {study['ranking'][0]}," in text
+    # one run above the base and one sampled below it: the counts follow
+    changed = copy.deepcopy(study)
+    first = next(iter(next(iter(changed["pilots"].values()))["runs"].values()))
+    first["greedy_accuracy"][-1], first["sampled_accuracy"] = 0.99, 0.10
+    text = " ".join(regime_text(changed, 0.31).split())
+    assert f"{below - 1} of its {len(runs)} runs end below" in text and f"while {len(runs) - 1} end above" in text

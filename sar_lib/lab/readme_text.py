@@ -433,3 +433,22 @@ def _grpo_shortening_text(extended: dict, at: Mapping, labels: Mapping, before: 
             + f" shortened by {_C1_PERCENT} or more."
             + f" Share of greedy answers cut at the {extended['settings']['max_new_tokens']}-token limit at {last:,}, "
             f"per seed: {cut}.")
+
+
+def regime_text(study: Mapping, base_sampled_accuracy: float) -> str:
+    """Why RL lowers greedy accuracy on this testbed, from the regime study (``docs/regime_pilots.json``,
+    written by ``scripts/regime_pilots.py table``): how many of its runs end below the base model's held-out
+    greedy accuracy and above its sampled accuracy (``base_sampled_accuracy``, the grid's base model), and
+    where the choosing rule's regime ends."""
+    base = study["base"]["accuracy"]
+    runs = [run for pilot in study["pilots"].values() for run in pilot["runs"].values()]
+    below = sum(run["greedy_accuracy"][-1] < base for run in runs)
+    sampled_up = sum(run["sampled_accuracy"] > base_sampled_accuracy for run in runs)
+    name = study["ranking"][0]
+    chosen = study["stage_c"][name]
+    return _wrap(f"Why both end below the base model: in a study of eight training regimes ([docs/regime.md]"
+                 f"(docs/regime.md)), {below} of its {len(runs)} runs end below the base's {100 * base:.1f}% "
+                 f"greedy accuracy, while {sampled_up} end above its {100 * base_sampled_accuracy:.1f}% sampled "
+                 f"accuracy. The regime its rule chose, {name}, ends {100 * chosen['r1_shortfall']:.1f} points "
+                 f"below the base, and {chosen['switched']} of its {chosen['seeds']} SA-GRPO seeds switched to "
+                 "concise answers: the fall comes with how far the weights move, and so does SAR's switch.")
