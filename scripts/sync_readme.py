@@ -99,6 +99,8 @@ def blocks() -> dict[str, str]:
             "regime": readme_text.regime_text(_json("docs/regime_pilots.json"),
                                               grid["base"]["arith-test"]["sampled_accuracy"]),
             "layout": readme_text.layout_list(tree),
+            "notebooks": readme_text.notebooks_table(_json("figures/demo_times.json")
+                                                     if (REPO / "figures" / "demo_times.json").is_file() else {}),
             "modules": readme_text.module_table(tree),
             "profiles": readme_text.profiles_table(list(PROFILES.values())),
             "premises-v2": premises_table(card["premises"]),

@@ -322,3 +322,14 @@ def test_this_python_kernel_points_at_this_interpreter():
         spec = KernelSpecManager().get_kernel_spec(demo.KERNEL_NAME)
         assert spec.argv[0] == sys.executable
     assert os.environ.get("JUPYTER_PATH") == old
+
+
+def test_record_time_keeps_each_notebooks_last_seconds(tmp_path):
+    first = demo.NotebookRun(name="01_a", output=tmp_path / "a.ipynb", seconds=12.34, ok=True)
+    second = demo.NotebookRun(name="02_b", output=tmp_path / "b.ipynb", seconds=5.0, ok=True)
+    demo.record_time(tmp_path, first)
+    path = demo.record_time(tmp_path, second)
+    demo.record_time(tmp_path, demo.NotebookRun(name="01_a", output=tmp_path / "a.ipynb", seconds=20.0, ok=True))
+    times = json.loads(path.read_text())
+    assert {k: v["seconds"] for k, v in times.items()} == {"01_a": 20.0, "02_b": 5.0}
+    assert times["01_a"]["machine"]["command"] == "sar demo" and times["01_a"]["machine"]["cpu_cores"] >= 1

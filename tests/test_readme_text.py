@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -178,10 +179,6 @@ def test_extension_text_names_the_lagging_seeds_that_switched_later():
 
 
 def test_regime_text_counts_the_study_runs_against_the_base():
-    import copy
-    import json
-    from pathlib import Path
-
     from sar_lib.lab.readme_text import regime_text
 
     study = json.loads((Path(__file__).resolve().parents[1] / "docs" / "regime_pilots.json").read_text())
@@ -196,3 +193,14 @@ def test_regime_text_counts_the_study_runs_against_the_base():
     first["greedy_accuracy"][-1], first["sampled_accuracy"] = 0.99, 0.10
     text = " ".join(regime_text(changed, 0.31).split())
     assert f"{below - 1} of its {len(runs)} runs end below" in text and f"while {len(runs) - 1} end above" in text
+
+
+def test_notebooks_table_reads_the_demo_times():
+    from sar_lib.lab.readme_text import NOTEBOOK_TOPICS, notebooks_table
+
+    times = {name: {"seconds": 30.0 * (k + 1)} for k, name in enumerate(NOTEBOOK_TOPICS)}
+    table = notebooks_table(times).splitlines()
+    assert len(table) == 2 + len(NOTEBOOK_TOPICS) + 1
+    assert table[2].endswith("| 30 s |") and table[-1].endswith("| 5.0 min |")   # 30 + 60 + 90 + 120 s
+    assert all(len(re.split(r"(?<!\\)\|", row)) == 5 for row in table)   # three cells: "|a|b|c|" splits in five
+    assert "| — |" in notebooks_table({})   # a notebook the demo has not run yet

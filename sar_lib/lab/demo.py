@@ -53,12 +53,16 @@ FAST: dict[str, dict] = {
     "03_grpo_lora_4bit_training_solutions": {"STEPS": 2, "QUESTIONS_PER_STEP": 2, "EVAL_SIZE": 4,
                                              "MAX_NEW_TOKENS": 24, "MAX_PROMPT_TOKENS": 512, "SWEEP_STEPS": 2,
                                              "SWEEP_QUESTIONS": 2, "SWEEP_EVAL_SIZE": 4,
-                                             "RUNS_DIR": "../../runs/solutions-fast"},
+                                             "RUNS_DIR": "../../runs/solutions-fast",
+                                             # a fast run executes in another folder: the committed files by path
+                                             "BUDGET_JSON": str(REPO_DIR / "docs" / "grid_budget_19200.json"),
+                                             "COMPARE_JSON": str(REPO_DIR / "figures" / "grpo_vs_sar.json")},
     "04_ood_evaluation_solutions": {"STEPS": 2, "QUESTIONS_PER_STEP": 2, "EVAL_SIZE": 4, "N_LOGIC": 4,
                                     "MAX_NEW_TOKENS": 24, "MAX_PROMPT_TOKENS": 512,
                                     "RUNS_DIR": "../../runs/solutions-ood-fast"},
 }
 KERNEL_NAME = "python3"
+TIMES_FILE = "demo_times.json"   # in the figures folder: each notebook's seconds in its last default run
 SOLUTIONS = "solutions"        # the answer keys' folder, inside the notebooks folder
 PAIRED_FORMAT = "py:percent"   # the script each notebook is paired with (jupytext)
 # Headless kernels run quiet: progress bars, and two third-party notices that say nothing about the run,
@@ -351,7 +355,22 @@ def _demo_notebook(source: Path, notebooks_dir: Path, parameters: dict, *, out: 
         run = _run_into(source, Path(out) / "notebooks" / source.relative_to(notebooks_dir), parameters, progress)
     if run.ok and not answer_key and summary_file.is_file():
         run.summary = json.loads(summary_file.read_text(encoding="utf-8"))
+    if run.ok and not answer_key and not parameters:
+        record_time(figures_dir, run)
     return run
+
+
+def record_time(figures_dir: Path, run: NotebookRun) -> Path:
+    """Add ``run``'s seconds to ``<figures_dir>/`` :data:`TIMES_FILE` ({notebook: {"seconds", "machine"}}):
+    the times the README's notebook table states, from the last default-parameter run of each notebook."""
+    from sar_lib.lab.machine import machine_info
+
+    path = figures_dir / TIMES_FILE
+    times = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    times[run.name] = {"seconds": round(run.seconds, 1), "machine": machine_info("cpu", "sar demo")}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(dict(sorted(times.items())), indent=1) + "\n", encoding="utf-8")
+    return path
 
 
 def _run_in_place(source: Path, parameters: dict, progress: bool) -> NotebookRun:

@@ -452,3 +452,28 @@ def regime_text(study: Mapping, base_sampled_accuracy: float) -> str:
                  f"accuracy. The regime its rule chose, {name}, ends {100 * chosen['r1_shortfall']:.1f} points "
                  f"below the base, and {chosen['switched']} of its {chosen['seeds']} SA-GRPO seeds switched to "
                  "concise answers: the fall comes with how far the weights move, and so does SAR's switch.")
+
+
+# what each notebook teaches, for the README's notebook table
+NOTEBOOK_TOPICS = {
+    "01_perplexity_math": "logits → token log-probs → perplexity; ppl(a\\|q) vs ppl(a); SAR's algebra; the per-token "
+                          "information gain v_t; what the context choice changes",
+    "02_sar_quality_ranking": "six answer types over 200 problems; SAR per type; how often SAR ranks the better answer "
+                              "first, against −ppl(a\\|q), −length and self-certainty",
+    "03_grpo_lora_4bit_training": "GRPO vs SA-GRPO live for a few steps (rewards, advantages, curves, resuming); then "
+                                  "the grid's result from its shipped per-seed adapters, and SAR's switch",
+    "04_ood_evaluation": "the shipped adapters and the base model on in-domain and out-of-domain sets; which sets are "
+                         "above their floor; accuracy-vs-length plots",
+}
+
+
+def notebooks_table(times: Mapping[str, Mapping]) -> str:
+    """The README's notebook table: each notebook, what it teaches (:data:`NOTEBOOK_TOPICS`) and the
+    seconds of its last ``sar demo`` run (``figures/demo_times.json``, ``demo.record_time``), with the total."""
+    lines = ["| notebook | what it teaches | CPU time (tiny model, 2 cores) |", "|---|---|---|"]
+    for name, topic in NOTEBOOK_TOPICS.items():
+        seconds = times.get(name, {}).get("seconds")
+        lines.append(f"| `{name}` | {topic} | {'—' if seconds is None else f'{seconds:.0f} s'} |")
+    total = sum(times[name]["seconds"] for name in NOTEBOOK_TOPICS if name in times)
+    lines.append(f"| all four (`sar demo`) | | {total / 60:.1f} min |")
+    return "\n".join(lines)
