@@ -713,11 +713,17 @@ def seed_curves(curves: Mapping[str, Sequence[Mapping]], panels: Sequence[tuple[
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
+    return _shared_legend(fig, axes[0], title, max_columns=3)
+
+
+def _shared_legend(fig: Figure, axes: Sequence[plt.Axes], title: str, max_columns: int) -> Figure:
+    """One legend under the panels for every labelled artist of ``axes`` (each label once), and the title."""
     handles = {}
-    for ax in axes[0]:
+    for ax in axes:
         for handle, label in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(label, handle)
-    fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncols=min(3, len(handles)), fontsize=9)
+    fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncols=min(max_columns, len(handles)),
+               fontsize=9)
     if title:
         fig.suptitle(title)
     return fig
@@ -782,11 +788,4 @@ def switch_figure(points: Sequence[Mapping], *, curves: Mapping[str, Sequence[Ma
         right.set_xlabel("p_check: P(go on to \"Let me double-check.\")")
         right.set_ylabel("p_stop")
         right.set_title("the boundary: greedy stops where p_stop > p_check", fontsize=10)
-    handles = {}
-    for ax in axes[0]:
-        for handle, label in zip(*ax.get_legend_handles_labels()):
-            handles.setdefault(label, handle)
-    fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncols=min(4, len(handles)), fontsize=9)
-    if title:
-        fig.suptitle(title)
-    return fig
+    return _shared_legend(fig, axes[0], title, max_columns=4)
