@@ -96,6 +96,7 @@ def blocks() -> dict[str, str]:
     tree = package_tree()
     return {"headline": readme_text.headline(grid, extended),
             "results": readme_text.results_markdown(grid, extended),
+            "regime-five-seeds": readme_text.chosen_regime_claims(_json("docs/grid_regime_q32_5seeds.json")),
             "regime": readme_text.regime_text(_json("docs/regime_pilots.json"),
                                               grid["base"]["arith-test"]["sampled_accuracy"]),
             "layout": readme_text.layout_list(tree),

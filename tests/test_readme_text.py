@@ -204,3 +204,15 @@ def test_notebooks_table_reads_the_demo_times():
     assert table[2].endswith("| 30 s |") and table[-1].endswith("| 5.0 min |")   # 30 + 60 + 90 + 120 s
     assert all(len(re.split(r"(?<!\\)\|", row)) == 5 for row in table)   # three cells: "|a|b|c|" splits in five
     assert "| — |" in notebooks_table({})   # a notebook the demo has not run yet
+
+
+def test_chosen_regime_claims_show_the_five_seed_grid():
+    from sar_lib.lab.readme_text import chosen_regime_claims
+
+    grid = json.loads((Path(__file__).resolve().parents[1] / "docs" / "grid_regime_q32_5seeds.json").read_text())
+    text = chosen_regime_claims(grid)
+    assert f"{grid['settings']['questions_per_step']} questions x 6 answers" in text
+    rows = [line for line in text.splitlines() if line.startswith("| C")]
+    assert [row.split()[1] for row in rows] == ["C1", "C8"]
+    c8 = next(c for c in grid["claims"] if c["id"] == "C8")
+    assert rows[1].endswith(f"**{claims.VERDICT_WORDS[c8['status']]}** |")

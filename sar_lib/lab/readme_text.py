@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 from sar_lib.lab.analysis import shortening_onsets
-from sar_lib.lab.claims import (C1_MIN_LENGTH_REDUCTION, STATUS_VERBS, VERDICT_WORDS, compare_seeds, measured,
-                                test_text)
+from sar_lib.lab.claims import (C1_MIN_LENGTH_REDUCTION, STATUS_VERBS, VERDICT_WORDS, claims_markdown, compare_seeds,
+                                measured, test_text)
 from sar_lib.lab.verdicts import percent_shorter, shorter_text
 
 _C1_PERCENT = f"{100 * C1_MIN_LENGTH_REDUCTION:.0f}%"   # C1's margin, as the sentences state it
@@ -477,3 +477,15 @@ def notebooks_table(times: Mapping[str, Mapping]) -> str:
     total = sum(times[name]["seconds"] for name in NOTEBOOK_TOPICS if name in times)
     lines.append(f"| all four (`sar demo`) | | {total / 60:.1f} min |")
     return "\n".join(lines)
+
+
+def chosen_regime_claims(grid: Mapping, claim_ids: Sequence[str] = ("C1", "C8")) -> str:
+    """The claims ``claim_ids`` of a grid of GRPO and SA-GRPO alone (``docs/grid_regime_q32_5seeds.json``:
+    the regime study's choice with five seeds) as the claims table, with its settings in one line."""
+    s = grid["settings"]
+    head = (f"GRPO and SA-GRPO, seeds {', '.join(map(str, s['seeds']))}: {s['steps']} steps of "
+            f"{s['questions_per_step']} questions x {s['group_size']} answers ({rollouts_per_run(grid):,} rollouts "
+            f"per run), lr {s['learning_rate']:g}; {grid['wall_seconds'] / 60:.1f} min with "
+            f"{grid['runs_cached']} of its runs reused from the study.")
+    rows = [row for row in grid["claims"] if row["id"] in claim_ids]
+    return head + "\n\n" + claims_markdown(rows)
