@@ -9,6 +9,7 @@ import pytest
 import torch
 from conftest import SMALL_GRID
 
+from sar_lib import models
 from sar_lib.lab import analysis, compare, grid, shipped
 from sar_lib.lab.cli import main
 from sar_lib.runs import read_config, read_eval, read_metrics
@@ -341,3 +342,10 @@ def test_a_quick_grid_never_replaces_the_shipped_adapters(capsys):
     assert main(["compare", "--quick", "--ship-adapters"]) == 2
     assert "--quick" in capsys.readouterr().err
     assert main(["compare", "--quick", "--ship-adapters", str(SHIPPED_DIR)]) == 2
+
+
+def test_default_grid_leaves_a_none_setting_to_the_profile(tmp_path):
+    plain, _ = compare.default_grid(tmp_path, quick=True)
+    nones, _ = compare.default_grid(tmp_path, quick=True, max_new_tokens=None, max_prompt_tokens=None)
+    assert [s.config for s in nones] == [s.config for s in plain]
+    assert {s.config.resolved().max_new_tokens for s in nones} == {models.get_profile("tiny-cpu").max_new_tokens}

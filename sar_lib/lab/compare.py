@@ -59,8 +59,10 @@ def default_grid(out_dir: str | Path, *, model: str = "tiny", profile: str = "ti
     """``(runs, eval_sets)`` of the grid ``sar compare`` trains (``grid.grid_runs``), in ``out_dir``:
     :data:`DEFAULT_SETTINGS` (or :data:`QUICK_SETTINGS`), ``grid.SHORT_RUN_LEARNING_RATES``, the
     ``data.HELD_OUT_SETS`` at the settings' evaluation size (the OOD sets at most :data:`OOD_EVAL_SIZE`);
-    ``settings`` override GRPOConfig fields.
+    ``settings`` override GRPOConfig fields; one whose value is None is left to the profile (as a notebook's
+    ``MAX_NEW_TOKENS = None`` means).
     Notebooks 03 and 04 build their runs here too, so that they are the grid's runs (and reuse them)."""
+    settings = {name: value for name, value in settings.items() if value is not None}
     values = {**(QUICK_SETTINGS if quick else DEFAULT_SETTINGS), **short_run_learning_rate(profile), **settings}
     size = values.pop("eval_size")
     if eval_sets is None:
