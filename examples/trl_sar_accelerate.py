@@ -122,6 +122,10 @@ def main(argv: list[str] | None = None) -> int:
     trainer.train()
     if state.is_main_process:
         (out / "log_history.json").write_text(json.dumps(trainer.state.log_history, indent=1) + "\n")
+    # leave the process group before the interpreter exits: a gloo group torn down at exit can abort
+    # ("terminate called without an active exception") after training has finished
+    state.wait_for_everyone()
+    state.destroy_process_group()
     return 0
 
 
