@@ -139,12 +139,14 @@ def test_cli_refuses_bad_options(capsys):
 
 
 # ---------------------------------------------------------------- defaults, figures and the device, without training
-def test_the_default_grid_trains_every_run_on_9600_rollouts_and_evaluates_every_960(tmp_path):
+def test_the_default_grid_trains_every_run_on_9600_rollouts_and_evaluates_every_1920(tmp_path):
     runs, _ = compare.default_grid(tmp_path)
     for spec in runs:
         config = spec.config.resolved()
         assert config.steps * config.questions_per_step * config.group_size == 9600
-        assert config.eval_every * config.questions_per_step * config.group_size == 960
+        assert config.eval_every * config.questions_per_step * config.group_size == 1920
+        assert config.learning_rate == 2e-4 and config.questions_per_step == 32   # docs/regime.md's choice
+    assert sorted({spec.seed for spec in runs if spec.method == "sa-grpo"}) == [0, 1, 2, 3, 4]
     quick, _ = compare.default_grid(tmp_path, quick=True)
     assert all(spec.config.resolved().eval_every == 1 for spec in quick)   # a budget curve of two points
 

@@ -408,12 +408,12 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
                                    "with the same settings; evaluates every run and the base model greedily and with 4 "
                                    "samples per problem on arith-test (in-domain), claim-test, symbolic-test and "
                                    "logic-test (OOD); "
-                                   "checks the paper's claims C1-C7 (sar_lib.lab.claims) and writes the numbers to --json, "
+                                   "checks the paper's claims C1-C8 (sar_lib.lab.claims) and writes the numbers to --json, "
                                    "a Markdown table beside it and three figures. Runs in worker processes; finished runs "
                                    "and evaluations are reused, stopped runs resume. See the README for its time.")
     p.add_argument("--out", help="folder of the runs (default runs/compare; runs/compare-quick with --quick)")
     p.add_argument("--steps", type=int, help="GRPO steps per run (default: compare.DEFAULT_STEPS; 2 with --quick)")
-    p.add_argument("--seeds", type=int, nargs="+", help="seeds of GRPO and SA-GRPO (default 0 1 2; 0 1 with --quick)")
+    p.add_argument("--seeds", type=int, nargs="+", help="seeds of GRPO and SA-GRPO (default 0 1 2 3 4; 0 1 with --quick)")
     p.add_argument("--workers", type=int, help="runs in parallel, one torch thread each (default: 2 on cpu; "
                                                "on cuda every run at once, at most 6)")
     p.add_argument("--device", help="where every run trains and is evaluated: cpu | cuda | cuda:N "
@@ -426,7 +426,7 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--methods", nargs="+", help="the methods (sar_lib.lab.grid.METHODS: grpo sa-grpo sar-only em o1-0.03 "
                                                 "o1-0.1 er-0.03 er-0.1 shuffled-sar, and the opt-in ppo sa-ppo; "
                                                 "default: all but ppo sa-ppo)")
-    p.add_argument("--questions-per-step", type=int, help="questions per GRPO step (default 16; 2 with --quick)")
+    p.add_argument("--questions-per-step", type=int, help="questions per GRPO step (default 32; 2 with --quick)")
     p.add_argument("--learning-rate", "--lr", type=float,
                    help="AdamW learning rate (default: grid.SHORT_RUN_LEARNING_RATES on tiny-cpu, else the profile's)")
     p.add_argument("--eval-size", type=int,

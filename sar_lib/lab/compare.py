@@ -30,21 +30,22 @@ from sar_lib.lab.grid import (DEFAULT_METHODS, DEFAULT_SEEDS, METHODS, MULTI_SEE
 from sar_lib.lab.machine import machine_info
 from sar_lib.models import default_device
 
-# The default grid (`sar compare`): 3 + 3 seeds of GRPO and SA-GRPO and one of each other method,
-# each trained DEFAULT_STEPS = 100 steps x 16 questions x 6 answers = 9,600 rollouts; two runs at a
-# time on CPU (one torch thread each), up to DEFAULT_GPU_WORKERS side by side on one GPU. Every 10
-# steps (960 rollouts) a run answers the in-domain set greedily (analysis.budget_curve); at the end
-# it is evaluated greedily and with 4 samples per problem on the three held-out sets (the OOD sets
-# at most OOD_EVAL_SIZE problems). Its budget: 90 minutes on 2 CPU cores for the whole grid, 40 for
-# GRPO and SA-GRPO with 3 seeds (the measured times are in the results JSON and the README). 192 new
-# tokens is the tiny-cpu profile's budget: lower would cut verbose answers and shorten them by
-# truncation, not by reward.
-DEFAULT_STEPS = 100
-DEFAULT_SETTINGS: dict = dict(questions_per_step=16, eval_size=200, eval_samples=4, log_completions=True,
+# The default grid (`sar compare`): 5 + 5 seeds of GRPO and SA-GRPO and one of each other method,
+# each trained DEFAULT_STEPS = 50 steps x 32 questions x 6 answers = 9,600 rollouts at learning rate
+# 2e-4 (grid.SHORT_RUN_LEARNING_RATES): the regime that docs/regime.md's written rule chose, the one
+# setting whose held-out greedy accuracy never fell more than 3 points below the base model's. Two runs
+# at a time on CPU (one torch thread each), up to DEFAULT_GPU_WORKERS side by side on one GPU. Every 10
+# steps (1,920 rollouts) a run answers the in-domain set greedily (analysis.budget_curve); at the end
+# it is evaluated greedily and with 4 samples per problem on the held-out sets (the OOD sets at most
+# OOD_EVAL_SIZE problems). Its budget: 100 minutes on 2 CPU cores for the whole grid (the measured
+# time is in the results JSON and the README). 192 new tokens is the tiny-cpu profile's budget: lower
+# would cut verbose answers and shorten them by truncation, not by reward.
+DEFAULT_STEPS = 50
+DEFAULT_SETTINGS: dict = dict(questions_per_step=32, eval_size=200, eval_samples=4, log_completions=True,
                               save_every=10, eval_every=10, threads=1, progress=False)
 OOD_EVAL_SIZE = 100
 DEFAULT_CPU_WORKERS = 2   # one per core of the 2-core machine the budget is for
-# On one GPU the runs share it: 6 lets the 3 + 3 seeds of GRPO and SA-GRPO train at once.
+# On one GPU the runs share it, 6 at once.
 DEFAULT_GPU_WORKERS = 6
 # `sar compare --quick`: the same grid in miniature (2 seeds, so that the std is defined), ~2 min.
 QUICK_STEPS = 2
