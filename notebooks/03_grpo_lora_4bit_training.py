@@ -29,11 +29,13 @@
 #   CPU);
 # * **the result, from the grid**: `sar compare` trained every method with the same budget, GRPO and SA-GRPO with
 #   several seeds, and the package ships the grid's final LoRA adapters (`sar_lib.lab.shipped`; every seed of GRPO
-#   and SA-GRPO when shipped with `sar compare --ship-adapters`). The notebook loads them and shows what training
-#   did: each seed's greedy length along training, the answers of the base model, GRPO, an SA-GRPO seed that
-#   switched to concise answers and one that lagged, the **switch** itself (the probability of ending the answer
-#   after "The answer is N."), the same comparison on other seeds and at twice the budget, and what RL did to
-#   held-out accuracy.
+#   and SA-GRPO when shipped with `sar compare --ship-adapters`). The grid trains at the learning rate a regime
+#   study chose, where held-out greedy accuracy stays closest to the base model's; the package also ships the
+#   adapters of the same grid at a five times higher rate, where SAR's switch to concise answers shows. The
+#   notebook loads both and shows what training did: each seed's greedy length along training, the answers of the
+#   base model, GRPO, an SA-GRPO seed that switched to concise answers and one that lagged, the **switch** itself
+#   (the probability of ending the answer after "The answer is N."), the same comparison on other seeds and at
+#   twice the budget, and what RL did to held-out accuracy at each rate.
 #
 # **What you'll learn**
 #
@@ -44,10 +46,11 @@
 # 5. where the time of a step goes (sampling, scoring, update) and the memory it takes;
 # 6. how to stop and **resume** a run exactly;
 # 7. **the result**: each seed's greedy length along training, the accuracy/length table with its noise tests, and
-#    the shipped models' answers: base, GRPO, an SA-GRPO seed that switched and one that lagged;
+#    the shipped models' answers: base, GRPO, an SA-GRPO seed that switched and one that lagged (at lr 1e-3);
 # 8. **the switch**: why greedy length flips from verbose to concise while sampled length drifts;
-# 9. robustness: other seeds and twice the budget; and a preset that shows the switch in your own run;
-# 10. what RL does to held-out greedy and sampled accuracy, and why;
+# 9. robustness: two learning rates, other seeds and twice the budget; and a preset that shows the switch in your
+#    own run;
+# 10. what RL does to held-out greedy and sampled accuracy, and why, in both regimes;
 # 11. what a laptop-GPU run costs and how to launch it;
 # 12. the paper's other algorithm, PPO with a critic, with and without SAR (opt-in in the grid);
 # 13. the verdict: which of the paper's claims held on the testbed.
@@ -62,7 +65,7 @@ MODEL = "tiny"                # "tiny" (embedded), a local model dir, or a hub n
 STEPS = 10                    # steps of the live runs, the mechanics (switch preset: 120; the paper: 500)
 SEED = 0                      # seeds the LoRA init, the question order and the sampling of both runs
 QUESTIONS_PER_STEP = 8        # questions per step, each answered group-size (6) times (switch preset: 16)
-LEARNING_RATE = None          # of both live runs; None: the grid's (grid.SHORT_RUN_LEARNING_RATES; switch preset: None)
+LEARNING_RATE = None          # of both live runs; None: the grid's (grid.SHORT_RUN_LEARNING_RATES; switch preset: 1e-3)
 REWARD = "sar"                # shaping reward of the live SA-GRPO run (sar_lib.rewards.REWARD_NAMES); "sar": SA-GRPO
 ALPHA = 0.2                   # its weight in R_VR + ALPHA * reward (SA-GRPO: the paper's 0.2)
 EVAL_SIZE = 100               # held-out arith-test problems for the live runs' greedy evaluations
@@ -79,10 +82,12 @@ SHIPPED_EVAL_SIZE = None      # arith-test problems for them; None: the grid's o
 GPU_STEPS = 20                # steps of the laptop-GPU run whose cost section 11 estimates
 GPU_CHECKS = ("../docs/gpu_check_h100.json", "../docs/gpu_check_h200.json")   # `sar gpu-check` results
 COMPARE_JSON = "../figures/grpo_vs_sar.json"   # `sar compare`'s results: the result and the claims of the verdict
+EARLIER_GRID_JSON = "../docs/grid_lr1e-3_9600.json"   # the grid at lr 1e-3, before the regime study (section 9)
 REPLICATE_JSON = "../docs/grid_replicate_seeds_345.json"   # GRPO and SA-GRPO again, on other seeds (section 9)
 BUDGET_JSON = "../docs/grid_budget_19200.json"   # GRPO and SA-GRPO trained twice as long (section 9, the preset)
 REGIME_JSON = "../docs/regime_pilots.json"   # the regime study's pilots (section 10); absent: the grid's numbers
 SHIPPED_DIR = None            # the grid's adapters (`sar compare --ship-adapters DIR`); None: those in the package
+SWITCH_DIR = None             # adapters of a grid whose SA-GRPO seeds switched (sections 7-8); None: the lr-1e-3 grid's
 RUNS_DIR = "../runs/notebooks"  # the live runs and the cached evaluations
 FIGURES_DIR = "../figures"    # figures and 03_summary.json go here
 
@@ -97,7 +102,7 @@ import torch
 from IPython.display import Markdown, display
 
 from sar_lib import data, grpo, models, switch
-from sar_lib.lab import analysis, claims, compare, grid, plots, shipped, verdicts
+from sar_lib.lab import analysis, claims, compare, grid, plots, seed_outcomes, shipped, training_plots, verdicts
 from sar_lib.lab.demo import format_table, write_summary
 from sar_lib.grpo_config import GRPOConfig
 from sar_lib.runs import read_config, read_metrics
@@ -345,7 +350,7 @@ print(format_table(["model", "accuracy", "mean length", "% shorter than base", "
 print(verdicts.live_runs_sentence(evals, "base model", STEPS))
 live_curves = {labels[m]: curve for m, curve in summary["budget_curve"].items()}
 if min(len(curve) for curve in live_curves.values()) > 2:   # evaluated along training, not only at the end
-    plots.seed_curves(live_curves, colors=colors, title=f"Live runs: greedy answers along training (seed {SEED})");
+    training_plots.seed_curves(live_curves, colors=colors, title=f"Live runs: greedy answers along training (seed {SEED})");
 
 # %% [markdown]
 # ## 5. Time and memory per step
@@ -443,21 +448,19 @@ else:
 # greedy evaluations along training (every `eval_every` steps): greedy length in the left panel, greedy accuracy in
 # the right one. The dashed line is 80% of GRPO's mean length at each budget: a seed whose final greedy length is
 # at least 20% below GRPO's mean (C1's margin) **switched** to concise answers; the others **lagged**
-# (`verdicts.switched_seeds` applies the rule; the table under the figure prints it per seed).
+# (`seed_outcomes.switched_seeds` applies the rule; the table under the figure prints it per seed).
 
 # %%
 if grid_results is not None:
-    switches = verdicts.switched_seeds(grid_results)
+    switches = seed_outcomes.switched_seeds(grid_results)
     pair = {grid_labels[m]: grid_results["budget_curve"][m] for m in ("grpo", "sa-grpo")}
-    fig = plots.seed_curves(pair, colors=grid_colors,
-                            seeds={grid_labels[m]: grid_results["methods"][m]["seeds"] for m in ("grpo", "sa-grpo")},
-                            guides={"mean_length": ("80% of GRPO's mean length", switches["guide"])},
-                            title=f"The grid, seed by seed: greedy answers on {grid.IN_DOMAIN} along training")
+    fig = training_plots.seed_curves(pair, colors=grid_colors,
+                                     seeds={grid_labels[m]: grid_results["methods"][m]["seeds"]
+                                            for m in ("grpo", "sa-grpo")},
+                                     guides={"mean_length": ("80% of GRPO's mean length", switches["guide"])},
+                                     title=f"The grid, seed by seed: greedy answers on {grid.IN_DOMAIN} along training")
     plots.save_figure(fig, "03_grid_budget_curve", FIGURES_DIR)
-    print(format_table(["SA-GRPO seed", "final greedy length", "% shorter than GRPO's mean", "switched",
-                        "below the line from (rollouts)"],
-                       [[f"s{seed}", x["length"], x["percent_shorter"], "yes" if x["switched"] else "no (lagged)",
-                         "—" if x["onset"] is None else f"{x['onset']:,}"] for seed, x in switches["seeds"].items()]))
+    print(format_table(seed_outcomes.SWITCH_TABLE_HEADERS, seed_outcomes.switch_rows(switches)))
     print(f"GRPO's mean final greedy length: {switches['reference_mean']:.1f} tokens; the line: "
           f"{switches['threshold']:.1f}")
 
@@ -478,8 +481,9 @@ if grid_results is not None:
     base_grid = grid_results["base"][grid.IN_DOMAIN]
     table.append(["base model", "—", f"{100 * base_grid['accuracy']:.1f}", f"{base_grid['mean_length']:.1f}"])
     print(format_table(["method", "seeds", "accuracy % per seed", "mean length per seed"], table))
-    c1 = next(row for row in claims.current_claims(grid_results) if row["id"] == "C1")
-    print(f"\nC1 {claims.verdict_word(c1)}: {claims.measured(c1)}")
+    for row in claims.current_claims(grid_results):
+        if row["id"] in ("C1", "C8"):
+            print(f"\n{row['id']} {claims.verdict_word(row)}: {claims.measured(row)}")
     fig = compare.accuracy_length_figure(trio, datasets=[grid.IN_DOMAIN],
                                          title="Greedy accuracy against length after training, per seed")
     plots.save_figure(fig, "03_accuracy_vs_length", FIGURES_DIR);
@@ -517,24 +521,50 @@ else:
           "ships them; set SHIPPED_DIR = DIR")
 
 # %% [markdown]
-# The same questions answered by the base model, GRPO's first shipped seed, an SA-GRPO seed that switched and
-# one that lagged (each the first shipped seed of its kind, `verdicts.example_seeds`; a kind the package does not
-# ship is named, not shown). Questions where the answers differ come first. Read the length and the last
-# sentences: the verbose style ends with a re-check ("Let me double-check. ...") that carries nothing from the
-# question.
+# ### Where SAR switches: the grid at learning rate 1e-3
+#
+# The seed table above says how many of this grid's SA-GRPO seeds switched. The grid trains at the learning rate
+# that keeps held-out greedy accuracy near the base model's (section 10, `docs/regime.md`), and at that rate the
+# adapters move little in 9,600 rollouts. The package also ships the adapters of the earlier grid (`SWITCH_DIR`,
+# its results JSON inside): the same methods and the same number of rollouts at five times the learning rate, 16
+# questions per step. Its seeds, by the same rule, and their greedy evaluation computed again from the weights:
 
 # %%
 if shipped_evals is not None:
-    grpo_seed, grpo_name = next(iter(shipped.shipped_seeds("grpo", adapters).items()))
-    picked = verdicts.example_seeds(switches, shipped.shipped_seeds("sa-grpo", adapters))
-    sources = {"base model": shipped_dir / "base", f"GRPO s{grpo_seed}": shipped_dir / grpo_name}
+    switch_dir = Path(SWITCH_DIR or shipped.LR_1E3_DIR)
+    fast_grid = json.loads((switch_dir / shipped.GRID_JSON).read_text())
+    fast_switches = seed_outcomes.switched_seeds(fast_grid)
+    fast_lr, lr = fast_grid["settings"]["learning_rate"], grid_results["settings"]["learning_rate"]
+    print(f"lr {fast_lr:g}, {fast_switches['rollouts']:,} rollouts per run (this notebook's grid: lr {lr:g})")
+    print(format_table(seed_outcomes.SWITCH_TABLE_HEADERS, seed_outcomes.switch_rows(fast_switches)))
+    fast_names = [name for m in ("grpo", "sa-grpo") for name in shipped.shipped_seeds(m, switch_dir).values()]
+    fast_dir = shipped_dir / f"lr{fast_lr:g}"
+    fast_evals = shipped.evaluate_shipped(fast_names, {grid.IN_DOMAIN: size}, fast_dir, directory=switch_dir,
+                                          workers=WORKERS)
+    fast_manifest = shipped.read_manifest(switch_dir)
+    print(format_table(["shipped model (lr 1e-3)", "accuracy", "mean length"],
+                       [[name, e[grid.IN_DOMAIN]["accuracy"], e[grid.IN_DOMAIN]["mean_length"]]
+                        for name, e in fast_evals.items()]))
+
+# %% [markdown]
+# The same questions answered by the base model, GRPO's first seed, an SA-GRPO seed that switched and one that
+# lagged, all from the lr-1e-3 grid (each the first shipped seed of its kind, `seed_outcomes.example_seeds`; a kind
+# the package does not ship is named, not shown). Questions where the answers differ come first. Read the length
+# and the last sentences: the verbose style ends with a re-check ("Let me double-check. ...") that carries nothing
+# from the question.
+
+# %%
+if shipped_evals is not None:
+    grpo_seed, grpo_name = next(iter(shipped.shipped_seeds("grpo", switch_dir).items()))
+    picked = seed_outcomes.example_seeds(fast_switches, shipped.shipped_seeds("sa-grpo", switch_dir))
+    sources = {"base model": shipped_dir / "base", f"GRPO s{grpo_seed}": fast_dir / grpo_name}
     for kind, chosen in picked.items():
         if chosen is None:
-            in_grid = [f"s{seed}" for seed, x in switches["seeds"].items() if x["switched"] == (kind == "switched")]
+            in_grid = [f"s{seed}" for seed, x in fast_switches["seeds"].items() if x["switched"] == (kind == "switched")]
             print(f"no SA-GRPO seed that {'switched' if kind == 'switched' else 'lagged'} is shipped here (in the "
                   f"grid: {', '.join(in_grid) or 'none'}); `sar compare --ship-adapters` ships every seed\n")
         else:
-            sources[f"SA-GRPO s{chosen[0]} ({kind})"] = shipped_dir / chosen[1]
+            sources[f"SA-GRPO s{chosen[0]} ({kind})"] = fast_dir / chosen[1]
     for example in analysis.example_answers(sources, grid.IN_DOMAIN, N_EXAMPLES):
         print(f"Q: {example['question']}\n   gold: {example['gold']}")
         for name, answer in example["answers"].items():
@@ -557,12 +587,12 @@ if shipped_evals is not None:
 # * **p_check**: the probability of going on to the re-check.
 #
 # The next cell measures both, averaged over the held-out problems, for the base model and every shipped GRPO and
-# SA-GRPO seed (a few seconds each). The figure's left panel draws p_stop against the training budget: each seed's
-# line where the grid measured p_stop along training, and always the points measured here, at the budget the
-# model was trained for. The right panel puts each model at (p_check, p_stop) with the boundary **p_stop = p_check**,
-# the diagonal: above it a greedy answer ends after "The answer is N.", below it the greedy answer goes on to the
-# re-check. The two are probabilities of different next tokens, so p_stop + p_check ≤ 1: every point lies below the
-# dotted anti-diagonal.
+# SA-GRPO seed of the lr-1e-3 grid (a few seconds each). The figure's left panel draws p_stop against the training
+# budget: a line per seed of both grids, which measured p_stop at every evaluation along training (the lr-1e-3
+# seeds in a darker shade), and a point per lr-1e-3 model measured here, at the budget it was trained for. The right panel puts each measured
+# model at (p_check, p_stop) with the boundary **p_stop = p_check**, the diagonal: above it a greedy answer ends
+# after "The answer is N.", below it the greedy answer goes on to the re-check. The two are probabilities of
+# different next tokens, so p_stop + p_check ≤ 1: every point lies below the dotted anti-diagonal.
 
 # %%
 if shipped_evals is not None:
@@ -571,22 +601,31 @@ if shipped_evals is not None:
     switch_points = [{"series": "base model", "name": "base", "rollouts": 0,
                       **switch.stop_probabilities(base_model, base_tokenizer, problems)}]
     del base_model
-    for name in (n for n in names if manifest[n].get("method", n) in ("grpo", "sa-grpo")):
-        model, tokenizer = shipped.load_shipped(name, directory=adapters, device=device)
-        entry = {"method": name, **manifest[name]}
-        switch_points.append({"series": grid_labels[entry["method"]], "name": f"{entry['method']} s{entry['seed']}",
-                              "rollouts": entry["rollouts"], **switch.stop_probabilities(model, tokenizer, problems)})
+    for name in fast_names:
+        model, tokenizer = shipped.load_shipped(name, directory=switch_dir, device=device)
+        entry = {"method": name, **fast_manifest[name]}   # a manifest written before every seed shipped names none
+        switch_points.append({"series": f"{grid_labels[entry['method']]}, lr {fast_lr:g}",
+                              "name": f"{entry['method']} s{entry['seed']}", "rollouts": entry["rollouts"],
+                              **switch.stop_probabilities(model, tokenizer, problems)})
         del model
-    fig = plots.switch_figure(switch_points, curves=pair, colors=grid_colors,
-                              seeds={grid_labels[m]: grid_results["methods"][m]["seeds"] for m in ("grpo", "sa-grpo")},
-                              title="SAR's switch: ending the answer after \"The answer is N.\" or re-checking")
+    runs_by_rate = {lr: grid_results, fast_lr: fast_grid}
+    lines = {f"{grid_labels[m]}, lr {rate:g}": g["budget_curve"][m] for rate, g in runs_by_rate.items()
+             for m in ("grpo", "sa-grpo")}
+    shades = {**{f"{label}, lr {lr:g}": color for label, color in grid_colors.items()},
+              **{f"{label}, lr {fast_lr:g}": plots.darker(color) for label, color in grid_colors.items()}}
+    fig = training_plots.switch_figure(switch_points, curves=lines, colors=shades,
+                                       seeds={f"{grid_labels[m]}, lr {rate:g}": g["methods"][m]["seeds"]
+                                              for rate, g in runs_by_rate.items() for m in ("grpo", "sa-grpo")},
+                                       title="SAR's switch: ending the answer after \"The answer is N.\" or re-checking")
     plots.save_figure(fig, "03_switch", FIGURES_DIR)
     print(format_table(["model", "trained rollouts", "p_stop", "p_check", "share of questions with p_stop > p_check"],
                        [[p["name"], p["rollouts"], p["p_stop"], p["p_check"], p["greedy_stop_share"]]
                         for p in switch_points]))
-    print(f"(means over {switch_points[0]['n']} {grid.IN_DOMAIN} problems"
-          + ("; the grid measured no p_stop along training: points only)" if not any(
-              "p_stop" in e for curve in pair.values() for e in curve) else ")"))
+    ends = {label: [e for e in curve if "p_stop" in e][-1]["p_stop"] for label, curve in lines.items()
+            if any("p_stop" in e for e in curve)}
+    print(f"(means over {switch_points[0]['n']} {grid.IN_DOMAIN} problems) this notebook's grid at its end, p_stop "
+          "per seed: " + ("; ".join(f"{label} {', '.join(f'{v:.3f}' for v in end['per_seed'])}"
+                                    for label, end in ends.items()) or "not measured along training"))
 
 # %% [markdown]
 # **Why greedy length flips.** At that point greedy decoding takes the likelier of the two tokens: it ends the
@@ -608,17 +647,24 @@ if shipped_evals is not None:
 #
 # ## 9. Robustness: other seeds, twice the budget; and the switch in your own run
 #
-# The grid's seeds are few, and when a seed switches varies from seed to seed. Two more runs of `sar compare` test
-# the result: the same grid on seeds 3-5 (`REPLICATE_JSON`) and GRPO and SA-GRPO trained twice as long on six seeds
-# (`BUDGET_JSON`). The table reads the three files: each seed's final greedy length, the SA-GRPO seeds that
-# switched (by the rule of section 7, with the budget from which each stayed below the line) and claim C1's verdict.
+# When a seed switches varies from seed to seed and with the learning rate. More runs of `sar compare` test the
+# result at lr 1e-3: the grid before the regime study (`EARLIER_GRID_JSON`), the same on seeds 3-5 (`REPLICATE_JSON`), its
+# GRPO and SA-GRPO trained again to ship every seed (section 7's models, their JSON beside their adapters), and
+# GRPO and SA-GRPO trained twice as long on six seeds (`BUDGET_JSON`). The table reads the files: each seed's final
+# greedy length, the SA-GRPO seeds that switched (by the rule of section 7, with the budget from which each stayed
+# below the line) and claim C1's verdict.
 
 # %%
+lr_1e3_dir = Path(SWITCH_DIR or shipped.LR_1E3_DIR)
 comparisons = {name: (path, json.loads(Path(path).read_text())) for name, path in
-               (("grid", COMPARE_JSON), ("replicate", REPLICATE_JSON), ("doubled budget", BUDGET_JSON))
+               (("grid", COMPARE_JSON), ("lr-1e-3 grid", EARLIER_GRID_JSON), ("replicate", REPLICATE_JSON),
+                ("lr-1e-3, seeds shipped", lr_1e3_dir / shipped.GRID_JSON), ("doubled budget", BUDGET_JSON))
                if Path(path).is_file()}
+if "lr-1e-3, seeds shipped" in comparisons:   # named in the table as the package's folder, not this machine's path
+    comparisons["lr-1e-3, seeds shipped"] = (f"{lr_1e3_dir.name}/{shipped.GRID_JSON}",
+                                             comparisons["lr-1e-3, seeds shipped"][1])
 if grid_results is not None and comparisons:
-    display(Markdown(verdicts.robustness_markdown(comparisons)))
+    display(Markdown(seed_outcomes.robustness_markdown(comparisons)))
 else:
     print(f"none of {COMPARE_JSON}, {REPLICATE_JSON}, {BUDGET_JSON} is here")
 
@@ -630,18 +676,19 @@ else:
 #
 # ```python
 # STEPS = 120                 # 120 x 16 x 6 = 11,520 sampled answers per run
-# QUESTIONS_PER_STEP = 16     # the grid's batch
-# LEARNING_RATE = None        # the grid's rate (0.001 on tiny-cpu)
+# QUESTIONS_PER_STEP = 16     # the lr-1e-3 grid's batch
+# LEARNING_RATE = 0.001       # the lr-1e-3 grid's rate
 # ```
 #
-# or headless: `papermill 03_grpo_lora_4bit_training.ipynb out.ipynb -p STEPS 120 -p QUESTIONS_PER_STEP 16`. The live
+# or headless: `papermill 03_grpo_lora_4bit_training.ipynb out.ipynb -p STEPS 120 -p QUESTIONS_PER_STEP 16
+# -p LEARNING_RATE 0.001`. The live
 # runs then evaluate every 10 steps, and section 4 draws their greedy length along training. Whether one seed
 # switches is partly luck; the next cell states how often seeds did with these settings, measured on the
 # doubled-budget run (the same learning rate and batch, six seeds), and how long the two runs take.
 
 # %%
 if "doubled budget" in comparisons:
-    display(Markdown(verdicts.preset_markdown(comparisons["doubled budget"][1], BUDGET_JSON)))
+    display(Markdown(seed_outcomes.preset_markdown(comparisons["doubled budget"][1], BUDGET_JSON)))
 else:
     print(f"{BUDGET_JSON} is not here: the preset's share of switching seeds cannot be stated")
 
@@ -667,8 +714,31 @@ else:
 
 # %%
 pilots = json.loads(Path(REGIME_JSON).read_text()) if Path(REGIME_JSON).is_file() else None
-accuracy = verdicts.accuracy_summary(grid_results, pilots)
-display(Markdown(verdicts.accuracy_markdown(accuracy)))
+accuracy = seed_outcomes.accuracy_summary(grid_results, pilots)
+display(Markdown(seed_outcomes.accuracy_markdown(accuracy)))
+
+# %% [markdown]
+# The study chose this notebook's grid setting because its greedy accuracy stays closest to the base model's. Along
+# training it does more than stay close: the grid's greedy evaluations every `eval_every` steps (section 7's
+# figure, right panel), as means over seeds, with the number of seeds above the base model:
+
+# %%
+if grid_results is not None:
+    along = seed_outcomes.accuracy_along_training(grid_results)
+    display(Markdown(seed_outcomes.along_training_markdown(along, grid_labels)))
+
+# %% [markdown]
+# The two regimes side by side: this grid and GRPO and SA-GRPO at lr 1e-3 trained to twice the budget
+# (`BUDGET_JSON`). At the higher rate SA-GRPO's greedy answers become concise on every seed, and every method's
+# greedy accuracy falls far below the base model's; at the grid's rate accuracy first rises above the base and
+# the answers keep their length.
+
+# %%
+if grid_results is not None and "doubled budget" in comparisons:
+    faster = comparisons["doubled budget"][1]
+    fig = compare.regimes_figure({f"lr {grid_results['settings']['learning_rate']:g}": grid_results,
+                                  f"lr {faster['settings']['learning_rate']:g}": faster})
+    plots.save_figure(fig, "03_two_regimes", FIGURES_DIR)
 
 # %% [markdown]
 # ## 11. On a laptop GPU
@@ -696,8 +766,7 @@ print(format_table(["profile"] + fields, [[p.name] + [str(getattr(p, f)) for f i
 short_lr = grid.short_run_learning_rate(PROFILE).get("learning_rate")
 if short_lr is not None:
     print(f"\nthe runs of this notebook and of `sar compare` on {PROFILE} train at lr {short_lr:g}, not the profile's "
-          f"{profile.learning_rate:g} (grid.SHORT_RUN_LEARNING_RATES: at the profile's rate a run of tens of steps "
-          "leaves the greedy answers unchanged)")
+          f"{profile.learning_rate:g} (grid.SHORT_RUN_LEARNING_RATES, the rate the regime study chose: docs/regime.md)")
 print()
 for check in checks:
     for name, r in check["models"].items():
@@ -743,7 +812,7 @@ if grid_results and {"ppo", "sa-ppo"} <= set(grid_results["methods"]):
 #
 # The paper's claims are about long training of real models. This notebook's live runs are one seed and a few steps;
 # the test of the claims is `sar compare` (several seeds, the baselines, out-of-domain sets), whose committed results
-# (`COMPARE_JSON`, and `BUDGET_JSON` at twice the budget) the verdict reads, with the premises P1-P5 of the **model
+# (`COMPARE_JSON`, and `BUDGET_JSON` at lr 1e-3 and twice the budget) the verdict reads, with the premises P1-P5 of the **model
 # card** (the file `sar pretrain-tiny` writes next to the embedded model's weights,
 # `sar_lib/assets/tiny/MODEL_CARD.md`, with every figure measured on it) that decide the regime. A difference is an
 # effect only beyond the seed noise and the shuffled-SAR control; a set where the models are at chance is
@@ -789,16 +858,16 @@ print(f"{summary_path}; this notebook ran in {time.perf_counter() - started:.0f}
 # ## Exercises
 #
 # Worked answers: `notebooks/solutions/03_grpo_lora_4bit_training_solutions.ipynb`. The exercises need the imports
-# `from sar_lib import grpo, runs, switch`, `from sar_lib.lab import analysis, compare, grid, plots` and
+# `from sar_lib import grpo, runs, switch`, `from sar_lib.lab import analysis, compare, grid, training_plots` and
 # `from sar_lib.grpo_config import GRPOConfig`.
 #
 # 1. **Seeds.** Build the runs with `seeds=(SEED, SEED + 1, SEED + 2)` (pass them to `compare.default_grid`) and plot
 #    `analysis.mean_curves` over the three runs of each method. Which differences of the live runs (section 4)
 #    survive the averaging? How many evaluation problems would you need to tell a 2-point accuracy difference from noise?
-# 2. **The weight of SAR.** Train SA-GRPO with the switch preset of section 9 (120 steps x 16 questions) at α = 0.1
+# 2. **The weight of SAR.** Train SA-GRPO with the switch preset of section 9 (120 steps x 16 questions, lr 1e-3) at α = 0.1
 #    and at α = 0.3, seed `SEED` (`compare.default_grid(..., methods=("sa-grpo",))`, then `dataclasses.replace` the
 #    run's config with the α and a folder of its own), and compare them with the six α = 0.2 seeds of `BUDGET_JSON`:
-#    greedy length along training (`analysis.budget_curve` of each run, drawn with `plots.seed_curves`), the
+#    greedy length along training (`analysis.budget_curve` of each run, drawn with `training_plots.seed_curves`), the
 #    budget from which each run stays 20% below GRPO's mean, and p_stop at the end (`eval/p_stop` in
 #    `metrics.jsonl`). Does a larger α switch sooner? What can one seed per α tell, given how far apart the six
 #    α = 0.2 seeds switched? (About 12 minutes on 2 cores.)
@@ -813,5 +882,6 @@ print(f"{summary_path}; this notebook ran in {time.perf_counter() - started:.0f}
 #    and SA-GRPO the held-out greedy accuracy (`eval["arith-test"]["accuracy"]`) and sampled accuracy
 #    (`["sampled_accuracy"]`, 4 answers per problem at temperature 1). How large is the gap between the two before
 #    and after RL? Which of the two does GRPO's objective raise, on which questions, and why can the greedy answer to
-#    a new question get worse while the sampled answers get better? What would you change in the training to keep
-#    the greedy accuracy (section 10 and `docs/regime.md`)?
+#    a new question get worse while the sampled answers get better? The grid's greedy accuracy first rose above the
+#    base model's and then fell below it (section 10): at which budget would you stop training, and what does that
+#    cost SAR's switch (the lr-1e-3 runs of section 7)?

@@ -9,10 +9,11 @@ other scripts) are left alone.
 
 README.md:
 
-* ``headline``: the one sentence on the paper's main claim C1 at the grid's budget and at twice it
-  (``readme_text.headline``, from the claims rows of ``figures/grpo_vs_sar.json`` and
-  ``docs/grid_budget_19200.json``);
-* ``results``: every claim's verdict at both budgets (``readme_text.results_markdown``, the same rows);
+* ``headline``: the one sentence on the paper's main claim C1 and on C8 (RL improves on the base) in the grid,
+  and on C1 at lr 1e-3 and twice the budget (``readme_text.headline``, from the claims rows of
+  ``figures/grpo_vs_sar.json`` and ``docs/grid_budget_19200.json``);
+* ``results``: every claim's verdict in the grid, in the earlier grid at lr 1e-3 (``docs/grid_lr1e-3_9600.json``)
+  and at twice its budget (``readme_text.results_markdown``, the same rows);
 * ``layout``: the package's folders and modules, from their docstrings (``readme_text.layout_list``).
 
 docs/:
@@ -22,6 +23,8 @@ docs/:
 * ``tiny-model`` (testbed.md): the shipped model's making and its out-of-domain accuracy (the same card);
 * ``premises-v1`` (testbed.md): the first testbed's premises (``docs/premises_testbed_v1.json``, written by
   ``sar premises --model <first testbed's model> --json docs/premises_testbed_v1.json``);
+* ``grid-settings`` (grid.md): the grid's settings and its wall time (``readme_text.grid_settings``);
+* ``grid-lr1e-3`` (grid.md): the earlier grid's settings and its claims table under today's rules;
 * ``grpo-vs-sar`` (grid.md): the claims and results tables of ``sar compare`` (``figures/grpo_vs_sar.md``);
 * ``grid-verdict`` (grid.md): what SAR did on the testbed and why, in the words of notebook 03's verdict
   (``sar_lib.lab.verdicts.grid_summary``, from the grid's JSON and the card);
@@ -30,6 +33,13 @@ docs/:
 * ``model-change`` (model_change.md): what the new embedded model moved on C1-C7: each claim's verdict and
   the greedy figures of the grid on the previous model (``docs/grid_model_v2.json``, its ``sar compare``
   JSON) and on the shipped one (``figures/grpo_vs_sar.json``);
+* ``regime-along`` (regime.md): the grid's greedy accuracy along training against the base model's
+  (``seed_outcomes.along_training_markdown``);
+* ``regime-criteria`` (regime.md): the criteria R1-R3 judged on the grid (``readme_text.regime_criteria``);
+* ``lr1e-3-rerun`` (grid.md): the earlier grid's GRPO and SA-GRPO runs against the ones retrained to ship every
+  seed (``sar_lib/assets/grid_lr1e-3/grpo_vs_sar.json``);
+* ``regime-rerun`` (robustness.md): the grid's GRPO and SA-GRPO runs as the regime study trained them
+  (``docs/grid_regime_q32_5seeds.json``) against the grid's, run by run (``readme_text.rerun_text``);
 * ``replicate`` (robustness.md): GRPO and SA-GRPO rerun with seeds we did not choose for the grid
   (``docs/grid_replicate_seeds_345.json``): C1 on those seeds, when each seed shortened, and C1's length
   test over the grid's and the replicate's seeds pooled;
@@ -53,7 +63,8 @@ import re
 import sys
 from pathlib import Path
 
-from sar_lib.lab import readme_text, verdicts
+from sar_lib.lab import readme_text, seed_outcomes, verdicts
+from sar_lib.lab.claims import claims_markdown, current_claims
 from sar_lib.lab.grid import METHODS
 from sar_lib.lab.model_card import premises_table
 from sar_lib.models import PROFILES, TINY_DIR
@@ -91,14 +102,19 @@ def blocks() -> dict[str, str]:
     card = json.loads((TINY_DIR / "card.json").read_text())
     first = _json("docs/premises_testbed_v1.json")
     grid = _json("figures/grpo_vs_sar.json")
+    earlier = _json("docs/grid_lr1e-3_9600.json")   # the grid at lr 1e-3, before the regime study
     extended = _json("docs/grid_budget_19200.json")
     regime = verdicts.verbosity_regime(card["premises"], METHODS["sa-grpo"].alpha)
     tree = package_tree()
     return {"headline": readme_text.headline(grid, extended),
-            "results": readme_text.results_markdown(grid, extended),
+            "results": readme_text.results_markdown(grid, earlier, extended),
+            "grid-settings": readme_text.grid_settings(grid),
+            "grid-lr1e-3": readme_text.grid_settings(earlier) + "\n\n" + claims_markdown(current_claims(earlier)),
+            "regime-along": seed_outcomes.along_training_markdown(seed_outcomes.accuracy_along_training(grid),
+                                                             {name: m["label"] for name, m in grid["methods"].items()}),
+            "regime-criteria": readme_text.regime_criteria(grid),
             "regime-five-seeds": readme_text.chosen_regime_claims(_json("docs/grid_regime_q32_5seeds.json")),
-            "regime": readme_text.regime_text(_json("docs/regime_pilots.json"),
-                                              grid["base"]["arith-test"]["sampled_accuracy"]),
+            "regime": readme_text.regime_text(_json("docs/regime_pilots.json"), grid),
             "layout": readme_text.layout_list(tree),
             "notebooks": readme_text.notebooks_table(_json("figures/demo_times.json")
                                                      if (REPO / "figures" / "demo_times.json").is_file() else {}),
@@ -111,9 +127,15 @@ def blocks() -> dict[str, str]:
             "grid-verdict": verdicts.grid_summary(grid, regime),
             "budget-curve": readme_text.budget_markdown(grid),
             "bench-cpu": readme_text.bench_table(_json("docs/bench_cpu.json")),
-            "model-change": readme_text.model_change_table(_json("docs/grid_model_v2.json"), grid),
-            "replicate": readme_text.replicate_text(grid, _json("docs/grid_replicate_seeds_345.json")),
-            "budget-extension": readme_text.extension_text(extended, readme_text.rollouts_per_run(grid))}
+            "model-change": readme_text.model_change_table(_json("docs/grid_model_v2.json"), earlier),
+            "lr1e-3-rerun": readme_text.rerun_text(earlier, _json("sar_lib/assets/grid_lr1e-3/grpo_vs_sar.json"))
+            + "\n\n" + seed_outcomes.robustness_markdown(
+                {"earlier grid": ("docs/grid_lr1e-3_9600.json", earlier),
+                 "again, every seed shipped": ("sar_lib/assets/grid_lr1e-3/grpo_vs_sar.json",
+                                               _json("sar_lib/assets/grid_lr1e-3/grpo_vs_sar.json"))}),
+            "regime-rerun": readme_text.rerun_text(_json("docs/grid_regime_q32_5seeds.json"), grid),
+            "replicate": readme_text.replicate_text(earlier, _json("docs/grid_replicate_seeds_345.json")),
+            "budget-extension": readme_text.extension_text(extended, readme_text.rollouts_per_run(earlier))}
 
 
 def synced(text: str, new_blocks: dict[str, str]) -> str:

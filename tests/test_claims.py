@@ -273,6 +273,12 @@ def test_current_claims_judge_an_old_file_again():
     assert claims.verdict_word({"holds": False}) == "does not hold"   # a row without a status
     summary["claims"] = list(rows.values())
     assert claims.current_claims(summary) == summary["claims"]         # current rows are kept
+    # a file written before C8: its stored rows kept as they are, C8 judged on its stored numbers
+    summary["claims"] = [row for row in rows.values() if row["id"] != "C8"]
+    summary["claims"][0] = {**summary["claims"][0], "status": "holds"}   # the stored verdict, not a new one
+    again = claims.current_claims(summary)
+    assert [row["id"] for row in again] == list(claims.CLAIM_IDS) and again[0]["status"] == "holds"
+    assert again[-1] == rows["C8"]
 
 
 def test_c8_rl_improves_on_the_base_judged_against_the_base_and_grpo():

@@ -179,6 +179,19 @@ def test_plot_summary_writes_the_budget_curve_beside_the_other_figures(tmp_path)
     plt.close("all")
 
 
+def test_regimes_figure_draws_each_grid_in_a_darker_shade_of_its_methods_colours():
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import to_hex, to_rgb
+
+    fig = compare.regimes_figure({"lr 0.0002": fake_summary(), "lr 0.001": fake_summary()})
+    colors = [to_hex(line.get_color()) for line in fig.axes[0].lines]
+    first, later = colors[:2], colors[2:]
+    assert first == [to_hex(grid.METHODS[m].color) for m in ("grpo", "sa-grpo")]
+    assert later == [to_hex(tuple(0.6 * c for c in to_rgb(color))) for color in first]
+    assert [t.get_text() for t in fig.legends[0].get_texts()][2] == "GRPO, lr 0.001"
+    plt.close("all")
+
+
 def test_default_workers_share_one_gpu_up_to_a_cap():
     assert compare.default_workers("cpu", 13) == compare.DEFAULT_CPU_WORKERS == 2
     assert compare.default_workers("cuda", 6) == 6 and compare.default_workers("cuda:0", 4) == 4

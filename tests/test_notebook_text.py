@@ -17,7 +17,7 @@ import pytest
 from papermill.translators import PythonTranslator
 
 from sar_lib import rewards
-from sar_lib.lab import demo, grid, plots, ranking, verdicts
+from sar_lib.lab import demo, grid, ranking, seed_outcomes, shipped, training_plots
 
 NOTEBOOKS = demo.NOTEBOOKS_DIR
 PERPLEXITY = NOTEBOOKS / "01_perplexity_math.ipynb"
@@ -327,13 +327,15 @@ def test_03_has_the_reward_parameters_and_the_switch_preset():
     assert float(found["ALPHA"]) == grid.METHODS["sa-grpo"].alpha and found["LEARNING_RATE"] == "None"
     runs = _code_cell(_cells(TRAINING), "compare.default_grid(RUNS_DIR")
     assert "reward=REWARD, alpha=ALPHA" in runs.source and "LEARNING_RATE" in runs.source
-    preset = verdicts.SWITCH_PRESET
+    preset = seed_outcomes.SWITCH_PRESET
     cell = next(c for c in _cells(TRAINING) if c.cell_type == "markdown" and "### A preset" in c.source)
     rollouts = preset["steps"] * preset["questions_per_step"] * 6
     assert f"STEPS = {preset['steps']} " in cell.source and f"QUESTIONS_PER_STEP = {preset['questions_per_step']} " \
         in cell.source and f"{rollouts:,} sampled answers" in cell.source
-    assert f"{preset['learning_rate']:g}" in cell.source and "LEARNING_RATE = None" in cell.source
-    assert grid.SHORT_RUN_LEARNING_RATES["tiny-cpu"] == preset["learning_rate"]   # None means the preset's rate
+    assert f"LEARNING_RATE = {preset['learning_rate']:g}" in cell.source
+    earlier = json.loads((shipped.LR_1E3_DIR / shipped.GRID_JSON).read_text())["settings"]   # the preset's grid
+    assert (earlier["learning_rate"], earlier["questions_per_step"]) == (preset["learning_rate"],
+                                                                         preset["questions_per_step"])
     comments = next(c for c in _cells(TRAINING) if "parameters" in c.metadata.get("tags", [])).source
     assert f"switch preset: {preset['steps']}" in comments
     assert f"switch preset: {preset['questions_per_step']}" in comments
@@ -342,8 +344,8 @@ def test_03_has_the_reward_parameters_and_the_switch_preset():
 def test_03_preset_share_is_computed_from_the_doubled_budget():
     if not BUDGET_JSON.is_file():
         pytest.skip("no doubled-budget JSON")
-    printed = _outputs(_code_cell(_cells(TRAINING), "verdicts.preset_markdown("))
-    assert printed.strip() == verdicts.preset_markdown(json.loads(BUDGET_JSON.read_text()),
+    printed = _outputs(_code_cell(_cells(TRAINING), "seed_outcomes.preset_markdown("))
+    assert printed.strip() == seed_outcomes.preset_markdown(json.loads(BUDGET_JSON.read_text()),
                                                        "../docs/grid_budget_19200.json").strip()
 
 
@@ -351,7 +353,7 @@ def test_03_slips_stay_fixed():
     cells = _cells(TRAINING)
     prose = "\n".join(c.source for c in cells if c.cell_type == "markdown")
     assert not re.search(r"right panel[^.]*greedy length|greedy length[^.]*right panel", prose)
-    assert "greedy length in the left panel" in prose and plots.SEED_PANELS[0][0] == "mean_length"
+    assert "greedy length in the left panel" in prose and training_plots.SEED_PANELS[0][0] == "mean_length"
     assert "greedy accuracy of section 5" not in prose and "or nearly" not in prose
     live = _outputs(_code_cell(cells, "verdicts.live_runs_sentence("))
     table = _table_rows(live.split("After ")[0], "model")
@@ -369,29 +371,46 @@ def test_03_slips_stay_fixed():
     assert {p.stem for p in FIGURES.glob("03_*.png")} <= written and "03_accuracy_vs_length" in written
 
 
-def test_03_shows_switched_and_lagged_seeds_by_the_rule():
-    if not GRID_JSON.is_file():
-        pytest.skip("no grid JSON")
-    cells = _cells(TRAINING)
-    switches = verdicts.switched_seeds(json.loads(GRID_JSON.read_text()))
-    table = _table_rows(_outputs(_code_cell(cells, "verdicts.switched_seeds(grid_results)")), "SA-GRPO seed")
+def _switch_table_matches(cells, call: str, grid_json: dict) -> dict:
+    """The seed table printed by the cell holding ``call`` against the rule applied to ``grid_json``."""
+    switches = seed_outcomes.switched_seeds(grid_json)
+    table = _table_rows(_outputs(_code_cell(cells, call)), "SA-GRPO seed")
     for seed, x in switches["seeds"].items():
         assert table[f"s{seed}"][2] == ("yes" if x["switched"] else "no (lagged)")
-    examples = _outputs(_code_cell(cells, "verdicts.example_seeds("))
-    shipped_table = _table_rows(_outputs(_code_cell(cells, "shipped.evaluate_shipped(")), "shipped model")
-    shipped = {name.split(" s")[-1]: row[0] for name, row in shipped_table.items() if name.startswith("SA-GRPO")}
-    for kind in ("switched", "lagged"):
-        if kind in shipped.values():
-            seed = next(s for s, k in shipped.items() if k == kind)
-            assert f"[SA-GRPO s{seed} ({kind})]" in examples, f"a {kind} seed is shipped: show its answers"
+    return switches
+
+
+def test_03_shows_switched_and_lagged_seeds_by_the_rule():
+    cells = _cells(TRAINING)
+    if GRID_JSON.is_file():
+        _switch_table_matches(cells, "seed_outcomes.switched_seeds(grid_results)", json.loads(GRID_JSON.read_text()))
+    # the answers come from the lr-1e-3 grid's adapters, where seeds switched
+    earlier = json.loads((shipped.LR_1E3_DIR / shipped.GRID_JSON).read_text())
+    switches = _switch_table_matches(cells, "seed_outcomes.switched_seeds(fast_grid)", earlier)
+    picked = seed_outcomes.example_seeds(switches, shipped.shipped_seeds("sa-grpo", shipped.LR_1E3_DIR))
+    assert picked["switched"] is not None, "the package must ship an SA-GRPO seed that switched"
+    examples = _outputs(_code_cell(cells, "seed_outcomes.example_seeds("))
+    for kind, chosen in picked.items():
+        if chosen is not None:
+            assert f"[SA-GRPO s{chosen[0]} ({kind})]" in examples, f"a {kind} seed is shipped: show its answers"
         else:
             assert f"no SA-GRPO seed that {kind} is shipped here" in examples
     assert "[base model]" in examples and "[GRPO s" in examples
 
 
+def test_03_accuracy_along_training_is_read_from_the_grid():
+    if not GRID_JSON.is_file():
+        pytest.skip("no grid JSON")
+    grid_results = json.loads(GRID_JSON.read_text())
+    printed = _outputs(_code_cell(_cells(TRAINING), "seed_outcomes.along_training_markdown("))
+    labels = {name: m["label"] for name, m in grid_results["methods"].items()}
+    expected = seed_outcomes.along_training_markdown(seed_outcomes.accuracy_along_training(grid_results), labels)
+    assert printed.strip() == expected.strip()
+
+
 def test_03_switch_figure_is_drawn_from_the_measured_points():
     cells = _cells(TRAINING)
-    cell = _code_cell(cells, "plots.switch_figure(")
+    cell = _code_cell(cells, "training_plots.switch_figure(")
     printed = _outputs(cell)
     rows = _table_rows(printed, "model")
     assert "base" in rows and any(name.startswith("sa-grpo s") for name in rows)
@@ -404,15 +423,15 @@ def test_03_switch_figure_is_drawn_from_the_measured_points():
 
 def test_03_robustness_and_accuracy_are_read_from_the_files():
     cells = _cells(TRAINING)
-    robustness = _outputs(_code_cell(cells, "verdicts.robustness_markdown("))
+    robustness = _outputs(_code_cell(cells, "seed_outcomes.robustness_markdown("))
     for path in ("grid_replicate_seeds_345.json", "grid_budget_19200.json"):
         if (demo.REPO_DIR / "docs" / path).is_file():
             assert path in robustness
-    accuracy = _outputs(_code_cell(cells, "verdicts.accuracy_markdown("))
+    accuracy = _outputs(_code_cell(cells, "seed_outcomes.accuracy_markdown("))
     regime = demo.REPO_DIR / "docs" / "regime_pilots.json"
     grid_results = json.loads(GRID_JSON.read_text()) if GRID_JSON.is_file() else None
-    expected = verdicts.accuracy_summary(grid_results, json.loads(regime.read_text()) if regime.is_file() else None)
-    assert accuracy.strip() == verdicts.accuracy_markdown(expected).strip()
+    expected = seed_outcomes.accuracy_summary(grid_results, json.loads(regime.read_text()) if regime.is_file() else None)
+    assert accuracy.strip() == seed_outcomes.accuracy_markdown(expected).strip()
     exercises = cells[-1].source
     assert "Greedy against sampled accuracy" in exercises and "sampled_accuracy" in exercises
 

@@ -11,7 +11,7 @@ import pytest  # noqa: E402
 from matplotlib.collections import PolyCollection  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from sar_lib.lab import plots  # noqa: E402
+from sar_lib.lab import plots, training_plots  # noqa: E402
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -308,15 +308,15 @@ def test_accuracy_limits_keep_the_minimum_span_and_the_band_around_0_100():
 def test_training_curves_one_panel_per_key_and_a_band_per_series():
     curve = {"step": [1, 2, 3], "mean": [0.1, 0.2, 0.3], "std": [0.0, 0.1, 0.0]}
     curves = {"GRPO": {"reward": curve}, "SA-GRPO": {"reward": curve, "sar/mean": curve}}
-    fig = plots.training_curves(curves, ["reward", "sar/mean", "completions/mean_length"],
-                                ylabels={"sar/mean": "SAR"})
+    fig = training_plots.training_curves(curves, ["reward", "sar/mean", "completions/mean_length"],
+                                         ylabels={"sar/mean": "SAR"})
     axes = fig.axes
     assert len(axes) == 4 and not axes[3].axison          # 3 keys on a 2 x 2 grid: the spare panel is hidden
     assert len(axes[0].lines) == 2 and len(axes[1].lines) == 1 and len(axes[2].lines) == 0
     assert axes[1].get_ylabel() == "SAR" and axes[2].get_ylabel() == "completions/mean_length"
     assert list(axes[0].lines[0].get_ydata()) == [0.1, 0.2, 0.3]
     with pytest.raises(ValueError, match="equal lengths"):
-        plots.training_curves({"x": {"k": {"step": [1], "mean": [1.0, 2.0], "std": [0.0]}}}, ["k"])
+        training_plots.training_curves({"x": {"k": {"step": [1], "mean": [1.0, 2.0], "std": [0.0]}}}, ["k"])
 
 
 def test_budget_curve_two_panels_seed_points_and_a_band_only_for_several_seeds(tmp_path):
@@ -328,7 +328,7 @@ def test_budget_curve_two_panels_seed_points_and_a_band_only_for_several_seeds(t
     curves = {"GRPO": [entry(0, [0.4], [30.0]), entry(960, [0.5, 0.3], [28.0, 34.0]),
                        entry(1920, [0.6, 0.4], [25.0, 27.0])],
               "SA-GRPO": [entry(0, [0.4], [30.0]), entry(960, [0.45], [20.0])], "empty": []}
-    fig = plots.budget_curve(curves, colors={"GRPO": "#2b8cbe"})
+    fig = training_plots.budget_curve(curves, colors={"GRPO": "#2b8cbe"})
     length_ax, accuracy_ax = fig.axes
     assert accuracy_ax.get_ylabel() == "greedy accuracy (%)" and "length" in length_ax.get_ylabel()
     assert [line.get_label() for line in accuracy_ax.lines] == ["GRPO", "SA-GRPO"]   # the empty series left out
@@ -345,7 +345,7 @@ def test_budget_curve_two_panels_seed_points_and_a_band_only_for_several_seeds(t
     assert accuracy_ax.get_xlim()[0] == 0 and accuracy_ax.get_ylim()[1] - accuracy_ax.get_ylim()[0] >= 30
     assert plots.save_figure(fig, "budget_curve", tmp_path).read_bytes().startswith(PNG_SIGNATURE)
     with pytest.raises(ValueError, match="at least one entry"):
-        plots.budget_curve({"GRPO": []})
+        training_plots.budget_curve({"GRPO": []})
 
 
 def _seed_entry(rollouts, lengths, accuracies=None, p_stop=None):
@@ -360,8 +360,8 @@ def test_seed_curves_draw_one_line_per_seed_from_the_shared_start_and_name_each_
     curves = {"GRPO": [_seed_entry(0, [78.0]), _seed_entry(960, [80.0, 82.0]), _seed_entry(1920, [81.0, 79.0])],
               "SA-GRPO": [_seed_entry(0, [78.0]), _seed_entry(960, [77.0, 60.0]), _seed_entry(1920, [76.0, 40.0])]}
     guide = ("80% of GRPO's mean", [(0, 62.4), (960, 64.8), (1920, 64.0)])
-    fig = plots.seed_curves(curves, colors={"GRPO": "#2b8cbe", "SA-GRPO": "#e6550d"},
-                            seeds={"GRPO": [0, 1], "SA-GRPO": [0, 1]}, guides={"mean_length": guide})
+    fig = training_plots.seed_curves(curves, colors={"GRPO": "#2b8cbe", "SA-GRPO": "#e6550d"},
+                                     seeds={"GRPO": [0, 1], "SA-GRPO": [0, 1]}, guides={"mean_length": guide})
     length_ax, accuracy_ax = fig.axes
     assert "length" in length_ax.get_ylabel() and accuracy_ax.get_ylabel() == "greedy accuracy (%)"
     seed_lines = [line for line in length_ax.lines if line.get_linestyle() != "--"]
@@ -377,12 +377,12 @@ def test_seed_curves_draw_one_line_per_seed_from_the_shared_start_and_name_each_
     assert list(accuracy_ax.lines[0].get_ydata()) == pytest.approx([50.0, 50.0, 50.0])   # in %
     assert plots.save_figure(fig, "seed_curves", tmp_path).read_bytes().startswith(PNG_SIGNATURE)
     with pytest.raises(ValueError, match="at least one series"):
-        plots.seed_curves({"GRPO": []})
+        training_plots.seed_curves({"GRPO": []})
 
 
 def test_seed_curves_write_one_label_for_seeds_that_end_together():
     curves = {"SA-GRPO": [_seed_entry(0, [78.0]), _seed_entry(960, [39.6, 39.8, 77.0])]}
-    fig = plots.seed_curves(curves, panels=plots.SEED_PANELS[:1], seeds={"SA-GRPO": [3, 1, 2]})
+    fig = training_plots.seed_curves(curves, panels=training_plots.SEED_PANELS[:1], seeds={"SA-GRPO": [3, 1, 2]})
     assert sorted(text.get_text() for text in fig.axes[0].texts) == ["s1, s3", "s2"]   # in seed order
 
 
@@ -391,8 +391,8 @@ def test_switch_figure_draws_seed_lines_points_and_the_boundary(tmp_path):
               "SA-GRPO": [_seed_entry(0, [78.0], p_stop=[0.31]), _seed_entry(960, [40.0, 77.0], p_stop=[0.8, 0.4])]}
     points = [{"series": "base model", "name": "base", "rollouts": 0, "p_stop": 0.31, "p_check": 0.69},
               {"series": "SA-GRPO", "name": "sa-grpo s0", "rollouts": 960, "p_stop": 0.8, "p_check": 0.1}]
-    fig = plots.switch_figure(points, curves=curves, colors={"GRPO": "#2b8cbe", "SA-GRPO": "#e6550d"},
-                              seeds={"GRPO": [0, 1], "SA-GRPO": [0, 1]})
+    fig = training_plots.switch_figure(points, curves=curves, colors={"GRPO": "#2b8cbe", "SA-GRPO": "#e6550d"},
+                                       seeds={"GRPO": [0, 1], "SA-GRPO": [0, 1]})
     left, right = fig.axes
     assert len(left.lines) == 4 and list(left.lines[2].get_ydata()) == [0.31, 0.8]   # a line per seed, p_stop
     assert left.get_ylim() == (0.0, 1.0) and "p_stop" in left.get_ylabel()
@@ -407,10 +407,10 @@ def test_switch_figure_draws_seed_lines_points_and_the_boundary(tmp_path):
 def test_switch_figure_without_p_stop_along_training_draws_the_points_only():
     curves = {"GRPO": [_seed_entry(0, [78.0]), _seed_entry(960, [80.0])]}   # a grid from before p_stop
     points = [{"series": "GRPO", "name": "grpo s0", "rollouts": 960, "p_stop": 0.35, "p_check": 0.65}]
-    fig = plots.switch_figure(points, curves=curves)
+    fig = training_plots.switch_figure(points, curves=curves)
     left = fig.axes[0]
     assert not left.lines and len(left.collections) == 1
-    one_panel = plots.switch_figure([{"series": "GRPO", "name": "x", "rollouts": 960, "p_stop": 0.35}])
+    one_panel = training_plots.switch_figure([{"series": "GRPO", "name": "x", "rollouts": 960, "p_stop": 0.35}])
     assert len(one_panel.axes) == 1    # no p_check: no boundary panel
     with pytest.raises(ValueError, match="points or curves"):
-        plots.switch_figure([], curves=curves)
+        training_plots.switch_figure([], curves=curves)

@@ -14,8 +14,9 @@ import pytest
 from sar_lib.lab import claims
 from sar_lib.lab.analysis import shortening_onsets
 from sar_lib.models import PROFILES
-from sar_lib.lab.readme_text import (budget_markdown, extension_text, first_sentence, headline, layout_list, module_table,
-                                 profiles_table, replicate_text, results_markdown)
+from sar_lib.lab.readme_text import (budget_markdown, extension_text, first_sentence, grid_settings, headline, layout_list,
+                                     module_table, profiles_table, replicate_text, rerun_text, results_markdown,
+                                     rollouts_per_run)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -35,44 +36,86 @@ def _c1_row(results: str) -> list[str]:
     return [cell.strip().strip("*") for cell in row.strip("|").split("|")[1:]]
 
 
-def test_the_headline_states_c1_at_both_budgets_as_the_claims_table_does():
-    grid, extended = _committed("figures/grpo_vs_sar.json"), _committed("docs/grid_budget_19200.json")
+GRIDS = ("figures/grpo_vs_sar.json", "docs/grid_lr1e-3_9600.json", "docs/grid_budget_19200.json")
+
+
+def _row(results: str, claim_id: str) -> list[str]:
+    """The verdict cells of claim ``claim_id``'s row of :func:`results_markdown`."""
+    row = next(line for line in results.splitlines() if line.startswith(f"| {claim_id} "))
+    return [cell.strip().strip("*") for cell in row.strip("|").split("|")[1:]]
+
+
+def _status(grid: dict, claim_id: str) -> str:
+    return next(c for c in claims.current_claims(grid) if c["id"] == claim_id)["status"]
+
+
+def test_the_headline_states_c1_and_c8_as_the_claims_table_does():
+    grid, earlier, extended = map(_committed, GRIDS)
     text = _flat(headline(grid, extended))
     assert text.startswith("**") and text.endswith(".**") and text.count(". ") == 0   # one sentence
-    assert "is not separable from noise at 9,600 rollouts per run over 3 seeds (36.7% shorter at +0.5 points" in text
-    assert "and holds at 19,200 rollouts per run over 6 seeds (59.5% shorter at +0.3 points" in text
-    assert "2 of the 3 SA-GRPO seeds 20% shorter than GRPO's mean" in text
-    assert _c1_row(results_markdown(grid, extended)) == ["not separable from noise", "holds"]
+    for g in (grid, extended):
+        seeds = len(g["methods"]["sa-grpo"]["seeds"])
+        assert f"{claims.STATUS_VERBS[_status(g, 'C1')]} at {rollouts_per_run(g):,} rollouts per run over {seeds} seeds" \
+            in text
+        assert f"lr {g['settings']['learning_rate']:g}" in text
+    assert f"C8 (RL improves on the base) {claims.STATUS_VERBS[_status(grid, 'C8')]}" in text
+    results = results_markdown(grid, earlier, extended)
+    for claim_id in ("C1", "C8"):
+        assert _row(results, claim_id) == [claims.VERDICT_WORDS[_status(g, claim_id)] for g in (grid, earlier, extended)]
 
 
 @pytest.mark.parametrize("status, words", [("holds", "holds"), ("does_not_hold", "does not hold"),
                                            ("untestable", "is untestable here")])
 def test_the_headline_follows_c1s_status(status, words):
-    grid, extended = _committed("figures/grpo_vs_sar.json"), _committed("docs/grid_budget_19200.json")
+    grid, earlier, extended = map(_committed, GRIDS)
     changed = copy.deepcopy(grid)
     next(c for c in changed["claims"] if c["id"] == "C1")["status"] = status
     text = _flat(headline(changed, extended))
     assert f"), {words} at 9,600 rollouts per run" in text and "not separable" not in text
-    assert _c1_row(results_markdown(changed, extended)) == [claims.VERDICT_WORDS[status], "holds"]
+    assert _c1_row(results_markdown(changed, earlier, extended))[0] == claims.VERDICT_WORDS[status]
 
 
 def test_the_headline_and_the_table_without_an_extension_and_without_c1s_figures():
-    grid = copy.deepcopy(_committed("figures/grpo_vs_sar.json"))
+    grid = copy.deepcopy(_committed(GRIDS[0]))
     c1 = next(c for c in grid["claims"] if c["id"] == "C1")
     c1.update(status="not_run", numbers={})
     del grid["budget_curve"]
-    assert _flat(headline(grid)).endswith("), was not run at 9,600 rollouts per run over 3 seeds.**")
+    seeds = len(grid["methods"]["sa-grpo"]["seeds"])
+    text = _flat(headline(grid))
+    assert f"), was not run at 9,600 rollouts per run over {seeds} seeds, and C8" in text and "; at lr" not in text
     results = results_markdown(grid)
-    assert results.splitlines()[0] == "| claim | 9,600 rollouts per run, 3 seeds |" and _c1_row(results) == ["not run"]
-    assert "Greedy accuracy" not in results
+    assert results.splitlines()[0] == (f"| claim | lr {grid['settings']['learning_rate']:g}, 9,600 rollouts per run, "
+                                       f"{seeds} seeds (the grid) |")
+    assert _c1_row(results) == ["not run"] and "Greedy accuracy" not in results and "Along" not in results
 
 
-def test_the_claims_table_ends_with_the_accuracy_against_the_base_model():
-    grid, extended = _committed("figures/grpo_vs_sar.json"), _committed("docs/grid_budget_19200.json")
-    results = results_markdown(grid, extended)
-    assert sum(line.startswith("| C") for line in results.splitlines()) == len(grid["claims"])
-    assert _flat(results).endswith("at 19,200 rollouts per run: GRPO 45.3%, SA-GRPO 45.6%, both below the base "
-                                   "model's 58.5%.")
+def test_the_claims_table_ends_with_the_accuracy_along_training_and_at_the_last_budget():
+    grid, earlier, extended = map(_committed, GRIDS)
+    results = results_markdown(grid, earlier, extended)
+    assert sum(line.startswith("| C") for line in results.splitlines()) == len(claims.CLAIM_IDS)
+    assert "Along the grid's training (lr " in _flat(results)
+    assert _flat(results).endswith("at lr 0.001 and 19,200 rollouts per run: GRPO 45.3%, SA-GRPO 45.6%, both below "
+                                   "the base model's 58.5%.")
+
+
+def test_grid_settings_state_the_batch_the_rate_the_seeds_and_the_time():
+    grid = _committed(GRIDS[0])
+    s = grid["settings"]
+    text = _flat(grid_settings(grid))
+    assert f"{s['questions_per_step']} questions per step, {s['steps']} steps" in text
+    assert f"learning rate {s['learning_rate']:g}" in text and ", ".join(map(str, s["seeds"])) in text
+    assert f"took {grid['wall_seconds'] / 60:.1f} min" in text
+    reused = dict(grid, runs_cached=3)
+    assert "3 of them reused from an earlier call" in _flat(grid_settings(reused))
+
+
+def test_rerun_text_finds_a_changed_run():
+    grid = _committed("docs/grid_regime_q32_5seeds.json")
+    assert "each run came out the same" in _flat(rerun_text(grid, grid))
+    changed = copy.deepcopy(grid)
+    changed["budget_curve"]["sa-grpo"][-1]["accuracy"]["per_seed"][2] += 0.015
+    text = _flat(rerun_text(grid, changed))
+    assert "is 1.5 points of accuracy and 0.0 tokens" in text and "came out the same" not in text
 
 
 def test_the_layout_comes_from_the_docstrings():
@@ -146,7 +189,7 @@ def test_a_seeds_onset_is_the_first_budget_from_which_it_stays_below_the_fractio
 
 
 def test_replicate_text_pools_the_seeds_of_both_grids():
-    grid = json.loads((REPO / "figures" / "grpo_vs_sar.json").read_text())
+    grid = json.loads((REPO / "docs" / "grid_lr1e-3_9600.json").read_text())   # the grid the replicate repeats
     replicate = copy.deepcopy(grid)
     for name in ("grpo", "sa-grpo"):
         replicate["methods"][name]["seeds"] = [3, 4, 5]
@@ -183,15 +226,18 @@ def test_regime_text_counts_the_study_runs_against_the_base():
 
     study = json.loads((Path(__file__).resolve().parents[1] / "docs" / "regime_pilots.json").read_text())
     runs = [run for pilot in study["pilots"].values() for run in pilot["runs"].values()]
-    text = " ".join(regime_text(study, 0.31).split())
+    grid = copy.deepcopy(json.loads((Path(__file__).resolve().parents[1] / "figures" / "grpo_vs_sar.json").read_text()))
+    grid["base"]["arith-test"]["sampled_accuracy"] = 0.31
+    text = " ".join(regime_text(study, grid).split())
     below = sum(run["greedy_accuracy"][-1] < study["base"]["accuracy"] for run in runs)
     assert f"{below} of its {len(runs)} runs end below the base's" in text
-    assert f"The regime its rule chose, {study['ranking'][0]}," in text
+    assert f"Its rule chose {study['ranking'][0]}, the grid's setting (lr {grid['settings']['learning_rate']:g}" in text
+    assert f"took {grid['wall_seconds'] / 60:.1f} min" in text
     # one run above the base and one sampled below it: the counts follow
     changed = copy.deepcopy(study)
     first = next(iter(next(iter(changed["pilots"].values()))["runs"].values()))
     first["greedy_accuracy"][-1], first["sampled_accuracy"] = 0.99, 0.10
-    text = " ".join(regime_text(changed, 0.31).split())
+    text = " ".join(regime_text(changed, grid).split())
     assert f"{below - 1} of its {len(runs)} runs end below" in text and f"while {len(runs) - 1} end above" in text
 
 
@@ -216,3 +262,20 @@ def test_chosen_regime_claims_show_the_five_seed_grid():
     assert [row.split()[1] for row in rows] == ["C1", "C8"]
     c8 = next(c for c in grid["claims"] if c["id"] == "C8")
     assert rows[1].endswith(f"**{claims.VERDICT_WORDS[c8['status']]}** |")
+
+
+def test_regime_criteria_judge_r1_r2_r3_on_the_grid():
+    from sar_lib.lab.readme_text import regime_criteria
+
+    grid = _committed("docs/grid_regime_q32_5seeds.json")
+    verdicts = [line.rsplit("|", 2)[1].strip().strip("*") for line in regime_criteria(grid).splitlines()[2:]]
+    assert verdicts == ["not met", "not met", "not measured"]   # six of its runs were reused: no whole-grid time
+    better = copy.deepcopy(grid)
+    better.update(runs_cached=0, wall_seconds=90 * 60.0)
+    for name in ("grpo", "sa-grpo"):
+        for entry in better["budget_curve"][name]:
+            entry["accuracy"]["mean"] = max(entry["accuracy"]["mean"], better["base"]["arith-test"]["accuracy"])
+    rows = regime_criteria(better).splitlines()[2:]
+    assert rows[0].endswith("| **met** |") and rows[2].endswith("| **met** |") and "90.0 min on 2 cores" in rows[2]
+    better["wall_seconds"] = 101 * 60.0
+    assert regime_criteria(better).splitlines()[-1].endswith("| **not met** |")

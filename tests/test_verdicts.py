@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sar_lib.lab import verdicts
+from sar_lib.lab import seed_outcomes, verdicts
 from sar_lib.lab import claims
 from sar_lib.lab.claims import check_claims
 
@@ -102,7 +102,7 @@ def test_read_grid_refuses_claims_written_before_the_noise_rule(tmp_path):
 def test_the_first_grid_of_960_rollouts_reads_under_the_current_rules():
     grid, note = verdicts.read_grid(REPO / "docs" / "grid_960_rollouts.json")
     assert note == "" and all("status" in row for row in grid["claims"])
-    assert claims.current_claims(grid) == grid["claims"]
+    assert claims.current_claims(grid)[:len(grid["claims"])] == grid["claims"]   # its rows kept, C8 judged after
     regime = verdicts.verbosity_regime(_premises(0.58, 0.56, 0.03, room=2.0), alpha=0.2)
     sentence = verdicts.one_sentence(grid, regime)
     assert "3.3% shorter than GRPO's at -1.8 points" in sentence and "not separable from noise" in sentence
@@ -191,7 +191,7 @@ def test_grid_summary_agrees_with_the_claims_table():
         assert (word if word != "holds" else "claim holds") in summary, (word, summary)
 
 
-GRID_JSON = REPO / "figures" / "grpo_vs_sar.json"
+GRID_JSON = REPO / "docs" / "grid_lr1e-3_9600.json"   # the grid at lr 1e-3: two of three seeds switched
 BUDGET_JSON = REPO / "docs" / "grid_budget_19200.json"
 REPLICATE_JSON = REPO / "docs" / "grid_replicate_seeds_345.json"
 LIVE = {"GRPO": {"n": 100, "accuracy": 0.70, "mean_length": 40.0},
@@ -205,18 +205,19 @@ def _load(path):
 def test_training_verdict_is_a_claim_table_and_at_most_five_sentences():
     regime = verdicts.verbosity_regime(_premises(0.40, 0.60, 0.03), alpha=0.2)
     grid, budget = _load(GRID_JSON), _load(BUDGET_JSON)
-    accuracy = verdicts.accuracy_summary(grid)
+    accuracy = seed_outcomes.accuracy_summary(grid)
     verdict = verdicts.training_verdict(grid=grid, grid_note="", grid_path="figures/g.json", regime=regime, live=LIVE,
                                         steps=10, extended=budget, extended_path="docs/b.json", accuracy=accuracy)
     rows = {row[0].split(" ")[0]: row for row in verdict.rows}
     assert [row[0][:2] for row in verdict.rows[:2]] == ["C1", "C1"]   # C1 at both budgets, each named
-    assert "9,600 rollouts, 3 seeds, `figures/g.json`" in verdict.rows[0][0] and verdict.rows[0][2] == \
+    assert "(lr 0.001, 9,600 rollouts, 3 seeds, `figures/g.json`)" in verdict.rows[0][0] and verdict.rows[0][2] == \
         claims.VERDICT_WORDS[next(r for r in grid["claims"] if r["id"] == "C1")["status"]]
-    assert "19,200 rollouts, 6 seeds, `docs/b.json`" in verdict.rows[1][0] and verdict.rows[1][2] == "holds"
+    assert "(lr 0.001, 19,200 rollouts, 6 seeds, `docs/b.json`)" in verdict.rows[1][0] and verdict.rows[1][2] == "holds"
     assert "C7" not in rows and all(len(row) == 3 for row in verdict.rows)   # a claim the grid did not run: no row
     text = " ".join(verdict.sentences)
-    assert "At 9,600 rollouts per run 2 of 3 SA-GRPO seeds had switched" in text
-    assert "; at 19,200, 6 of 6 had and C1 holds." in text
+    assert "At lr 0.001 and 9,600 rollouts per run 2 of 3 SA-GRPO seeds had switched" in text
+    assert "; at lr 0.001 and 19,200, 6 of 6 had and C1 holds." in text
+    assert "In the grid, mean over seeds, GRPO and SA-GRPO (α=0.2) are not above the base model's 58.5%" in text
     assert "Correctness already punishes verbosity" in text                    # P2: 40% vs 60%
     assert "both end below the base model's 58.5% held-out greedy accuracy" in text
     assert "+2.0 points, inside two standard errors of 6.5" in text           # sqrt(2 .7 .3 / 100)
@@ -227,11 +228,11 @@ def test_training_verdict_is_a_claim_table_and_at_most_five_sentences():
 
 
 def test_switched_seeds_applies_c1s_margin_to_each_seed():
-    switches = verdicts.switched_seeds(_load(GRID_JSON))
+    switches = seed_outcomes.switched_seeds(_load(GRID_JSON))
     grid = _load(GRID_JSON)
     grpo_mean = grid["methods"]["grpo"]["eval"]["arith-test"]["mean_length"]["mean"]
     assert switches["reference_mean"] == pytest.approx(grpo_mean)
-    assert switches["threshold"] == pytest.approx(0.8 * grpo_mean) and verdicts.SWITCHED_FRACTION == pytest.approx(0.8)
+    assert switches["threshold"] == pytest.approx(0.8 * grpo_mean) and seed_outcomes.SWITCHED_FRACTION == pytest.approx(0.8)
     lengths = dict(zip(grid["methods"]["sa-grpo"]["seeds"],
                        grid["methods"]["sa-grpo"]["eval"]["arith-test"]["mean_length"]["per_seed"]))
     for seed, x in switches["seeds"].items():
@@ -240,35 +241,69 @@ def test_switched_seeds_applies_c1s_margin_to_each_seed():
     assert [seed for seed, x in switches["seeds"].items() if x["switched"]] == [1, 2]
     assert switches["guide"][0][0] == 0 and len(switches["guide"]) == len(grid["budget_curve"]["grpo"])
     no_curve = {**grid, "budget_curve": {}}
-    assert all(x["onset"] is None for x in verdicts.switched_seeds(no_curve)["seeds"].values())
+    assert all(x["onset"] is None for x in seed_outcomes.switched_seeds(no_curve)["seeds"].values())
+
+
+def test_switch_rows_print_each_seed_by_the_rule():
+    switches = seed_outcomes.switched_seeds(_load(GRID_JSON))
+    rows = seed_outcomes.switch_rows(switches)
+    assert [row[0] for row in rows] == ["s0", "s1", "s2"] and len(rows[0]) == len(seed_outcomes.SWITCH_TABLE_HEADERS)
+    assert [row[3] for row in rows] == ["no (lagged)", "yes", "yes"] and rows[0][4] == "—" and rows[1][4] == "4,800"
+
+
+def _along_grid(means: dict[int, tuple[list[float], list[float]]], base: float = 0.585) -> dict:
+    """A grid holding a base model and GRPO's and SA-GRPO's greedy accuracy per seed at each budget."""
+    def entry(rollouts, values):
+        return {"rollouts": rollouts, "accuracy": {"mean": sum(values) / len(values), "per_seed": values}}
+    return {"base": {"arith-test": {"accuracy": base}},
+            "budget_curve": {m: [{"rollouts": 0, "accuracy": {"mean": base, "per_seed": [base]}}]
+                             + [entry(r, pair[k]) for r, pair in means.items()] for k, m in enumerate(("grpo", "sa-grpo"))}}
+
+
+def test_accuracy_along_training_finds_where_the_means_cross_the_base():
+    grid = _along_grid({1920: ([0.60, 0.62], [0.61, 0.58]), 3840: ([0.59, 0.60], [0.60, 0.59]),
+                        5760: ([0.57, 0.56], [0.59, 0.60]), 7680: ([0.55, 0.56], [0.56, 0.55])})
+    along = seed_outcomes.accuracy_along_training(grid)
+    assert along["above_until"] == 3840 and along["below_from"] == 7680
+    assert along["rows"][0] == (1920, {"grpo": (pytest.approx(0.61), 2, 2), "sa-grpo": (pytest.approx(0.595), 1, 2)})
+    labels = {"grpo": "GRPO", "sa-grpo": "SA-GRPO"}
+    assert seed_outcomes.along_training_sentence(along, labels) == (
+        "Mean over seeds, GRPO and SA-GRPO are above the base model's 58.5% held-out greedy accuracy up to 3,840 "
+        "rollouts per run and below it from 7,680 on.")
+    table = seed_outcomes.along_training_markdown(along, labels).splitlines()
+    assert table[2] == "| 0 (base model) | 58.5 | 58.5 |" and table[3] == "| 1,920 | 61.0 (2 of 2) | 59.5 (1 of 2) |"
+    never = seed_outcomes.accuracy_along_training(_along_grid({960: ([0.5, 0.5], [0.6, 0.6]), 1920: ([0.6, 0.6], [0.6, 0.6])}))
+    assert never["above_until"] is None and never["below_from"] is None
+    assert "not above the base model's" in seed_outcomes.along_training_sentence(never, labels)
+    assert "not below it at the end" in seed_outcomes.along_training_sentence(never, labels)
 
 
 def test_example_seeds_picks_the_first_shipped_seed_of_each_kind():
-    switches = verdicts.switched_seeds(_load(GRID_JSON))   # seed 0 lagged, 1 and 2 switched
-    assert verdicts.example_seeds(switches, {0: "sa-grpo"}) == {"switched": None, "lagged": (0, "sa-grpo")}
+    switches = seed_outcomes.switched_seeds(_load(GRID_JSON))   # seed 0 lagged, 1 and 2 switched
+    assert seed_outcomes.example_seeds(switches, {0: "sa-grpo"}) == {"switched": None, "lagged": (0, "sa-grpo")}
     every = {0: "sa-grpo", 1: "sa-grpo-s1", 2: "sa-grpo-s2"}
-    assert verdicts.example_seeds(switches, every) == {"switched": (1, "sa-grpo-s1"), "lagged": (0, "sa-grpo")}
-    assert verdicts.example_seeds(switches, {7: "sa-grpo-s7"}) == {"switched": None, "lagged": None}
+    assert seed_outcomes.example_seeds(switches, every) == {"switched": (1, "sa-grpo-s1"), "lagged": (0, "sa-grpo")}
+    assert seed_outcomes.example_seeds(switches, {7: "sa-grpo-s7"}) == {"switched": None, "lagged": None}
 
 
 def test_robustness_markdown_reads_every_run_from_its_file():
     grids = {"grid": ("g.json", _load(GRID_JSON)), "replicate": ("r.json", _load(REPLICATE_JSON)),
              "doubled budget": ("b.json", _load(BUDGET_JSON))}
-    text = verdicts.robustness_markdown(grids)
+    text = seed_outcomes.robustness_markdown(grids)
     lines = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line]
-    assert len(lines) == 4 and lines[1].startswith("| grid (`g.json`) | 0, 1, 2 | 9,600 |")
+    assert len(lines) == 4 and lines[1].startswith("| grid (`g.json`) | 0, 1, 2 | 0.001 | 9,600 |")
     assert "| 2 of 3 (s1 by 4,800, s2 by 5,760) |" in lines[1] and lines[3].endswith("| holds |")
-    switched = sum(x["switched"] for _, g in grids.values() for x in verdicts.switched_seeds(g)["seeds"].values())
+    switched = sum(x["switched"] for _, g in grids.values() for x in seed_outcomes.switched_seeds(g)["seeds"].values())
     assert f"Over these 3 runs {switched} of the 12 SA-GRPO seeds switched" in text
     assert "19,200 rollouts per run, 6 of 6 did, the last by 11,520 rollouts, and C1 holds there." in text
 
 
 def test_preset_markdown_states_the_share_measured_on_the_doubled_budget():
     budget = _load(BUDGET_JSON)
-    onsets = [x["onset"] for x in verdicts.switched_seeds(budget)["seeds"].values()]
+    onsets = [x["onset"] for x in seed_outcomes.switched_seeds(budget)["seeds"].values()]
     rollouts = 120 * 16 * budget["settings"]["group_size"]
-    assert verdicts.SWITCH_PRESET == {"steps": 120, "questions_per_step": 16, "learning_rate": 1e-3}
-    text = verdicts.preset_markdown(budget, "b.json")
+    assert seed_outcomes.SWITCH_PRESET == {"steps": 120, "questions_per_step": 16, "learning_rate": 1e-3}
+    text = seed_outcomes.preset_markdown(budget, "b.json")
     share = sum(o is not None and o <= rollouts for o in onsets)
     assert f"{share} of its {len(onsets)} SA-GRPO seeds had switched by 11,520 rollouts" in text
     at = next(e for e in budget["budget_curve"]["sa-grpo"] if e["rollouts"] == rollouts)["mean_length"]["per_seed"]
@@ -280,7 +315,7 @@ def test_preset_markdown_states_the_share_measured_on_the_doubled_budget():
     assert "the same learning rate 0.001 and batch" in text
     minutes = max(budget["methods"][m]["wall_seconds"]["mean"] for m in ("grpo", "sa-grpo")) / 200 * 120 / 60
     assert f"about {minutes:.0f} minutes" in text
-    shorter = verdicts.preset_markdown(budget, "b.json", {"steps": 50, "questions_per_step": 32, "learning_rate": 2e-4})
+    shorter = seed_outcomes.preset_markdown(budget, "b.json", {"steps": 50, "questions_per_step": 32, "learning_rate": 2e-4})
     early = sum(o is not None and o <= 50 * 32 * 6 for o in onsets)
     assert f"{early} of its {len(onsets)} SA-GRPO seeds had switched by 9,600 rollouts" in shorter
     assert "its settings differ: learning rate 0.001 (preset 0.0002), questions per step 16 (preset 32)" in shorter
@@ -301,21 +336,21 @@ def _pilots() -> dict:
 
 def test_accuracy_summary_reads_the_pilots_and_falls_back_to_the_grid():
     grid = _load(GRID_JSON)
-    summary = verdicts.accuracy_summary(grid, _pilots())
+    summary = seed_outcomes.accuracy_summary(grid, _pilots())
     assert summary["source"] == "pilots" and summary["base_greedy"] == 0.585
     assert summary["base_sampled"] == grid["base"]["arith-test"]["sampled_accuracy"]   # the pilots lack it
     assert [(r["group"], r["name"], r["greedy"], r["rollouts"]) for r in summary["runs"]] == \
         [("grid", "grpo-s1", 0.47, 1920), ("grid", "sa-grpo-s1", 0.49, 1920), ("lr-2e-4-q32", "grpo-s1", 0.60, 1920)]
-    text = verdicts.accuracy_markdown(summary)
+    text = seed_outcomes.accuracy_markdown(summary)
     assert "| lr-2e-4-q32 (learning rate 0.0002, questions per step 32) | grpo-s1 | 1,920 | 60.0 | — |" in text
     assert "| 4,800 |" in text
     assert "2 of the 3 end below the base model's 58.5% held-out greedy accuracy (final: 47.0-60.0%)" in text
     assert "sampled accuracy ends at 40.0-41.0%, above the base model's 31.0%" in text
     assert "rises from 0.35 to 0.54" in text
-    from_grid = verdicts.accuracy_summary(grid)
+    from_grid = seed_outcomes.accuracy_summary(grid)
     assert from_grid["source"] == "grid" and [r["name"] for r in from_grid["runs"]] == ["GRPO", "SA-GRPO (α=0.2)"]
-    assert "Of the grid's methods (mean over seeds), both end below" in verdicts.accuracy_markdown(from_grid)
-    assert verdicts.accuracy_summary(None) is None and "nothing to tell" in verdicts.accuracy_markdown(None)
+    assert "Of the grid's methods (mean over seeds), both end below" in seed_outcomes.accuracy_markdown(from_grid)
+    assert seed_outcomes.accuracy_summary(None) is None and "nothing to tell" in seed_outcomes.accuracy_markdown(None)
 
 
 def test_live_runs_sentence_reads_the_table_it_follows():

@@ -19,7 +19,7 @@ suppress_eos=True)``), so two variants of a step do the same amount of work what
 * ``engine_step_speedup`` and ``engine_generate_speedup``: the rollout engine (``sar_lib.engine``,
   ``GRPOConfig.engine``: prompts encoded once per group, finished answers leaving the batch, the
   sampler's log-probs reused) against today's reference path (``--no-engine``: ``generate`` and one
-  full sequence per answer), both SA-GRPO, at the grid's shape: 16 questions x 6 answers, 192 new
+  full sequence per answer), both SA-GRPO, at 16 questions x 6 answers (the lr-1e-3 grid's batch), 192 new
   tokens, the profile's micro-batch, **natural** answer lengths (the compaction is half the gain, and
   forced lengths would hide it). Speedup = median over neighbouring pairs of step k of
   ``(rollouts/s of the engine) / (rollouts/s of the reference)``, of the whole step and of sampling

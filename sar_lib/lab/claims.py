@@ -81,6 +81,7 @@ SET_KINDS = {"logic-test": "bool", "claim-test": "bool", "prontoqa": "bool", "lo
 _KIND_WORDS = {"bool": "True/False", "choice": "A-D"}
 
 STATUSES = ("holds", "does_not_hold", "not_separable", "untestable", "not_run")
+CLAIM_IDS = tuple(f"C{i}" for i in range(1, 9))   # the claims of the module docstring, in order
 # status -> the words every table and verdict prints; True/False/None: the ``holds`` of rows written
 # before the statuses existed (and of readers that still index by it)
 VERDICT_WORDS = {"holds": "holds", "does_not_hold": "does not hold", "not_separable": "not separable from noise",
@@ -460,20 +461,32 @@ def check_claims(summary: Mapping, *, in_domain: str, ood_sets: Sequence[str],
 
 def current_claims(summary: Mapping, in_domain: str | None = None) -> list[dict]:
     """The claims of a stored grid summary under this module's rules: its own rows when they carry a
-    ``status`` (written by this version), else :func:`check_claims` rerun on its stored per-seed
-    numbers (a file written before the noise and floor rules). ``in_domain``: default the grid's
-    ``settings["eval_dataset"]``, else the first evaluated set; OOD sets: the others; the C2
+    ``status`` (written by this version or one before it), plus any claim added since (C8 in a file written
+    before it), judged by :func:`check_claims` on the stored per-seed numbers; every claim judged that way
+    when its rows carry no status (a file written before the noise and floor rules). ``in_domain``: default
+    the grid's ``settings["eval_dataset"]``, else the first evaluated set; OOD sets: the others; the C2
     baselines: the methods whose ``reward`` is "o1" / "er"."""
-    rows = summary.get("claims") or []
-    if rows and all("status" in r for r in rows):
-        return list(rows)
+    rows = list(summary.get("claims") or [])
+    stored = bool(rows) and all("status" in r for r in rows)
+    if stored and {r["id"] for r in rows} >= set(CLAIM_IDS):
+        return rows
     methods = summary["methods"]
     datasets = list(next(iter(methods.values()))["eval"]) if methods else []
     in_domain = in_domain or summary.get("settings", {}).get("eval_dataset") or (datasets[0] if datasets else "")
     baselines = {label: [n for n, m in methods.items() if m.get("reward", n.split("-")[0]) == reward]
                  for label, reward in (("O1-pruner", "o1"), ("ER", "er"))}
-    return check_claims(summary, in_domain=in_domain, ood_sets=[d for d in datasets if d != in_domain],
-                        baselines=baselines)
+    judged = check_claims(summary, in_domain=in_domain, ood_sets=[d for d in datasets if d != in_domain],
+                          baselines=baselines)
+    if not stored:
+        return judged
+    have = {r["id"] for r in rows}
+    return rows + [r for r in judged if r["id"] not in have]
+
+
+def claim_row(summary: Mapping, claim_id: str) -> dict | None:
+    """The row of claim ``claim_id`` ("C1" ... "C8") of a grid summary under :func:`current_claims` (None when
+    it has none)."""
+    return next((row for row in current_claims(summary) if row["id"] == claim_id), None)
 
 
 # ---------------------------------------------------------------- text

@@ -21,7 +21,7 @@ from typing import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 
-from sar_lib.lab import plots
+from sar_lib.lab import plots, training_plots
 from sar_lib.lab.analysis import CURVE_KEYS, method_curves, summarise
 from sar_lib.lab.claims import claims_markdown, current_claims, measured, verdict_word
 from sar_lib.data import HELD_OUT_SETS
@@ -117,8 +117,8 @@ def select_methods(summary: Mapping, names: Sequence[str]) -> dict:
 def training_curves_figure(summary: Mapping, keys: Sequence[str] = CURVE_KEYS, *,
                            title: str = "Training curves (mean over seeds; band: ± 1 std)"):
     """The training curves of ``summary``'s methods, one panel per metric of ``keys`` (mean over seeds)."""
-    return plots.training_curves(method_curves(summary, keys), keys, ylabels=CURVE_LABELS,
-                                 colors=label_colors(summary["methods"]), title=title)
+    return training_plots.training_curves(method_curves(summary, keys), keys, ylabels=CURVE_LABELS,
+                                          colors=label_colors(summary["methods"]), title=title)
 
 
 def budget_curve_figure(summary: Mapping, *, title: str = "Greedy answers to the in-domain set along training "
@@ -127,7 +127,22 @@ def budget_curve_figure(summary: Mapping, *, title: str = "Greedy answers to the
     (``summary["budget_curve"]``, :func:`analysis.budget_curve`), in each method's colour."""
     methods = summary["methods"]
     curves = {methods[name]["label"]: entries for name, entries in summary["budget_curve"].items() if name in methods}
-    return plots.budget_curve(curves, colors=label_colors(methods), title=title)
+    return training_plots.budget_curve(curves, colors=label_colors(methods), title=title)
+
+
+def regimes_figure(grids: Mapping[str, Mapping], methods: Sequence[str] = ("grpo", "sa-grpo"), *,
+                   title: str = "Greedy answers to the in-domain set along training, in two regimes "
+                                "(mean over seeds; band: min-max)"):
+    """Greedy mean length and accuracy of ``methods`` along training in several grids (``{name: summary}``,
+    e.g. one per learning rate) on one budget axis: the first grid's methods in their colours, each later
+    grid's in a darker shade. Every curve starts at the base model (0 rollouts)."""
+    curves, colors = {}, {}
+    for k, (name, summary) in enumerate(grids.items()):
+        for method in methods:
+            label = f"{summary['methods'][method]['label']}, {name}"
+            curves[label] = summary["budget_curve"][method]
+            colors[label] = plots.darker(METHODS[method].color, 0.6 ** k)
+    return training_plots.budget_curve(curves, colors=colors, title=title)
 
 
 def plot_summary(summary: Mapping, figures_dir: str | Path, *, prefix: str = "grpo_vs_sar") -> list[Path]:

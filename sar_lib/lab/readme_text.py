@@ -27,8 +27,9 @@ from typing import Mapping, Sequence
 
 from sar_lib.lab.analysis import shortening_onsets
 from sar_lib.lab.claims import (C1_MIN_LENGTH_REDUCTION, STATUS_VERBS, VERDICT_WORDS, claims_markdown, compare_seeds,
-                                measured, test_text)
-from sar_lib.lab.verdicts import percent_shorter, shorter_text
+                                claim_row, current_claims, measured, test_text)
+from sar_lib.lab.seed_outcomes import (accuracy_along_training, along_training_sentence, percent_shorter, rollouts_per_run,
+                               shorter_text)
 
 _C1_PERCENT = f"{100 * C1_MIN_LENGTH_REDUCTION:.0f}%"   # C1's margin, as the sentences state it
 _WIDTH = 110   # prose blocks are wrapped to this width (Markdown joins the lines)
@@ -40,15 +41,9 @@ def _wrap(text: str, indent: str = "") -> str:
     return textwrap.fill(text, _WIDTH, subsequent_indent=indent, break_long_words=False, break_on_hyphens=False)
 
 
-def _claim(grid: Mapping, claim_id: str) -> Mapping:
-    """The claims row ``claim_id`` ("C1" ... "C7") of a ``sar compare`` summary."""
-    return next(c for c in grid["claims"] if c["id"] == claim_id)
-
-
-def rollouts_per_run(grid: Mapping) -> int:
-    """The rollouts each run of ``grid`` sampled: steps x questions per step x answers per question."""
-    settings = grid["settings"]
-    return settings["steps"] * settings["questions_per_step"] * settings["group_size"]
+def _lr(grid: Mapping) -> str:
+    """'lr 0.0002': the learning rate of ``grid``'s runs."""
+    return f"lr {grid['settings']['learning_rate']:g}"
 
 
 # ---------------------------------------------------------------- the first screen: headline and claims
@@ -66,7 +61,7 @@ def _switched_seeds(grid: Mapping, shaped: str = "sa-grpo", reference: str = "gr
 def _c1_at_budget(grid: Mapping) -> str:
     """C1's verdict at ``grid``'s budget, with the figures it rests on: 'holds at 19,200 rollouts per run
     over 6 seeds (59.5% shorter at +0.3 points of accuracy; 6 of the 6 SA-GRPO seeds ...)'."""
-    c1 = _claim(grid, "C1")
+    c1 = claim_row(grid, "C1")
     numbers = c1.get("numbers") or {}
     figures = [f"{shorter_text(100 * numbers['length_reduction'])} at {-numbers['accuracy_drop_points']:+.1f} points "
                "of accuracy"] if "length_reduction" in numbers else []
@@ -75,38 +70,89 @@ def _c1_at_budget(grid: Mapping) -> str:
             f"{len(grid['methods']['sa-grpo']['seeds'])} seeds" + (f" ({'; '.join(figures)})" if figures else ""))
 
 
+def _against_base(grid: Mapping) -> str:
+    """'SA-GRPO 55.7% against the base model's 58.5%' (C8's figures; '' when C8 was not run)."""
+    numbers = claim_row(grid, "C8").get("numbers") or {}
+    if not numbers.get("sa_grpo") or not numbers.get("base"):
+        return ""
+    return f"SA-GRPO {100 * numbers['sa_grpo'][1]:.1f}% against the base model's {100 * numbers['base'][1]:.1f}%"
+
+
 def headline(grid: Mapping, extended: Mapping | None = None) -> str:
-    """The README's headline: one sentence with the verdict of the paper's main claim, C1, on ``grid``
-    (``sar compare``'s JSON) and, when given, on ``extended`` (the same comparison at a larger budget),
-    each from the grid's own claims row, so the sentence says what the claims tables say."""
-    c1 = _claim(grid, "C1")
-    budgets = " and ".join(_c1_at_budget(g) for g in (grid, extended) if g is not None)
-    return _wrap(f"**On the embedded {grid['model']} model, the paper's main claim, C1 ({c1['statement']}), "
-                 f"{budgets}.**")
+    """The README's headline: one sentence with the verdicts of the paper's main claim, C1, and of C8 (RL improves
+    on the base) on ``grid`` (``sar compare``'s JSON), and, when given, of C1 on ``extended`` (the same comparison
+    at another learning rate and budget), each from the grid's own claims rows, so the sentence says what the
+    claims table says."""
+    c1, c8 = claim_row(grid, "C1"), claim_row(grid, "C8")
+    base = _against_base(grid)
+    text = (f"**On the embedded {grid['model']} model at the grid's {_lr(grid)}, the paper's main claim, C1 "
+            f"({c1['statement']}), {_c1_at_budget(grid)}, and C8 ({c8['statement'].split(':')[0]}) "
+            f"{STATUS_VERBS[c8['status']]}"
+            + (f" ({base})" if base else ""))
+    if extended is not None:
+        text += f"; at {_lr(extended)}, C1 {_c1_at_budget(extended)}"
+        points = (claim_row(extended, "C8").get("numbers") or {}).get("points_above_base")
+        if points is not None:
+            text += (f", with SA-GRPO {abs(points):.1f} points {'below' if points < 0 else 'above'} the base model's "
+                     "greedy accuracy")
+    return _wrap(text + ".**")
 
 
-def results_markdown(grid: Mapping, extended: Mapping | None = None) -> str:
-    """Markdown: one row per claim with its verdict on ``grid`` and, when given, on ``extended``, then the
-    greedy accuracy of GRPO and SA-GRPO at the largest budget against the base model's."""
-    grids = [g for g in (grid, extended) if g is not None]
-    heads = [f"{rollouts_per_run(g):,} rollouts per run, {len(g['methods']['sa-grpo']['seeds'])} seeds" for g in grids]
+def results_markdown(grid: Mapping, *others: Mapping) -> str:
+    """Markdown: one row per claim with its verdict on ``grid`` and on each of ``others`` (the same claims at other
+    settings), each column named by its learning rate, budget and seeds; then how the grid's greedy accuracy moved
+    along training against the base model's (``verdicts.accuracy_along_training``) and the accuracy at the last
+    column's budget."""
+    grids = [grid, *others]
+    heads = [f"{_lr(g)}, {rollouts_per_run(g):,} rollouts per run, {len(g['methods']['sa-grpo']['seeds'])} seeds"
+             for g in grids]
+    heads[0] += " (the grid)"
     rows = ["| claim | " + " | ".join(heads) + " |", "|---|" + "---|" * len(grids)]
-    for row in grid["claims"]:
-        verdicts = [VERDICT_WORDS[_claim(g, row["id"])["status"]] for g in grids]
+    for row in current_claims(grid):
+        verdicts = [VERDICT_WORDS[claim_row(g, row["id"])["status"]] for g in grids]
         rows.append(f"| {row['id']} {row['statement']} | " + " | ".join(f"**{v}**" for v in verdicts) + " |")
-    return "\n".join(rows) + "\n\n" + _accuracy_sentence(grids[-1])
+    sentences = []
+    if grid.get("budget_curve") and "grpo" in grid["budget_curve"] and "sa-grpo" in grid["budget_curve"]:
+        labels = {name: m["label"] for name, m in grid["methods"].items()}
+        along = along_training_sentence(accuracy_along_training(grid), labels)
+        sentences.append(f"Along the grid's training ({_lr(grid)}), {along[0].lower()}{along[1:]}")
+    if others:
+        sentences.append(_accuracy_sentence(grids[-1]))
+    return "\n".join(rows) + "".join(f"\n\n{_wrap(s)}" for s in sentences if s)
+
+
+def grid_settings(grid: Mapping) -> str:
+    """The settings every run of ``grid`` shared and what the grid cost, from its JSON: the LoRA rank, G, the
+    batch, the budget, the learning rate, the answer budget, the seeds, the evaluation, and the wall time on
+    its machine (with how many runs were reused from an earlier call, which the time leaves out)."""
+    s, machine = grid["settings"], grid.get("machine", {})
+    multi = [m for m in grid["methods"] if m in s.get("multi_seed_methods", [])]
+    names = " and ".join(grid["methods"][m]["label"] for m in multi) or "every method"
+    cached = grid.get("runs_cached", 0)
+    runs = grid.get("runs_trained", 0) + cached
+    cost = (f"This grid took {grid['wall_seconds'] / 60:.1f} min on {machine.get('cpu_cores', '?')} "
+            f"{machine.get('cpu', 'CPU')} cores ({runs} runs, {s.get('workers', 1)} at a time"
+            + (f"; {cached} of them reused from an earlier call, so the time leaves them out" if cached else "")
+            + ")." if "wall_seconds" in grid else "")
+    every = s["eval_every"] * s["questions_per_step"] * s["group_size"]
+    return _wrap(f"LoRA r = {s['lora_r']}, G = {s['group_size']} answers per question, {s['questions_per_step']} "
+                 f"questions per step, {s['steps']} steps ({rollouts_per_run(grid):,} rollouts per run), learning "
+                 f"rate {s['learning_rate']:g}, answers up to {s['max_new_tokens']} tokens. {names} run with seeds "
+                 f"{', '.join(map(str, s['seeds']))}, every other method with seed {s['seeds'][0]}. A greedy "
+                 f"evaluation of the in-domain set every {s['eval_every']} steps ({every:,} rollouts) draws the budget "
+                 f"curve. {cost}")
 
 
 def _accuracy_sentence(grid: Mapping) -> str:
     """GRPO's and SA-GRPO's greedy accuracy on C1's set at ``grid``'s budget, against the base model's."""
-    numbers = _claim(grid, "C1").get("numbers") or {}
+    numbers = claim_row(grid, "C1").get("numbers") or {}
     if "grpo" not in numbers:
         return ""
     base = grid["base"][numbers["dataset"]]["accuracy"]
     grpo, shaped = numbers["grpo"][1], numbers["sa_grpo"][1]
     where = "both below" if max(grpo, shaped) < base else "against"
-    return _wrap(f"Greedy accuracy on {numbers['dataset']} at {rollouts_per_run(grid):,} rollouts per run: GRPO "
-                 f"{100 * grpo:.1f}%, SA-GRPO {100 * shaped:.1f}%, {where} the base model's {100 * base:.1f}%.")
+    return (f"Greedy accuracy on {numbers['dataset']} at {_lr(grid)} and {rollouts_per_run(grid):,} rollouts per run: "
+            f"GRPO {100 * grpo:.1f}%, SA-GRPO {100 * shaped:.1f}%, {where} the base model's {100 * base:.1f}%.")
 
 
 # ---------------------------------------------------------------- the layout: docstrings and profiles
@@ -331,7 +377,7 @@ def replicate_text(grid: dict, replicate: dict, dataset: str = "arith-test") -> 
     """Markdown: C1 on the replicate's seeds (its claims row), its per-seed greedy lengths and shortening
     onsets, and C1's length test over the seeds of ``grid`` and ``replicate`` pooled (Welch's test, as
     ``claims.compare_seeds``): more seeds, the same criterion's test, reported beside the fixed verdicts."""
-    c1 = _claim(replicate, "C1")
+    c1 = claim_row(replicate, "C1")
     evals = {name: [g["methods"][name]["eval"][dataset] for g in (grid, replicate)] for name in ("grpo", "sa-grpo")}
     labels = {name: replicate["methods"][name]["label"] for name in evals}
 
@@ -358,6 +404,35 @@ def replicate_text(grid: dict, replicate: dict, dataset: str = "arith-test") -> 
             f"accuracy {test_text(accuracy, 'points', 100)}. Over both grids {_switched_text(grid, replicate, last)}.")
 
 
+def rerun_text(first: Mapping, second: Mapping, methods: Sequence[str] = ("grpo", "sa-grpo"),
+               dataset: str = "arith-test") -> str:
+    """Whether two ``sar compare`` JSONs that trained the same runs (same settings, the seeds they share) agree
+    run by run: the largest difference in greedy accuracy and mean length on ``dataset`` over every
+    evaluation of the budget curve, the final one included, and the machines they ran on."""
+    worst = {"accuracy": 0.0, "mean_length": 0.0}
+    runs = 0
+    for method in methods:
+        a, b = ({e["rollouts"]: e for e in g["budget_curve"][method]} for g in (first, second))
+        seeds_a, seeds_b = first["methods"][method]["seeds"], second["methods"][method]["seeds"]
+        shared = [seed for seed in seeds_a if seed in seeds_b]
+        runs += len(shared)
+        for rollouts in set(a) & set(b):
+            for key in worst:
+                values_a, values_b = a[rollouts][key]["per_seed"], b[rollouts][key]["per_seed"]
+                if len(values_a) != len(seeds_a) or len(values_b) != len(seeds_b):
+                    continue   # the base model's single entry at 0 rollouts
+                for seed in shared:
+                    worst[key] = max(worst[key], abs(values_a[seeds_a.index(seed)] - values_b[seeds_b.index(seed)]))
+    machines = " and ".join(dict.fromkeys(f"{g['machine'].get('cpu_cores', '?')} {g['machine'].get('cpu', 'CPU')} cores"
+                                          for g in (first, second)))
+    same = worst["accuracy"] == 0 and worst["mean_length"] == 0
+    return _wrap(f"{runs} runs in both ({', '.join(methods)}; {machines}): the largest difference between the two "
+                 f"trainings of a run, over every greedy evaluation along training, is {100 * worst['accuracy']:.1f} "
+                 f"points of accuracy and {worst['mean_length']:.1f} tokens of mean length"
+                 + (": each run came out the same, a function of its seed and settings on this machine." if same
+                    else "."))
+
+
 def _switched_text(grid: dict, replicate: dict, last: int) -> str:
     """How many SA-GRPO seeds of both grids stay C1's margin shorter than GRPO from some budget on."""
     onsets = [b for g in (grid, replicate) for b in shortening_onsets(
@@ -378,7 +453,7 @@ def extension_text(extended: dict, before: int, dataset: str = "arith-test") -> 
     at = {name: {e["rollouts"]: e for e in curve} for name, curve in extended["budget_curve"].items()}
     last = max(at["sa-grpo"])
     labels = {name: extended["methods"][name]["label"] for name in ("grpo", "sa-grpo")}
-    c1, c6 = _claim(extended, "C1"), _claim(extended, "C6")
+    c1, c6 = claim_row(extended, "C1"), claim_row(extended, "C6")
     accuracy = {(name, b): f"{100 * at[name][b]['accuracy']['mean']:.1f}%" for name in labels for b in (before, last)}
     q3 = (f"Greedy accuracy from {before:,} to {last:,} rollouts: {labels['grpo']} {accuracy['grpo', before]} → "
           f"{accuracy['grpo', last]}, {labels['sa-grpo']} {accuracy['sa-grpo', before]} → {accuracy['sa-grpo', last]} "
@@ -435,23 +510,72 @@ def _grpo_shortening_text(extended: dict, at: Mapping, labels: Mapping, before: 
             f"per seed: {cut}.")
 
 
-def regime_text(study: Mapping, base_sampled_accuracy: float) -> str:
+def regime_text(study: Mapping, grid: Mapping) -> str:
     """Why RL lowers greedy accuracy on this testbed, from the regime study (``docs/regime_pilots.json``,
     written by ``scripts/regime_pilots.py table``): how many of its runs end below the base model's held-out
-    greedy accuracy and above its sampled accuracy (``base_sampled_accuracy``, the grid's base model), and
-    where the choosing rule's regime ends."""
+    greedy accuracy and above its sampled accuracy (the grid's base model), where the choosing rule's regime
+    ends; then what the whole grid, trained at the grid's settings, cost (``grid``: ``sar compare``'s JSON)."""
     base = study["base"]["accuracy"]
+    base_sampled = grid["base"]["arith-test"]["sampled_accuracy"]
     runs = [run for pilot in study["pilots"].values() for run in pilot["runs"].values()]
     below = sum(run["greedy_accuracy"][-1] < base for run in runs)
-    sampled_up = sum(run["sampled_accuracy"] > base_sampled_accuracy for run in runs)
+    sampled_up = sum(run["sampled_accuracy"] > base_sampled for run in runs)
     name = study["ranking"][0]
     chosen = study["stage_c"][name]
-    return _wrap(f"Why both end below the base model: in a study of eight training regimes ([docs/regime.md]"
+    s, machine = grid["settings"], grid.get("machine", {})
+    cost = (f" The whole grid ({grid['runs_trained'] + grid['runs_cached']} runs) took {grid['wall_seconds'] / 60:.1f} "
+            f"min on {machine.get('cpu_cores', '?')} {machine.get('cpu', 'CPU')} cores"
+            + (f", {grid['runs_cached']} of its runs reused" if grid["runs_cached"] else "") + "."
+            if "wall_seconds" in grid else "")
+    return _wrap(f"Why RL lowers greedy accuracy here: in a study of eight training regimes ([docs/regime.md]"
                  f"(docs/regime.md)), {below} of its {len(runs)} runs end below the base's {100 * base:.1f}% "
-                 f"greedy accuracy, while {sampled_up} end above its {100 * base_sampled_accuracy:.1f}% sampled "
-                 f"accuracy. The regime its rule chose, {name}, ends {100 * chosen['r1_shortfall']:.1f} points "
+                 f"greedy accuracy, while {sampled_up} end above its {100 * base_sampled:.1f}% sampled "
+                 f"accuracy. Its rule chose {name}, the grid's setting (lr {s['learning_rate']:g}, "
+                 f"{s['questions_per_step']} questions per step): it ended {100 * chosen['r1_shortfall']:.1f} points "
                  f"below the base, and {chosen['switched']} of its {chosen['seeds']} SA-GRPO seeds switched to "
-                 "concise answers: the fall comes with how far the weights move, and so does SAR's switch.")
+                 f"concise answers: the fall comes with how far the weights move, and so does SAR's switch.{cost}")
+
+
+R1_MAX_POINTS_BELOW = 3.0   # docs/regime.md's R1: at no evaluation more than 3 points below the base model
+R2_MIN_SEEDS = 4            # R2: at least 4 of 5 SA-GRPO seeds 20% shorter than GRPO's mean
+R3_MAX_MINUTES = 100.0      # R3: the whole default grid within 100 minutes on 2 cores
+
+
+def regime_criteria(grid: Mapping, dataset: str = "arith-test") -> str:
+    """Markdown: docs/regime.md's criteria R1-R3 judged on the default grid (``sar compare``'s JSON), one row each:
+    R1 from the budget curve's means against the base model, R2 from the SA-GRPO seeds that switched and C1's
+    verdict, R3 from the grid's wall time (measured only when no run was reused)."""
+    base = grid["base"][dataset]["accuracy"]
+    r1, r1_ok = [], True
+    for name in ("grpo", "sa-grpo"):
+        means = [e["accuracy"]["mean"] for e in grid["budget_curve"][name] if e["rollouts"] > 0]
+        final, lowest = means[-1], min(means)
+        r1_ok &= final >= base and 100 * (base - lowest) <= R1_MAX_POINTS_BELOW
+        r1.append(f"{grid['methods'][name]['label']} final {100 * final:.1f}%, lowest {100 * lowest:.1f}%")
+    curves = grid["budget_curve"]
+    onsets = shortening_onsets(curves["sa-grpo"], curves["grpo"], 1 - C1_MIN_LENGTH_REDUCTION)
+    lengths = grid["methods"]["sa-grpo"]["eval"][dataset]["mean_length"]["per_seed"]
+    threshold = (1 - C1_MIN_LENGTH_REDUCTION) * grid["methods"]["grpo"]["eval"][dataset]["mean_length"]["mean"]
+    shorter = sum(length <= threshold for length in lengths)
+    c1 = claim_row(grid, "C1")
+    needed = min(R2_MIN_SEEDS, len(lengths))
+    minutes = grid["wall_seconds"] / 60
+    whole = grid.get("runs_cached", 0) == 0
+    rows = [("R1: final greedy accuracy at least the base model's, never more than 3 points below it",
+             f"base {100 * base:.1f}%; " + "; ".join(r1), _holds_word(r1_ok)),
+            ("R2: SA-GRPO 20% shorter than GRPO's mean on 4 of 5 seeds, and C1 holds",
+             f"{shorter} of {len(lengths)} seeds ({sum(o is not None for o in onsets)} stayed below the line to the "
+             f"end); C1 {VERDICT_WORDS[c1['status']]}", _holds_word(shorter >= needed and c1["status"] == "holds")),
+            (f"R3: the whole grid within {R3_MAX_MINUTES:.0f} minutes on 2 cores",
+             f"{minutes:.1f} min on {grid['machine'].get('cpu_cores', '?')} cores"
+             + ("" if whole else f" ({grid['runs_cached']} runs reused: not the whole grid's time)"),
+             _holds_word(minutes <= R3_MAX_MINUTES) if whole else "not measured")]
+    return "\n".join(["| criterion | measured | verdict |", "|---|---|---|"]
+                     + [f"| {a} | {b} | **{c}** |" for a, b, c in rows])
+
+
+def _holds_word(ok: bool) -> str:
+    return "met" if ok else "not met"
 
 
 # what each notebook teaches, for the README's notebook table

@@ -4,15 +4,12 @@ One function per notebook (:func:`perplexity_verdict`, :func:`ranking_verdict`,
 :func:`training_verdict`, :func:`ood_verdict`): each takes numbers, never a model, and returns a
 :class:`Verdict`: a (claim, criterion, verdict) table and at most five sentences, whose ``markdown``
 the notebook shows with ``IPython.display.Markdown`` and whose rows go to its summary JSON. Notebook
-03 also tells its result in numbers read from the result files: which SA-GRPO seeds switched to
-concise answers (:func:`switched_seeds`), the same comparison in other runs (:func:`robustness_markdown`),
-what the switch preset of its live runs shows (:func:`preset_markdown`) and what RL did to held-out
-accuracy (:func:`accuracy_summary`, :func:`accuracy_markdown`). The sentences around the numbers are fixed here and
-chosen by the numbers, so what a notebook says and what its outputs show cannot drift apart when a
-run changes.
+03 also tells its result seed by seed, in numbers read from the result files (``sar_lib.lab.seed_outcomes``).
+The sentences around the numbers are fixed here and chosen by the numbers, so what a notebook says and
+what its outputs show cannot drift apart when a run changes.
 
 Notebooks 03 and 04 also read two committed files: the results of ``sar compare``
-(``figures/grpo_vs_sar.json``, :func:`read_grid`: the paper's claims C1-C7 of ``sar_lib.lab.claims``,
+(``figures/grpo_vs_sar.json``, :func:`read_grid`: the paper's claims C1-C8 of ``sar_lib.lab.claims``,
 checked on the grid) and the model card's premises (``card.json``, :func:`read_premises`), whose P2
 decides the regime SAR works in (:func:`verbosity_regime`): where the verbose answers are as accurate
 as the concise ones, correctness does not punish verbosity and SAR's preference for concise answers
@@ -39,9 +36,12 @@ from typing import Collection, Mapping, Sequence
 
 # accuracy_interval is not used here: it is re-exported for notebook 04's answer key (verdicts.accuracy_interval).
 from sar_lib.lab.claims import (ACCURACY_TOLERANCE_POINTS, C1_MIN_LENGTH_REDUCTION, STATUS_VERBS, VERDICT_WORDS,
-                            accuracy_interval, current_claims, floor_text, measured, test_text,
+                            accuracy_interval, claim_row, current_claims, floor_text, measured, test_text,
                             verdict_word)
 from sar_lib.lab.grid import IN_DOMAIN
+# percent_shorter and shorter_text are re-exported: notebooks read them here with the verdicts
+from sar_lib.lab.seed_outcomes import (accuracy_along_training, along_training_sentence, below_base_text, percent_shorter,
+                               rollouts_per_run, shorter_text, switched_seeds)
 from sar_lib.lab.ranking import PROBE_PAIRS, SHORT_NAMES, pair_label
 
 # docs/paper.md §5, Qwen3-4B reward ablation: (accuracy %, mean length in tokens) over the math benchmarks.
@@ -65,17 +65,6 @@ CORRECTNESS_DOMINATES_BELOW = 0.5
 
 
 # ---------------------------------------------------------------- shared pieces
-def percent_shorter(reference_length: float, length: float) -> float | None:
-    """``100 (1 - L / L_ref)``: how much shorter ``length`` is than ``reference_length`` in percent
-    (positive: shorter, negative: longer); None when the reference length is not positive."""
-    return 100 * (1 - length / reference_length) if reference_length > 0 else None
-
-
-def shorter_text(value: float | None) -> str:
-    """A :func:`percent_shorter` value in words: '12.3% shorter', '4.0% longer', '—' for None."""
-    if value is None:
-        return "—"
-    return f"{value:.1f}% shorter" if value >= 0 else f"{-value:.1f}% longer"
 
 
 def paper_ablation_markdown() -> str:
@@ -194,11 +183,6 @@ def _push_sentence(premises: Mapping, alpha: float, push: float | None) -> str:
             "concise one (R_VR's step is 1).")
 
 
-def _claim(grid: Mapping, claim_id: str) -> Mapping | None:
-    """The grid's row of claim ``claim_id`` (None when it has none)."""
-    return next((row for row in current_claims(grid) if row["id"] == claim_id), None)
-
-
 def _sampled_drift(grid: Mapping, method: str) -> tuple[float, float] | None:
     """(first, last) window means of the sampled answers' length over training, from the grid."""
     drift = grid["methods"].get(method, {}).get("training_drift", {}).get("completions/mean_length")
@@ -216,7 +200,7 @@ def one_sentence(grid: Mapping | None, regime: Mapping) -> str:
     if grid is None:
         return ("Without the grid's results this notebook cannot say what SAR did on the testbed; its own runs "
                 "(one seed, a few steps) are below.")
-    c1 = _claim(grid, "C1")
+    c1 = claim_row(grid, "C1")
     if c1 is None or c1["status"] == "not_run":
         return "The grid did not run GRPO and SA-GRPO both, so claim C1 (shorter at equal accuracy) is untested."
     ending = {"untestable": _c1_untestable, "holds": _c1_holds, "not_separable": _c1_not_separable,
@@ -505,7 +489,7 @@ def algorithms_markdown(grid: Mapping | None, grid_path: str | Path, dataset: st
                          f"{e['mean_length']['mean']:.1f} ({length}) | {m['train_seconds']['mean']:.0f} |")
     lines.append("")
     for _, _, claim_id in ALGORITHM_PAIRS:
-        row = _claim(grid, claim_id)
+        row = claim_row(grid, claim_id)
         lines.append(f"- **{claim_id}** {row['statement']}: **{verdict_word(row)}** ({measured(row)}).")
     return "\n".join(lines)
 
@@ -516,58 +500,6 @@ def grid_summary(grid: Mapping | None, regime: Mapping) -> str:
     return f"**In one sentence:** {one_sentence(grid, regime)}\n\n{regime['text']}"
 
 
-# A seed has switched to concise answers when its final greedy answers are at least C1's margin shorter than
-# GRPO's mean over seeds: C1's criterion (and analysis.shortening_onsets') applied to one seed.
-SWITCHED_FRACTION = 1 - C1_MIN_LENGTH_REDUCTION
-# The settings with which a 2-core CPU shows SAR's switch in notebook 03's live runs (STEPS,
-# QUESTIONS_PER_STEP, LEARNING_RATE there): the grid's learning rate and batch, for 11,520 rollouts, a budget
-# by which most seeds of the doubled-budget run wrote concise answers (preset_markdown states what was measured).
-SWITCH_PRESET = {"steps": 120, "questions_per_step": 16, "learning_rate": 1e-3}
-# a claim's status as a verb ("C1 holds", "C1 is not separable from noise")
-
-
-def _rollouts(grid: Mapping) -> int:
-    """The rollouts each run of ``grid`` sampled: steps x questions per step x answers per question."""
-    s = grid["settings"]
-    return s["steps"] * s["questions_per_step"] * s["group_size"]
-
-
-def switched_seeds(grid: Mapping, method: str = "sa-grpo", reference: str = "grpo",
-                   dataset: str = IN_DOMAIN) -> dict:
-    """Which seeds of ``method`` switched to concise answers in ``grid`` (a ``sar compare`` summary), by a rule:
-    a seed switched when its final greedy mean length on ``dataset`` is at most :data:`SWITCHED_FRACTION` x
-    the mean over ``reference``'s seeds (at least C1's 20% shorter); the others lagged.
-
-    Returns ``{"reference_mean", "threshold", "rollouts", "seeds": {seed: {"length", "percent_shorter",
-    "switched", "onset"}}, "guide"}``: ``onset``, the budget from which the seed stayed under the threshold to
-    the end (``analysis.shortening_onsets``; None when it never did or the grid has no budget curve);
-    ``guide``, ``[(rollouts, threshold)]`` along the reference's budget curve ([] without one)."""
-    from sar_lib.lab.analysis import shortening_onsets
-
-    lengths = grid["methods"][method]["eval"][dataset]["mean_length"]["per_seed"]
-    reference_mean = grid["methods"][reference]["eval"][dataset]["mean_length"]["mean"]
-    curves = grid.get("budget_curve") or {}
-    onsets = (shortening_onsets(curves[method], curves[reference], SWITCHED_FRACTION)
-              if method in curves and reference in curves else [None] * len(lengths))
-    threshold = SWITCHED_FRACTION * reference_mean
-    seeds = {seed: {"length": length, "percent_shorter": percent_shorter(reference_mean, length),
-                    "switched": length <= threshold, "onset": onset}
-             for seed, length, onset in zip(grid["methods"][method]["seeds"], lengths, onsets)}
-    guide = [(e["rollouts"], SWITCHED_FRACTION * e["mean_length"]["mean"]) for e in curves.get(reference, [])]
-    return {"reference_mean": reference_mean, "threshold": threshold, "rollouts": _rollouts(grid), "seeds": seeds,
-            "guide": guide}
-
-
-
-def example_seeds(switches: Mapping, shipped: Mapping[int, str]) -> dict[str, tuple[int, str] | None]:
-    """The SA-GRPO seeds a notebook shows: ``{"switched": (seed, shipped name), "lagged": (seed, name)}``, the
-    first shipped seed (``shipped``: ``shipped.shipped_seeds``' {seed: name}) that switched and the first that
-    did not by :func:`switched_seeds`' rule (``switches``), None where no shipped seed is of that kind."""
-    kinds = {}
-    for kind, wanted in (("switched", True), ("lagged", False)):
-        kinds[kind] = next(((seed, name) for seed, name in shipped.items()
-                            if seed in switches["seeds"] and switches["seeds"][seed]["switched"] == wanted), None)
-    return kinds
 
 
 def live_runs_sentence(evals: Mapping[str, Mapping], base: str, steps: int) -> str:
@@ -584,204 +516,12 @@ def live_runs_sentence(evals: Mapping[str, Mapping], base: str, steps: int) -> s
             f"{100 * reference['accuracy']:.1f}% on the same {reference['n']} problems (a difference of two "
             f"accuracies there has a standard error of about {se:.1f} points).")
 
-def _switched_cell(switches: Mapping) -> str:
-    """'2 of 3 (s1 by 4,800, s2 by 5,760)': the switched seeds and their onsets."""
-    switched = {seed: s for seed, s in switches["seeds"].items() if s["switched"]}
-    onsets = ", ".join(f"s{seed}" + (f" by {s['onset']:,}" if s["onset"] else "") for seed, s in switched.items())
-    return f"{len(switched)} of {len(switches['seeds'])}" + (f" ({onsets})" if onsets else "")
-
-
-def _per_seed(values: Sequence[float], fmt: str = ".1f") -> str:
-    return ", ".join(format(v, fmt) for v in values)
-
-
-def robustness_markdown(grids: Mapping[str, tuple[str | Path, Mapping]], dataset: str = IN_DOMAIN) -> str:
-    """Markdown: the same GRPO / SA-GRPO comparison in several ``sar compare`` runs (``grids``: ``{name:
-    (path, summary)}``, e.g. the grid, a replicate on other seeds, a doubled budget): per run its seeds,
-    budget, every seed's final greedy length, the SA-GRPO seeds that switched (:func:`switched_seeds`) and
-    claim C1's verdict; then one sentence over all of them."""
-    lines = ["| run | seeds | rollouts per run | GRPO length, tokens (per seed) | SA-GRPO length (per seed) | "
-             "SA-GRPO seeds switched (by rollouts) | C1 |", "|---|---|---|---|---|---|---|"]
-    switches = {}
-    for name, (path, grid) in grids.items():
-        switches[name] = switched_seeds(grid, dataset=dataset)
-        lengths = {m: grid["methods"][m]["eval"][dataset]["mean_length"]["per_seed"] for m in ("grpo", "sa-grpo")}
-        c1 = _claim(grid, "C1")
-        lines.append(f"| {name} (`{path}`) | {', '.join(map(str, grid['methods']['sa-grpo']['seeds']))} | "
-                     f"{_rollouts(grid):,} | {_per_seed(lengths['grpo'])} | {_per_seed(lengths['sa-grpo'])} | "
-                     f"{_switched_cell(switches[name])} | {verdict_word(c1) if c1 else 'not run'} |")
-    total = sum(len(s["seeds"]) for s in switches.values())
-    switched = sum(x["switched"] for s in switches.values() for x in s["seeds"].values())
-    largest = max(grids, key=lambda name: _rollouts(grids[name][1]))
-    big = switches[largest]
-    onsets = [x["onset"] for x in big["seeds"].values() if x["switched"] and x["onset"]]
-    c1 = _claim(grids[largest][1], "C1")
-    lines += ["", f"Over these {len(grids)} runs {switched} of the {total} SA-GRPO seeds switched to concise answers "
-              f"(greedy length at most {100 * SWITCHED_FRACTION:.0f}% of GRPO's mean); at the largest budget, "
-              f"{big['rollouts']:,} rollouts per run, {sum(x['switched'] for x in big['seeds'].values())} of "
-              f"{len(big['seeds'])} did" + (f", the last by {max(onsets):,} rollouts" if onsets else "")
-              + (f", and C1 {STATUS_VERBS[c1['status']]} there." if c1 else ".")]
-    return "\n".join(lines)
-
-
-def _at_budget(curve: Sequence[Mapping], rollouts: int) -> Mapping | None:
-    """The last entry of a budget curve at or before ``rollouts`` (None when there is none past 0)."""
-    before = [e for e in curve if 0 < e["rollouts"] <= rollouts]
-    return before[-1] if before else None
-
-
-def preset_markdown(grid: Mapping, path: str | Path, preset: Mapping = SWITCH_PRESET,
-                    dataset: str = IN_DOMAIN) -> str:
-    """What the :data:`SWITCH_PRESET` (``steps``, ``questions_per_step``, ``learning_rate``) should show, measured
-    on ``grid`` (a ``sar compare`` summary of GRPO and SA-GRPO trained past the preset's budget, read from
-    ``path``): the share of its SA-GRPO seeds switched by the preset's rollouts (``analysis.shortening_onsets``,
-    the rule of :func:`switched_seeds`), each seed's greedy length at that budget, and the time two live runs
-    take side by side, from the grid's wall seconds per step (training and evaluations, one core per run).
-
-    The rule's line is 80% of GRPO's mean at each budget; where one GRPO seed's answers run far longer than the
-    others', that mean is high, and a seed can count as switched while its answers are still about as long as
-    the base model's: the text then names those seeds (length above 80% of the base model's)."""
-    s = grid["settings"]
-    rollouts = preset["steps"] * preset["questions_per_step"] * s["group_size"]
-    switches = switched_seeds(grid, dataset=dataset)
-    by_then = {seed: x["onset"] for seed, x in switches["seeds"].items()
-               if x["onset"] is not None and x["onset"] <= rollouts}
-    per_step = {m: grid["methods"][m]["wall_seconds"]["mean"] / s["steps"] for m in ("grpo", "sa-grpo")}
-    minutes = max(per_step.values()) * preset["steps"] / 60
-    differs = [f"{key.replace('_', ' ')} {s[key]:g} (preset {preset[key]:g})" for key in ("learning_rate",
-               "questions_per_step") if s.get(key) != preset[key]]
-    text = (f"With the preset each live run samples {rollouts:,} answers ({preset['steps']} steps x "
-            f"{preset['questions_per_step']} questions x {s['group_size']}). In `{path}` "
-            f"({_rollouts(grid):,} rollouts per run, seeds {', '.join(map(str, grid['methods']['sa-grpo']['seeds']))}"
-            + (f"; its settings differ: {', '.join(differs)}" if differs else
-               f", the same learning rate {s['learning_rate']:g} and batch")
-            + f"), {len(by_then)} of its {len(switches['seeds'])} SA-GRPO seeds had switched by {rollouts:,} "
-            "rollouts by the rule of section 7"
-            + (f" (onsets {min(by_then.values()):,} to {max(by_then.values()):,})" if by_then else "") + ".")
-    sa_entry = _at_budget(grid.get("budget_curve", {}).get("sa-grpo", []), rollouts)
-    grpo_entry = _at_budget(grid.get("budget_curve", {}).get("grpo", []), rollouts)
-    if sa_entry and grpo_entry and sa_entry["rollouts"] == grpo_entry["rollouts"]:
-        lengths = dict(zip(switches["seeds"], sa_entry["mean_length"]["per_seed"]))
-        text += (f" Their greedy lengths at {sa_entry['rollouts']:,} rollouts: "
-                 + ", ".join(f"s{seed} {length:.1f}" for seed, length in lengths.items())
-                 + f" tokens; GRPO's mean there is {grpo_entry['mean_length']['mean']:.1f}.")
-        base = grid["base"][dataset]["mean_length"]
-        still = [seed for seed in by_then if lengths[seed] > SWITCHED_FRACTION * base]
-        if still:
-            text += (f" Of the seeds counted, {', '.join(f's{seed}' for seed in still)} still wrote answers above 80% "
-                     f"of the base model's {base:.1f} tokens there: the line sits high because GRPO's longest seed "
-                     f"there wrote {max(grpo_entry['mean_length']['per_seed']):.1f} tokens, so "
-                     f"{len(by_then) - len(still)} of {len(switches['seeds'])} seeds wrote concise answers by then.")
-    return text + (f" Those runs took {per_step['sa-grpo']:.1f} s (SA-GRPO) and {per_step['grpo']:.1f} s (GRPO) a step "
-                   f"with their evaluations, one core each, so the two live runs side by side on 2 cores take about "
-                   f"{minutes:.0f} minutes.")
-
-
-def _window_change(values: Sequence[float] | None) -> tuple[float, float] | None:
-    return (values[0], values[-1]) if values else None
-
-
-def accuracy_summary(grid: Mapping | None, pilots: Mapping | None = None, dataset: str = IN_DOMAIN) -> dict | None:
-    """What RL did to held-out accuracy, from the regime study's pilots (``docs/regime_pilots.json``:
-    ``{"base", "pilots": {name: {"settings", "runs": {run: {"greedy_accuracy", "sampled_accuracy",
-    "train_accuracy", ...}}, "switch_onsets"}}}``) when given, else from ``grid``'s GRPO and SA-GRPO.
-
-    Returns ``{"source": "pilots" | "grid", "base_greedy", "base_sampled", "runs": [{"group", "name",
-    "settings", "rollouts", "greedy", "sampled", "train", "onset"}]}`` (accuracies in [0, 1]; ``train``: the
-    training batch's accuracy (first, last) window; the base's sampled accuracy from ``grid``, None without
-    it), or None with neither."""
-    base = (grid or {}).get("base", {}).get(dataset, {})
-    if pilots:
-        runs = []
-        for name, pilot in pilots["pilots"].items():
-            settings = ", ".join(f"{k.replace('_', ' ')} {v:g}" for k, v in pilot.get("settings", {}).items()) \
-                or "the grid's"
-            for run, row in pilot["runs"].items():
-                if not row.get("greedy_accuracy"):
-                    continue
-                runs.append({"group": name, "name": run, "settings": settings,
-                             "rollouts": row["eval_steps"][-1] * row["rollouts_per_step"],
-                             "greedy": row["greedy_accuracy"][-1], "sampled": row.get("sampled_accuracy"),
-                             "train": _window_change(row.get("train_accuracy")),
-                             "onset": pilot.get("switch_onsets", {}).get(run, "—")})
-        return {"source": "pilots", "base_greedy": pilots["base"]["accuracy"],
-                "base_sampled": base.get("sampled_accuracy"), "runs": runs}
-    if grid is None:
-        return None
-    runs = []
-    for name in ("grpo", "sa-grpo"):
-        m = grid["methods"][name]
-        e = m["eval"][dataset]
-        drift = m.get("training_drift", {}).get("rewards/correctness/mean")
-        runs.append({"group": "grid", "name": m["label"], "settings": "the grid's", "rollouts": _rollouts(grid),
-                     "greedy": e["accuracy"]["mean"], "sampled": e.get("sampled_accuracy", {}).get("mean"),
-                     "train": tuple(drift[k] for k in sorted(drift, key=lambda k: not k.startswith("first")))
-                     if drift else None, "onset": "—"})
-    return {"source": "grid", "base_greedy": base["accuracy"], "base_sampled": base.get("sampled_accuracy"),
-            "runs": runs}
-
-
-def _range(values: Sequence[float]) -> str:
-    low, high = 100 * min(values), 100 * max(values)
-    return f"{low:.1f}%" if round(low, 1) == round(high, 1) else f"{low:.1f}-{high:.1f}%"
-
-
-def _below_base(summary: Mapping) -> str:
-    """'Of the grid's methods (mean over seeds), both end below the base model's 58.5% held-out greedy
-    accuracy (final: 46.8-47.3%)': how many runs of :func:`accuracy_summary` end below the base model."""
-    runs = summary["runs"]
-    below = sum(r["greedy"] < summary["base_greedy"] for r in runs)
-    who = ("the runs of the regime study (`docs/regime_pilots.json`)" if summary["source"] == "pilots"
-           else "the grid's methods (mean over seeds)")
-    count = (("both" if len(runs) == 2 else f"all {len(runs)}") if below == len(runs) else
-             f"{below} of the {len(runs)}")
-    return (f"Of {who}, {count} end below the base model's {100 * summary['base_greedy']:.1f}% held-out greedy "
-            f"accuracy (final: {_range([r['greedy'] for r in runs])})")
-
-
-def accuracy_sentence(summary: Mapping) -> str:
-    """One sentence: how many runs end below the base model's held-out greedy accuracy, where their held-out
-    sampled accuracy ends against the base model's, and how the training batch's accuracy moved."""
-    runs = summary["runs"]
-    text = _below_base(summary)
-    sampled = [r["sampled"] for r in runs if r["sampled"] is not None]
-    if sampled:
-        text += f"; their held-out sampled accuracy ends at {_range(sampled)}"
-        if summary["base_sampled"] is not None:
-            above = sum(v > summary["base_sampled"] for v in sampled)
-            text += (f", {'above' if above == len(sampled) else f'{above} of {len(sampled)} above'} the base "
-                     f"model's {100 * summary['base_sampled']:.1f}%")
-    train = [r["train"] for r in runs if r["train"]]
-    if train:
-        first, last = (sum(t[k] for t in train) / len(train) for k in (0, 1))
-        moved = "rises" if last > first else "falls"
-        text += f", and the training batch's accuracy {moved} from {first:.2f} to {last:.2f}"
-    return text + "."
-
-
-def accuracy_markdown(summary: Mapping | None) -> str:
-    """Markdown: the table of :func:`accuracy_summary` (one row per run: greedy and sampled held-out
-    accuracy at its end, the training batch's accuracy, SA-GRPO's switch onset) under the base model's row,
-    then :func:`accuracy_sentence`."""
-    if summary is None:
-        return "Neither the regime study's pilots nor the grid's results are here: nothing to tell about accuracy."
-    pct = lambda v: "—" if v is None else f"{100 * v:.1f}"   # noqa: E731
-    lines = ["| setting | run | rollouts | held-out greedy % | held-out sampled % | training batch accuracy "
-             "(first → last) | switch onset (rollouts) |", "|---|---|---|---|---|---|---|",
-             f"| base model | — | 0 | {pct(summary['base_greedy'])} | {pct(summary['base_sampled'])} | — | — |"]
-    for r in summary["runs"]:
-        train = "—" if not r["train"] else f"{r['train'][0]:.2f} → {r['train'][1]:.2f}"
-        onset = "none" if r["onset"] is None else r["onset"] if isinstance(r["onset"], str) else f"{r['onset']:,}"
-        setting = r["group"] if r["group"] == "grid" else f"{r['group']} ({r['settings']})"
-        lines.append(f"| {setting} | {r['name']} | {r['rollouts']:,} | {pct(r['greedy'])} | {pct(r['sampled'])} | "
-                     f"{train} | {onset} |")
-    return "\n".join(lines) + "\n\n" + accuracy_sentence(summary)
-
 
 def _c1_row(grid: Mapping, path: str | Path) -> list[str]:
     """C1 as a verdict row, its budget and seeds named (the row differs between budgets)."""
-    row = _claim_row(_claim(grid, "C1"))
-    row[0] += f" ({_rollouts(grid):,} rollouts, {len(grid['methods']['sa-grpo']['seeds'])} seeds, `{path}`)"
+    row = _claim_row(claim_row(grid, "C1"))
+    row[0] += (f" (lr {grid['settings']['learning_rate']:g}, {rollouts_per_run(grid):,} rollouts, "
+               f"{len(grid['methods']['sa-grpo']['seeds'])} seeds, `{path}`)")
     return row
 
 
@@ -832,14 +572,19 @@ def training_verdict(*, grid: Mapping | None, grid_note: str, grid_path: str | P
     for k, g in enumerate(budgets):
         sw = switched_seeds(g)
         switched = f"{sum(x['switched'] for x in sw['seeds'].values())} of {len(sw['seeds'])}"
-        verb = STATUS_VERBS[_claim(g, "C1")["status"]]
-        parts.append(f"at {sw['rollouts']:,} rollouts per run {switched} SA-GRPO seeds had switched to concise answers "
-                     f"and C1 {verb}" if k == 0 else f"at {sw['rollouts']:,}, {switched} had and C1 {verb}")
+        verb = STATUS_VERBS[claim_row(g, "C1")["status"]]
+        lr = f"lr {g['settings']['learning_rate']:g}"
+        parts.append(f"at {lr} and {sw['rollouts']:,} rollouts per run {switched} SA-GRPO seeds had switched to concise "
+                     f"answers and C1 {verb}" if k == 0 else f"at {lr} and {sw['rollouts']:,}, {switched} had and C1 {verb}")
     switched = "; ".join(parts) + "."
     sentences = [switched[0].upper() + switched[1:], _regime_sentence(regime)]
     if accuracy and accuracy["runs"]:
-        sentences.append(_below_base(accuracy) + ", so C1's 'equal accuracy' holds SA-GRPO to GRPO's accuracy, not "
+        sentences.append(below_base_text(accuracy) + ", so C1's 'equal accuracy' holds SA-GRPO to GRPO's accuracy, not "
                          "to the base model's.")
+    if grid.get("budget_curve"):
+        labels = {name: m["label"] for name, m in grid["methods"].items()}
+        along = along_training_sentence(accuracy_along_training(grid), labels)
+        sentences.append("In the grid, " + along[0].lower() + along[1:])
     sentences.append(_live_sentence(live, steps))
     return Verdict(rows, [s for s in sentences if s])
 
