@@ -29,7 +29,7 @@ from sar_lib.lab.analysis import shortening_onsets
 from sar_lib.lab.claims import (C1_MIN_LENGTH_REDUCTION, STATUS_VERBS, VERDICT_WORDS, claims_markdown, compare_seeds,
                                 claim_row, current_claims, measured, test_text)
 from sar_lib.lab.seed_outcomes import (accuracy_along_training, along_training_sentence, percent_shorter, rollouts_per_run,
-                               shorter_text)
+                               shorter_text, switched_seeds)
 
 _C1_PERCENT = f"{100 * C1_MIN_LENGTH_REDUCTION:.0f}%"   # C1's margin, as the sentences state it
 _WIDTH = 110   # prose blocks are wrapped to this width (Markdown joins the lines)
@@ -552,20 +552,17 @@ def regime_criteria(grid: Mapping, dataset: str = "arith-test") -> str:
         final, lowest = means[-1], min(means)
         r1_ok &= final >= base and 100 * (base - lowest) <= R1_MAX_POINTS_BELOW
         r1.append(f"{grid['methods'][name]['label']} final {100 * final:.1f}%, lowest {100 * lowest:.1f}%")
-    curves = grid["budget_curve"]
-    onsets = shortening_onsets(curves["sa-grpo"], curves["grpo"], 1 - C1_MIN_LENGTH_REDUCTION)
-    lengths = grid["methods"]["sa-grpo"]["eval"][dataset]["mean_length"]["per_seed"]
-    threshold = (1 - C1_MIN_LENGTH_REDUCTION) * grid["methods"]["grpo"]["eval"][dataset]["mean_length"]["mean"]
-    shorter = sum(length <= threshold for length in lengths)
+    seeds = switched_seeds(grid, dataset=dataset)["seeds"].values()
+    shorter = sum(x["switched"] for x in seeds)
     c1 = claim_row(grid, "C1")
-    needed = min(R2_MIN_SEEDS, len(lengths))
+    needed = min(R2_MIN_SEEDS, len(seeds))
     minutes = grid["wall_seconds"] / 60
     whole = grid.get("runs_cached", 0) == 0
     rows = [("R1: final greedy accuracy at least the base model's, never more than 3 points below it",
              f"base {100 * base:.1f}%; " + "; ".join(r1), _holds_word(r1_ok)),
             ("R2: SA-GRPO 20% shorter than GRPO's mean on 4 of 5 seeds, and C1 holds",
-             f"{shorter} of {len(lengths)} seeds ({sum(o is not None for o in onsets)} stayed below the line to the "
-             f"end); C1 {VERDICT_WORDS[c1['status']]}", _holds_word(shorter >= needed and c1["status"] == "holds")),
+             f"{shorter} of {len(seeds)} seeds ({sum(x['onset'] is not None for x in seeds)} stayed below the line "
+             f"to the end); C1 {VERDICT_WORDS[c1['status']]}", _holds_word(shorter >= needed and c1["status"] == "holds")),
             (f"R3: the whole grid within {R3_MAX_MINUTES:.0f} minutes on 2 cores",
              f"{minutes:.1f} min on {grid['machine'].get('cpu_cores', '?')} cores"
              + ("" if whole else f" ({grid['runs_cached']} runs reused: not the whole grid's time)"),

@@ -519,7 +519,7 @@ def live_runs_sentence(evals: Mapping[str, Mapping], base: str, steps: int) -> s
 
 def _c1_row(grid: Mapping, path: str | Path) -> list[str]:
     """C1 as a verdict row, its budget and seeds named (the row differs between budgets)."""
-    row = _claim_row(claim_row(grid, "C1"))
+    row = _verdict_cells(claim_row(grid, "C1"))
     row[0] += (f" (lr {grid['settings']['learning_rate']:g}, {rollouts_per_run(grid):,} rollouts, "
                f"{len(grid['methods']['sa-grpo']['seeds'])} seeds, `{path}`)")
     return row
@@ -563,7 +563,7 @@ def training_verdict(*, grid: Mapping | None, grid_note: str, grid_path: str | P
     evaluation with n, accuracy, mean_length}``, GRPO first; ``steps``: their steps)."""
     if grid is None:
         return Verdict([], [grid_note, _live_sentence(live, steps)])
-    rows = [_c1_row(grid, grid_path) if r["id"] == "C1" else _claim_row(r)
+    rows = [_c1_row(grid, grid_path) if r["id"] == "C1" else _verdict_cells(r)
             for r in current_claims(grid) if r["status"] != "not_run"]
     budgets = [grid] + ([extended] if extended else [])
     if extended:
@@ -604,7 +604,7 @@ def versus_grpo_rows(evals: Mapping[str, Mapping[str, Mapping]], labels: Mapping
             for m in methods if m != "grpo" for s in sets]
 
 
-def _claim_row(row: Mapping) -> list[str]:
+def _verdict_cells(row: Mapping) -> list[str]:
     """A grid claim as (claim, criterion, verdict): the criterion's first clause, and the verdict on each
     set or baseline the claim was judged on (C2: per baseline, C6: per OOD set)."""
     parts = [f"{d}: {VERDICT_WORDS[v['status']]}" for d, v in row["numbers"].items()
@@ -640,7 +640,7 @@ def ood_verdict(*, grid: Mapping | None, grid_note: str, grid_path: str | Path, 
     answers with each behaviour in ``seen`` (``behaviours[model][set][behaviour]["share"]``, models
     named by ``labels``) and the behaviours ``absent`` from every answer.
     """
-    rows = [] if grid is None else [_claim_row(r) for r in current_claims(grid) if r["id"] in OOD_CLAIMS]
+    rows = [] if grid is None else [_verdict_cells(r) for r in current_claims(grid) if r["id"] in OOD_CLAIMS]
     own = "; ".join(f"{r['set']} {shorter_text(r['percent_shorter'])}, {r['accuracy_points']:+.1f} points"
                     for r in versus_grpo if r["method"] == labels["sa-grpo"] and r["set"] not in floor_sets)
     sa_eval = (grid or {}).get("methods", {}).get("sa-grpo", {}).get("eval", {}).get(IN_DOMAIN, {})
